@@ -1,0 +1,55 @@
+"""Install speechbrain-probe: ``pip install -e '.[test]'``."""
+
+from setuptools import find_packages, setup
+
+INSTALL_REQUIRES = [
+    # DESIGN.md: PyPI torchaudio links the CUDA libraries of its exact torch
+    # version, so both are pinned together; the CUDA build also runs on CPU.
+    "torch==2.11.*",
+    "torchaudio==2.11.*",
+    "speechbrain>=1.1,<1.2",
+    "hyperpyyaml>=1.2",
+    "sentencepiece>=0.1.99",
+    "soundfile>=0.12",
+    "numpy>=1.24",
+    "scipy>=1.10",
+    "librosa>=0.10",
+    "pystoi>=0.4",
+    "pesq>=0.0.4",
+    "resemblyzer>=0.1.4",
+    "matplotlib>=3.7",
+    "tqdm>=4.60",
+    # offline speech synthesis for the built-in corpus (libespeak-ng + data)
+    "espeakng-loader>=0.2",
+    # listening test web app
+    "flask>=3.0",
+]
+
+EXTRAS_REQUIRE = {
+    "test": [
+        "pytest>=8",
+        "pytest-timeout>=2.3",
+        "ruff>=0.6",
+        "playwright>=1.45",
+        "requests>=2.31",
+    ],
+    # Hugging Face encoders (Whisper, wav2vec2, HuBERT) as probe targets
+    "hf": ["transformers>=4.40"],
+}
+
+setup(
+    name="speechbrain-probe",
+    version="0.1.0",
+    description=(
+        "Hear what each layer of an end-to-end ASR model keeps: "
+        "probes that reconstruct speech from hidden layers (SpeechBrain)."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["speechbrain_probe", "speechbrain_probe.*"]),
+    include_package_data=True,
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+)

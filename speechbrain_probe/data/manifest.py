@@ -1,0 +1,100 @@
+"""Read and write SpeechBrain CSV manifests, never leaving a half-written file.
+
+A manifest is a CSV with an ``ID`` column and one row per utterance, e.g.
+``ID,duration,wav,spk_id,wrd``. Writing goes to a temporary file in the same
+folder that is renamed into place only once complete, so an interrupted run
+never leaves a manifest that looks finished.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+__all__ = ["write_manifest", "read_manifest", "atomic_write_text", "UTTERANCE_FIELDS"]
+
+#: Columns of an utterance manifest (SpeechBrain style).
+UTTERANCE_FIELDS = ("ID", "duration", "wav", "spk_id", "wrd")
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and a rename.
+
+    Example
+    -------
+    >>> tmp = getfixture("tmp_path")
+    >>> atomic_write_text(tmp / "a.txt", "hello").read_text()
+    'hello'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_manifest(
+    path: str | os.PathLike,
+    rows: Iterable[dict],
+    fields: Sequence[str] = UTTERANCE_FIELDS,
+) -> Path:
+    """Write ``rows`` (dicts keyed by ``fields``) as a CSV manifest, atomically.
+
+    Raises ``ValueError`` naming the row and column when a row lacks a field or
+    two rows share an ID.
+
+    Example
+    -------
+    >>> tmp = getfixture("tmp_path")
+    >>> rows = [dict(ID="u1", duration=1.5, wav="a.wav", spk_id="s1", wrd="HI")]
+    >>> p = write_manifest(tmp / "train.csv", rows)
+    >>> read_manifest(p)[0]["wrd"]
+    'HI'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    seen = set()
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(fields), extrasaction="ignore")
+            writer.writeheader()
+            for row in rows:
+                missing = [f for f in fields if f not in row]
+                if missing:
+                    raise ValueError(f"manifest row {row.get('ID')!r} lacks {missing}")
+                if row["ID"] in seen:
+                    raise ValueError(f"duplicate utterance ID {row['ID']!r} in {path}")
+                seen.add(row["ID"])
+                writer.writerow(row)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def read_manifest(path: str | os.PathLike) -> list[dict]:
+    """Read a CSV manifest into a list of dicts (values as strings).
+
+    Raises ``FileNotFoundError`` with a hint when the file is missing.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"manifest {path} does not exist; run the data preparation step first "
+            "(e.g. `make demo`, or the prepare function of your corpus)"
+        )
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))

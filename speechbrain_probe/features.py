@@ -1,0 +1,264 @@
+"""The one mel-spectrogram definition shared by the ASR input, the probe target
+and the vocoder.
+
+Everything that turns audio into a mel spectrogram, or a mel spectrogram back
+into audio, goes through :class:`MelConfig`, so that the ASR, the probe and
+Griffin-Lim always agree on window, hop, filterbank and normalisation.
+
+Defaults are the paper's (Li, Yuan, Lee, ICASSP 2020, public code): 80 mels,
+n_fft 2048, 50 ms window, 12.5 ms hop, pre-emphasis 0.97, magnitude mel in dB
+normalised to [0, 1] (``ref_db`` 20, ``max_db`` 100).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torchaudio
+
+__all__ = [
+    "MelConfig",
+    "LogMelSpectrogram",
+    "ASRFeatures",
+    "preemphasis",
+    "deemphasis",
+]
+
+
+@dataclass(frozen=True)
+class MelConfig:
+    """Settings of the normalised log-mel spectrogram.
+
+    Arguments
+    ---------
+    sample_rate : int
+        Audio sample rate in Hz.
+    n_fft : int
+        FFT size in samples.
+    win_length_ms : float
+        Analysis window in milliseconds.
+    hop_length_ms : float
+        Frame shift in milliseconds.
+    n_mels : int
+        Number of mel bands.
+    f_min, f_max : float
+        Frequency range of the filterbank (``f_max`` None: Nyquist).
+    preemphasis : float
+        Pre-emphasis coefficient (0 disables it).
+    ref_db, max_db : float
+        dB normalisation: ``clip((dB - ref_db + max_db) / max_db, 1e-8, 1)``.
+
+    Example
+    -------
+    >>> cfg = MelConfig()
+    >>> cfg.win_length, cfg.hop_length, cfg.n_freqs
+    (800, 200, 1025)
+    >>> cfg.num_frames(16000)
+    81
+    """
+
+    sample_rate: int = 16000
+    n_fft: int = 2048
+    win_length_ms: float = 50.0
+    hop_length_ms: float = 12.5
+    n_mels: int = 80
+    f_min: float = 0.0
+    f_max: float | None = None
+    preemphasis: float = 0.97
+    ref_db: float = 20.0
+    max_db: float = 100.0
+
+    def __post_init__(self):
+        if self.win_length > self.n_fft:
+            raise ValueError(
+                f"window of {self.win_length} samples ({self.win_length_ms} ms) is "
+                f"longer than n_fft={self.n_fft}; raise n_fft or shorten the window"
+            )
+        if self.hop_length < 1:
+            raise ValueError(f"hop_length_ms={self.hop_length_ms} gives no samples")
+
+    @property
+    def win_length(self) -> int:
+        """Window length in samples."""
+        return int(round(self.sample_rate * self.win_length_ms / 1000))
+
+    @property
+    def hop_length(self) -> int:
+        """Hop length in samples."""
+        return int(round(self.sample_rate * self.hop_length_ms / 1000))
+
+    @property
+    def n_freqs(self) -> int:
+        """Number of linear-frequency bins of the STFT."""
+        return self.n_fft // 2 + 1
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames of a centred STFT of ``num_samples`` samples."""
+        return 1 + num_samples // self.hop_length
+
+    def to_dict(self) -> dict:
+        """Plain dict (for checkpoints and YAML)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> MelConfig:
+        """Build from a dict, refusing unknown keys by name."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown mel setting(s) {unknown}; known settings: {sorted(known)}"
+            )
+        return cls(**values)
+
+    def mel_filterbank(self, device=None) -> torch.Tensor:
+        """Slaney-normalised mel filterbank, shape ``[n_freqs, n_mels]``."""
+        fb = torchaudio.functional.melscale_fbanks(
+            n_freqs=self.n_freqs,
+            f_min=self.f_min,
+            f_max=self.f_max if self.f_max is not None else self.sample_rate / 2,
+            n_mels=self.n_mels,
+            sample_rate=self.sample_rate,
+            norm="slaney",
+            mel_scale="slaney",
+        )
+        return fb.to(device) if device is not None else fb
+
+    def normalize_db(self, db: torch.Tensor) -> torch.Tensor:
+        """Map dB values to the [0, 1] range the probe predicts."""
+        return ((db - self.ref_db + self.max_db) / self.max_db).clamp(1e-8, 1.0)
+
+    def denormalize_db(self, norm: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`normalize_db` (inside the clipping range)."""
+        return norm.clamp(0.0, 1.0) * self.max_db - self.max_db + self.ref_db
+
+
+def preemphasis(wav: torch.Tensor, coef: float) -> torch.Tensor:
+    """Apply ``y[n] = x[n] - coef * x[n-1]`` along the last axis.
+
+    Example
+    -------
+    >>> preemphasis(torch.tensor([1.0, 1.0, 1.0]), 0.5)
+    tensor([1.0000, 0.5000, 0.5000])
+    """
+    if coef == 0:
+        return wav
+    return torch.cat([wav[..., :1], wav[..., 1:] - coef * wav[..., :-1]], dim=-1)
+
+
+def deemphasis(wav: torch.Tensor, coef: float) -> torch.Tensor:
+    """Invert :func:`preemphasis` (an IIR filter ``y[n] = x[n] + coef*y[n-1]``).
+
+    Example
+    -------
+    >>> x = torch.randn(2, 100)
+    >>> torch.allclose(deemphasis(preemphasis(x, 0.97), 0.97), x, atol=1e-4)
+    True
+    """
+    if coef == 0:
+        return wav
+    a = torch.tensor([1.0, -coef], dtype=wav.dtype, device=wav.device)
+    b = torch.tensor([1.0, 0.0], dtype=wav.dtype, device=wav.device)
+    return torchaudio.functional.lfilter(wav, a, b, clamp=False)
+
+
+class LogMelSpectrogram(torch.nn.Module):
+    """Normalised log-mel spectrogram ``[B, T, n_mels]`` in [0, 1].
+
+    This is the probe's target and the vocoder's input.
+
+    Arguments
+    ---------
+    config : MelConfig or dict
+        The spectrogram settings (a dict is passed to ``MelConfig.from_dict``).
+
+    Example
+    -------
+    >>> mel = LogMelSpectrogram()
+    >>> wav = torch.randn(2, 16000) * 0.1
+    >>> feats = mel(wav)
+    >>> feats.shape
+    torch.Size([2, 81, 80])
+    >>> bool((feats >= 0).all() and (feats <= 1).all())
+    True
+    """
+
+    def __init__(self, config: MelConfig | dict | None = None):
+        super().__init__()
+        if config is None:
+            config = MelConfig()
+        elif isinstance(config, dict):
+            config = MelConfig.from_dict(config)
+        self.config = config
+        self.register_buffer("fbank", config.mel_filterbank(), persistent=False)
+        self.register_buffer(
+            "window", torch.hann_window(config.win_length), persistent=False
+        )
+
+    def magnitude(self, wav: torch.Tensor) -> torch.Tensor:
+        """Linear STFT magnitude ``[B, T, n_freqs]`` after pre-emphasis."""
+        cfg = self.config
+        squeeze = wav.dim() == 1
+        if squeeze:
+            wav = wav.unsqueeze(0)
+        wav = preemphasis(wav.float(), cfg.preemphasis)
+        spec = torch.stft(
+            wav,
+            n_fft=cfg.n_fft,
+            hop_length=cfg.hop_length,
+            win_length=cfg.win_length,
+            window=self.window,
+            center=True,
+            return_complex=True,
+        ).abs()
+        spec = spec.transpose(1, 2)
+        return spec[0] if squeeze else spec
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        """Compute the normalised log-mel of ``wav`` (``[B, S]`` or ``[S]``)."""
+        mel = self.magnitude(wav) @ self.fbank
+        db = 20.0 * torch.log10(mel.clamp(min=1e-5))
+        return self.config.normalize_db(db)
+
+
+class ASRFeatures(torch.nn.Module):
+    """ASR input: the normalised log-mel plus its deltas and delta-deltas.
+
+    Arguments
+    ---------
+    config : MelConfig or dict
+        Spectrogram settings (same as the probe target's).
+    deltas : bool
+        Append delta and delta-delta features (``[B, T, 3 * n_mels]``).
+
+    Example
+    -------
+    >>> feats = ASRFeatures()(torch.randn(3, 8000) * 0.1)
+    >>> feats.shape
+    torch.Size([3, 41, 240])
+    """
+
+    def __init__(self, config: MelConfig | dict | None = None, deltas: bool = True):
+        super().__init__()
+        self.logmel = LogMelSpectrogram(config)
+        self.deltas = deltas
+
+    @property
+    def config(self) -> MelConfig:
+        """The mel settings."""
+        return self.logmel.config
+
+    @property
+    def output_dim(self) -> int:
+        """Feature dimension per frame."""
+        return self.config.n_mels * (3 if self.deltas else 1)
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        """Features ``[B, T, output_dim]`` of ``wav`` ``[B, S]``."""
+        mel = self.logmel(wav)
+        if not self.deltas:
+            return mel
+        d1 = torchaudio.functional.compute_deltas(mel.transpose(1, 2))
+        d2 = torchaudio.functional.compute_deltas(d1)
+        return torch.cat([mel, d1.transpose(1, 2), d2.transpose(1, 2)], dim=-1)

@@ -1,0 +1,1 @@
+"""speechbrain_probe.listening."""
