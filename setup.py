@@ -32,6 +32,7 @@ EXTRAS_REQUIRE = {
         "ruff>=0.6",
         "playwright>=1.45",
         "requests>=2.31",
+        "transformers>=4.40",  # HF encoder probe tests (hooks, pretrained)
     ],
     # Hugging Face encoders (Whisper, wav2vec2, HuBERT) as probe targets
     "hf": ["transformers>=4.40"],
