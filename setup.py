@@ -23,6 +23,7 @@ INSTALL_REQUIRES = [
     "espeakng-loader>=0.2",
     # listening test web app
     "flask>=3.0",
+    "waitress>=3.0",
 ]
 
 EXTRAS_REQUIRE = {
