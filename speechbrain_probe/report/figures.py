@@ -1,0 +1,465 @@
+"""The paper's figures as PNG files (matplotlib, Agg canvas, no pyplot state).
+
+* :func:`plot_metric_vs_layer`: a metric (EER with a verifier) against layer
+  depth, one panel per ASR model (architecture x training), one line per
+  input condition.
+* :func:`plot_robust_vs_baseline`: the paper's Figure 4: a metric (STOI)
+  against layer, robust vs baseline, one panel per architecture and condition.
+* :func:`plot_mel_grid`: the paper's Figure 3: mel spectrograms that the probes
+  of each layer reconstruct from one noisy utterance, baseline vs robust. It
+  takes the mel arrays (numpy ``[T, n_mels]``) so a pipeline can pass its own.
+
+Every function writes the PNG atomically and returns its path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from speechbrain_probe.report.results import (
+    ARCH_LAYERS,
+    ARCH_NAMES,
+    CONDITION_NAMES,
+    CONDITIONS,
+    REFERENCE_LAYERS,
+    TRAININGS,
+    ordered,
+)
+from speechbrain_probe.report.tables import METRIC_SPECS, MetricSpec, percent_scale
+
+__all__ = [
+    "plot_metric_vs_layer",
+    "plot_robust_vs_baseline",
+    "plot_mel_grid",
+    "save_figure",
+]
+
+_CONDITION_COLOURS = {
+    "clean": "#1b7837",
+    "snr20": "#2166ac",
+    "snr10": "#b35806",
+    "snr0": "#b2182b",
+}
+_TRAINING_STYLE = {
+    "robust": dict(color="#1f78b4", linestyle="-", marker="o"),
+    "baseline": dict(color="#e66101", linestyle="--", marker="s"),
+}
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 110) -> Path:
+    """Render ``fig`` to a PNG at ``path`` through a temporary file and a rename.
+
+    Example
+    -------
+    >>> tmp = getfixture("tmp_path")
+    >>> fig = Figure(figsize=(2, 2)); _ = fig.add_subplot().plot([0, 1])
+    >>> save_figure(fig, tmp / "a.png").stat().st_size > 0
+    True
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(fig)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _natural(layer):
+    match = re.fullmatch(r"([A-Za-z_]+?)(\d+)", layer)
+    if not match:
+        return (2, layer, 0)
+    prefix, number = match.groups()
+    return (0 if prefix == "cnn" else 1, prefix, int(number))
+
+
+def _arch_layers(rows, arch):
+    """Layers to plot for ``arch``: the paper's and any others with data."""
+    found = {r["layer"] for r in rows if r["arch"] == arch and r["value"] is not None}
+    found -= set(REFERENCE_LAYERS)
+    layers = set(ARCH_LAYERS.get(arch, ())) | found
+    return sorted(layers, key=_natural)
+
+
+def _prepare(metric_rows, metric):
+    spec = METRIC_SPECS.get(metric, MetricSpec(metric, 3))
+    rows = [r for r in metric_rows if r["metric"] == metric]
+    scale = percent_scale(
+        [v for r in rows for v in (r["value"], r["ci_low"], r["ci_high"])], spec.percent
+    )
+    archs = ordered(
+        [r["arch"] for r in rows if r["layer"] not in REFERENCE_LAYERS and r["arch"]],
+        tuple(ARCH_LAYERS),
+    )
+    return spec, rows, scale, archs
+
+
+def _series(rows, arch, training, condition, layers, scale):
+    """x positions, values and error-bar half-widths of one line."""
+    lookup = {}
+    for r in rows:
+        if (r["arch"], r["training"], r["condition"]) == (arch, training, condition):
+            lookup[r["layer"]] = r
+    xs, ys, lows, highs = [], [], [], []
+    for i, layer in enumerate(layers):
+        r = lookup.get(layer)
+        if r is None or r["value"] is None:
+            continue
+        value = r["value"] * scale
+        xs.append(i)
+        ys.append(value)
+        if r["ci_low"] is not None and r["ci_high"] is not None:
+            lows.append(max(value - r["ci_low"] * scale, 0.0))
+            highs.append(max(r["ci_high"] * scale - value, 0.0))
+        else:
+            lows.append(0.0)
+            highs.append(0.0)
+    return xs, ys, [lows, highs]
+
+
+def _copy_synthesis(rows, condition, training, scale):
+    candidates = [
+        r
+        for r in rows
+        if r["layer"] == "copy_synthesis"
+        and r["condition"] == condition
+        and r["value"] is not None
+    ]
+    candidates.sort(key=lambda r: r["training"] != training)
+    return candidates[0]["value"] * scale if candidates else None
+
+
+def _figure_legend(fig, axes):
+    """One legend under the panels with every label drawn anywhere."""
+    handles = {}
+    for ax in np.ravel(axes):
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    if handles:
+        fig.legend(
+            list(handles.values()),
+            list(handles),
+            loc="outside lower center",
+            ncol=len(handles),
+            fontsize=9,
+        )
+
+
+def _no_data(ax, text="no data"):
+    ax.text(
+        0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4"
+    )
+
+
+def plot_metric_vs_layer(
+    metric_rows: list[dict],
+    metric: str,
+    path: str | os.PathLike,
+    conditions=None,
+    note: str = "",
+) -> Path:
+    """Plot ``metric`` against layer: a panel per model, a line per condition.
+
+    Panels are architecture (rows) x training (columns); the dotted line of
+    each colour is the condition's copy-synthesis reference, and an EER plot
+    marks chance (50%).
+
+    Arguments
+    ---------
+    metric_rows : list of dict
+        Rows of ``metrics.csv``.
+    metric : str
+        e.g. ``eer_ge2e``.
+    path : path
+        PNG to write.
+    conditions : sequence of str, optional
+        Lines to draw (default: all conditions in the data).
+    note : str
+        Added to the title (e.g. "tiny run, 2 CPU cores").
+
+    Example
+    -------
+    >>> tmp = getfixture("tmp_path")
+    >>> rows = [dict(model="v", arch="vgg_lstm", training="baseline", layer=l,
+    ...              condition="clean", metric="eer_ge2e", value=v,
+    ...              ci_low=None, ci_high=None, n=10)
+    ...         for l, v in [("cnn1", 4.5), ("blstm5", 48.1)]]
+    >>> plot_metric_vs_layer(rows, "eer_ge2e", tmp / "eer.png").stat().st_size > 0
+    True
+    """
+    spec, rows, scale, archs = _prepare(metric_rows, metric)
+    if conditions is None:
+        conditions = ordered([r["condition"] for r in rows], CONDITIONS)
+    trainings = ordered(
+        [r["training"] for r in rows if r["layer"] not in REFERENCE_LAYERS], TRAININGS
+    ) or list(TRAININGS)
+    archs = archs or list(ARCH_LAYERS)
+    fig = Figure(
+        figsize=(4.2 * len(trainings), 3.0 * len(archs) + 0.8), layout="constrained"
+    )
+    axes = fig.subplots(len(archs), len(trainings), squeeze=False, sharey=True)
+    is_eer = metric.startswith("eer")
+    for i, arch in enumerate(archs):
+        layers = _arch_layers(rows, arch)
+        for j, training in enumerate(trainings):
+            ax = axes[i][j]
+            drawn = False
+            for k, condition in enumerate(conditions):
+                colour = _CONDITION_COLOURS.get(condition, f"C{k}")
+                xs, ys, err = _series(rows, arch, training, condition, layers, scale)
+                if xs:
+                    drawn = True
+                    ax.errorbar(
+                        xs,
+                        ys,
+                        yerr=err,
+                        color=colour,
+                        marker="o",
+                        markersize=4,
+                        capsize=2,
+                        label=CONDITION_NAMES.get(condition, condition),
+                    )
+                ref = _copy_synthesis(rows, condition, training, scale)
+                if ref is not None:
+                    ax.axhline(ref, color=colour, linestyle=":", linewidth=1)
+            if is_eer and spec.percent:
+                ax.axhline(50.0, color="0.5", linestyle="--", linewidth=0.8)
+            if not drawn:
+                _no_data(ax)
+            ax.set_xticks(range(len(layers)))
+            ax.set_xticklabels(layers, rotation=30)
+            ax.set_title(f"{ARCH_NAMES.get(arch, arch)}, {training}", fontsize=10)
+            ax.grid(alpha=0.3)
+            if j == 0:
+                ax.set_ylabel(spec.label)
+    title = f"{spec.label} of reconstructed speech vs layer"
+    title += " (dotted: copy synthesis"
+    title += ", dashed grey: chance)" if is_eer and spec.percent else ")"
+    if note:
+        title += f"\n{note}"
+    fig.suptitle(title, fontsize=11)
+    _figure_legend(fig, axes)
+    return save_figure(fig, path)
+
+
+def plot_robust_vs_baseline(
+    metric_rows: list[dict],
+    path: str | os.PathLike,
+    metric: str = "stoi",
+    conditions=None,
+    note: str = "",
+) -> Path:
+    """The paper's Figure 4: ``metric`` vs layer, robust vs baseline.
+
+    One panel per architecture (rows) and input condition (columns); shaded
+    bands are the 95% intervals where known.
+
+    Example
+    -------
+    >>> tmp = getfixture("tmp_path")
+    >>> rows = [dict(model=t, arch="blstm", training=t, layer=l, condition="snr0",
+    ...              metric="stoi", value=v, ci_low=v - .02, ci_high=v + .02, n=9)
+    ...         for t in ("robust", "baseline")
+    ...         for l, v in [("blstm1", .8), ("blstm5", .6)]]
+    >>> plot_robust_vs_baseline(rows, tmp / "stoi.png").stat().st_size > 0
+    True
+    """
+    spec, rows, scale, archs = _prepare(metric_rows, metric)
+    if conditions is None:
+        conditions = ordered([r["condition"] for r in rows], CONDITIONS) or list(
+            CONDITIONS
+        )
+    archs = archs or list(ARCH_LAYERS)
+    trainings = ordered(
+        [r["training"] for r in rows if r["layer"] not in REFERENCE_LAYERS], TRAININGS
+    )
+    fig = Figure(
+        figsize=(3.2 * len(conditions), 2.8 * len(archs) + 0.8), layout="constrained"
+    )
+    axes = fig.subplots(len(archs), len(conditions), squeeze=False, sharey=True)
+    for i, arch in enumerate(archs):
+        layers = _arch_layers(rows, arch)
+        for j, condition in enumerate(conditions):
+            ax = axes[i][j]
+            drawn = False
+            for k, training in enumerate(trainings):
+                style = _TRAINING_STYLE.get(
+                    training, dict(color=f"C{k + 2}", marker="^")
+                )
+                xs, ys, (lows, highs) = _series(
+                    rows, arch, training, condition, layers, scale
+                )
+                if not xs:
+                    continue
+                drawn = True
+                ax.plot(xs, ys, label=training, markersize=4, **style)
+                if any(lows) or any(highs):
+                    ax.fill_between(
+                        xs,
+                        np.subtract(ys, lows),
+                        np.add(ys, highs),
+                        color=style["color"],
+                        alpha=0.15,
+                        linewidth=0,
+                    )
+            ref = _copy_synthesis(rows, condition, "", scale)
+            if ref is not None:
+                ax.axhline(ref, color="0.4", linestyle=":", linewidth=1)
+            if not drawn:
+                _no_data(ax)
+            ax.set_xticks(range(len(layers)))
+            ax.set_xticklabels(layers, rotation=30)
+            cond = CONDITION_NAMES.get(condition, condition)
+            ax.set_title(f"{ARCH_NAMES.get(arch, arch)}, {cond} input", fontsize=10)
+            ax.grid(alpha=0.3)
+            if j == 0:
+                ax.set_ylabel(spec.label)
+    title = (
+        f"{spec.label} vs layer: noise-robust vs baseline ASR (dotted: copy synthesis)"
+    )
+    if note:
+        title += f"\n{note}"
+    fig.suptitle(title, fontsize=11)
+    _figure_legend(fig, axes)
+    return save_figure(fig, path)
+
+
+def _check_mel(name, mel):
+    array = np.asarray(mel, dtype=np.float32)
+    if array.ndim != 2:
+        raise ValueError(
+            f"mel {name!r} has shape {array.shape}; expected [T, n_mels] "
+            "(drop the batch dimension)"
+        )
+    if array.shape[0] < 1 or array.shape[1] < 1:
+        raise ValueError(f"mel {name!r} is empty (shape {array.shape})")
+    if not np.isfinite(array).all():
+        raise ValueError(f"mel {name!r} contains NaN or infinite values")
+    return array
+
+
+def plot_mel_grid(
+    mels: dict,
+    path: str | os.PathLike,
+    references: dict | None = None,
+    title: str = "",
+    hop_s: float = 0.0125,
+) -> Path:
+    """The paper's Figure 3: probe-reconstructed mels across layers.
+
+    Arguments
+    ---------
+    mels : dict
+        training (row, e.g. ``baseline``, ``robust``) -> {layer: mel ``[T, n_mels]``}.
+        Columns are the layers, in depth order.
+    path : path
+        PNG to write.
+    references : dict, optional
+        name -> mel ``[T, n_mels]`` shown in a top row (e.g. the clean input,
+        the noisy mixture, copy synthesis).
+    title : str
+        Figure title (say which utterance and condition).
+    hop_s : float
+        Frame shift in seconds, for the time axis.
+
+    Example
+    -------
+    >>> tmp = getfixture("tmp_path")
+    >>> rng = np.random.default_rng(0)
+    >>> mels = {t: {l: rng.random((40, 80)) for l in ("cnn1", "blstm3")}
+    ...         for t in ("baseline", "robust")}
+    >>> out = plot_mel_grid(mels, tmp / "fig3.png", {"mixture": rng.random((40, 80))})
+    >>> out.stat().st_size > 0
+    True
+    >>> plot_mel_grid({"baseline": {"cnn1": np.zeros((1, 40, 80))}}, tmp / "x.png")
+    Traceback (most recent call last):
+    ...
+    ValueError: mel 'baseline/cnn1' has shape (1, 40, 80); expected [T, n_mels] (drop the batch dimension)
+    """
+    if not mels or not any(mels.values()):
+        raise ValueError("plot_mel_grid needs at least one reconstructed mel")
+    checked = {
+        training: {
+            layer: _check_mel(f"{training}/{layer}", mel)
+            for layer, mel in by_layer.items()
+        }
+        for training, by_layer in mels.items()
+    }
+    refs = {name: _check_mel(name, mel) for name, mel in (references or {}).items()}
+    trainings = ordered(list(checked), ("baseline", "robust"))
+    layers = sorted(
+        {layer for by_layer in checked.values() for layer in by_layer}, key=_natural
+    )
+    everything = [m for by in checked.values() for m in by.values()] + list(
+        refs.values()
+    )
+    low = min(float(m.min()) for m in everything)
+    high = max(float(m.max()) for m in everything)
+    vmin, vmax = (0.0, 1.0) if low >= 0.0 and high <= 1.0 else (low, high)
+    n_rows = len(trainings) + (1 if refs else 0)
+    n_cols = max(len(layers), len(refs))
+    fig = Figure(figsize=(2.0 * n_cols + 1.2, 1.7 * n_rows + 0.8), layout="constrained")
+    axes = fig.subplots(n_rows, n_cols, squeeze=False, sharex=True, sharey=True)
+    image = None
+
+    def show(ax, mel, label):
+        nonlocal image
+        duration = mel.shape[0] * hop_s
+        image = ax.imshow(
+            mel.T,
+            origin="lower",
+            aspect="auto",
+            cmap="magma",
+            vmin=vmin,
+            vmax=vmax,
+            extent=(0.0, duration, 0, mel.shape[1]),
+            interpolation="nearest",
+        )
+        ax.set_title(label, fontsize=9)
+        ax.tick_params(labelsize=7)
+
+    row = 0
+    if refs:
+        for col in range(n_cols):
+            ax = axes[0][col]
+            if col < len(refs):
+                name = list(refs)[col]
+                show(ax, refs[name], name)
+            else:
+                ax.axis("off")
+        axes[0][0].set_ylabel("reference\nmel bin", fontsize=8)
+        row = 1
+    for training in trainings:
+        for col in range(n_cols):
+            ax = axes[row][col]
+            layer = layers[col] if col < len(layers) else None
+            if layer is None:
+                ax.axis("off")
+            elif layer in checked[training]:
+                show(ax, checked[training][layer], f"{training}: {layer}")
+            else:
+                _no_data(ax, f"{training}: {layer}\nmissing")
+        axes[row][0].set_ylabel(f"{training}\nmel bin", fontsize=8)
+        row += 1
+    for ax in np.ravel(axes):
+        ax.tick_params(labelsize=7)
+        ax.label_outer()
+    for col in range(n_cols):
+        axes[-1][col].set_xlabel("time (s)", fontsize=8)
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.8, label="normalised log-mel")
+    fig.suptitle(title or "Mel spectrograms reconstructed by the probe of each layer")
+    return save_figure(fig, path)

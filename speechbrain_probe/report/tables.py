@@ -1,0 +1,534 @@
+"""The paper's tables from the evaluation's result files.
+
+* Table 1: WER and CER of every ASR model under every input condition
+  (from ``asr_results.csv``).
+* Table 2 layout, one table per metric (EER with each verifier, minDCF, STOI,
+  PESQ; from ``metrics.csv``): rows are SNR condition x {robust, baseline},
+  columns the probed layers of both architectures (VGG-LSTM cnn1 cnn2 cnn4
+  blstm1 blstm3 blstm5, then pure-LSTM blstm1..blstm5) and the reference
+  columns *original* and *copy synthesis*.
+
+A cell shows the value and, when ``ci_low``/``ci_high`` are present, its 95%
+interval, e.g. ``32.87 [30.10, 35.52]``. A cell without a finite value is an
+explicit :data:`MISSING` dash, never ``nan``. Every table can be written as
+CSV, Markdown and an HTML fragment.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+
+from speechbrain_probe.data.manifest import atomic_write_text
+from speechbrain_probe.report.results import (
+    ARCH_LAYERS,
+    ARCH_NAMES,
+    CONDITION_NAMES,
+    CONDITIONS,
+    REFERENCE_LAYERS,
+    TRAININGS,
+    ordered,
+)
+
+__all__ = [
+    "MISSING",
+    "METRIC_SPECS",
+    "MetricSpec",
+    "Table",
+    "format_cell",
+    "table1",
+    "table2",
+    "layer_columns",
+    "percent_scale",
+]
+
+#: What a cell without a value shows.
+MISSING = "-"
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """How a metric is named and printed.
+
+    Arguments
+    ---------
+    label : str
+        Human name used in titles and axis labels.
+    digits : int
+        Decimals printed.
+    percent : bool
+        The paper shows it in percent; values stored as fractions (all within
+        [0, 1]) are multiplied by 100 (see :func:`percent_scale`).
+    """
+
+    label: str
+    digits: int
+    percent: bool = False
+
+
+#: Known metrics of ``metrics.csv`` and ``asr_results.csv``, in table order.
+METRIC_SPECS = {
+    "eer_ge2e": MetricSpec("EER (%), GE2E verifier", 2, True),
+    "eer_ecapa": MetricSpec("EER (%), ECAPA-TDNN verifier", 2, True),
+    "mindcf_ge2e": MetricSpec("minDCF, GE2E verifier", 3),
+    "mindcf_ecapa": MetricSpec("minDCF, ECAPA-TDNN verifier", 3),
+    "stoi": MetricSpec("STOI", 3),
+    "pesq": MetricSpec("PESQ (wide band)", 2),
+    "wer": MetricSpec("WER (%)", 2, True),
+    "cer": MetricSpec("CER (%)", 2, True),
+}
+
+_REFERENCE_NAMES = {"original": "original", "copy_synthesis": "copy synthesis"}
+
+
+def _spec(metric: str) -> MetricSpec:
+    return METRIC_SPECS.get(metric, MetricSpec(metric, 3))
+
+
+def format_cell(value, ci_low=None, ci_high=None, digits: int = 2) -> str:
+    """Format a value with its 95% interval; ``None`` gives :data:`MISSING`.
+
+    Example
+    -------
+    >>> format_cell(4.4712, 3.9, 5.1)
+    '4.47 [3.90, 5.10]'
+    >>> format_cell(0.9, digits=3), format_cell(None, 1.0, 2.0)
+    ('0.900', '-')
+    """
+    if value is None:
+        return MISSING
+    text = f"{value:.{digits}f}"
+    if ci_low is not None and ci_high is not None:
+        text += f" [{ci_low:.{digits}f}, {ci_high:.{digits}f}]"
+    return text
+
+
+def percent_scale(values, percent: bool) -> float:
+    """Factor that shows ``values`` in percent: 100 for fractions, else 1.
+
+    Values are read as fractions when every one lies within [0, 1] (a real
+    EER or WER in percent is above 1 for some layer or model).
+
+    Example
+    -------
+    >>> percent_scale([0.05, 0.48], True), percent_scale([4.5, 48.1], True)
+    (100.0, 1.0)
+    >>> percent_scale([0.5], False)
+    1.0
+    """
+    finite = [v for v in values if v is not None]
+    if percent and finite and all(0.0 <= v <= 1.0 for v in finite):
+        return 100.0
+    return 1.0
+
+
+@dataclass
+class Table:
+    """A formatted table: labelled rows, grouped columns, string cells.
+
+    Arguments
+    ---------
+    title : str
+        Caption.
+    row_header : list of str
+        Names of the label columns (e.g. ``["SNR", "ASR training"]``).
+    row_labels : list of list of str
+        One label per label column, per row.
+    columns : list of (str, str)
+        ``(group, name)`` of each value column, e.g. ``("VGG-LSTM", "cnn1")``.
+    cells : list of list of str
+        Formatted cells, :data:`MISSING` where there is no value.
+    values : list of list of float or None
+        The numbers behind the cells (after unit scaling).
+    notes : list of str
+        Sentences printed under the table.
+
+    Example
+    -------
+    >>> t = Table("T", ["model"], [["a"]], [("clean", "WER")], [["1.00"]], [[1.0]])
+    >>> print(t.to_markdown())
+    **T**
+    <BLANKLINE>
+    | model | clean WER |
+    |---|---|
+    | a | 1.00 |
+    <BLANKLINE>
+    """
+
+    title: str
+    row_header: list
+    row_labels: list
+    columns: list
+    cells: list
+    values: list
+    notes: list = field(default_factory=list)
+
+    def column_names(self) -> list[str]:
+        """Flat header: label columns, then ``"group name"`` per value column."""
+        flat = [f"{group} {name}".strip() for group, name in self.columns]
+        return list(self.row_header) + flat
+
+    def cell(self, row_label, column) -> str:
+        """The cell at a row (tuple of labels) and a ``(group, name)`` column.
+
+        Example
+        -------
+        >>> t = Table("T", ["m"], [["a"]], [("g", "x")], [["1.0"]], [[1.0]])
+        >>> t.cell(("a",), ("g", "x"))
+        '1.0'
+        """
+        i = [tuple(r) for r in self.row_labels].index(tuple(row_label))
+        j = [tuple(c) for c in self.columns].index(tuple(column))
+        return self.cells[i][j]
+
+    def to_csv(self) -> str:
+        """The table as CSV text (formatted cells, flat header)."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(self.column_names())
+        for labels, cells in zip(self.row_labels, self.cells):
+            writer.writerow(list(labels) + list(cells))
+        return buffer.getvalue()
+
+    def to_markdown(self) -> str:
+        """The table as GitHub Markdown, with its title and notes."""
+
+        def clean(text):
+            return str(text).replace("|", "\\|").replace("\n", " ")
+
+        lines = [f"**{clean(self.title)}**", ""]
+        header = self.column_names()
+        lines.append("| " + " | ".join(clean(h) for h in header) + " |")
+        lines.append("|" + "---|" * len(header))
+        for labels, cells in zip(self.row_labels, self.cells):
+            row = list(labels) + list(cells)
+            lines.append("| " + " | ".join(clean(c) for c in row) + " |")
+        lines.append("")
+        for note in self.notes:
+            lines.append(f"{clean(note)}")
+            lines.append("")
+        return "\n".join(lines)
+
+    def to_html(self) -> str:
+        """The table as an escaped HTML fragment with a two-level header."""
+        out = [f'<table class="results"><caption>{escape(self.title)}</caption>']
+        out.append("<thead><tr>")
+        for name in self.row_header:
+            out.append(f'<th rowspan="2">{escape(name)}</th>')
+        groups = []
+        for group, _ in self.columns:
+            if groups and groups[-1][0] == group:
+                groups[-1][1] += 1
+            else:
+                groups.append([group, 1])
+        for group, span in groups:
+            out.append(f'<th colspan="{span}">{escape(group)}</th>')
+        out.append("</tr><tr>")
+        for _, name in self.columns:
+            out.append(f"<th>{escape(name)}</th>")
+        out.append("</tr></thead><tbody>")
+        for labels, cells in zip(self.row_labels, self.cells):
+            out.append("<tr>")
+            out.extend(f"<th>{escape(str(label))}</th>" for label in labels)
+            for text in cells:
+                cls = ' class="missing"' if text == MISSING else ""
+                out.append(f"<td{cls}>{escape(text)}</td>")
+            out.append("</tr>")
+        out.append("</tbody></table>")
+        out.extend(f'<p class="note">{escape(note)}</p>' for note in self.notes)
+        return "".join(out)
+
+    def write(self, out_dir: str | os.PathLike, stem: str) -> dict:
+        """Write ``<stem>.csv`` and ``<stem>.md`` (atomically); return their paths.
+
+        Example
+        -------
+        >>> tmp = getfixture("tmp_path")
+        >>> t = Table("T", ["m"], [["a"]], [("g", "x")], [["-"]], [[None]])
+        >>> paths = t.write(tmp, "t")
+        >>> paths["csv"].read_text()
+        'm,g x\\na,-\\n'
+        """
+        out_dir = Path(out_dir)
+        return {
+            "csv": atomic_write_text(out_dir / f"{stem}.csv", self.to_csv()),
+            "md": atomic_write_text(out_dir / f"{stem}.md", self.to_markdown()),
+        }
+
+
+def _model_order(row):
+    arch_rank = (
+        list(ARCH_LAYERS).index(row["arch"]) if row["arch"] in ARCH_LAYERS else 99
+    )
+    train_rank = {"baseline": 0, "robust": 1}.get(row["training"], 2)
+    return (arch_rank, row["arch"], train_rank, row["training"], row["model"])
+
+
+def table1(asr_rows: list[dict], conditions=None) -> Table:
+    """Table 1: WER and CER per ASR model (rows) and input condition (columns).
+
+    Arguments
+    ---------
+    asr_rows : list of dict
+        Rows of ``asr_results.csv`` (see :func:`~.results.read_asr_results`).
+    conditions : sequence of str, optional
+        Conditions to show; default: those in the data, clean first.
+
+    Example
+    -------
+    >>> rows = [dict(model="v", arch="vgg_lstm", training="baseline",
+    ...              condition="clean", wer=29.02, cer=12.5, n=100)]
+    >>> t = table1(rows, conditions=["clean", "snr0"])
+    >>> t.cell(("VGG-LSTM", "baseline", "v"), ("clean", "WER"))
+    '29.02'
+    >>> t.cell(("VGG-LSTM", "baseline", "v"), ("0 dB", "CER"))
+    '-'
+    """
+    if conditions is None:
+        conditions = ordered([r["condition"] for r in asr_rows], CONDITIONS)
+    scale = {
+        m: percent_scale([r[m] for r in asr_rows], METRIC_SPECS[m].percent)
+        for m in ("wer", "cer")
+    }
+    by_key = {}
+    for row in asr_rows:
+        key = (row["model"], row["condition"])
+        if key in by_key and (by_key[key]["wer"], by_key[key]["cer"]) != (
+            row["wer"],
+            row["cer"],
+        ):
+            raise ValueError(
+                f"asr_results.csv has two different rows for model {key[0]!r}, "
+                f"condition {key[1]!r}; keep one"
+            )
+        by_key[key] = row
+    models = {}
+    for row in sorted(asr_rows, key=_model_order):
+        models.setdefault(row["model"], row)
+    columns = [
+        (CONDITION_NAMES.get(c, c), m.upper())
+        for c in conditions
+        for m in ("wer", "cer")
+    ]
+    labels, cells, values = [], [], []
+    counts = set()
+    for model, first in models.items():
+        labels.append(
+            [ARCH_NAMES.get(first["arch"], first["arch"]), first["training"], model]
+        )
+        row_cells, row_values = [], []
+        for cond in conditions:
+            row = by_key.get((model, cond))
+            if row is not None and row["n"] is not None:
+                counts.add(row["n"])
+            for metric in ("wer", "cer"):
+                value = None if row is None or row[metric] is None else row[metric]
+                value = None if value is None else value * scale[metric]
+                row_values.append(value)
+                row_cells.append(format_cell(value, digits=METRIC_SPECS[metric].digits))
+        cells.append(row_cells)
+        values.append(row_values)
+    notes = ["WER and CER in %; - marks a model/condition without a result."]
+    if any(s != 1.0 for s in scale.values()):
+        notes.append("asr_results.csv holds fractions; shown here x100.")
+    if counts:
+        notes.append(
+            "Utterances per condition: "
+            + ", ".join(str(c) for c in sorted(counts))
+            + "."
+        )
+    return Table(
+        "Table 1: word and character error rates of the ASR models",
+        ["ASR model", "training", "model id"],
+        labels,
+        columns,
+        cells,
+        values,
+        notes,
+    )
+
+
+def _natural(layer):
+    match = re.fullmatch(r"([A-Za-z_]+?)(\d+)", layer)
+    if not match:
+        return (2, layer, 0)
+    prefix, number = match.groups()
+    return (0 if prefix == "cnn" else 1, prefix, int(number))
+
+
+def layer_columns(metric_rows: list[dict], layers: dict | None = None) -> list:
+    """``(arch, layer)`` columns of Table 2: the paper's, then unknown archs.
+
+    Architectures not in ``layers`` (default :data:`~.results.ARCH_LAYERS`)
+    that appear in the data are appended with all their layers.
+
+    Example
+    -------
+    >>> cols = layer_columns([])
+    >>> [layer for arch, layer in cols if arch == "vgg_lstm"]
+    ['cnn1', 'cnn2', 'cnn4', 'blstm1', 'blstm3', 'blstm5']
+    >>> len(cols)
+    11
+    """
+    layers = dict(ARCH_LAYERS if layers is None else layers)
+    columns = [(arch, layer) for arch, names in layers.items() for layer in names]
+    extra = {}
+    for row in metric_rows:
+        if (
+            row["arch"]
+            and row["arch"] not in layers
+            and row["layer"] not in REFERENCE_LAYERS
+        ):
+            extra.setdefault(row["arch"], set()).add(row["layer"])
+    for arch in sorted(extra):
+        columns.extend((arch, layer) for layer in sorted(extra[arch], key=_natural))
+    return columns
+
+
+def table2(
+    metric_rows: list[dict],
+    metric: str,
+    conditions=CONDITIONS,
+    trainings=TRAININGS,
+    layers: dict | None = None,
+    models=None,
+) -> Table:
+    """Table 2 layout for one metric: SNR x training rows, layer columns.
+
+    Arguments
+    ---------
+    metric_rows : list of dict
+        Rows of ``metrics.csv`` (see :func:`~.results.read_metrics`).
+    metric : str
+        e.g. ``eer_ge2e``, ``eer_ecapa``, ``stoi``, ``pesq``.
+    conditions, trainings : sequence of str
+        Row blocks shown even when empty (explicit dashes); other values found
+        in the data are appended.
+    layers : dict, optional
+        arch -> layers to show (default: the paper's probed layers).
+    models : sequence of str, optional
+        Only these models (needed when two models share an arch and training).
+
+    Example
+    -------
+    >>> rows = [dict(model="v", arch="vgg_lstm", training="robust", layer="cnn1",
+    ...              condition="snr0", metric="stoi", value=0.71, ci_low=0.69,
+    ...              ci_high=0.73, n=20)]
+    >>> t = table2(rows, "stoi")
+    >>> t.cell(("0 dB", "robust"), ("VGG-LSTM", "cnn1"))
+    '0.710 [0.690, 0.730]'
+    >>> t.cell(("0 dB", "baseline"), ("VGG-LSTM", "cnn1"))
+    '-'
+    >>> len(t.row_labels), len(t.columns)
+    (8, 13)
+    """
+    spec = _spec(metric)
+    rows = [r for r in metric_rows if r["metric"] == metric]
+    if models is not None:
+        rows = [r for r in rows if r["model"] in set(models)]
+    scale = percent_scale(
+        [v for r in rows for v in (r["value"], r["ci_low"], r["ci_high"])], spec.percent
+    )
+    conditions = ordered(list(conditions) + [r["condition"] for r in rows], conditions)
+    trainings = ordered(
+        list(trainings)
+        + [r["training"] for r in rows if r["layer"] not in REFERENCE_LAYERS],
+        trainings,
+    )
+    # One value per (arch, training, layer, condition); two models there is ambiguous.
+    cells_by_key, owner = {}, {}
+    for row in rows:
+        if row["layer"] in REFERENCE_LAYERS:
+            continue
+        key = (row["arch"], row["training"], row["layer"], row["condition"])
+        numbers = (row["value"], row["ci_low"], row["ci_high"])
+        if key in cells_by_key and cells_by_key[key] != numbers:
+            other = owner[key]
+            what = "models" if other != row["model"] else "rows of model"
+            raise ValueError(
+                f"metrics.csv has two {metric} values for {'/'.join(key)} "
+                f"({what} {other!r} and {row['model']!r}); keep one row, or pass "
+                "models=[...] to choose the models of the table"
+            )
+        cells_by_key[key] = numbers
+        owner[key] = row["model"]
+    columns = layer_columns(rows, layers)
+    shown = set(columns)
+    hidden = sorted(
+        {
+            f"{key[0]}/{key[2]}"
+            for key, numbers in cells_by_key.items()
+            if (key[0], key[2]) not in shown and numbers[0] is not None
+        }
+    )
+
+    def reference(layer, condition, training):
+        candidates = [
+            r for r in rows if r["layer"] == layer and r["condition"] == condition
+        ]
+        if not candidates:
+            return (None, None, None)
+        arch_rank = {a: i for i, a in enumerate(ARCH_LAYERS)}
+        candidates.sort(
+            key=lambda r: (
+                r["training"] != training,
+                r["value"] is None,
+                arch_rank.get(r["arch"], 99),
+                r["model"],
+            )
+        )
+        best = candidates[0]
+        return (best["value"], best["ci_low"], best["ci_high"])
+
+    labels, cells, values = [], [], []
+    for condition in conditions:
+        for training in trainings:
+            labels.append([CONDITION_NAMES.get(condition, condition), training])
+            numbers = [
+                cells_by_key.get((arch, training, layer, condition), (None, None, None))
+                for arch, layer in columns
+            ]
+            numbers += [reference(ref, condition, training) for ref in REFERENCE_LAYERS]
+            row_values, row_cells = [], []
+            for value, low, high in numbers:
+                value, low, high = (
+                    None if x is None else x * scale for x in (value, low, high)
+                )
+                row_values.append(value)
+                row_cells.append(format_cell(value, low, high, spec.digits))
+            values.append(row_values)
+            cells.append(row_cells)
+    header = [(ARCH_NAMES.get(arch, arch), layer) for arch, layer in columns]
+    header += [("reference", _REFERENCE_NAMES[ref]) for ref in REFERENCE_LAYERS]
+    notes = [
+        "Cells: value [95% interval] where the interval is known; - marks a missing "
+        "result. Reference columns: the input audio itself and Griffin-Lim copy "
+        "synthesis of its true mel (independent of the ASR model)."
+    ]
+    if scale != 1.0:
+        notes.append("metrics.csv holds fractions; shown here x100.")
+    if hidden:
+        notes.append(
+            "Also in metrics.csv, not in this layout: " + ", ".join(hidden) + "."
+        )
+    n_values = sorted({r["n"] for r in rows if r["n"] is not None})
+    if n_values:
+        notes.append(
+            f"n per cell: {n_values[0]}"
+            + (f" to {n_values[-1]}" if len(n_values) > 1 else "")
+            + "."
+        )
+    return Table(
+        f"Table 2 layout: {spec.label} of speech reconstructed from each layer",
+        ["SNR", "ASR training"],
+        labels,
+        columns=header,
+        cells=cells,
+        values=values,
+        notes=notes,
+    )
