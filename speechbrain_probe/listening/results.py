@@ -1,0 +1,254 @@
+"""Human error rate (HER) per layer, with a 95% interval, beside the EER.
+
+The HER of a (model, condition, layer) cell is the share of wrong ABX answers
+over all raters' trials of that cell. Its interval is Wilson's score interval,
+which treats the answers as independent; with few raters, rater differences make
+the true uncertainty larger than that. The figure puts the HER next to the
+speaker verification EER of the same layers from the evaluation's
+``metrics.csv`` (the paper's Figure 2).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from pathlib import Path
+
+from ..data.manifest import atomic_write_text
+from .registry import layer_sort_key
+
+__all__ = ["wilson_interval", "her_table", "read_eer", "write_her_csv", "plot_her_eer"]
+
+HER_FIELDS = (
+    "model",
+    "condition",
+    "layer",
+    "n",
+    "errors",
+    "raters",
+    "her",
+    "ci_low",
+    "ci_high",
+    "eer_metric",
+    "eer",
+    "eer_ci_low",
+    "eer_ci_high",
+)
+
+
+def wilson_interval(
+    errors: int, n: int, z: float = 1.959963984540054
+) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``errors / n`` (95% by default).
+
+    Example
+    -------
+    >>> lo, hi = wilson_interval(5, 10)
+    >>> round(lo, 3), round(hi, 3)
+    (0.237, 0.763)
+    >>> wilson_interval(0, 20)[0]
+    0.0
+    """
+    if n <= 0:
+        raise ValueError("a proportion needs n >= 1 answers")
+    if not 0 <= errors <= n:
+        raise ValueError(f"errors must lie in [0, n]; got {errors} of {n}")
+    p = errors / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def her_table(answers: list[dict]) -> list[dict]:
+    """HER per (model, condition, layer) from answer rows with a ``correct`` field.
+
+    Example
+    -------
+    >>> rows = [dict(model="m", condition="clean", layer="cnn1", rater_id="r", correct=c)
+    ...         for c in (1, 1, 1, 0)]
+    >>> t = her_table(rows)[0]
+    >>> t["n"], t["errors"], t["her"]
+    (4, 1, 0.25)
+    """
+    cells: dict[tuple, dict] = {}
+    for row in answers:
+        key = (row["model"], row["condition"], row["layer"])
+        cell = cells.setdefault(key, {"n": 0, "errors": 0, "raters": set()})
+        cell["n"] += 1
+        cell["errors"] += 1 - int(row["correct"])
+        cell["raters"].add(row["rater_id"])
+    table = []
+    for (model, condition, layer), cell in sorted(
+        cells.items(), key=lambda kv: (kv[0][0], kv[0][1], layer_sort_key(kv[0][2]))
+    ):
+        lo, hi = wilson_interval(cell["errors"], cell["n"])
+        table.append(
+            dict(
+                model=model,
+                condition=condition,
+                layer=layer,
+                n=cell["n"],
+                errors=cell["errors"],
+                raters=len(cell["raters"]),
+                her=cell["errors"] / cell["n"],
+                ci_low=lo,
+                ci_high=hi,
+            )
+        )
+    return table
+
+
+def read_eer(
+    metrics_csv: str | os.PathLike, metric: str = "eer_ge2e", unit: str = "auto"
+) -> dict[tuple[str, str, str], tuple[float, float, float]]:
+    """EER of each (model, condition, layer) from the evaluation's ``metrics.csv``.
+
+    Values are returned as fractions. ``unit`` says how the file holds them:
+    ``"fraction"``, ``"percent"``, or ``"auto"``: percent when any EER row of the
+    file exceeds 1, else fractions.
+
+    Example
+    -------
+    >>> p = getfixture("tmp_path") / "metrics.csv"
+    >>> _ = p.write_text("model,arch,training,layer,condition,metric,value,ci_low,ci_high,n\\n"
+    ...     "m,blstm,baseline,cnn1,clean,eer_ge2e,4.5,3.0,6.0,100\\n")
+    >>> read_eer(p)[("m", "clean", "cnn1")]
+    (0.045, 0.03, 0.06)
+    """
+    metrics_csv = Path(metrics_csv)
+    if not metrics_csv.is_file():
+        raise FileNotFoundError(f"metrics file {metrics_csv} does not exist")
+    with open(metrics_csv, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        need = {"model", "layer", "condition", "metric", "value"}
+        missing = need - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{metrics_csv} lacks columns {sorted(missing)}")
+        rows = [r for r in reader if r["metric"] == metric]
+    if not rows:
+        raise ValueError(f"{metrics_csv} has no rows of metric {metric!r}")
+
+    def num(value):
+        return float(value) if value not in (None, "") else float("nan")
+
+    if unit not in ("auto", "fraction", "percent"):
+        raise ValueError(f"unit must be auto, fraction or percent; got {unit!r}")
+    percent = unit == "percent" or (
+        unit == "auto" and any(num(r["value"]) > 1 for r in rows)
+    )
+    scale = 0.01 if percent else 1.0
+    return {
+        (r["model"], r["condition"], r["layer"]): (
+            num(r["value"]) * scale,
+            num(r.get("ci_low")) * scale,
+            num(r.get("ci_high")) * scale,
+        )
+        for r in rows
+    }
+
+
+def merge_eer(table: list[dict], eer: dict | None, metric: str) -> list[dict]:
+    """Add ``eer*`` columns (empty where the metrics have no such cell)."""
+    out = []
+    for row in table:
+        row = dict(row)
+        value = (eer or {}).get((row["model"], row["condition"], row["layer"]))
+        row["eer_metric"] = metric if value else ""
+        row["eer"], row["eer_ci_low"], row["eer_ci_high"] = value or ("", "", "")
+        out.append(row)
+    return out
+
+
+def write_her_csv(table: list[dict], path: str | os.PathLike) -> Path:
+    """Write the HER table (atomically) with the columns of ``HER_FIELDS``.
+
+    Example
+    -------
+    >>> t = her_table([dict(model="m", condition="c", layer="l", rater_id="r", correct=0)])
+    >>> p = write_her_csv(merge_eer(t, None, "eer_ge2e"), getfixture("tmp_path") / "her.csv")
+    >>> p.read_text().splitlines()[1]
+    'm,c,l,1,1,1,1.0,0.2065...,1.0,,,,'
+    """
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(HER_FIELDS), extrasaction="ignore")
+    writer.writeheader()
+    for row in table:
+        writer.writerow({k: row.get(k, "") for k in HER_FIELDS})
+    return atomic_write_text(path, buf.getvalue())
+
+
+def plot_her_eer(table: list[dict], path: str | os.PathLike, title: str = "") -> Path:
+    """Plot HER (and EER where known) in percent against layer, one panel per
+    (model, condition), as the paper's Figure 2; write a PNG atomically.
+
+    Example
+    -------
+    >>> t = her_table([dict(model="m", condition="c", layer=l, rater_id="r", correct=c)
+    ...                for l, c in (("cnn1", 1), ("blstm1", 0))])
+    >>> plot_her_eer(merge_eer(t, None, "eer_ge2e"), getfixture("tmp_path") / "f.png").suffix
+    '.png'
+    """
+    # The object API without pyplot: safe inside a multi-threaded server.
+    from matplotlib.figure import Figure
+
+    if not table:
+        raise ValueError("no answers yet: nothing to plot")
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in table:
+        groups.setdefault((row["model"], row["condition"]), []).append(row)
+    n = len(groups)
+    cols = min(n, 3)
+    rows_n = math.ceil(n / cols)
+    fig = Figure(figsize=(4.2 * cols, 3.3 * rows_n))
+    axes = fig.subplots(rows_n, cols, squeeze=False, sharey=True)
+    for ax, ((model, condition), rows) in zip(axes.flat, groups.items()):
+        rows = sorted(rows, key=lambda r: layer_sort_key(r["layer"]))
+        x = list(range(len(rows)))
+        her = [100 * r["her"] for r in rows]
+        err = [
+            [100 * (r["her"] - r["ci_low"]) for r in rows],
+            [100 * (r["ci_high"] - r["her"]) for r in rows],
+        ]
+        ax.errorbar(
+            x, her, yerr=err, marker="o", capsize=3, label="HER (human, 95% CI)"
+        )
+        eer_rows = [(i, r) for i, r in zip(x, rows) if r.get("eer") not in (None, "")]
+        if eer_rows:
+            metric = eer_rows[0][1].get("eer_metric", "EER")
+            ax.plot(
+                [i for i, _ in eer_rows],
+                [100 * r["eer"] for _, r in eer_rows],
+                marker="s",
+                linestyle="--",
+                label=f"EER ({metric})",
+            )
+        ax.axhline(50, color="grey", linewidth=0.8, linestyle=":", label="chance")
+        ax.set_xticks(x)
+        ax.set_xticklabels([r["layer"] for r in rows], rotation=30)
+        ax.set_ylim(0, 100)
+        ax.set_title(f"{model}, {condition}", fontsize=10)
+        ax.set_ylabel("error rate (%)")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8, loc="upper left")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    os.replace(tmp, path)
+    return path
+
+
+def figure_png_bytes(table: list[dict]) -> bytes:
+    """The figure of :func:`plot_her_eer` as PNG bytes (for the admin page)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return plot_her_eer(table, Path(tmp) / "her.png").read_bytes()
