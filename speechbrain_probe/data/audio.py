@@ -1,0 +1,103 @@
+"""Audio file helpers of the data modules: atomic writes and checked reads.
+
+Reads use ``soundfile`` (never ``torchaudio.load``). :func:`read_checked`
+raises :class:`AudioError` naming the file and the fix when a file is
+unreadable, empty, not mono or not at the expected rate.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+__all__ = ["AudioError", "write_wav", "read_checked", "check_audio_info"]
+
+
+class AudioError(ValueError):
+    """A bad audio file; the message names the file and what to do."""
+
+
+def write_wav(
+    path: str | os.PathLike, wav: np.ndarray, sample_rate: int = 16000
+) -> Path:
+    """Write mono 16-bit PCM ``path`` through a temporary file and a rename,
+    so that a killed run never leaves a truncated file behind.
+
+    Example
+    -------
+    >>> p = write_wav(getfixture("tmp_path") / "a.wav", np.zeros(160, dtype="float32"))
+    >>> sf.info(str(p)).frames
+    160
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".wav")
+    os.close(fd)
+    try:
+        sf.write(
+            tmp, np.clip(wav, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV"
+        )
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def check_audio_info(path: str | os.PathLike, sample_rate: int = 16000) -> float:
+    """Check ``path`` without decoding it; return its duration in seconds.
+
+    Raises :class:`AudioError` when the file is unreadable, empty, not mono or
+    not at ``sample_rate``.
+
+    Example
+    -------
+    >>> p = write_wav(getfixture("tmp_path") / "b.wav", np.zeros(8000))
+    >>> check_audio_info(p)
+    0.5
+    """
+    path = Path(path)
+    try:
+        info = sf.info(str(path))
+    except Exception as err:  # soundfile raises several types
+        raise AudioError(
+            f"cannot read audio file {path}: {err}; replace or re-extract the file"
+        ) from err
+    if info.frames == 0:
+        raise AudioError(f"audio file {path} is empty (0 samples); replace the file")
+    if info.channels != 1:
+        raise AudioError(
+            f"audio file {path} has {info.channels} channels; the project needs mono: "
+            f"convert it, e.g. `sox {path.name} -c 1 out.wav` or `ffmpeg -i IN -ac 1 OUT`"
+        )
+    if info.samplerate != sample_rate:
+        raise AudioError(
+            f"audio file {path} is at {info.samplerate} Hz; the project needs "
+            f"{sample_rate} Hz: resample it, e.g. `sox IN -r {sample_rate} OUT` or "
+            f"`ffmpeg -i IN -ar {sample_rate} OUT`"
+        )
+    return info.frames / info.samplerate
+
+
+def read_checked(path: str | os.PathLike, sample_rate: int = 16000) -> np.ndarray:
+    """Read mono float32 audio at ``sample_rate`` or raise :class:`AudioError`.
+
+    Example
+    -------
+    >>> p = write_wav(getfixture("tmp_path") / "c.wav", np.full(100, 0.5))
+    >>> float(read_checked(p)[0])
+    0.5
+    """
+    check_audio_info(path, sample_rate)
+    try:
+        wav, _ = sf.read(str(path), dtype="float32", always_2d=False)
+    except Exception as err:
+        raise AudioError(
+            f"cannot decode audio file {path}: {err}; replace or re-extract the file"
+        ) from err
+    return wav

@@ -1,0 +1,380 @@
+"""The built-in multi-speaker corpus: eSpeak speech, a noise bank, noisy test sets.
+
+:func:`build_corpus` writes, under ``out_dir``::
+
+    wav/<spk_id>/<ID>.wav          16 kHz mono utterances
+    train.csv dev.csv test.csv     speaker-disjoint (ID,duration,wav,spk_id,wrd)
+    noise/<category>/*.wav         noise bank (noise, music, speech babble)
+    noise_train.csv noise_test.csv (ID,duration,wav,category), plus
+    noise_{train,test}_<category>.csv per category
+    noisy/...  test_snr20.csv test_snr10.csv test_snr0.csv
+    corpus.json                    settings, seed and sizes (written last)
+
+It is deterministic for a seed, resumable (every file is written atomically
+and reused on the next call) and idempotent: once ``corpus.json`` matches the
+requested settings a call returns at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .audio import check_audio_info, write_wav
+from .espeak import Voice, get_espeak
+from .manifest import atomic_write_text, read_manifest, write_manifest
+from .noise import NOISE_CATEGORIES, make_babble, make_music, make_noise
+from .noisy import build_noisy_test_sets
+from .speakers import Speaker, make_speakers
+from .text import SentenceGenerator
+
+__all__ = ["build_corpus", "PRESETS", "corpus_summary", "NOISE_FIELDS"]
+
+#: Columns of a noise manifest.
+NOISE_FIELDS = ("ID", "duration", "wav", "category")
+
+#: Size presets. ``default``: 3000 training utterances of 60 speakers (about
+#: 2.5 h); ``quick``: a few minutes of work for the whole study.
+PRESETS = {
+    "default": dict(
+        num_train_speakers=60,
+        num_dev_speakers=8,
+        num_test_speakers=16,
+        train_utts_per_speaker=50,
+        dev_utts_per_speaker=25,
+        test_utts_per_speaker=25,
+        num_train_noises=30,
+        num_test_noises=10,
+        noise_seconds=12.0,
+    ),
+    "quick": dict(
+        num_train_speakers=48,
+        num_dev_speakers=4,
+        num_test_speakers=16,
+        train_utts_per_speaker=12,
+        dev_utts_per_speaker=10,
+        test_utts_per_speaker=8,
+        num_train_noises=8,
+        num_test_noises=4,
+        noise_seconds=8.0,
+    ),
+}
+
+_SETTINGS = (
+    "num_train_speakers",
+    "num_dev_speakers",
+    "num_test_speakers",
+    "train_utts_per_speaker",
+    "dev_utts_per_speaker",
+    "test_utts_per_speaker",
+    "num_train_noises",
+    "num_test_noises",
+    "noise_seconds",
+    "snrs",
+    "min_words",
+    "max_words",
+    "sample_rate",
+)
+_VERSION = 1
+_PAD_S = 0.12
+
+
+def _postprocess(wav: np.ndarray, rng: np.random.Generator, sr: int) -> np.ndarray:
+    """Trim silence to a short pad, then set a random speech level."""
+    mag = np.abs(wav)
+    above = np.nonzero(mag > 0.02 * mag.max())[0]
+    pad = int(_PAD_S * sr)
+    if len(above):
+        wav = wav[max(0, above[0] - pad) : above[-1] + pad]
+    level_db = rng.uniform(-26.0, -20.0)
+    rms = float(np.sqrt(np.mean(wav.astype(np.float64) ** 2)))
+    wav = wav * (10 ** (level_db / 20) / max(rms, 1e-9))
+    peak = float(np.abs(wav).max())
+    if peak > 0.95:
+        wav = wav * (0.95 / peak)
+    return wav.astype(np.float32)
+
+
+def _utt_voice(voice: Voice, rng: np.random.Generator) -> Voice:
+    """Small per-utterance prosody jitter around the speaker's setting."""
+    return Voice(
+        language=voice.language,
+        variant=voice.variant,
+        rate=int(np.clip(voice.rate + rng.integers(-5, 6), 90, 145)),
+        pitch=int(np.clip(voice.pitch + rng.integers(-3, 4), 0, 100)),
+        pitch_range=voice.pitch_range,
+        volume=voice.volume,
+    )
+
+
+def _settings(preset: str, overrides: dict) -> dict:
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    unknown = sorted(set(overrides) - set(_SETTINGS))
+    if unknown:
+        raise ValueError(
+            f"unknown corpus setting(s) {unknown}; known: {list(_SETTINGS)}"
+        )
+    cfg = dict(snrs=[20, 10, 0], min_words=4, max_words=14, sample_rate=16000)
+    cfg.update(PRESETS[preset])
+    cfg.update({k: v for k, v in overrides.items() if v is not None})
+    cfg["snrs"] = [float(s) for s in cfg["snrs"]]
+    cfg["noise_seconds"] = float(cfg["noise_seconds"])
+    if cfg["num_test_speakers"] < 1 or cfg["test_utts_per_speaker"] < 2:
+        raise ValueError("need test speakers with at least two utterances each")
+    return cfg
+
+
+def corpus_summary(out_dir: str | os.PathLike) -> dict:
+    """Sizes of a built corpus, read from its manifests.
+
+    Returns a dict ``split -> {speakers, utterances, minutes}`` for
+    train/dev/test (and the noisy sets), plus ``noise`` counts per category.
+    """
+    out_dir = Path(out_dir)
+    summary: dict = {}
+    names = ["train", "dev", "test"] + sorted(
+        p.stem for p in out_dir.glob("test_snr*.csv")
+    )
+    for name in names:
+        path = out_dir / f"{name}.csv"
+        if not path.is_file():
+            continue
+        rows = read_manifest(path)
+        summary[name] = {
+            "speakers": len({r["spk_id"] for r in rows}),
+            "utterances": len(rows),
+            "minutes": round(sum(float(r["duration"]) for r in rows) / 60, 2),
+        }
+    noise = {}
+    for split in ("train", "test"):
+        path = out_dir / f"noise_{split}.csv"
+        if path.is_file():
+            rows = read_manifest(path)
+            noise[split] = {
+                c: sum(r["category"] == c for r in rows) for c in NOISE_CATEGORIES
+            }
+    summary["noise"] = noise
+    return summary
+
+
+def _synth_utterances(out_dir, speakers, counts, sentences, seed, cfg, progress):
+    """Synthesise (or reuse) every utterance; rows per split."""
+    espeak = get_espeak()
+    sr = cfg["sample_rate"]
+    jobs = []
+    k = 0
+    for s_index, spk in enumerate(speakers):
+        for u in range(counts[spk.split]):
+            jobs.append((s_index, spk, u, sentences[k]))
+            k += 1
+    rows = {"train": [], "dev": [], "test": []}
+    for s_index, spk, u, text in tqdm(
+        jobs, desc="synthesising corpus", disable=not progress
+    ):
+        utt_id = f"{spk.spk_id}-{u:04d}"
+        path = out_dir / "wav" / spk.spk_id / f"{utt_id}.wav"
+        if path.is_file():
+            duration = check_audio_info(path, sr)
+        else:
+            rng = np.random.default_rng([seed, s_index, u, 1])
+            wav = espeak.synthesize(text, _utt_voice(spk.voice, rng), sr)
+            wav = _postprocess(wav, rng, sr)
+            write_wav(path, wav, sr)
+            duration = len(wav) / sr
+        rows[spk.split].append(
+            {
+                "ID": utt_id,
+                "duration": f"{duration:.4f}",
+                "wav": str(path.resolve()),
+                "spk_id": spk.spk_id,
+                "wrd": text,
+            }
+        )
+    return rows
+
+
+def _build_noise_bank(out_dir, speakers, sentences, seed, cfg, progress):
+    """Noise, music and babble files; rows per split."""
+    sr = cfg["sample_rate"]
+    n = int(cfg["noise_seconds"] * sr)
+    espeak = get_espeak()
+    babble_pool = {
+        "train": [s for s in speakers if s.split == "train"],
+        "test": [s for s in speakers if s.split == "dev"]
+        or [s for s in speakers if s.split == "train"],
+    }
+    jobs = []
+    for split, count in (
+        ("train", cfg["num_train_noises"]),
+        ("test", cfg["num_test_noises"]),
+    ):
+        for cat in NOISE_CATEGORIES:
+            for i in range(count):
+                jobs.append((split, cat, i))
+    rows = {"train": [], "test": []}
+    sent_iter = iter(sentences)
+    for split, cat, i in tqdm(jobs, desc="building noise bank", disable=not progress):
+        noise_id = f"{split}_{cat}_{i:03d}"
+        path = out_dir / "noise" / cat / f"{noise_id}.wav"
+        rng = np.random.default_rng(
+            [seed, NOISE_CATEGORIES.index(cat), i, 0 if split == "train" else 1]
+        )
+        n_talkers = int(rng.integers(3, 8))
+        texts = [next(sent_iter) for _ in range(7)]  # fixed use per file: deterministic
+        if not path.is_file():
+            if cat == "noise":
+                wav, _ = make_noise(n, rng, sr)
+            elif cat == "music":
+                wav, _ = make_music(n, rng, sr)
+            else:
+                pool = babble_pool[split]
+                if len(pool) >= n_talkers:
+                    picks = rng.permutation(len(pool))[:n_talkers]
+                else:  # tiny corpora: a talker may say two sentences
+                    picks = rng.integers(len(pool), size=n_talkers)
+                talkers = [pool[j] for j in picks]
+                utts = [
+                    espeak.synthesize(texts[j], spk.voice, sr)
+                    for j, spk in enumerate(talkers)
+                ]
+                wav = make_babble(utts, n, rng)
+            write_wav(path, wav, sr)
+        rows[split].append(
+            {
+                "ID": noise_id,
+                "duration": f"{n / sr:.4f}",
+                "wav": str(path.resolve()),
+                "category": cat,
+            }
+        )
+    return rows
+
+
+def build_corpus(
+    out_dir: str | os.PathLike = "data/synthetic",
+    seed: int = 0,
+    preset: str = "default",
+    progress: bool = True,
+    **settings,
+) -> dict:
+    """Build (or reuse) the built-in corpus in ``out_dir``; return its ``corpus.json``.
+
+    Arguments
+    ---------
+    out_dir : path
+        Corpus folder (created).
+    seed : int
+        Everything (speakers, sentences, prosody, noises, mixing) follows it.
+    preset : str
+        ``default`` or ``quick`` (see :data:`PRESETS`); keyword settings
+        override single values: ``num_train_speakers``, ``num_dev_speakers``,
+        ``num_test_speakers``, ``train_utts_per_speaker``,
+        ``dev_utts_per_speaker``, ``test_utts_per_speaker``,
+        ``num_train_noises``, ``num_test_noises`` (per category),
+        ``noise_seconds``, ``snrs``, ``min_words``, ``max_words``,
+        ``sample_rate``.
+    progress : bool
+        Show tqdm bars.
+
+    Returns
+    -------
+    dict
+        The content of ``corpus.json``: ``seed``, ``settings``, ``sizes``
+        (per split: speakers, utterances, minutes), ``speakers``,
+        ``build_seconds``.
+
+    Example
+    -------
+    >>> tmp = getfixture("tmp_path")
+    >>> info = build_corpus(tmp, seed=1, preset="quick", num_train_speakers=2,
+    ...     num_dev_speakers=1, num_test_speakers=2, train_utts_per_speaker=2,
+    ...     dev_utts_per_speaker=2, test_utts_per_speaker=2, num_train_noises=1,
+    ...     num_test_noises=1, noise_seconds=2, progress=False)
+    >>> info["sizes"]["test"]["speakers"], info["sizes"]["train"]["utterances"]
+    (2, 4)
+    >>> build_corpus(tmp, seed=1, preset="quick", num_train_speakers=2,
+    ...     num_dev_speakers=1, num_test_speakers=2, train_utts_per_speaker=2,
+    ...     dev_utts_per_speaker=2, test_utts_per_speaker=2, num_train_noises=1,
+    ...     num_test_noises=1, noise_seconds=2, progress=False)["sizes"] == info["sizes"]
+    True
+    """
+    out_dir = Path(out_dir)
+    cfg = _settings(preset, settings)
+    meta_path = out_dir / "corpus.json"
+    if meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        if (
+            meta.get("seed") == seed
+            and meta.get("settings") == cfg
+            and meta.get("version") == _VERSION
+        ):
+            return meta
+        raise ValueError(
+            f"{out_dir} already holds a corpus built with other settings "
+            f"(seed {meta.get('seed')}, {meta.get('settings')}); pass another out_dir "
+            f"or delete {out_dir} to rebuild it"
+        )
+    start = time.time()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    speakers: list[Speaker] = make_speakers(
+        cfg["num_train_speakers"],
+        cfg["num_dev_speakers"],
+        cfg["num_test_speakers"],
+        seed=seed,
+    )
+    counts = {
+        "train": cfg["train_utts_per_speaker"],
+        "dev": cfg["dev_utts_per_speaker"],
+        "test": cfg["test_utts_per_speaker"],
+    }
+    total = sum(counts[s.split] for s in speakers)
+    n_babble = 7 * 3 * (cfg["num_train_noises"] + cfg["num_test_noises"])
+    sentences = SentenceGenerator(seed, cfg["min_words"], cfg["max_words"]).sentences(
+        total + n_babble
+    )
+
+    rows = _synth_utterances(
+        out_dir, speakers, counts, sentences[:total], seed, cfg, progress
+    )
+    for split, split_rows in rows.items():
+        write_manifest(out_dir / f"{split}.csv", split_rows)
+
+    noise_rows = _build_noise_bank(
+        out_dir, speakers, sentences[total:], seed, cfg, progress
+    )
+    for split, split_rows in noise_rows.items():
+        write_manifest(out_dir / f"noise_{split}.csv", split_rows, NOISE_FIELDS)
+        for cat in NOISE_CATEGORIES:
+            write_manifest(
+                out_dir / f"noise_{split}_{cat}.csv",
+                [r for r in split_rows if r["category"] == cat],
+                NOISE_FIELDS,
+            )
+
+    build_noisy_test_sets(
+        out_dir / "test.csv",
+        out_dir / "noise_test.csv",
+        out_dir,
+        snrs=cfg["snrs"],
+        seed=seed,
+        prefix="test",
+        sample_rate=cfg["sample_rate"],
+        progress=progress,
+    )
+    meta = {
+        "version": _VERSION,
+        "seed": seed,
+        "settings": cfg,
+        "sizes": corpus_summary(out_dir),
+        "vocabulary": len({w for r in rows["train"] for w in r["wrd"].split()}),
+        "speakers": [s.to_dict() for s in speakers],
+        "build_seconds": round(time.time() - start, 1),
+    }
+    atomic_write_text(meta_path, json.dumps(meta, indent=1))
+    return meta
