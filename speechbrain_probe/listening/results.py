@@ -59,7 +59,10 @@ def wilson_interval(
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # exact at the ends (the formula gives 0 and 1 there, up to rounding)
+    low = 0.0 if errors == 0 else max(0.0, centre - half)
+    high = 1.0 if errors == n else min(1.0, centre + half)
+    return low, high
 
 
 def her_table(answers: list[dict]) -> list[dict]:

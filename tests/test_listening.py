@@ -1,0 +1,575 @@
+"""Unit tests of the listening test: registry, design, store, app, results, CLI."""
+
+from __future__ import annotations
+
+import collections
+import csv
+import json
+import sqlite3
+import threading
+
+import pytest
+
+from speechbrain_probe.listening import cli
+from speechbrain_probe.listening.app import MAX_BODY_BYTES, create_app
+from speechbrain_probe.listening.demo import write_demo_stimuli
+from speechbrain_probe.listening.design import Trial, TripletDesign
+from speechbrain_probe.listening.registry import Registry, Stimulus, load_registry
+from speechbrain_probe.listening.results import (
+    her_table,
+    merge_eer,
+    read_eer,
+    wilson_interval,
+)
+from speechbrain_probe.listening.store import AlreadyAnswered, Store, UnknownTrial
+
+LAYERS = ("cnn1", "blstm1", "blstm3")
+TOKEN = "admin-token-for-tests-0123"
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory):
+    return write_demo_stimuli(
+        tmp_path_factory.mktemp("stimuli"),
+        n_speakers=4,
+        n_utts=3,
+        layers=LAYERS,
+        duration_s=0.1,
+    )
+
+
+@pytest.fixture
+def app_parts(samples, tmp_path):
+    registry = load_registry(samples)
+    design = TripletDesign(registry, trials_per_layer=4, seed=3)
+    store = Store(tmp_path / "answers.sqlite")
+    app = create_app(registry, store, design, TOKEN)
+    return registry, design, store, app
+
+
+def register(client, rater="r1"):
+    resp = client.post("/api/raters", json={"rater_id": rater})
+    assert resp.status_code == 201, resp.get_json()
+    return resp.get_json()
+
+
+# -- registry ------------------------------------------------------------------------
+
+
+def test_registry_reads_samples_csv_and_resolves_paths(samples):
+    registry = load_registry(samples)
+    assert len(registry) == 4 * 3 * len(LAYERS)
+    assert [c[2] for c in registry.cells()] == list(LAYERS)
+    stim = registry.stimuli[0]
+    assert stim.path.startswith(str(samples.parent.resolve()))
+    assert registry.is_registered(stim.path)
+    assert not registry.is_registered(str(samples))
+
+
+def test_registry_filters_kinds_and_references(tmp_path):
+    for name in ("a", "b", "c"):
+        (tmp_path / f"{name}.wav").write_bytes(b"RIFF")
+    (tmp_path / "s.csv").write_text(
+        "utt_id,spk_id,model,layer,condition,kind,path\n"
+        "u1,s1,m,cnn1,clean,reconstruction,a.wav\n"
+        "u1,s1,,,clean,original,b.wav\n"
+        "u1,s1,,,clean,noise,c.wav\n"
+    )
+    assert [s.layer for s in load_registry(tmp_path / "s.csv").stimuli] == ["cnn1"]
+    both = load_registry(tmp_path / "s.csv", kinds=("reconstruction", "original"))
+    assert {(s.model, s.layer) for s in both.stimuli} == {
+        ("m", "cnn1"),
+        ("reference", "original"),
+    }
+
+
+@pytest.mark.parametrize(
+    "text, error",
+    [
+        ("model,layer,condition,path\nm,l,c,a.wav\n", "lacks columns"),
+        ("model,layer,condition,speaker,path\nm,l,c,s,missing.wav\n", "does not exist"),
+        ("model,layer,condition,speaker,path\nm,l,c,,a.wav\n", "empty"),
+        (
+            "model,layer,condition,speaker,path\nm,l,c,s,a.wav\nm,l,c,s,a.wav\n",
+            "appears twice",
+        ),
+        ("model,layer,condition,speaker,path\n", "no stimuli"),
+    ],
+)
+def test_registry_rejects_bad_csv_with_a_clear_message(tmp_path, text, error):
+    (tmp_path / "a.wav").write_bytes(b"RIFF")
+    (tmp_path / "s.csv").write_text(text)
+    with pytest.raises((ValueError, FileNotFoundError), match=error):
+        load_registry(tmp_path / "s.csv")
+
+
+# -- design --------------------------------------------------------------------------
+
+
+def test_trial_rejects_inconsistent_triplets():
+    a = Stimulus("u1", "s1", "m", "l", "c", "/a")
+    b = Stimulus("u2", "s2", "m", "l", "c", "/b")
+    with pytest.raises(ValueError, match="share its speaker"):
+        Trial(a, b, Stimulus("u3", "s2", "m", "l", "c", "/x"), "A")
+    with pytest.raises(ValueError, match="different utterance"):
+        Trial(a, b, a, "A")
+
+
+def test_design_is_balanced_per_rater_and_latin_square_across_raters(samples):
+    design = TripletDesign(load_registry(samples), trials_per_layer=4, seed=7)
+    per_rater = [design.trials_for(r, f"rater{r}") for r in range(len(LAYERS))]
+    for trials in per_rater:
+        assert len(trials) == design.trials_per_rater == 4 * len(LAYERS)
+        by_layer = collections.Counter(t.layer for t in trials)
+        assert by_layer == {layer: 4 for layer in LAYERS}
+        for layer in LAYERS:
+            keys = collections.Counter(t.key for t in trials if t.layer == layer)
+            assert keys == {"A": 2, "B": 2}
+        for t in trials:  # X is another utterance of the speaker it belongs to
+            same = t.a if t.key == "A" else t.b
+            assert t.x.speaker == same.speaker and t.x.utt_id != same.utt_id
+            assert t.a.speaker != t.b.speaker
+            assert t.a.layer == t.b.layer == t.x.layer
+    # Latin square: over L raters each triplet (by utterances) is heard in every layer.
+    heard = collections.defaultdict(set)
+    for trials in per_rater:
+        for t in trials:
+            heard[(t.a.utt_id, t.b.utt_id, t.x.utt_id)].add(t.layer)
+    assert all(layers == set(LAYERS) for layers in heard.values())
+    # randomised order, reproducible per rater
+    orders = [[t.layer for t in trials] for trials in per_rater]
+    assert len({tuple(o) for o in orders}) > 1
+    assert design.trials_for(0, "rater0") == per_rater[0]
+    # speakers used about equally
+    spk = collections.Counter(
+        s for t in per_rater[0] for s in (t.a.speaker, t.b.speaker)
+    )
+    assert max(spk.values()) - min(spk.values()) <= 2
+
+
+def test_design_needs_two_speakers_with_two_utterances(tmp_path):
+    stims = [Stimulus(f"u{i}", "s1", "m", "cnn1", "c", f"/{i}") for i in range(3)]
+    stims.append(Stimulus("v", "s2", "m", "cnn1", "c", "/v"))
+    with pytest.raises(ValueError, match="at least 2 speakers"):
+        TripletDesign(Registry(stims))
+
+
+# -- store ---------------------------------------------------------------------------
+
+
+def test_store_uses_wal_and_refuses_replays_in_the_database(app_parts):
+    registry, design, store, _ = app_parts
+    store.create_rater("alice", design)
+    conn = sqlite3.connect(store.path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    trial = store.next_trial("alice")
+    store.answer("alice", trial["trial_id"], "B", response_ms=10)
+    with pytest.raises(AlreadyAnswered):
+        store.answer("alice", trial["trial_id"], "A")
+    with pytest.raises(UnknownTrial):
+        store.answer("bob", trial["trial_id"], "A")
+    # the unique constraint holds even when the app is bypassed
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute(
+            "INSERT INTO answers VALUES (?, 'alice', 'A', 1, 0, 0)",
+            (trial["trial_id"],),
+        )
+    row = conn.execute("SELECT rater_id, answer, response_ms FROM answers").fetchall()
+    assert row == [("alice", "B", 10)]
+
+
+def test_store_concurrent_answers_from_threads_are_all_kept(app_parts):
+    _, design, store, _ = app_parts
+    raters = [f"t{i}" for i in range(8)]
+    for r in raters:
+        store.create_rater(r, design)
+    errors = []
+
+    def work(rater):
+        try:
+            while (trial := store.next_trial(rater)) is not None:
+                store.answer(rater, trial["trial_id"], "A")
+        except Exception as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(r,)) for r in raters]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(store.answered_cells()) == len(raters) * design.trials_per_rater
+
+
+# -- app: rater flow and validation ---------------------------------------------------
+
+
+def test_rater_flow_progress_and_audio(app_parts):
+    registry, design, store, app = app_parts
+    client = app.test_client()
+    state = register(client)
+    assert (state["done"], state["total"]) == (0, design.trials_per_rater)
+    for i in range(3):
+        trial = state["trial"]
+        for slot in "ABX":
+            resp = client.get(trial["audio"][slot])
+            assert resp.status_code == 200 and resp.mimetype == "audio/wav"
+            assert resp.data[:4] == b"RIFF"
+            assert resp.headers["Cache-Control"] == "no-store"
+            assert "ETag" not in resp.headers and "Last-Modified" not in resp.headers
+        resp = client.post(
+            "/api/answers",
+            json={"trial_id": trial["trial_id"], "answer": "A", "response_ms": 5},
+        )
+        assert resp.status_code == 201
+        state = resp.get_json()
+        assert state["done"] == i + 1
+        assert state["trial"]["trial_id"] != trial["trial_id"]
+    answers = store.answered_cells()
+    assert len(answers) == 3 and {a["rater_id"] for a in answers} == {"r1"}
+
+
+def test_state_never_reveals_key_speaker_path_or_layer(app_parts, samples):
+    registry, _, _, app = app_parts
+    client = app.test_client()
+    text = json.dumps(register(client))
+    text += client.get("/api/state").get_data(as_text=True)
+    secrets = {s.speaker for s in registry.stimuli} | {
+        s.layer for s in registry.stimuli
+    }
+    secrets |= {s.utt_id for s in registry.stimuli} | {str(samples.parent.resolve())}
+    leaked = [s for s in secrets if s in text]
+    assert leaked == []
+    assert '"key"' not in text and "correct" not in text
+
+
+def test_rater_cannot_reach_other_raters_trials_or_answers(app_parts):
+    _, _, _, app = app_parts
+    alice, bob = app.test_client(), app.test_client()
+    a_trial = register(alice, "alice")["trial"]
+    register(bob, "bob")
+    assert bob.get(a_trial["audio"]["X"]).status_code == 404
+    resp = bob.post(
+        "/api/answers", json={"trial_id": a_trial["trial_id"], "answer": "A"}
+    )
+    assert resp.status_code == 404
+    assert (
+        alice.post(
+            "/api/answers", json={"trial_id": a_trial["trial_id"], "answer": "B"}
+        ).status_code
+        == 201
+    )
+    # bob's state counts only bob's answers
+    assert bob.get("/api/state").get_json()["done"] == 0
+    # no session at all
+    anon = app.test_client()
+    assert anon.get(a_trial["audio"]["A"]).status_code == 401
+    assert anon.get("/api/state").status_code == 401
+    # admin pages need the token
+    for url in ("/admin", "/admin/her.csv", "/admin/her.png"):
+        assert alice.get(url).status_code == 403
+        assert (
+            alice.get(
+                url, headers={"Authorization": "Bearer wrong-token-xxxxxxxx"}
+            ).status_code
+            == 403
+        )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/audio/../../etc/passwd",
+        "/audio/..%2F..%2Fetc%2Fpasswd/X",
+        "/audio/%2Fetc%2Fpasswd/A",
+        "/static/../answers.sqlite",
+        "/audio/TRIAL/../../../../etc/passwd",
+        "/audio/TRIAL/C",
+        "/audio/TRIAL/x",
+    ],
+)
+def test_no_path_traversal(app_parts, url):
+    _, _, _, app = app_parts
+    client = app.test_client()
+    trial_id = register(client)["trial"]["trial_id"]
+    resp = client.get(url.replace("TRIAL", trial_id))
+    assert 400 <= resp.status_code < 500
+    assert b"root:" not in resp.data and b"SQLite" not in resp.data
+
+
+def test_audio_outside_the_registered_set_is_refused(app_parts, tmp_path):
+    registry, design, store, _ = app_parts
+    client_app = create_app(Registry(registry.stimuli[:1]), store, design, TOKEN)
+    client = client_app.test_client()
+    trial = register(client)["trial"]
+    only = registry.stimuli[0].path
+    for slot in "ABX":
+        path = store.trial_audio_path("r1", trial["trial_id"], slot)
+        expected = 200 if path == only else 410
+        assert client.get(trial["audio"][slot]).status_code == expected
+
+
+@pytest.mark.parametrize(
+    "kwargs, status",
+    [
+        (dict(data="{not json", content_type="application/json"), 400),
+        (dict(data="[1, 2]", content_type="application/json"), 400),
+        (
+            dict(
+                data="trial_id=x&answer=A",
+                content_type="application/x-www-form-urlencoded",
+            ),
+            415,
+        ),
+        (dict(json={"trial_id": "nope", "answer": "A"}), 404),
+        (dict(json={"trial_id": "../../x", "answer": "A"}), 404),
+        (dict(json={"trial_id": "TRIAL", "answer": "C"}), 400),
+        (dict(json={"trial_id": "TRIAL", "answer": 1}), 400),
+        (dict(json={"trial_id": "TRIAL"}), 400),
+        (dict(json={"trial_id": "TRIAL", "answer": "A", "extra": 1}), 400),
+        (dict(json={"trial_id": "TRIAL", "answer": "A", "response_ms": -4}), 400),
+        (dict(json={"trial_id": "TRIAL", "answer": "A", "response_ms": True}), 400),
+        (dict(json={"trial_id": "TRIAL", "answer": "A", "response_ms": "9"}), 400),
+        (
+            dict(
+                json={"trial_id": "TRIAL", "answer": "A", "pad": "x" * MAX_BODY_BYTES}
+            ),
+            413,
+        ),
+    ],
+)
+def test_malformed_answers_get_4xx_and_store_nothing(app_parts, kwargs, status):
+    _, _, store, app = app_parts
+    client = app.test_client()
+    trial_id = register(client)["trial"]["trial_id"]
+    if "json" in kwargs:
+        kwargs = dict(
+            json={
+                k: (trial_id if v == "TRIAL" else v) for k, v in kwargs["json"].items()
+            }
+        )
+    resp = client.post("/api/answers", **kwargs)
+    assert resp.status_code == status, resp.get_json()
+    assert "error" in resp.get_json()
+    assert store.answered_cells() == []
+
+
+def test_replayed_and_duplicate_answers_are_refused(app_parts):
+    _, _, store, app = app_parts
+    client = app.test_client()
+    trial_id = register(client)["trial"]["trial_id"]
+    body = {"trial_id": trial_id, "answer": "A"}
+    assert client.post("/api/answers", json=body).status_code == 201
+    assert client.post("/api/answers", json=body).status_code == 409
+    assert client.post("/api/answers", json={**body, "answer": "B"}).status_code == 409
+    (answer,) = store.answered_cells()
+    assert answer["answer"] == "A"
+
+
+def test_registration_validation(app_parts):
+    _, _, _, app = app_parts
+    client = app.test_client()
+    assert client.post("/api/raters", json={"rater_id": "bad id!"}).status_code == 400
+    assert client.post("/api/raters", json={"rater_id": "x" * 65}).status_code == 400
+    assert client.post("/api/raters", json={}).status_code == 400
+    register(client, "carol")
+    # same browser again, and the same id from another browser
+    assert client.post("/api/raters", json={"rater_id": "dave"}).status_code == 409
+    assert (
+        app.test_client().post("/api/raters", json={"rater_id": "carol"}).status_code
+        == 409
+    )
+    # a forged session cookie is no session
+    forged = app.test_client()
+    forged.set_cookie("lt_session", "forged-token")
+    assert forged.get("/api/state").status_code == 401
+
+
+def test_finished_rater_gets_no_trial(app_parts):
+    _, design, _, app = app_parts
+    client = app.test_client()
+    state = register(client)
+    while state["trial"]:
+        resp = client.post(
+            "/api/answers", json={"trial_id": state["trial"]["trial_id"], "answer": "B"}
+        )
+        state = resp.get_json()
+    assert state["done"] == state["total"] == design.trials_per_rater
+    assert client.get("/api/state").get_json()["trial"] is None
+
+
+def test_admin_page_csv_and_figure(app_parts):
+    _, _, _, app = app_parts
+    rater = app.test_client()
+    state = register(rater)
+    for _ in range(6):
+        state = rater.post(
+            "/api/answers", json={"trial_id": state["trial"]["trial_id"], "answer": "A"}
+        ).get_json()
+    admin = app.test_client()
+    resp = admin.get(f"/admin?token={TOKEN}")
+    assert resp.status_code == 303 and resp.headers["Location"].endswith("/admin")
+    page = admin.get("/admin")  # cookie set by the redirect
+    assert page.status_code == 200 and b"1 raters, 6 answers" in page.data
+    rows = list(
+        csv.DictReader(admin.get("/admin/her.csv").get_data(as_text=True).splitlines())
+    )
+    assert sum(int(r["n"]) for r in rows) == 6
+    png = app.test_client().get(
+        "/admin/her.png", headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    assert png.status_code == 200 and png.data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_short_admin_token_is_refused(app_parts):
+    registry, design, store, _ = app_parts
+    with pytest.raises(ValueError, match="at least 16"):
+        create_app(registry, store, design, "short")
+
+
+# -- results -------------------------------------------------------------------------
+
+
+def test_wilson_interval_properties():
+    lo, hi = wilson_interval(0, 10)
+    assert lo == 0.0 and 0.2 < hi < 0.35
+    lo, hi = wilson_interval(10, 10)
+    assert hi == 1.0 and 0.65 < lo < 0.8
+    lo_small, hi_small = wilson_interval(5, 10)
+    lo_big, hi_big = wilson_interval(500, 1000)
+    assert lo_small < lo_big < 0.5 < hi_big < hi_small
+    with pytest.raises(ValueError):
+        wilson_interval(3, 0)
+
+
+def test_her_table_counts_errors_per_cell():
+    rows = [
+        dict(model="m", condition="clean", layer=layer, rater_id=r, correct=c)
+        for layer, r, c in [
+            ("blstm1", "a", 0),
+            ("blstm1", "b", 1),
+            ("cnn1", "a", 1),
+            ("cnn1", "a", 1),
+            ("cnn1", "b", 0),
+            ("cnn1", "b", 1),
+        ]
+    ]
+    table = her_table(rows)
+    assert [r["layer"] for r in table] == ["cnn1", "blstm1"]
+    assert (table[0]["n"], table[0]["errors"], table[0]["raters"], table[0]["her"]) == (
+        4,
+        1,
+        2,
+        0.25,
+    )
+    assert table[1]["her"] == 0.5
+
+
+def test_read_eer_units(tmp_path):
+    header = "model,arch,training,layer,condition,metric,value,ci_low,ci_high,n\n"
+    (tmp_path / "frac.csv").write_text(
+        header + "m,a,t,cnn1,clean,eer_ge2e,0.05,0.04,0.06,9\n"
+    )
+    (tmp_path / "pct.csv").write_text(
+        header + "m,a,t,cnn1,clean,eer_ge2e,5,4,6,9\nm,a,t,cnn1,clean,stoi,0.9,,,9\n"
+    )
+    assert read_eer(tmp_path / "frac.csv")[("m", "clean", "cnn1")] == pytest.approx(
+        (0.05, 0.04, 0.06)
+    )
+    assert read_eer(tmp_path / "pct.csv")[("m", "clean", "cnn1")] == pytest.approx(
+        (0.05, 0.04, 0.06)
+    )
+    assert read_eer(tmp_path / "frac.csv", unit="percent")[("m", "clean", "cnn1")][
+        0
+    ] == pytest.approx(5e-4)
+    with pytest.raises(ValueError, match="no rows of metric"):
+        read_eer(tmp_path / "pct.csv", metric="eer_ecapa")
+    table = merge_eer(
+        her_table(
+            [dict(model="m", condition="clean", layer="cnn1", rater_id="r", correct=1)]
+        ),
+        read_eer(tmp_path / "pct.csv"),
+        "eer_ge2e",
+    )
+    assert table[0]["eer"] == pytest.approx(0.05)
+
+
+# -- CLI -----------------------------------------------------------------------------
+
+
+def test_cli_results_writes_csv_and_figure_with_eer(
+    app_parts, samples, tmp_path, capsys
+):
+    registry, design, store, app = app_parts
+    client = app.test_client()
+    state = register(client)
+    while state["trial"]:
+        state = client.post(
+            "/api/answers", json={"trial_id": state["trial"]["trial_id"], "answer": "A"}
+        ).get_json()
+    metrics = tmp_path / "metrics.csv"
+    metrics.write_text(
+        "model,arch,training,layer,condition,metric,value,ci_low,ci_high,n\n"
+        + "".join(
+            f"demo_model,blstm,baseline,{layer},clean,eer_ge2e,{eer},{eer - 1},{eer + 1},100\n"
+            for layer, eer in zip(LAYERS, (5, 20, 40))
+        )
+    )
+    out = tmp_path / "out"
+    assert (
+        cli.main(
+            [
+                "results",
+                "--db",
+                str(store.path),
+                "--out-dir",
+                str(out),
+                "--metrics",
+                str(metrics),
+            ]
+        )
+        == 0
+    )
+    rows = list(csv.DictReader(open(out / "her.csv")))
+    assert [r["layer"] for r in rows] == list(LAYERS)
+    assert [float(r["eer"]) for r in rows] == pytest.approx([0.05, 0.2, 0.4])
+    # answering "A" everywhere is wrong exactly on the trials whose key is B
+    wrong = sum(r["errors"] for r in her_table(store.answered_cells()))
+    keys = (
+        sqlite3.connect(store.path)
+        .execute("SELECT COUNT(*) FROM trials WHERE key='B'")
+        .fetchone()[0]
+    )
+    assert sum(int(r["errors"]) for r in rows) == wrong == keys
+    assert (out / "her_eer.png").read_bytes()[:4] == b"\x89PNG"
+    assert "HER" in capsys.readouterr().out
+
+
+def test_cli_results_errors_clearly(tmp_path, capsys):
+    assert (
+        cli.main(
+            [
+                "results",
+                "--db",
+                str(tmp_path / "none.sqlite"),
+                "--out-dir",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
+    assert "does not exist" in capsys.readouterr().err
+    Store(tmp_path / "empty.sqlite")
+    assert (
+        cli.main(
+            [
+                "results",
+                "--db",
+                str(tmp_path / "empty.sqlite"),
+                "--out-dir",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
+    assert "no answers" in capsys.readouterr().err
