@@ -1,0 +1,474 @@
+"""A self-contained HTML listening page, like the paper's demo page.
+
+The page opens from disk (``file://``), needs no server and loads nothing from
+the network: its style and script are inline, audio and figures are referenced
+by paths relative to the page. Choose an utterance and an input condition;
+hear the clean input, the noise, the mixture, copy synthesis, and the
+reconstruction from every probed layer of every ASR model; the tables and
+figures sit beside.
+
+All text from the result files is escaped: HTML text through
+:func:`html.escape`, the embedded data as JSON with ``<``, ``>`` and ``&``
+written as unicode escapes, and the script sets only ``textContent`` and
+``src``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from html import escape
+from pathlib import Path
+from urllib.parse import quote
+
+from speechbrain_probe.data.manifest import atomic_write_text
+from speechbrain_probe.report.results import (
+    ARCH_LAYERS,
+    ARCH_NAMES,
+    CONDITION_NAMES,
+    CONDITIONS,
+    TRAININGS,
+    ordered,
+)
+
+__all__ = ["page_data", "render_page", "write_listening_page", "relative_url"]
+
+_INPUT_KINDS = ("original", "noise", "mixture", "copy_synthesis")
+
+
+def relative_url(target: str | os.PathLike, page_dir: str | os.PathLike) -> str:
+    """URL of ``target`` relative to the folder of the page, percent-encoded.
+
+    Example
+    -------
+    >>> relative_url("/r/audio/a b#1.wav", "/r")
+    'audio/a%20b%231.wav'
+    >>> relative_url("/data/x.wav", "/r/report")
+    '../../data/x.wav'
+    """
+    rel = os.path.relpath(os.path.abspath(target), os.path.abspath(page_dir))
+    return "/".join(quote(part) for part in Path(rel).parts)
+
+
+def _natural(layer):
+    match = re.fullmatch(r"([A-Za-z_]+?)(\d+)", layer)
+    if not match:
+        return (2, layer, 0)
+    prefix, number = match.groups()
+    return (0 if prefix == "cnn" else 1, prefix, int(number))
+
+
+def page_data(
+    sample_rows: list[dict],
+    page_dir: str | os.PathLike,
+    model_info: dict | None = None,
+) -> tuple[dict, list[str]]:
+    """Organise ``samples.csv`` rows for the page; drop rows whose file is missing.
+
+    Arguments
+    ---------
+    sample_rows : list of dict
+        Rows of ``samples.csv`` with the absolute ``file`` added by
+        :func:`~.results.read_samples`.
+    page_dir : path
+        Folder of the HTML page (audio URLs are relative to it).
+    model_info : dict, optional
+        model -> (arch, training), e.g. from ``metrics.csv``; otherwise guessed
+        from a model id that starts with an architecture and ends with a
+        training name.
+
+    Returns
+    -------
+    data : dict
+        ``utterances``, ``conditions``, ``models`` and ``audio``
+        (utt -> condition -> kind -> URL, reconstructions under ``layers``
+        as model -> layer -> URL).
+    missing : list of str
+        The listed files that do not exist (left off the page).
+
+    Example
+    -------
+    >>> tmp = getfixture("tmp_path")
+    >>> _ = (tmp / "a.wav").write_bytes(b"RIFF")
+    >>> rows = [dict(utt_id="u", spk_id="s", model="", layer="", condition="clean",
+    ...              kind="original", file=tmp / "a.wav"),
+    ...         dict(utt_id="u", spk_id="s", model="vgg_lstm_robust", layer="cnn1",
+    ...              condition="clean", kind="reconstruction", file=tmp / "b.wav")]
+    >>> data, missing = page_data(rows, tmp)
+    >>> data["audio"]["u"]["clean"]["original"], [Path(m).name for m in missing]
+    ('a.wav', ['b.wav'])
+    """
+    model_info = dict(model_info or {})
+    audio, missing = {}, []
+    speakers, models, conditions = {}, {}, []
+    for row in sample_rows:
+        file = Path(row["file"])
+        if not file.is_file():
+            missing.append(str(file))
+            continue
+        utt, condition = row["utt_id"], row["condition"] or "clean"
+        speakers.setdefault(utt, row.get("spk_id", ""))
+        conditions.append(condition)
+        url = relative_url(file, page_dir)
+        slot = audio.setdefault(utt, {}).setdefault(condition, {})
+        if row["kind"] == "reconstruction":
+            slot.setdefault("layers", {}).setdefault(row["model"], {})[row["layer"]] = (
+                url
+            )
+            models.setdefault(row["model"], set()).add(row["layer"])
+        else:
+            slot[row["kind"]] = url
+    conditions = ordered(conditions, CONDITIONS)
+    # The clean input is the same for every condition: fill it in where absent.
+    for by_condition in audio.values():
+        clean = next(
+            (
+                by_condition[c]["original"]
+                for c in ordered(by_condition, CONDITIONS)
+                if "original" in by_condition[c]
+            ),
+            None,
+        )
+        for slot in by_condition.values():
+            if clean is not None:
+                slot.setdefault("original", clean)
+
+    def describe(model):
+        arch, training = model_info.get(model, (None, None))
+        if arch is None:
+            arch = next(
+                (
+                    a
+                    for a in sorted(ARCH_LAYERS, key=len, reverse=True)
+                    if model.startswith(a)
+                ),
+                "",
+            )
+        if training is None:
+            training = next((t for t in TRAININGS if model.endswith(t)), "")
+        return arch, training
+
+    model_list = []
+    for model, layers in models.items():
+        arch, training = describe(model)
+        paper = ARCH_LAYERS.get(arch, ())
+        layer_order = [x for x in paper if x in layers]
+        layer_order += sorted(layers - set(paper), key=_natural)
+        label = ARCH_NAMES.get(arch, arch or model)
+        model_list.append(
+            dict(
+                id=model,
+                arch=arch or model,
+                arch_label=label,
+                training=training or model,
+                layers=layer_order,
+            )
+        )
+    arch_rank = {a: i for i, a in enumerate(ARCH_LAYERS)}
+    train_rank = {t: i for i, t in enumerate(("baseline", "robust"))}
+    model_list.sort(
+        key=lambda m: (
+            arch_rank.get(m["arch"], 99),
+            m["arch"],
+            train_rank.get(m["training"], 9),
+            m["id"],
+        )
+    )
+    utterances = [dict(id=u, spk=speakers[u]) for u in sorted(audio)]
+    data = dict(
+        utterances=utterances,
+        conditions=[dict(id=c, label=CONDITION_NAMES.get(c, c)) for c in conditions],
+        models=model_list,
+        audio=audio,
+    )
+    return data, missing
+
+
+def _json_for_script(data) -> str:
+    """JSON safe inside ``<script type="application/json">``.
+
+    Example
+    -------
+    >>> _json_for_script({"x": "</script><b>&"})
+    '{"x": "\\\\u003c/script\\\\u003e\\\\u003cb\\\\u003e\\\\u0026"}'
+    """
+    text = json.dumps(data, ensure_ascii=True)
+    for char, code in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
+        text = text.replace(char, code)
+    return text
+
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.2em; color: #222; }
+h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.2em; }
+.layout { display: grid; grid-template-columns: minmax(0, 1fr); gap: 1.5em; }
+@media (min-width: 1400px) {
+  .layout { grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); } }
+.controls label { margin-right: 1em; }
+.inputs { display: flex; flex-wrap: wrap; gap: 0.8em; }
+.clip { border: 1px solid #ccc; border-radius: 4px; padding: 0.3em 0.5em; }
+.clip .name { font-size: 0.85em; color: #444; display: block; }
+audio { width: 170px; height: 32px; }
+#layers audio { width: 140px; }
+table.results td, table.results th { white-space: nowrap; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; font-size: 0.8em; margin-bottom: 0.3em; }
+th, td { border: 1px solid #ddd; padding: 0.2em 0.4em; text-align: center; }
+td.missing, .missing { color: #999; }
+caption { font-weight: bold; text-align: left; padding: 0.3em 0; }
+p.note { font-size: 0.8em; color: #555; margin: 0.2em 0; }
+figure { margin: 0 0 1em 0; } figure img { max-width: 100%; }
+figcaption { font-size: 0.85em; color: #444; }
+.warning { color: #8a4b00; font-size: 0.85em; }
+"""
+
+_SCRIPT = r"""
+(function () {
+  "use strict";
+  var DATA = JSON.parse(document.getElementById("report-data").textContent);
+  var uttSel = document.getElementById("utterance");
+  var condSel = document.getElementById("condition");
+  var KIND_NAMES = {original: "clean input", noise: "noise", mixture: "mixture (ASR input)",
+                    copy_synthesis: "copy synthesis (vocoder only)"};
+
+  function option(value, text) {
+    var o = document.createElement("option");
+    o.value = value; o.textContent = text; return o;
+  }
+  DATA.utterances.forEach(function (u) {
+    uttSel.appendChild(option(u.id, u.spk ? u.id + " (speaker " + u.spk + ")" : u.id));
+  });
+  DATA.conditions.forEach(function (c) { condSel.appendChild(option(c.id, c.label)); });
+
+  function clip(url, name, showName) {
+    var box = document.createElement("div");
+    box.className = showName ? "clip" : "cell";
+    if (showName) {
+      var label = document.createElement("span");
+      label.className = "name"; label.textContent = name;
+      box.appendChild(label);
+    }
+    if (url) {
+      var a = document.createElement("audio");
+      a.controls = true; a.preload = "metadata";
+      a.setAttribute("src", url);
+      a.title = name;
+      a.setAttribute("aria-label", name);
+      box.appendChild(a);
+    } else {
+      var m = document.createElement("span");
+      m.className = "missing"; m.textContent = "-";
+      box.appendChild(m);
+    }
+    return box;
+  }
+
+  function render() {
+    var slot = ((DATA.audio[uttSel.value] || {})[condSel.value]) || {};
+    var inputs = document.getElementById("inputs");
+    inputs.textContent = "";
+    ["original", "noise", "mixture", "copy_synthesis"].forEach(function (kind) {
+      inputs.appendChild(clip(slot[kind], KIND_NAMES[kind], true));
+    });
+    var layersBox = document.getElementById("layers");
+    layersBox.textContent = "";
+    var byArch = {};
+    var archOrder = [];
+    DATA.models.forEach(function (m) {
+      if (!byArch[m.arch]) { byArch[m.arch] = []; archOrder.push(m.arch); }
+      byArch[m.arch].push(m);
+    });
+    archOrder.forEach(function (arch) {
+      var models = byArch[arch];
+      var layers = [];
+      models.forEach(function (m) {
+        m.layers.forEach(function (l) { if (layers.indexOf(l) < 0) layers.push(l); });
+      });
+      var table = document.createElement("table");
+      var cap = document.createElement("caption");
+      cap.textContent = models[0].arch_label;
+      table.appendChild(cap);
+      var head = document.createElement("tr");
+      var corner = document.createElement("th");
+      corner.textContent = "ASR training";
+      head.appendChild(corner);
+      layers.forEach(function (l) {
+        var th = document.createElement("th"); th.textContent = l; head.appendChild(th);
+      });
+      table.appendChild(head);
+      models.forEach(function (m) {
+        var tr = document.createElement("tr");
+        var th = document.createElement("th");
+        th.textContent = m.training;
+        th.title = m.id;
+        tr.appendChild(th);
+        var recs = (slot.layers || {})[m.id] || {};
+        layers.forEach(function (l) {
+          var td = document.createElement("td");
+          td.appendChild(clip(recs[l], m.arch_label + " " + m.training + " " + l, false));
+          tr.appendChild(td);
+        });
+        table.appendChild(tr);
+      });
+      var wrap = document.createElement("div");
+      wrap.className = "scroll";
+      wrap.appendChild(table);
+      layersBox.appendChild(wrap);
+    });
+    var params = new URLSearchParams();
+    params.set("utt", uttSel.value); params.set("cond", condSel.value);
+    history.replaceState(null, "", "#" + params.toString());
+  }
+
+  var start = new URLSearchParams(location.hash.slice(1));
+  function pick(sel, value) {
+    for (var i = 0; i < sel.options.length; i++) {
+      if (sel.options[i].value === value) { sel.selectedIndex = i; return; }
+    }
+  }
+  if (start.get("utt")) pick(uttSel, start.get("utt"));
+  if (start.get("cond")) pick(condSel, start.get("cond"));
+  uttSel.addEventListener("change", render);
+  condSel.addEventListener("change", render);
+  render();
+})();
+"""
+
+
+def render_page(
+    data: dict,
+    tables_html=(),
+    figures=(),
+    title: str = "What does each layer hear?",
+    notes=(),
+) -> str:
+    """The page's HTML text.
+
+    Arguments
+    ---------
+    data : dict
+        From :func:`page_data`.
+    tables_html : sequence of str
+        Already-escaped HTML fragments (``Table.to_html()``).
+    figures : sequence of (str, str)
+        ``(caption, relative URL)`` of each PNG.
+    title : str
+        Page title (escaped here).
+    notes : sequence of str
+        Sentences shown under the title (escaped here).
+
+    Example
+    -------
+    >>> page = render_page({"utterances": [], "conditions": [], "models": [],
+    ...                     "audio": {}}, title="A <b> & C")
+    >>> "<title>A &lt;b&gt; &amp; C</title>" in page
+    True
+    """
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{escape(title)}</title>",
+        f"<style>{_STYLE}</style></head><body>",
+        f"<h1>{escape(title)}</h1>",
+    ]
+    parts.extend(f'<p class="note">{escape(note)}</p>' for note in notes)
+    parts.append('<div class="layout"><section id="listen">')
+    parts.append("<h2>Listen</h2>")
+    parts.append("<noscript><p>The listening controls need JavaScript.</p></noscript>")
+    parts.append(
+        '<div class="controls"><label>Utterance <select id="utterance"></select></label>'
+        '<label>Input condition <select id="condition"></select></label></div>'
+    )
+    parts.append('<h2>Input and references</h2><div class="inputs" id="inputs"></div>')
+    parts.append(
+        "<h2>Reconstruction from each layer</h2>"
+        '<p class="note">Probe output of each layer, turned into sound by the same '
+        "vocoder as copy synthesis.</p>"
+        '<div id="layers"></div>'
+    )
+    parts.append('</section><section id="results"><h2>Tables</h2>')
+    if not tables_html:
+        parts.append('<p class="missing">No tables (no result files found).</p>')
+    for fragment in tables_html:
+        parts.append(f'<div class="scroll">{fragment}</div>')
+    parts.append("<h2>Figures</h2>")
+    if not figures:
+        parts.append('<p class="missing">No figures.</p>')
+    for caption, url in figures:
+        parts.append(
+            f'<figure><img src="{escape(url, quote=True)}" alt="{escape(caption, quote=True)}">'
+            f"<figcaption>{escape(caption)}</figcaption></figure>"
+        )
+    parts.append("</section></div>")
+    parts.append(
+        f'<script type="application/json" id="report-data">{_json_for_script(data)}</script>'
+    )
+    parts.append(f"<script>{_SCRIPT}</script>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_listening_page(
+    path: str | os.PathLike,
+    sample_rows: list[dict],
+    tables_html=(),
+    figures=(),
+    model_info: dict | None = None,
+    title: str = "What does each layer hear?",
+    notes=(),
+) -> tuple[Path, list[str]]:
+    """Write the listening page to ``path`` (atomically).
+
+    Arguments
+    ---------
+    path : path
+        The HTML file to write.
+    sample_rows : list of dict
+        Rows of ``samples.csv`` (see :func:`~.results.read_samples`).
+    tables_html : sequence of str
+        HTML fragments of the tables.
+    figures : sequence of (str, path)
+        ``(caption, PNG path)``; PNGs that do not exist are left out.
+    model_info : dict, optional
+        model -> (arch, training).
+    title : str
+        Page title.
+    notes : sequence of str
+        Sentences under the title.
+
+    Returns
+    -------
+    path : Path
+        The page.
+    missing : list of str
+        Audio and figure files listed but absent (left off the page, and
+        named on it).
+
+    Example
+    -------
+    >>> tmp = getfixture("tmp_path")
+    >>> page, missing = write_listening_page(tmp / "report.html", [])
+    >>> page.read_text().startswith("<!DOCTYPE html>"), missing
+    (True, [])
+    """
+    path = Path(path)
+    page_dir = path.resolve().parent
+    data, missing = page_data(sample_rows, page_dir, model_info)
+    figure_links = []
+    for caption, file in figures:
+        file = Path(file)
+        file = file if file.is_absolute() else page_dir / file
+        if file.is_file():
+            figure_links.append((caption, relative_url(file, page_dir)))
+        else:
+            missing.append(str(file))
+    notes = list(notes)
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        notes.append(
+            f"{len(missing)} listed file(s) do not exist and are left out: {shown}"
+        )
+    html_text = render_page(data, tables_html, figure_links, title, notes)
+    return atomic_write_text(path, html_text), missing
