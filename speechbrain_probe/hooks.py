@@ -1,0 +1,625 @@
+"""Capture the outputs of named layers of any frozen ``torch.nn.Module``.
+
+Usable without the rest of the project (it needs only ``torch``):
+
+* :class:`LayerCapture` registers forward hooks on modules named by dotted path
+  (``encoder.blstm3``, ``mods.encoder.CNN.block_0``) and always removes them
+  when its ``with`` block ends, even on an exception. Outputs are normalised by
+  :func:`to_tensor`: tuples (``(out, (h, c))``, ``(x, attn)``), packed sequences
+  and Hugging Face output objects give their main tensor; half precision is cast
+  to float.
+* A stacked ``nn.LSTM/GRU/RNN(num_layers=k)`` exposes only its last layer to a
+  hook. The virtual path ``<rnn path>.l<i>`` (``i`` = 0 .. k-1, PyTorch's own
+  weight numbering) names the output of its inner layer ``i``, recomputed from
+  ``weight_ih_l<i>``, ``weight_hh_l<i>`` (and ``_reverse``) by
+  :func:`unroll_rnn`.
+* :func:`measure_layers` lists the probe-able layers of a model with their
+  output shape and time downsampling, measured by running two dummy inputs of
+  different lengths.
+
+Command line (needs the rest of the package to load a model)::
+
+    python -m speechbrain_probe.hooks list-layers <model dir or hub id> [--all]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.func import functional_call
+from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
+
+__all__ = [
+    "to_tensor",
+    "resolve_module",
+    "candidate_paths",
+    "LayerCapture",
+    "unroll_rnn",
+    "RNNLayerView",
+    "LayerReport",
+    "measure_layers",
+    "to_frames",
+    "format_layer_table",
+]
+
+_VIRTUAL_RNN = re.compile(r"^l(\d+)$")
+
+
+def to_tensor(output, batch_first: bool = True) -> torch.Tensor | None:
+    """The main tensor of a module output, detached and in float precision.
+
+    Tuples and lists give their first tensor (recursively), packed sequences are
+    padded (batch first), mappings and Hugging Face ``ModelOutput`` objects give
+    ``last_hidden_state`` (or their first tensor). ``None`` when there is none.
+
+    Arguments
+    ---------
+    output : object
+        What a module's ``forward`` returned.
+    batch_first : bool
+        Layout of padded packed sequences.
+
+    Returns
+    -------
+    torch.Tensor or None
+
+    Example
+    -------
+    >>> out = (torch.ones(2, 3, dtype=torch.float16), (torch.zeros(1), None))
+    >>> to_tensor(out).dtype
+    torch.float32
+    >>> to_tensor({"last_hidden_state": torch.zeros(1, 4, 2)}).shape
+    torch.Size([1, 4, 2])
+    """
+    if isinstance(output, torch.Tensor):
+        out = output.detach()
+        if out.is_floating_point() and out.dtype != torch.float32:
+            if out.dtype in (torch.float16, torch.bfloat16):
+                out = out.float()
+        return out
+    if isinstance(output, PackedSequence):
+        padded, _ = pad_packed_sequence(output, batch_first=batch_first)
+        return to_tensor(padded)
+    if isinstance(output, Mapping):
+        if "last_hidden_state" in output:
+            return to_tensor(output["last_hidden_state"], batch_first)
+        for value in output.values():
+            found = to_tensor(value, batch_first)
+            if found is not None:
+                return found
+        return None
+    if isinstance(output, (tuple, list)):
+        for value in output:
+            found = to_tensor(value, batch_first)
+            if found is not None:
+                return found
+    return None
+
+
+def _is_stacked_rnn(module: nn.Module) -> bool:
+    return isinstance(module, nn.RNNBase) and module.num_layers > 1
+
+
+class RNNLayerView:
+    """Inner layer ``index`` of a stacked RNN (a virtual, hook-less "module").
+
+    Arguments
+    ---------
+    rnn : torch.nn.RNNBase
+        The stacked ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN``.
+    index : int
+        0-based layer index (PyTorch's ``_l<index>`` weight suffix).
+    """
+
+    def __init__(self, rnn: nn.RNNBase, index: int):
+        self.rnn = rnn
+        self.index = index
+
+    def __repr__(self) -> str:
+        return f"RNNLayerView({type(self.rnn).__name__}, layer {self.index})"
+
+
+def _children_names(module: nn.Module) -> list[str]:
+    names = [name for name, _ in module.named_children()]
+    if _is_stacked_rnn(module):
+        names += [f"l{i}" for i in range(module.num_layers)]
+    return names
+
+
+def resolve_module(model: nn.Module, path: str) -> nn.Module | RNNLayerView:
+    """Find the submodule at dotted ``path`` (``""`` is the model itself).
+
+    ``<stacked rnn>.l<i>`` resolves to an :class:`RNNLayerView`.
+
+    Raises
+    ------
+    KeyError
+        Naming the first unknown component and listing the names available there.
+
+    Example
+    -------
+    >>> net = nn.Sequential(nn.Linear(2, 2), nn.LSTM(2, 3, num_layers=2))
+    >>> resolve_module(net, "0")
+    Linear(in_features=2, out_features=2, bias=True)
+    >>> resolve_module(net, "1.l0")
+    RNNLayerView(LSTM, layer 0)
+    >>> resolve_module(net, "2")
+    Traceback (most recent call last):
+    ...
+    KeyError: "unknown layer '2' (no submodule '2' in <root>); available: 0 1"
+    """
+    module: nn.Module = model
+    done: list[str] = []
+    for part in [p for p in path.split(".") if p] if path else []:
+        if isinstance(module, RNNLayerView):
+            raise KeyError(f"unknown layer {path!r}: {'.'.join(done)} has no children")
+        children = dict(module.named_children())
+        if part in children:
+            module = children[part]
+        else:
+            match = _VIRTUAL_RNN.match(part)
+            if match and _is_stacked_rnn(module) and int(match[1]) < module.num_layers:
+                module = RNNLayerView(module, int(match[1]))
+            else:
+                where = ".".join(done) or "<root>"
+                available = " ".join(_children_names(module)) or "(none)"
+                raise KeyError(
+                    f"unknown layer {path!r} (no submodule {part!r} in {where}); "
+                    f"available: {available}"
+                )
+        done.append(part)
+    return module
+
+
+def candidate_paths(model: nn.Module, prefix: str = "") -> list[str]:
+    """Dotted paths of every submodule, plus ``.l<i>`` of stacked RNNs.
+
+    Example
+    -------
+    >>> candidate_paths(nn.Sequential(nn.Linear(2, 2), nn.GRU(2, 2, num_layers=2)))
+    ['0', '1', '1.l0', '1.l1']
+    """
+    paths = []
+    for name, module in model.named_modules(prefix=prefix):
+        if not name:
+            continue
+        paths.append(name)
+        if _is_stacked_rnn(module):
+            paths += [f"{name}.l{i}" for i in range(module.num_layers)]
+    return paths
+
+
+# ----------------------------------------------------------------------------
+# Stacked RNN unrolling
+# ----------------------------------------------------------------------------
+
+_SINGLE_LAYER_CACHE: dict[tuple, nn.RNNBase] = {}
+
+
+def _single_layer_twin(rnn: nn.RNNBase, index: int) -> nn.RNNBase:
+    """A weightless one-layer RNN with the shape of layer ``index`` of ``rnn``."""
+    dirs = 2 if rnn.bidirectional else 1
+    out_size = rnn.proj_size if getattr(rnn, "proj_size", 0) else rnn.hidden_size
+    input_size = rnn.input_size if index == 0 else out_size * dirs
+    kwargs = dict(
+        input_size=input_size,
+        hidden_size=rnn.hidden_size,
+        num_layers=1,
+        bias=rnn.bias,
+        batch_first=rnn.batch_first,
+        bidirectional=rnn.bidirectional,
+    )
+    if isinstance(rnn, nn.LSTM):
+        kwargs["proj_size"] = rnn.proj_size
+    elif type(rnn) is nn.RNN:
+        kwargs["nonlinearity"] = rnn.nonlinearity
+    key = (type(rnn), tuple(sorted(kwargs.items())))
+    twin = _SINGLE_LAYER_CACHE.get(key)
+    if twin is None:
+        with torch.device("meta"):
+            twin = type(rnn)(**kwargs)
+        _SINGLE_LAYER_CACHE[key] = twin
+    return twin
+
+
+def _layer_params(rnn: nn.RNNBase, index: int) -> dict[str, torch.Tensor]:
+    params = {}
+    for name, value in rnn.named_parameters():
+        match = re.match(rf"^(\w+?)_l{index}(_reverse)?$", name)
+        if match:
+            params[f"{match[1]}_l0{match[2] or ''}"] = value
+    return params
+
+
+def _slice_hx(hx, index: int, dirs: int):
+    if hx is None:
+        return None
+    if isinstance(hx, tuple):
+        return tuple(h[index * dirs : (index + 1) * dirs] for h in hx)
+    return hx[index * dirs : (index + 1) * dirs]
+
+
+def unroll_rnn(rnn: nn.RNNBase, x, hx=None) -> list:
+    """Per-layer outputs of a stacked RNN, recomputed from its layer weights.
+
+    Each layer runs as a one-layer RNN of the same class on the previous
+    layer's output (dropout between layers as the stacked module applies it),
+    using the stacked module's own parameters (no copy).
+
+    Arguments
+    ---------
+    rnn : torch.nn.LSTM, torch.nn.GRU or torch.nn.RNN
+        The stacked module.
+    x : torch.Tensor or PackedSequence
+        Its input, in its own layout (``batch_first`` or not).
+    hx : tensor or tuple, optional
+        Initial states as the stacked module takes them.
+
+    Returns
+    -------
+    list
+        ``num_layers`` outputs in the layout of ``rnn(x)[0]``; the last equals it.
+
+    Example
+    -------
+    >>> lstm = nn.LSTM(4, 3, num_layers=3, batch_first=True, bidirectional=True)
+    >>> x = torch.randn(2, 5, 4)
+    >>> outs = unroll_rnn(lstm, x)
+    >>> [tuple(o.shape) for o in outs]
+    [(2, 5, 6), (2, 5, 6), (2, 5, 6)]
+    >>> torch.allclose(outs[-1], lstm(x)[0], atol=1e-6)
+    True
+    """
+    dirs = 2 if rnn.bidirectional else 1
+    outputs = []
+    current = x
+    for index in range(rnn.num_layers):
+        twin = _single_layer_twin(rnn, index)
+        h0 = _slice_hx(hx, index, dirs)
+        args = (current,) if h0 is None else (current, h0)
+        out = functional_call(twin, _layer_params(rnn, index), args)[0]
+        outputs.append(out)
+        if index < rnn.num_layers - 1 and rnn.dropout > 0 and rnn.training:
+            if isinstance(out, PackedSequence):
+                out = out._replace(
+                    data=nn.functional.dropout(out.data, rnn.dropout, training=True)
+                )
+            else:
+                out = nn.functional.dropout(out, rnn.dropout, training=True)
+        current = out
+    return outputs
+
+
+# ----------------------------------------------------------------------------
+# Capture
+# ----------------------------------------------------------------------------
+
+
+class LayerCapture:
+    """Context manager capturing the outputs of named layers during forwards.
+
+    Arguments
+    ---------
+    model : torch.nn.Module
+        The (frozen) model; hooks go on its submodules.
+    layers : mapping or iterable of str
+        ``{name: dotted path}``, or dotted paths (then each is its own name).
+        Unknown paths raise a ``KeyError`` listing the available names before
+        any hook is registered.
+    keep_raw : bool
+        Keep the raw outputs too (``raw[name]``), e.g. to compare with a plain
+        forward.
+
+    Attributes
+    ----------
+    outputs : dict
+        ``name -> tensor`` of the latest forward (see :func:`to_tensor`).
+
+    Example
+    -------
+    >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    >>> with LayerCapture(net, {"hidden": "1"}) as cap:
+    ...     _ = net(torch.randn(3, 4))
+    >>> cap.outputs["hidden"].shape, len(net[1]._forward_hooks)
+    (torch.Size([3, 8]), 0)
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        layers: Mapping[str, str] | Iterable[str],
+        keep_raw: bool = False,
+    ):
+        if isinstance(layers, Mapping):
+            self.paths = dict(layers)
+        else:
+            self.paths = {path: path for path in layers}
+        self.model = model
+        self.keep_raw = keep_raw
+        self.targets = {
+            name: resolve_module(model, p) for name, p in self.paths.items()
+        }
+        self.outputs: dict[str, torch.Tensor | None] = {}
+        self.raw: dict[str, object] = {}
+        self._handles: list = []
+
+    def _hook_for(self, names: list[str]):
+        def hook(module, args, output):
+            value = to_tensor(output, batch_first=getattr(module, "batch_first", True))
+            for name in names:
+                self.outputs[name] = value
+                if self.keep_raw:
+                    self.raw[name] = output
+
+        return hook
+
+    def _rnn_hook_for(self, views: dict[str, int]):
+        def hook(module, args, output):
+            x = args[0]
+            hx = args[1] if len(args) > 1 else None
+            with torch.no_grad():
+                inner = unroll_rnn(module, x, hx)
+            bf = module.batch_first or isinstance(x, PackedSequence)
+            for name, index in views.items():
+                value = to_tensor(inner[index], batch_first=True)
+                if not bf:
+                    value = value.transpose(0, 1)
+                self.outputs[name] = value
+
+        return hook
+
+    def __enter__(self) -> LayerCapture:
+        plain: dict[int, tuple[nn.Module, list[str]]] = {}
+        virtual: dict[int, tuple[nn.RNNBase, dict[str, int]]] = {}
+        for name, target in self.targets.items():
+            if isinstance(target, RNNLayerView):
+                entry = virtual.setdefault(id(target.rnn), (target.rnn, {}))
+                entry[1][name] = target.index
+            else:
+                plain.setdefault(id(target), (target, []))[1].append(name)
+        try:
+            for module, names in plain.values():
+                self._handles.append(
+                    module.register_forward_hook(self._hook_for(names))
+                )
+            for rnn, views in virtual.values():
+                self._handles.append(
+                    rnn.register_forward_hook(self._rnn_hook_for(views))
+                )
+        except BaseException:
+            self.remove()
+            raise
+        return self
+
+    def remove(self) -> None:
+        """Remove every hook this capture registered (idempotent)."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+    def clear(self) -> None:
+        """Forget captured outputs (keeps the hooks)."""
+        self.outputs.clear()
+        self.raw.clear()
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        if name not in self.paths:
+            raise KeyError(
+                f"{name!r} is not captured; captured: {' '.join(self.paths)}"
+            )
+        if self.outputs.get(name) is None:
+            raise RuntimeError(
+                f"layer {name!r} ({self.paths[name]}) produced no tensor in the last "
+                "forward: was the model run inside the with block, and does this "
+                "module take part in its forward?"
+            )
+        return self.outputs[name]
+
+
+# ----------------------------------------------------------------------------
+# Listing and measuring layers
+# ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """Output geometry of one probe-able layer, measured on dummy inputs.
+
+    Attributes
+    ----------
+    name, path : str
+        Short name and dotted module path.
+    kind : str
+        Module class name.
+    shape : tuple
+        Output shape for the first dummy input.
+    time_axis, batch_axis : int
+        Axes of the output that follow input length and batch.
+    dim : int
+        Features per output frame (all other axes flattened).
+    downsample : float
+        Input frames per output frame (1.0 = same rate; 4.0 = a quarter).
+    """
+
+    name: str
+    path: str
+    kind: str
+    shape: tuple
+    time_axis: int
+    batch_axis: int
+    dim: int
+    downsample: float
+
+
+def to_frames(h: torch.Tensor, time_axis: int = 1, batch_axis: int = 0) -> torch.Tensor:
+    """Reorder ``h`` to ``[batch, time, features]`` (other axes flattened).
+
+    Example
+    -------
+    >>> to_frames(torch.zeros(2, 8, 5, 3), time_axis=2).shape
+    torch.Size([2, 5, 24])
+    """
+    if h.dim() < 2:
+        raise ValueError(
+            f"need at least batch and time axes, got shape {tuple(h.shape)}"
+        )
+    rest = [a for a in range(h.dim()) if a not in (batch_axis, time_axis)]
+    h = h.permute(batch_axis, time_axis, *rest)
+    return h.reshape(h.shape[0], h.shape[1], -1)
+
+
+def measure_layers(
+    model: nn.Module,
+    run: Callable[[int, int], object],
+    lengths: tuple[int, int] = (64, 96),
+    units_per_frame: float = 1.0,
+    batch: int = 3,
+    layers: Mapping[str, str] | Iterable[str] | None = None,
+) -> list[LayerReport]:
+    """Measure output shape and time downsampling of layers on dummy inputs.
+
+    ``run(batch, n)`` must build a dummy input of ``n`` input units (frames or
+    samples) and run ``model`` on it. Layers whose output has exactly one axis
+    that follows the input length are probe-able; others (pooled, constant
+    shape) are left out.
+
+    Arguments
+    ---------
+    model : torch.nn.Module
+        Where the hooks go.
+    run : callable
+        ``run(batch, n)`` runs the model on a dummy input.
+    lengths : tuple of int
+        Two input lengths (in input units).
+    units_per_frame : float
+        Input units per target frame (e.g. 200 samples for a 12.5 ms hop at
+        16 kHz), so ``downsample`` is in target frames.
+    batch : int
+        Dummy batch size (pick one unlikely to equal a feature size).
+    layers : mapping or iterable, optional
+        Only these (default: every submodule and stacked-RNN inner layer).
+
+    Returns
+    -------
+    list of LayerReport
+        In module order.
+
+    Example
+    -------
+    >>> net = nn.Sequential(nn.Conv1d(4, 8, 3, stride=2, padding=1), nn.ReLU())
+    >>> run = lambda b, n: net(torch.randn(b, 4, n))
+    >>> [(r.name, r.time_axis, r.dim, r.downsample) for r in measure_layers(net, run)]
+    [('0', 2, 8, 2.0), ('1', 2, 8, 2.0)]
+    """
+    if layers is None:
+        layers = candidate_paths(model)
+    paths = dict(layers) if isinstance(layers, Mapping) else {p: p for p in layers}
+    shapes = []
+    with torch.no_grad():
+        for n in lengths:
+            with LayerCapture(model, paths) as cap:
+                run(batch, n)
+            shapes.append({k: v.shape for k, v in cap.outputs.items() if v is not None})
+    reports = []
+    for name, path in paths.items():
+        if name not in shapes[0] or name not in shapes[1]:
+            continue
+        s1, s2 = shapes[0][name], shapes[1][name]
+        if len(s1) != len(s2) or len(s1) < 2:
+            continue
+        moving = [a for a in range(len(s1)) if s1[a] != s2[a]]
+        if len(moving) != 1:
+            continue
+        t_axis = moving[0]
+        batch_axes = [a for a in range(len(s1)) if a != t_axis and s1[a] == batch]
+        if not batch_axes:
+            continue
+        b_axis = batch_axes[0]
+        dim = math.prod(s1[a] for a in range(len(s1)) if a not in (t_axis, b_axis))
+        frames = (lengths[1] - lengths[0]) / units_per_frame
+        ratio = frames / (s2[t_axis] - s1[t_axis])
+        module = resolve_module(model, path)
+        kind = (
+            f"{type(module.rnn).__name__}[layer {module.index}]"
+            if isinstance(module, RNNLayerView)
+            else type(module).__name__
+        )
+        reports.append(
+            LayerReport(
+                name=name,
+                path=path,
+                kind=kind,
+                shape=tuple(s1),
+                time_axis=t_axis,
+                batch_axis=b_axis,
+                dim=int(dim),
+                downsample=round(ratio, 3),
+            )
+        )
+    return reports
+
+
+def format_layer_table(reports: Iterable[LayerReport]) -> str:
+    """A fixed-width table of :class:`LayerReport` rows.
+
+    Example
+    -------
+    >>> rep = LayerReport("cnn1", "m.cnn1", "Conv", (3, 64, 5120), 1, 0, 5120, 1.0)
+    >>> print(format_layer_table([rep]))  # doctest: +NORMALIZE_WHITESPACE
+    name  path    type  dim   downsample  shape
+    cnn1  m.cnn1  Conv  5120  1           (3, 64, 5120)
+    """
+    header = ("name", "path", "type", "dim", "downsample", "shape")
+    rows = [
+        (r.name, r.path, r.kind, str(r.dim), f"{r.downsample:g}", str(r.shape))
+        for r in reports
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
+        for row in [header, *rows]
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ``list-layers SOURCE [--all] [--savedir DIR]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m speechbrain_probe.hooks",
+        description="Inspect the probe-able layers of a frozen ASR model.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    ls = sub.add_parser(
+        "list-layers",
+        help="print each probe-able layer's output dim and time downsampling",
+    )
+    ls.add_argument("source", help="exported model directory, HF model dir or hub id")
+    ls.add_argument(
+        "--all",
+        action="store_true",
+        help="every submodule with a time axis, not only the declared probe layers",
+    )
+    ls.add_argument("--savedir", default=None, help="where a hub model is cached")
+    args = parser.parse_args(argv)
+
+    from speechbrain_probe.frozen import load_asr
+
+    asr = load_asr(args.source, savedir=args.savedir)
+    reports = asr.measure(all_modules=args.all)
+    print(f"# {asr.describe()}")
+    print(format_layer_table(reports))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

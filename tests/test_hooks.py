@@ -1,0 +1,138 @@
+"""Forward hooks on frozen models: capture, removal, RNN unrolling, measuring."""
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from speechbrain_probe.hooks import (
+    LayerCapture,
+    candidate_paths,
+    main,
+    measure_layers,
+    resolve_module,
+    to_frames,
+    to_tensor,
+    unroll_rnn,
+)
+
+
+class Encoder(nn.Module):
+    """Conv front end (time /2), a stacked BLSTM, a tuple-returning block."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(8, 16, 3, stride=2, padding=1)
+        self.rnn = nn.LSTM(16, 6, num_layers=3, batch_first=True, bidirectional=True)
+        self.attn = nn.MultiheadAttention(12, 2, batch_first=True)
+
+    def forward(self, x):  # x: [B, 8, T]
+        h = torch.relu(self.conv(x)).transpose(1, 2)
+        h, _ = self.rnn(h)
+        out, _weights = self.attn(h, h, h)
+        return out
+
+
+def test_capture_matches_forward_and_removes_hooks():
+    net = Encoder().eval()
+    x = torch.randn(2, 8, 20)
+    with torch.no_grad():
+        plain = net(x)
+        with LayerCapture(net, {"conv": "conv", "attn": "attn", "top": "rnn"}) as cap:
+            hooked = net(x)
+        assert torch.equal(plain, hooked)
+        assert cap["attn"].shape == (2, 10, 12)  # tuple output -> first tensor
+        assert torch.equal(cap["attn"], plain)
+        assert cap["top"].shape == (2, 10, 12)  # (out, (h, c)) -> out
+    for module in net.modules():
+        assert not module._forward_hooks
+
+
+def test_hooks_removed_even_when_forward_fails():
+    net = Encoder()
+    with pytest.raises(RuntimeError):
+        with LayerCapture(net, ["conv", "rnn.l1"]):
+            net(torch.randn(2, 5, 20))  # wrong channel count
+    assert all(not m._forward_hooks for m in net.modules())
+
+
+def test_unknown_layer_lists_available():
+    net = Encoder()
+    with pytest.raises(KeyError, match="available: conv rnn attn"):
+        LayerCapture(net, ["blstm7"])
+    with pytest.raises(KeyError, match="available: l0 l1 l2"):
+        resolve_module(net, "rnn.l3")
+    assert not net.conv._forward_hooks
+
+
+def test_half_precision_and_packed_sequences_become_float_padded():
+    packed_out = nn.GRU(4, 5, batch_first=True)(
+        pack_padded_sequence(
+            torch.randn(2, 6, 4), torch.tensor([6, 3]), batch_first=True
+        )
+    )[0]
+    padded = to_tensor(packed_out)
+    assert padded.shape == (2, 6, 5) and padded.dtype == torch.float32
+    assert torch.all(padded[1, 3:] == 0)
+    half = to_tensor((torch.ones(2, 2, dtype=torch.bfloat16), None))
+    assert half.dtype == torch.float32
+
+
+@pytest.mark.parametrize("cls", [nn.LSTM, nn.GRU])
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_stacked_rnn_unrolling_equals_stacked_output(cls, batch_first):
+    rnn = cls(5, 7, num_layers=3, bidirectional=True, batch_first=batch_first).eval()
+    x = torch.randn(4, 9, 5) if batch_first else torch.randn(9, 4, 5)
+    with torch.no_grad():
+        full, _ = rnn(x)
+        layers = unroll_rnn(rnn, x)
+    assert len(layers) == 3
+    assert torch.allclose(layers[-1], full, atol=1e-5)
+    assert not torch.allclose(layers[0], full, atol=1e-2)  # inner layers differ
+    # initial states are sliced per layer as the stacked module does
+    h0 = torch.randn(6, 4, 7)
+    hx = (h0, torch.randn(6, 4, 7)) if cls is nn.LSTM else h0
+    with torch.no_grad():
+        assert torch.allclose(unroll_rnn(rnn, x, hx)[-1], rnn(x, hx)[0], atol=1e-5)
+
+
+def test_stacked_rnn_unrolling_with_packed_input_and_capture():
+    rnn = nn.LSTM(5, 4, num_layers=2, batch_first=True, proj_size=3).eval()
+    x = torch.randn(3, 7, 5)
+    packed = pack_padded_sequence(x, torch.tensor([7, 5, 2]), batch_first=True)
+    with torch.no_grad():
+        full = to_tensor(rnn(packed)[0])
+        with LayerCapture(rnn, ["l0", "l1"]) as cap:
+            rnn(packed)
+    assert torch.allclose(cap["l1"], full, atol=1e-5)
+    assert cap["l0"].shape == (3, 7, 3)
+    assert torch.all(cap["l0"][2, 2:] == 0)  # padding stays padding
+
+
+def test_inner_rnn_layer_is_recomputed_from_weights_not_copied():
+    net = Encoder().eval()
+    x = torch.randn(2, 8, 20)
+    with torch.no_grad(), LayerCapture(net, {"b1": "rnn.l0"}) as cap:
+        net(x)
+        first = cap["b1"].clone()
+        net.rnn.weight_ih_l0.mul_(0.5)  # the view follows the live weights
+        net(x)
+    assert not torch.allclose(first, cap["b1"])
+
+
+def test_measure_layers_reports_dims_and_downsampling():
+    net = Encoder().eval()
+    reports = measure_layers(net, lambda b, n: net(torch.randn(b, 8, n)))
+    by_name = {r.name: r for r in reports}
+    assert candidate_paths(net)[:5] == ["conv", "rnn", "rnn.l0", "rnn.l1", "rnn.l2"]
+    assert by_name["conv"].time_axis == 2 and by_name["conv"].dim == 16
+    assert by_name["conv"].downsample == 2.0
+    assert by_name["rnn.l1"].dim == 12 and by_name["rnn.l1"].downsample == 2.0
+    assert by_name["attn"].time_axis == 1
+    h = torch.randn(3, 16, 10)
+    assert to_frames(h, time_axis=2).shape == (3, 10, 16)
+
+
+def test_cli_lists_layers_of_missing_dir_is_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        main(["list-layers", str(tmp_path / "nope")])
