@@ -119,7 +119,7 @@ def make_example_results(
                         condition=condition,
                         metric=metric,
                         value=f"{value:.6f}",
-                        ci_low=f"{value - half:.6f}",
+                        ci_low=f"{max(value - half, 0.0):.6f}",
                         ci_high=f"{value + half:.6f}",
                         n=40,
                     )

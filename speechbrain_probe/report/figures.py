@@ -97,9 +97,7 @@ def _arch_layers(rows, arch):
 def _prepare(metric_rows, metric):
     spec = METRIC_SPECS.get(metric, MetricSpec(metric, 3))
     rows = [r for r in metric_rows if r["metric"] == metric]
-    scale = percent_scale(
-        [v for r in rows for v in (r["value"], r["ci_low"], r["ci_high"])], spec.percent
-    )
+    scale = percent_scale([r["value"] for r in rows], spec.percent)
     archs = ordered(
         [r["arch"] for r in rows if r["layer"] not in REFERENCE_LAYERS and r["arch"]],
         tuple(ARCH_LAYERS),

@@ -112,7 +112,8 @@ def percent_scale(values, percent: bool) -> float:
     """Factor that shows ``values`` in percent: 100 for fractions, else 1.
 
     Values are read as fractions when every one lies within [0, 1] (a real
-    EER or WER in percent is above 1 for some layer or model).
+    EER or WER in percent is above 1 for some layer or model). Pass the
+    values, not their intervals (an interval may reach past the range).
 
     Example
     -------
@@ -431,9 +432,7 @@ def table2(
     rows = [r for r in metric_rows if r["metric"] == metric]
     if models is not None:
         rows = [r for r in rows if r["model"] in set(models)]
-    scale = percent_scale(
-        [v for r in rows for v in (r["value"], r["ci_low"], r["ci_high"])], spec.percent
-    )
+    scale = percent_scale([r["value"] for r in rows], spec.percent)
     conditions = ordered(list(conditions) + [r["condition"] for r in rows], conditions)
     trainings = ordered(
         list(trainings)
