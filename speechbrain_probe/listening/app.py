@@ -191,6 +191,10 @@ def create_app(
     def app_css():
         return Response(APP_CSS, mimetype="text/css")
 
+    @app.get("/favicon.ico")
+    def favicon():
+        return Response(status=204)
+
     @app.get("/healthz")
     def healthz():
         return jsonify(

@@ -1,0 +1,153 @@
+"""End-to-end test of the listening test in a real headless Chromium.
+
+A rater registers, plays A, B and X, answers by clicking and by keyboard, sees
+the progress, finishes; the database holds exactly those answers. The admin page
+shows the results and the figure. Skips only when /usr/bin/chromium is absent.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from speechbrain_probe.listening.demo import write_demo_stimuli
+from speechbrain_probe.listening.loadtest import ServerProcess
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TOKEN = "browser-test-admin-token-42"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed"
+    ),
+]
+
+
+@pytest.fixture
+def server(tmp_path):
+    samples = write_demo_stimuli(
+        tmp_path / "stimuli",
+        n_speakers=3,
+        n_utts=2,
+        layers=("cnn1", "blstm3"),
+        duration_s=0.3,
+    )
+    extra = ["--trials-per-layer", "2", "--admin-token", TOKEN]
+    with ServerProcess(samples, tmp_path / "answers.sqlite", extra=extra) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+def listen_to_all(page):
+    expect(page.locator("#answer-A")).to_be_disabled()
+    for slot in "ABX":
+        page.click(f"#play-{slot}")
+        expect(page.locator(f"#play-{slot}")).to_have_class(
+            re.compile(r"\bheard\b"), timeout=10_000
+        )
+    expect(page.locator("#answer-A")).to_be_enabled()
+
+
+def test_rater_completes_trials_in_chromium_and_db_holds_them(
+    server, browser, tmp_path
+):
+    base = f"http://127.0.0.1:{server.port}"
+    page = browser.new_page()
+    bad = []
+    page.on(
+        "response", lambda r: bad.append((r.status, r.url)) if r.status >= 500 else None
+    )
+    page.goto(base + "/")
+    page.fill("#rater-id", "web1")
+    page.click("#start")
+    expect(page.locator("#trial")).to_be_visible()
+    expect(page.locator("#progress-text")).to_have_text("0 / 4 answered")
+
+    # pressing an answer key before listening stores nothing
+    page.keyboard.press("1")
+    listen_to_all(page)
+    page.screenshot(path=str(tmp_path / "rater_page.png"), full_page=True)
+    choices = []
+    for i, (how, choice) in enumerate([("click", "A"), ("click", "B"), ("key 2", "B")]):
+        if i:
+            listen_to_all(page)
+        if how == "click":
+            page.click(f"#answer-{choice}")
+        else:
+            page.keyboard.press("2")
+        choices.append(choice)
+        expect(page.locator("#progress-text")).to_have_text(f"{i + 1} / 4 answered")
+
+    conn = sqlite3.connect(server.db)
+    rows = conn.execute(
+        "SELECT a.rater_id, a.answer, a.response_ms, t.seq FROM answers a "
+        "JOIN trials t ON t.trial_id = a.trial_id ORDER BY t.seq"
+    ).fetchall()
+    assert [r[0] for r in rows] == ["web1"] * 3
+    assert [r[1] for r in rows] == choices
+    assert [r[3] for r in rows] == [0, 1, 2]
+    assert all(r[2] is not None and 0 <= r[2] < 60_000 for r in rows)
+
+    # the page never shows who is who
+    html = page.content()
+    assert "spk" not in html and "cnn1" not in html and "blstm3" not in html
+
+    # the last trial, then the thank-you page
+    listen_to_all(page)
+    page.click("#answer-A")
+    expect(page.locator("#finished")).to_be_visible()
+    expect(page.locator("#trial")).to_be_hidden()
+    assert conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0] == 4
+
+    # a reload resumes the session (cookie) and stays finished
+    page.reload()
+    expect(page.locator("#finished")).to_be_visible()
+
+    # another browser context is another rater: no session, sees no one's data
+    other = browser.new_context().new_page()
+    other.goto(base + "/")
+    expect(other.locator("#register")).to_be_visible()
+    response = other.request.get(base + "/api/state")
+    assert response.status == 401
+    assert other.request.get(base + "/admin/her.csv").status == 403
+    assert bad == []
+
+
+def test_admin_page_shows_results_and_figure_in_chromium(server, browser):
+    base = f"http://127.0.0.1:{server.port}"
+    page = browser.new_page()
+    page.goto(base + "/")
+    page.fill("#rater-id", "web2")
+    page.click("#start")
+    listen_to_all(page)
+    page.click("#answer-B")
+    expect(page.locator("#progress-text")).to_have_text("1 / 4 answered")
+
+    admin = browser.new_page()
+    admin.goto(f"{base}/admin?token={TOKEN}")
+    assert admin.url == base + "/admin"  # token moved out of the URL into a cookie
+    expect(admin.locator("body")).to_contain_text("1 raters, 1 answers")
+    image = admin.locator("img.figure")
+    expect(image).to_be_visible()
+    width = image.evaluate("img => img.complete ? img.naturalWidth : 0")
+    assert width > 100
