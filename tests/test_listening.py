@@ -573,3 +573,47 @@ def test_cli_results_errors_clearly(tmp_path, capsys):
         == 2
     )
     assert "no answers" in capsys.readouterr().err
+
+
+def test_an_observer_that_listens_errs_less_on_clean_layers(tmp_path):
+    """The keys the app stores match the audio it serves: an observer comparing
+    long-term spectra of X with A and B is right on the clean first layer and
+    near chance on the noisiest last one (demo stimuli: 20 dB down to -20 dB SNR)."""
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    samples = write_demo_stimuli(
+        tmp_path / "st",
+        n_speakers=4,
+        n_utts=3,
+        layers=("cnn1", "blstm5"),
+        duration_s=0.4,
+    )
+    registry = load_registry(samples)
+    design = TripletDesign(registry, trials_per_layer=10, seed=0)
+    store = Store(tmp_path / "db.sqlite")
+    app = create_app(registry, store, design, TOKEN)
+
+    def spectrum(client, url):
+        wave, _ = sf.read(io.BytesIO(client.get(url).data))
+        frames = np.lib.stride_tricks.sliding_window_view(wave, 512)[::256]
+        return np.log(
+            np.mean(np.abs(np.fft.rfft(frames * np.hanning(512))) ** 2, axis=0) + 1e-8
+        )
+
+    for rater in ("obs1", "obs2"):
+        client = app.test_client()
+        state = register(client, rater)
+        while state["trial"]:
+            a, b, x = (spectrum(client, state["trial"]["audio"][s]) for s in "ABX")
+            choice = "A" if np.linalg.norm(x - a) < np.linalg.norm(x - b) else "B"
+            state = client.post(
+                "/api/answers",
+                json={"trial_id": state["trial"]["trial_id"], "answer": choice},
+            ).get_json()
+    her = {r["layer"]: r for r in her_table(store.answered_cells())}
+    assert her["cnn1"]["n"] == her["blstm5"]["n"] == 20
+    assert her["cnn1"]["her"] <= 0.1
+    assert her["blstm5"]["her"] > her["cnn1"]["her"] + 0.15

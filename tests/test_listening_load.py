@@ -120,3 +120,87 @@ def test_restart_on_same_db_with_other_design_is_refused(samples, tmp_path):
     with pytest.raises(RuntimeError, match="different design"):
         other.start(timeout_s=20)
     assert threading.active_count() < 50  # no rater threads left behind
+
+
+def _raw(port: int, request: bytes) -> int:
+    """Send raw bytes over one connection; return the HTTP status of the reply."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        reply = b""
+        while b"\r\n" not in reply:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+    return int(reply.split(b" ", 2)[1])
+
+
+def test_real_server_answers_bad_raw_requests_with_4xx(samples, tmp_path):
+    import http.client
+    import json
+
+    with ServerProcess(
+        samples, tmp_path / "answers.sqlite", extra=SERVE_ARGS
+    ) as server:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        conn.request(
+            "POST",
+            "/api/raters",
+            body=json.dumps({"rater_id": "raw"}),
+            headers={"Content-Type": "application/json"},
+        )
+        resp = conn.getresponse()
+        resp.read()
+        cookie = resp.getheader("Set-Cookie").split(";", 1)[0]
+        head = f"Host: x\r\nCookie: {cookie}\r\nContent-Type: application/json\r\n"
+        port = server.port
+        unknown = b'{"trial_id": "nope", "answer": "A"}'
+        cases = [
+            # path traversal, not normalised by any client
+            (
+                b"GET /audio/../../../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n",
+                404,
+            ),
+            (
+                f"GET /audio/..%2f..%2fetc%2fpasswd/X HTTP/1.1\r\n{head}\r\n".encode(),
+                404,
+            ),
+            # oversized body (declared and sent)
+            (
+                f"POST /api/answers HTTP/1.1\r\n{head}Content-Length: 100000\r\n\r\n".encode()
+                + b"{"
+                + b" " * 99_998
+                + b"}",
+                413,
+            ),
+            # malformed JSON, a malformed Content-Length
+            (
+                f"POST /api/answers HTTP/1.1\r\n{head}Content-Length: 5\r\n\r\n{{bad}}".encode(),
+                400,
+            ),
+            (
+                f"POST /api/answers HTTP/1.1\r\n{head}Content-Length: x\r\n\r\n".encode(),
+                400,
+            ),
+            # unknown trial
+            (
+                f"POST /api/answers HTTP/1.1\r\n{head}Content-Length: {len(unknown)}\r\n\r\n".encode()
+                + unknown,
+                404,
+            ),
+            # garbage request line
+            (
+                b"BLAH\r\n\r\n",
+                400,
+            ),
+        ]
+        statuses = [_raw(port, req) for req, _ in cases]
+        assert statuses == [code for _, code in cases], statuses
+        assert server.proc.poll() is None
+    import sqlite3
+
+    assert sqlite3.connect(tmp_path / "answers.sqlite").execute(
+        "SELECT COUNT(*) FROM answers"
+    ).fetchone() == (0,)

@@ -3,7 +3,9 @@
 ``python -m speechbrain_probe.listening serve --samples samples.csv --db test.sqlite``
 starts the app on localhost with waitress (a multi-threaded WSGI server);
 ``python -m speechbrain_probe.listening results --db test.sqlite --out-dir out
-[--metrics metrics.csv]`` writes ``her.csv`` and ``her_eer.png``.
+[--metrics metrics.csv]`` writes ``her.csv`` and ``her_eer.png``;
+``python -m speechbrain_probe.listening demo --out-dir demo`` writes generated
+stimuli to try it without the rest of the pipeline.
 """
 
 from __future__ import annotations
@@ -85,6 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="reuse a database made with another seed, trials per layer or stimulus set",
     )
     eer_args(serve)
+
+    demo = sub.add_parser(
+        "demo",
+        help="write generated (non-speech) stimuli and their samples.csv to try the app",
+    )
+    demo.add_argument("--out-dir", required=True)
+    demo.add_argument("--speakers", type=int, default=6)
+    demo.add_argument("--utterances", type=int, default=4)
+    demo.add_argument("--layers", default="cnn1,cnn2,cnn4,blstm1,blstm3,blstm5")
+    demo.add_argument("--seed", type=int, default=0)
 
     results = sub.add_parser("results", help="write her.csv and her_eer.png")
     results.add_argument("--db", required=True)
@@ -197,11 +209,30 @@ def cmd_results(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    from .demo import write_demo_stimuli
+
+    path = write_demo_stimuli(
+        args.out_dir,
+        n_speakers=args.speakers,
+        n_utts=args.utterances,
+        layers=_csv_list(args.layers),
+        duration_s=1.5,
+        seed=args.seed,
+    )
+    print(f"wrote {path}; serve it with:")
+    print(
+        f"python -m speechbrain_probe.listening serve --samples {path} --db listening.sqlite"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        return {"serve": cmd_serve, "results": cmd_results}[args.command](args)
+        commands = {"serve": cmd_serve, "results": cmd_results, "demo": cmd_demo}
+        return commands[args.command](args)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -53,7 +53,8 @@ def write_demo_stimuli(
 ) -> Path:
     """Write generated 16 kHz wavs and a ``samples.csv`` indexing them.
 
-    Layer ``i`` (0-based) gets noise at ``20 - 12 * i`` dB SNR.
+    Noise grows with depth: SNR falls linearly from 20 dB at the first layer to
+    -20 dB at the last.
 
     Returns
     -------
@@ -81,8 +82,9 @@ def write_demo_stimuli(
                 rel = Path("wav") / model / condition / layer / f"{utt_id}.wav"
                 path = out_dir / rel
                 path.parent.mkdir(parents=True, exist_ok=True)
+                snr_db = 20 - 40 * li / max(1, len(layers) - 1)
                 wave = _voice(
-                    utt_rng, noise_rng, f0, tilt, duration_s, sample_rate, 20 - 12 * li
+                    utt_rng, noise_rng, f0, tilt, duration_s, sample_rate, snr_db
                 )
                 sf.write(path, wave, sample_rate, subtype="PCM_16")
                 rows.append(
