@@ -1,14 +1,9 @@
 """``python -m speechbrain_probe.report <results_dir>``: build the report.
 
-Example
--------
->>> from speechbrain_probe.report.example import make_example_results
->>> tmp = getfixture("tmp_path")
->>> _ = make_example_results(tmp, n_utts=1, conditions=("snr0",), seconds=0.2)
->>> main([str(tmp), "--quiet"])
-0
->>> (tmp / "report.html").is_file()
-True
+Writes ``tables/``, ``figures/`` and ``report.html`` into ``results_dir`` and
+prints where the page is; exit status 2 with a message on bad input. (pytest
+does not collect doctests from ``__main__.py``; tests/test_report_html.py runs
+:func:`main`.)
 """
 
 from __future__ import annotations
