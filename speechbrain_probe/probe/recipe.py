@@ -1,0 +1,270 @@
+"""The shared body of ``train_probe.py``: hparams, data, training, results.
+
+Layer files are short: ``hparams/vgg_lstm/blstm3.yaml`` holds
+``extends: ../probe_base.yaml`` plus the keys it changes (``arch``,
+``layers``); :func:`load_probe_hparams` loads the base file with those keys and
+the command-line overrides applied, so every setting can still be overridden
+from the command line (``--number_of_epochs=5``).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import sys
+from pathlib import Path
+
+import speechbrain as sb
+import torch
+import yaml
+from hyperpyyaml import load_hyperpyyaml
+
+from speechbrain_probe.frozen import load_asr
+from speechbrain_probe.probe.brain import HiddenStateCache, ProbeBrain, build_probes
+
+__all__ = [
+    "load_probe_hparams",
+    "dataio_prepare",
+    "NoiseMixer",
+    "resolve_layers",
+    "train_probes",
+    "main",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def load_probe_hparams(path, overrides=None):
+    """Load a probe hparams file, following one ``extends:`` level.
+
+    Arguments
+    ---------
+    path : str or path
+        A full HyperPyYAML file, or a layer file with ``extends: <base yaml>``.
+    overrides : dict or str, optional
+        Command-line overrides (a YAML string as ``sb.parse_arguments`` gives).
+
+    Returns
+    -------
+    hparams : dict
+        The loaded hyperparameters.
+    base_path : Path
+        The file that was actually loaded.
+    merged : dict
+        All overrides applied to it (layer keys, then command line).
+
+    Example
+    -------
+    >>> d = getfixture("tmp_path")
+    >>> _ = (d / "base.yaml").write_text("layers: [a]\\nlr: 0.1\\ntwice: !ref <lr> * 2\\n")
+    >>> _ = (d / "b.yaml").write_text("extends: base.yaml\\nlayers: [b]\\n")
+    >>> hp, base, merged = load_probe_hparams(d / "b.yaml", "lr: 1.0")
+    >>> hp["layers"], hp["twice"], base.name
+    (['b'], 2.0, 'base.yaml')
+    """
+    path = Path(path)
+    if isinstance(overrides, str):
+        overrides = yaml.safe_load(overrides) or {}
+    overrides = dict(overrides or {})
+    text = path.read_text(encoding="utf-8")
+    first = yaml.safe_load(text) if "extends:" in text else None
+    if isinstance(first, dict) and "extends" in first:
+        base = (path.parent / first.pop("extends")).resolve()
+        merged = {**first, **overrides}
+    else:
+        base, merged = path, overrides
+    with open(base, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, merged, overrides_must_match=False)
+    return hparams, base, merged
+
+
+def dataio_prepare(hparams):
+    """Train and valid ``DynamicItemDataset``s of ``(id, sig)`` from the CSVs.
+
+    Utterances are sorted by duration; ``train_utts`` / ``valid_utts`` keep the
+    first N of a seeded shuffle (so a short run still sees all speakers).
+    """
+    datasets = {}
+    for split in ("train", "valid"):
+        csv_path = Path(hparams[f"{split}_csv"])
+        if not csv_path.exists():
+            raise FileNotFoundError(
+                f"{split}_csv {csv_path} does not exist; build the corpus first "
+                "(speechbrain_probe.data.synthetic.build_corpus) or set data_folder"
+            )
+        data = sb.dataio.dataset.DynamicItemDataset.from_csv(
+            str(csv_path), replacements={"data_root": str(hparams["data_folder"])}
+        )
+        limit = hparams.get(f"{split}_utts")
+        ids = list(data.data_ids)
+        if limit and limit < len(ids):
+            gen = torch.Generator().manual_seed(int(hparams.get("seed", 0)))
+            keep = {
+                ids[i] for i in torch.randperm(len(ids), generator=gen)[:limit].tolist()
+            }
+            data = data.filtered_sorted(key_test={"id": lambda i, keep=keep: i in keep})
+        datasets[split] = data.filtered_sorted(sort_key="duration")
+
+    @sb.utils.data_pipeline.takes("wav")
+    @sb.utils.data_pipeline.provides("sig")
+    def audio_pipeline(wav):
+        return sb.dataio.dataio.read_audio(wav)
+
+    sb.dataio.dataset.add_dynamic_item(list(datasets.values()), audio_pipeline)
+    sb.dataio.dataset.set_output_keys(list(datasets.values()), ["id", "sig"])
+    return datasets["train"], datasets["valid"]
+
+
+class NoiseMixer:
+    """Mix noise into a random share of the utterances of a batch.
+
+    Arguments
+    ---------
+    csv_file : str
+        Noise manifest (``ID,duration,wav,...``).
+    snr_low, snr_high : float
+        SNR range in dB.
+    prob : float
+        Share of utterances that get noise (the rest stay clean).
+    """
+
+    def __init__(self, csv_file, snr_low=0.0, snr_high=20.0, prob=0.5):
+        from speechbrain.augment.time_domain import AddNoise
+
+        if not Path(csv_file).exists():
+            raise FileNotFoundError(
+                f"noise_csv {csv_file} does not exist; build the corpus's noise bank or "
+                "set noisy_training: False"
+            )
+        self.add = AddNoise(csv_file=str(csv_file), snr_low=snr_low, snr_high=snr_high)
+        self.prob = prob
+
+    def __call__(self, wavs, lens):
+        """Noisy copy of ``wavs`` for a random share ``prob`` of the batch."""
+        noisy = self.add(wavs, lens)
+        keep = torch.rand(wavs.shape[0], device=wavs.device) < self.prob
+        return torch.where(keep[:, None], noisy, wavs)
+
+
+def _write_csv_atomic(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as fout:
+        writer = csv.DictWriter(fout, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def resolve_layers(hparams, asr) -> list[str]:
+    """``layers`` of the hparams: a list, ``"all"`` or ``"paper"`` (by ``arch``)."""
+    layers = hparams["layers"]
+    if layers == "paper":
+        table = hparams.get("paper_layers") or {}
+        arch = hparams.get("arch")
+        if arch not in table:
+            raise KeyError(
+                f"layers: paper needs paper_layers for arch {arch!r}; known: {sorted(table)}"
+            )
+        layers = list(table[arch])
+    return asr.check_layers(layers)
+
+
+def train_probes(hparams, run_opts=None, asr=None):
+    """Train the probes of ``hparams['layers']`` and write ``valid_l1.csv``.
+
+    Arguments
+    ---------
+    hparams : dict
+        Loaded probe hyperparameters (see ``hparams/probe_base.yaml``).
+    run_opts : dict, optional
+        SpeechBrain run options (device, precision, ...).
+    asr : FrozenASR, optional
+        Already loaded ASR (default: ``load_asr(hparams['asr_source'])``).
+
+    Returns
+    -------
+    dict
+        Layer -> validation L1 of the best checkpoint.
+    """
+    run_opts = dict(run_opts or {})
+    device = run_opts.get("device", "cpu")
+    if asr is None:
+        asr = load_asr(hparams["asr_source"], device=device)
+    layers = resolve_layers(hparams, asr)
+    probes = build_probes(
+        asr, layers, n_highway=hparams["n_highway"], gate_bias=hparams["gate_bias"]
+    )
+    checkpointer = hparams["checkpointer"]
+    checkpointer.add_recoverable("probes", probes)
+
+    add_noise = None
+    if hparams.get("noisy_training"):
+        add_noise = NoiseMixer(
+            hparams["noise_csv"],
+            hparams["noise_snr_low"],
+            hparams["noise_snr_high"],
+            hparams["noise_prob"],
+        )
+    cache = None
+    if hparams.get("cache_folder"):
+        cache = HiddenStateCache(hparams["cache_folder"], asr.fingerprint)
+
+    train_data, valid_data = dataio_prepare(hparams)
+    brain = ProbeBrain(
+        asr,
+        layers,
+        modules=probes,
+        add_noise=add_noise,
+        cache=cache,
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=checkpointer,
+    )
+    loader = {
+        "batch_size": hparams["batch_size"],
+        "num_workers": hparams["num_workers"],
+    }
+    brain.fit(
+        hparams["epoch_counter"],
+        train_data,
+        valid_data,
+        train_loader_kwargs=loader,
+        valid_loader_kwargs=loader,
+    )
+    brain.evaluate(valid_data, min_key="loss", test_loader_kwargs=loader)
+    losses = brain.layer_losses()
+    if sb.utils.distributed.if_main_process():
+        rows = [
+            {
+                "asr_source": asr.source,
+                "layer": name,
+                "path": asr.layers[name],
+                "dim": asr.geometry(name).dim,
+                "downsample": asr.geometry(name).downsample,
+                "valid_l1": f"{value:.5f}",
+                "n_utts": len(valid_data),
+            }
+            for name, value in losses.items()
+        ]
+        _write_csv_atomic(Path(hparams["output_folder"]) / "valid_l1.csv", rows)
+    return losses
+
+
+def main(argv=None):
+    """``train_probe.py hparams/<layer>.yaml [--overrides]``."""
+    argv = sys.argv[1:] if argv is None else argv
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    sb.utils.distributed.ddp_init_group(run_opts)
+    hparams, base, merged = load_probe_hparams(hparams_file, overrides)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=str(base),
+        overrides=merged,
+    )
+    losses = train_probes(hparams, run_opts)
+    for name, value in losses.items():
+        logger.info("valid L1 %s: %.5f", name, value)
+        print(f"valid_l1 {name} {value:.5f}")
+    return losses
