@@ -383,7 +383,8 @@ class HifiGanVocoder:
         ups = getattr(self.model.hparams, "upsample_factors", None)
         if ups is None:
             gen = self.model.hparams.generator
-            ups = [u.stride[0] for u in getattr(gen, "ups", [])] or None
+            ups = [getattr(u, "conv", u).stride[0] for u in getattr(gen, "ups", [])]
+            ups = ups or None
         if ups is not None and math.prod(ups) != config.hop_length:
             raise ValueError(
                 f"HiFi-GAN upsamples by {math.prod(ups)} samples per frame but the "
@@ -408,7 +409,11 @@ class HifiGanVocoder:
         wav = self.model.decode_batch(self.mel_to_input(mel).to(self.device))
         wav = wav.squeeze(1).cpu()
         hop = self.config.hop_length
-        return [w[: n * hop] for w, n in zip(wav, frames.tolist())]
+        # HiFi-GAN's inference pads the mel on both sides (replicate): drop the
+        # samples of the leading padding, then keep (frames - 1) hops like
+        # Griffin-Lim (a centred STFT of S samples has 1 + S // hop frames).
+        pad = getattr(self.model.hparams.generator, "inference_padding", 0) * hop
+        return [w[pad : pad + (n - 1) * hop] for w, n in zip(wav, frames.tolist())]
 
     def __call__(self, mel, lengths=None):
         """Padded waveforms ``[B, S]`` and relative lengths."""

@@ -1,0 +1,197 @@
+"""Griffin-Lim / HiFi-GAN vocoders on real synthesised speech (eSpeak, offline)."""
+
+import numpy as np
+import pytest
+import torch
+
+from speechbrain_probe.features import LogMelSpectrogram, MelConfig
+from speechbrain_probe.metrics.eer import eer
+from speechbrain_probe.metrics.quality import stoi_pesq
+from speechbrain_probe.metrics.speaker import GE2EVerifier, score_trials
+from speechbrain_probe.metrics.trials import make_trials
+from speechbrain_probe.vocoder import (
+    GriffinLimVocoder,
+    HifiGanVocoder,
+    copy_synthesis,
+    spectral_convergence,
+)
+
+SENTENCES = [
+    "the brown fox jumps over the dog",
+    "please call stella and ask her",
+]
+VOICES = [
+    ("en-us", "m1", 130, 40),
+    ("en-us", "f2", 150, 70),
+    ("en", "m3", 170, 30),
+    ("en", "f4", 120, 80),
+    ("en-gb-scotland", "m5", 140, 50),
+    ("en-us", "f1", 160, 60),
+]
+
+
+@pytest.fixture(scope="module")
+def speech():
+    """6 eSpeak voices x 2 sentences, 16 kHz: ``(ids, speakers, wavs)``."""
+    from speechbrain_probe.data.espeak import Voice, synthesize
+
+    ids, spk, wavs = [], [], []
+    for s, (lang, variant, rate, pitch) in enumerate(VOICES):
+        voice = Voice(lang, variant, rate=rate, pitch=pitch)
+        for u, text in enumerate(SENTENCES):
+            ids.append(f"s{s}_u{u}")
+            spk.append(f"s{s}")
+            wavs.append(synthesize(text, voice).astype(np.float32))
+    return ids, spk, wavs
+
+
+@pytest.fixture(scope="module")
+def copies(speech):
+    _, _, wavs = speech
+    return [w.numpy() for w in copy_synthesis(wavs, n_iter=30, device="cpu")]
+
+
+def test_copy_synthesis_keeps_intelligibility(speech, copies):
+    ids, _, wavs = speech
+    assert all(c.shape == w.shape for c, w in zip(copies, wavs))
+    rows, excluded = stoi_pesq(ids, wavs, copies, n_jobs=2)
+    assert excluded == []
+    stoi = np.mean([r["stoi"] for r in rows])
+    pesq = np.mean([r["pesq"] for r in rows])
+    assert stoi > 0.85, stoi
+    assert pesq > 1.8, pesq
+
+
+def test_copy_synthesis_keeps_speakers(speech, copies):
+    ids, spk, wavs = speech
+    verifier = GE2EVerifier(device="cpu")
+    trials = make_trials(list(zip(ids, spk)), seed=0)
+    rates = {}
+    for name, audio in (("original", wavs), ("copy", copies)):
+        emb, excluded = verifier.embed(audio, ids)
+        assert excluded == []
+        scores, labels, dropped = score_trials(emb, trials)
+        assert dropped == []
+        rates[name] = eer(scores[labels == 1], scores[labels == 0])[0]
+    # eSpeak voices are far apart for GE2E; a broken vocoder would blur them
+    assert rates["original"] <= 0.1, rates
+    assert rates["copy"] <= 0.15, rates
+
+
+def test_more_iterations_converge(speech):
+    wav = torch.from_numpy(speech[2][0])
+    voc = GriffinLimVocoder(device="cpu")
+    mel = LogMelSpectrogram()(wav.unsqueeze(0))
+    target = voc.mel_to_linear(mel)[0]
+    n = (mel.shape[1] - 1) * voc.config.hop_length
+    sc = {}
+    for it in (2, 30):
+        raw = voc.griffin_lim(target, n, n_iter=it)
+        sc[it] = spectral_convergence(raw, target, voc.stft)
+    assert sc[30] < sc[2]
+    assert sc[30] < 0.4, sc
+
+
+def test_pseudo_inverse_reproduces_the_mel(speech):
+    wav = torch.from_numpy(speech[2][1]).unsqueeze(0)
+    mel_fn = LogMelSpectrogram()
+    mel = mel_fn(wav)
+    linear = GriffinLimVocoder(device="cpu").mel_to_linear(mel)
+    remel = mel_fn.config.normalize_db(
+        20 * torch.log10((linear.transpose(1, 2) @ mel_fn.fbank).clamp(min=1e-5))
+    )
+    assert (linear >= 0).all()
+    assert (remel - mel).abs().mean() < 0.02
+
+
+def test_batched_and_per_utterance_agree(speech):
+    mel_fn = LogMelSpectrogram()
+    wavs = [torch.from_numpy(w) for w in speech[2][:3]]
+    mels = [mel_fn(w.unsqueeze(0))[0] for w in wavs]
+    frames = [m.shape[0] for m in mels]
+    batch = torch.zeros(3, max(frames), 80)
+    for i, m in enumerate(mels):
+        batch[i, : m.shape[0]] = m
+    out = {}
+    for strategy in ("batched", "per_utterance"):
+        voc = GriffinLimVocoder(n_iter=10, strategy=strategy, device="cpu")
+        out[strategy] = voc.synthesize(batch, lengths=frames)
+    hop = MelConfig().hop_length
+    for a, b, n, m in zip(out["batched"], out["per_utterance"], frames, mels):
+        assert a.shape[0] == b.shape[0] == (n - 1) * hop
+        # same spectrogram up to the phase retrieval's randomness
+        ma, mb = mel_fn(a.unsqueeze(0))[0], mel_fn(b.unsqueeze(0))[0]
+        assert (ma - mb).abs().mean() < 0.05
+        assert (ma - m[: ma.shape[0]]).abs().mean() < 0.08
+
+
+def test_vocoder_is_deterministic_and_checks_input():
+    mel = torch.rand(1, 30, 80)
+    voc = GriffinLimVocoder(n_iter=3, device="cpu")
+    assert torch.equal(voc.synthesize(mel)[0], voc.synthesize(mel)[0])
+    with pytest.raises(ValueError, match="bands"):
+        voc.synthesize(torch.rand(1, 30, 40))
+    with pytest.raises(ValueError, match="relative"):
+        voc.synthesize(mel, lengths=torch.tensor([1.5]))
+    with pytest.raises(ValueError, match="strategy"):
+        GriffinLimVocoder(strategy="fastest")
+    padded, rel = voc(torch.rand(2, 30, 80), lengths=torch.tensor([1.0, 0.5]))
+    assert padded.shape[0] == 2 and rel.tolist() == [1.0, pytest.approx(14 / 29)]
+    assert padded[1, 14 * 200 :].abs().max() == 0
+
+
+def _tiny_hifigan(directory, upsample=(5, 5, 4, 2), kernels=(11, 11, 8, 4)):
+    from speechbrain.lobes.models.HifiGAN import HifiganGenerator
+
+    args = dict(
+        in_channels=80,
+        out_channels=1,
+        resblock_type="1",
+        resblock_dilation_sizes=[[1, 3, 5]],
+        resblock_kernel_sizes=[3],
+        upsample_kernel_sizes=list(kernels),
+        upsample_initial_channel=32,
+        upsample_factors=list(upsample),
+    )
+    directory.mkdir()
+    torch.save(HifiganGenerator(**args).state_dict(), directory / "generator.ckpt")
+    lines = ["generator: !new:speechbrain.lobes.models.HifiGAN.HifiganGenerator"]
+    lines += [f"    {k}: {v!r}" for k, v in args.items()]
+    lines += [
+        "modules:",
+        "    generator: !ref <generator>",
+        "pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer",
+        "    loadables:",
+        "        generator: !ref <generator>",
+    ]
+    (directory / "hyperparams.yaml").write_text("\n".join(lines) + "\n")
+    return directory
+
+
+def test_hifigan_from_local_directory(tmp_path):
+    voc = HifiGanVocoder(_tiny_hifigan(tmp_path / "hifigan"), device="cpu")
+    mel = torch.rand(2, 25, 80)
+    wavs = voc.synthesize(mel, lengths=[25, 11])
+    assert [w.shape[0] for w in wavs] == [24 * 200, 10 * 200]
+    assert all(torch.isfinite(w).all() for w in wavs)
+    padded, _ = voc(mel)
+    assert padded.shape == (2, 24 * 200)
+
+
+def test_hifigan_refuses_bad_sources(tmp_path, monkeypatch):
+    from speechbrain.inference.vocoders import HIFIGAN
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("from_hparams must not be reached for a missing path")
+
+    monkeypatch.setattr(HIFIGAN, "from_hparams", no_network)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        HifiGanVocoder(tmp_path / "no_such_vocoder")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        HifiGanVocoder("./models/no_such_vocoder")
+    monkeypatch.undo()
+    wrong = _tiny_hifigan(
+        tmp_path / "hop256", upsample=(8, 8, 2, 2), kernels=(16, 16, 4, 4)
+    )
+    with pytest.raises(ValueError, match="upsamples by 256"):
+        HifiGanVocoder(wrong, device="cpu")
