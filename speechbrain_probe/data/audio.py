@@ -14,11 +14,21 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-__all__ = ["AudioError", "write_wav", "read_checked", "check_audio_info"]
+__all__ = [
+    "AudioError",
+    "AudioFormatError",
+    "write_wav",
+    "read_checked",
+    "check_audio_info",
+]
 
 
 class AudioError(ValueError):
-    """A bad audio file; the message names the file and what to do."""
+    """A bad audio file (unreadable, empty); the message names the file and the fix."""
+
+
+class AudioFormatError(AudioError):
+    """Readable audio in the wrong format (not mono, wrong sample rate)."""
 
 
 def write_wav(
@@ -71,12 +81,12 @@ def check_audio_info(path: str | os.PathLike, sample_rate: int = 16000) -> float
     if info.frames == 0:
         raise AudioError(f"audio file {path} is empty (0 samples); replace the file")
     if info.channels != 1:
-        raise AudioError(
+        raise AudioFormatError(
             f"audio file {path} has {info.channels} channels; the project needs mono: "
             f"convert it, e.g. `sox {path.name} -c 1 out.wav` or `ffmpeg -i IN -ac 1 OUT`"
         )
     if info.samplerate != sample_rate:
-        raise AudioError(
+        raise AudioFormatError(
             f"audio file {path} is at {info.samplerate} Hz; the project needs "
             f"{sample_rate} Hz: resample it, e.g. `sox IN -r {sample_rate} OUT` or "
             f"`ffmpeg -i IN -ar {sample_rate} OUT`"

@@ -116,10 +116,26 @@ class ESpeak:
                 "espeakng-loader"
             )
         self.native_rate = int(rate)
+        self.seed(0)
         self._chunks: list[np.ndarray] = []
         self._callback = _CALLBACK(self._collect)  # keep a reference alive
         lib.espeak_SetSynthCallback(self._callback)
         self._lock = threading.Lock()
+
+    def seed(self, value: int) -> None:
+        """Seed eSpeak's random generators (its own and libc's, which it also
+        uses; ``espeak_Initialize`` seeds them from the clock).
+
+        eSpeak also keeps a pitch-flutter phase from utterance to utterance, so
+        identical output needs the same sequence of utterances in a fresh
+        process (see :func:`speechbrain_probe.data.synthetic.build_corpus`).
+        """
+        if hasattr(self._lib, "espeak_ng_SetRandSeed"):
+            self._lib.espeak_ng_SetRandSeed(ctypes.c_long(value))
+        try:
+            ctypes.CDLL(None).srand(ctypes.c_uint(value))
+        except (OSError, AttributeError):  # pragma: no cover - non-POSIX libc
+            pass
 
     def _collect(self, wav, num_samples, _events) -> int:
         if num_samples > 0:

@@ -29,10 +29,14 @@ __all__ = [
     "make_music",
     "make_babble",
     "NOISE_CATEGORIES",
+    "NOISE_FIELDS",
 ]
 
 #: The three categories of MUSAN.
 NOISE_CATEGORIES = ("noise", "music", "speech")
+
+#: Columns of a noise manifest.
+NOISE_FIELDS = ("ID", "duration", "wav", "category")
 
 _EPS = 1e-12
 

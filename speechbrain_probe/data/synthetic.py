@@ -19,24 +19,26 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from tqdm import tqdm
 
-from .audio import check_audio_info, write_wav
+from .audio import check_audio_info, read_checked, write_wav
 from .espeak import Voice, get_espeak
 from .manifest import atomic_write_text, read_manifest, write_manifest
-from .noise import NOISE_CATEGORIES, make_babble, make_music, make_noise
+from .noise import NOISE_CATEGORIES, NOISE_FIELDS, make_babble, make_music, make_noise
 from .noisy import build_noisy_test_sets
 from .speakers import Speaker, make_speakers
 from .text import SentenceGenerator
 
 __all__ = ["build_corpus", "PRESETS", "corpus_summary", "NOISE_FIELDS"]
-
-#: Columns of a noise manifest.
-NOISE_FIELDS = ("ID", "duration", "wav", "category")
 
 #: Size presets. ``default``: 3000 training utterances of 60 speakers (about
 #: 2.5 h); ``quick``: a few minutes of work for the whole study.
@@ -80,7 +82,7 @@ _SETTINGS = (
     "max_words",
     "sample_rate",
 )
-_VERSION = 1
+_VERSION = 2
 _PAD_S = 0.12
 
 
@@ -163,86 +165,158 @@ def corpus_summary(out_dir: str | os.PathLike) -> dict:
     return summary
 
 
-def _synth_utterances(out_dir, speakers, counts, sentences, seed, cfg, progress):
-    """Synthesise (or reuse) every utterance; rows per split."""
+class _Job(NamedTuple):
+    """One utterance to synthesise: text, voice, seed of its level, target file."""
+
+    text: str
+    voice: Voice
+    level_seed: tuple
+    path: str
+
+
+def _synthesis_worker(jobs: list[_Job], sample_rate: int, progress: bool) -> None:
+    """Synthesise every job in order; write the files that do not exist yet.
+
+    eSpeak carries state from one utterance to the next (pitch-flutter phase,
+    its random generator), so the output of an utterance depends on all
+    earlier ones in the process. Running the whole plan, always complete and
+    in the same order, in a fresh process makes the corpus deterministic and a
+    resumed build identical to an uninterrupted one (synthesis is cheap: a
+    few milliseconds per utterance).
+    """
     espeak = get_espeak()
-    sr = cfg["sample_rate"]
-    jobs = []
+    for job in tqdm(jobs, desc="synthesising speech", disable=not progress):
+        wav = espeak.synthesize(job.text, job.voice, sample_rate)
+        path = Path(job.path)
+        if not path.is_file():
+            rng = np.random.default_rng(list(job.level_seed))
+            write_wav(path, _postprocess(wav, rng, sample_rate), sample_rate)
+
+
+def _run_synthesis(jobs: list[_Job], sample_rate: int, progress: bool) -> None:
+    """Run :func:`_synthesis_worker` in a fresh Python process (no
+    ``if __name__ == "__main__"`` guard needed in the caller's script)."""
+    if all(Path(j.path).is_file() for j in jobs):
+        return
+    payload = {
+        "sample_rate": sample_rate,
+        "progress": progress,
+        "jobs": [[j.text, asdict(j.voice), list(j.level_seed), j.path] for j in jobs],
+    }
+    fd, plan_path = tempfile.mkstemp(prefix="speechbrain_probe_plan_", suffix=".json")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(payload, handle)
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [package_root] + [p for p in [env.get("PYTHONPATH")] if p]
+    )
+    code = "from speechbrain_probe.data.synthetic import _worker_main; _worker_main()"
+    try:
+        done = subprocess.run([sys.executable, "-c", code, plan_path], env=env)
+    finally:
+        os.unlink(plan_path)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"speech synthesis failed (exit code {done.returncode}, see the messages "
+            "above); files written so far are kept, so calling build_corpus again "
+            "resumes"
+        )
+
+
+def _worker_main() -> None:
+    """Entry point of the synthesis process: ``argv[1]`` is the JSON plan."""
+    payload = json.loads(Path(sys.argv[1]).read_text())
+    jobs = [_Job(t, Voice(**v), tuple(s), p) for t, v, s, p in payload["jobs"]]
+    _synthesis_worker(jobs, payload["sample_rate"], payload["progress"])
+
+
+def _plan_speech(out_dir, speakers, counts, sentences, seed):
+    """Jobs and manifest rows (without durations) of the corpus utterances."""
+    jobs, rows = [], []
     k = 0
     for s_index, spk in enumerate(speakers):
         for u in range(counts[spk.split]):
-            jobs.append((s_index, spk, u, sentences[k]))
+            utt_id = f"{spk.spk_id}-{u:04d}"
+            path = out_dir / "wav" / spk.spk_id / f"{utt_id}.wav"
+            voice = _utt_voice(spk.voice, np.random.default_rng([seed, s_index, u, 1]))
+            jobs.append(_Job(sentences[k], voice, (seed, s_index, u, 2), str(path)))
+            rows.append(
+                {
+                    "split": spk.split,
+                    "ID": utt_id,
+                    "wav": str(path.resolve()),
+                    "spk_id": spk.spk_id,
+                    "wrd": sentences[k],
+                }
+            )
             k += 1
-    rows = {"train": [], "dev": [], "test": []}
-    for s_index, spk, u, text in tqdm(
-        jobs, desc="synthesising corpus", disable=not progress
-    ):
-        utt_id = f"{spk.spk_id}-{u:04d}"
-        path = out_dir / "wav" / spk.spk_id / f"{utt_id}.wav"
-        if path.is_file():
-            duration = check_audio_info(path, sr)
-        else:
-            rng = np.random.default_rng([seed, s_index, u, 1])
-            wav = espeak.synthesize(text, _utt_voice(spk.voice, rng), sr)
-            wav = _postprocess(wav, rng, sr)
-            write_wav(path, wav, sr)
-            duration = len(wav) / sr
-        rows[spk.split].append(
-            {
-                "ID": utt_id,
-                "duration": f"{duration:.4f}",
-                "wav": str(path.resolve()),
-                "spk_id": spk.spk_id,
-                "wrd": text,
-            }
-        )
-    return rows
+    return jobs, rows
 
 
-def _build_noise_bank(out_dir, speakers, sentences, seed, cfg, progress):
-    """Noise, music and babble files; rows per split."""
-    sr = cfg["sample_rate"]
-    n = int(cfg["noise_seconds"] * sr)
-    espeak = get_espeak()
-    babble_pool = {
-        "train": [s for s in speakers if s.split == "train"],
-        "test": [s for s in speakers if s.split == "dev"]
-        or [s for s in speakers if s.split == "train"],
-    }
-    jobs = []
+def _noise_plan(cfg):
     for split, count in (
         ("train", cfg["num_train_noises"]),
         ("test", cfg["num_test_noises"]),
     ):
         for cat in NOISE_CATEGORIES:
             for i in range(count):
-                jobs.append((split, cat, i))
-    rows = {"train": [], "test": []}
+                yield split, cat, i, f"{split}_{cat}_{i:03d}"
+
+
+def _plan_babble(out_dir, speakers, sentences, seed, cfg):
+    """Talker utterances of every babble file: jobs and noise_id -> talker files.
+
+    Training babble uses training speakers, test babble dev speakers: never
+    a test speaker.
+    """
+    pools = {
+        "train": [s for s in speakers if s.split == "train"],
+        "test": [s for s in speakers if s.split == "dev"]
+        or [s for s in speakers if s.split == "train"],
+    }
+    jobs, talkers = [], {}
     sent_iter = iter(sentences)
-    for split, cat, i in tqdm(jobs, desc="building noise bank", disable=not progress):
-        noise_id = f"{split}_{cat}_{i:03d}"
-        path = out_dir / "noise" / cat / f"{noise_id}.wav"
-        rng = np.random.default_rng(
-            [seed, NOISE_CATEGORIES.index(cat), i, 0 if split == "train" else 1]
-        )
+    for split, cat, i, noise_id in _noise_plan(cfg):
+        if cat != "speech":
+            continue
+        rng = np.random.default_rng([seed, 2, i, 0 if split == "train" else 1, 0])
         n_talkers = int(rng.integers(3, 8))
-        texts = [next(sent_iter) for _ in range(7)]  # fixed use per file: deterministic
+        pool = pools[split]
+        if len(pool) >= n_talkers:
+            picks = rng.permutation(len(pool))[:n_talkers]
+        else:  # tiny corpora: a talker may say two sentences
+            picks = rng.integers(len(pool), size=n_talkers)
+        talkers[noise_id] = []
+        for j, p in enumerate(picks):
+            path = out_dir / "noise" / "talkers" / f"{noise_id}_{j}.wav"
+            jobs.append(
+                _Job(next(sent_iter), pool[p].voice, (seed, 3, i, j), str(path))
+            )
+            talkers[noise_id].append(path)
+    return jobs, talkers
+
+
+def _build_noise_bank(out_dir, talkers, seed, cfg, progress):
+    """Noise, music and babble files; rows per split."""
+    sr = cfg["sample_rate"]
+    n = int(cfg["noise_seconds"] * sr)
+    rows = {"train": [], "test": []}
+    plan = list(_noise_plan(cfg))
+    for split, cat, i, noise_id in tqdm(
+        plan, desc="building noise bank", disable=not progress
+    ):
+        path = out_dir / "noise" / cat / f"{noise_id}.wav"
         if not path.is_file():
+            rng = np.random.default_rng(
+                [seed, NOISE_CATEGORIES.index(cat), i, 0 if split == "train" else 1, 1]
+            )
             if cat == "noise":
                 wav, _ = make_noise(n, rng, sr)
             elif cat == "music":
                 wav, _ = make_music(n, rng, sr)
             else:
-                pool = babble_pool[split]
-                if len(pool) >= n_talkers:
-                    picks = rng.permutation(len(pool))[:n_talkers]
-                else:  # tiny corpora: a talker may say two sentences
-                    picks = rng.integers(len(pool), size=n_talkers)
-                talkers = [pool[j] for j in picks]
-                utts = [
-                    espeak.synthesize(texts[j], spk.voice, sr)
-                    for j, spk in enumerate(talkers)
-                ]
+                utts = [read_checked(p, sr) for p in talkers[noise_id]]
                 wav = make_babble(utts, n, rng)
             write_wav(path, wav, sr)
         rows[split].append(
@@ -339,15 +413,20 @@ def build_corpus(
         total + n_babble
     )
 
-    rows = _synth_utterances(
-        out_dir, speakers, counts, sentences[:total], seed, cfg, progress
+    speech_jobs, planned = _plan_speech(
+        out_dir, speakers, counts, sentences[:total], seed
     )
+    babble_jobs, talkers = _plan_babble(out_dir, speakers, sentences[total:], seed, cfg)
+    _run_synthesis(speech_jobs + babble_jobs, cfg["sample_rate"], progress)
+
+    rows = {"train": [], "dev": [], "test": []}
+    for row in planned:
+        duration = check_audio_info(row["wav"], cfg["sample_rate"])
+        rows[row.pop("split")].append({**row, "duration": f"{duration:.4f}"})
     for split, split_rows in rows.items():
         write_manifest(out_dir / f"{split}.csv", split_rows)
 
-    noise_rows = _build_noise_bank(
-        out_dir, speakers, sentences[total:], seed, cfg, progress
-    )
+    noise_rows = _build_noise_bank(out_dir, talkers, seed, cfg, progress)
     for split, split_rows in noise_rows.items():
         write_manifest(out_dir / f"noise_{split}.csv", split_rows, NOISE_FIELDS)
         for cat in NOISE_CATEGORIES:
