@@ -153,8 +153,19 @@ def test_missing_audio_is_left_out_and_named(tmp_path):
     gone = tmp_path / "audio" / "spk0-utt0" / "snr0" / "blstm_robust" / "blstm3.wav"
     gone.unlink()
     (tmp_path / "metrics.csv").unlink()  # no metric figures: keeps the test fast
+    (tmp_path / "excluded.csv").write_text(
+        "utt_id,metric,reason\nu1,stoi,shorter than 0.5 s\nu2,stoi,shorter than 0.5 s\n"
+        "u2,pesq,silent reconstruction\n"
+    )
     page = build_report(tmp_path, verbose=False)
     text = page.read_text(encoding="utf-8")
+    counts = (tmp_path / "tables" / "excluded.csv").read_text().splitlines()
+    assert counts == [
+        "metric,reason,entries,utterances",
+        "pesq,silent reconstruction,1,1",
+        "stoi,shorter than 0.5 s,2,2",
+    ]
+    assert "Excluded from the metrics" in text
     data = _embedded_data(_parse(text))
     assert "blstm3" not in data["audio"]["spk0-utt0"]["snr0"]["layers"]["blstm_robust"]
     assert "1 listed file(s) do not exist" in text and "blstm3.wav" in text

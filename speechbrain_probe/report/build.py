@@ -4,7 +4,9 @@
 ``samples.csv`` (whichever exist; formats in TEAM.md) and writes, inside the
 same folder:
 
-* ``tables/table1_asr.{csv,md}`` and ``tables/table2_<metric>.{csv,md}``;
+* ``tables/table1_asr.{csv,md}`` and ``tables/table2_<metric>.{csv,md}``
+  (and ``tables/excluded.{csv,md}``, counts of the exclusion record
+  ``excluded.csv`` (``utt_id,metric,reason``) when the evaluation wrote one);
 * ``figures/eer_vs_layer_<verifier>.png``, ``figures/fig4_<metric>_robust_vs_baseline.png``
   and ``figures/fig3_mel_grid.png``;
 * ``report.html``, the listening page with the tables and figures.
@@ -20,6 +22,7 @@ says so in its title).
 
 from __future__ import annotations
 
+import csv
 import io
 import os
 from pathlib import Path
@@ -37,7 +40,12 @@ from speechbrain_probe.report.results import (
     read_metrics,
     read_samples,
 )
-from speechbrain_probe.report.tables import METRIC_SPECS, table1, table2
+from speechbrain_probe.report.tables import (
+    METRIC_SPECS,
+    exclusions_table,
+    table1,
+    table2,
+)
 
 __all__ = [
     "build_report",
@@ -287,6 +295,10 @@ def build_report(
     metric_names += sorted(present - set(METRIC_SPECS))
     for metric in metric_names:
         tables.append((f"table2_{metric}", table2(metrics, metric)))
+    excluded = results_dir / "excluded.csv"
+    if excluded.is_file():
+        with open(excluded, newline="", encoding="utf-8") as handle:
+            tables.append(("excluded", exclusions_table(list(csv.DictReader(handle)))))
     for stem, table in tables:
         table.write(table_dir, stem)
 

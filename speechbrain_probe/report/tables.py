@@ -45,6 +45,7 @@ __all__ = [
     "table2",
     "layer_columns",
     "percent_scale",
+    "exclusions_table",
 ]
 
 #: What a cell without a value shows.
@@ -530,4 +531,41 @@ def table2(
         cells=cells,
         values=values,
         notes=notes,
+    )
+
+
+def exclusions_table(rows: list[dict], source: str = "excluded.csv") -> Table:
+    """Count the per-utterance exclusions of the evaluation by metric and reason.
+
+    Arguments
+    ---------
+    rows : list of dict
+        Rows of an exclusion record (``utt_id,metric,reason`` and optionally
+        ``model``, ``layer``, ``condition``).
+    source : str
+        File name shown in the title.
+
+    Example
+    -------
+    >>> rows = [dict(utt_id="u1", metric="stoi", reason="too short"),
+    ...         dict(utt_id="u2", metric="stoi", reason="too short"),
+    ...         dict(utt_id="u2", metric="pesq", reason="silent <b>")]
+    >>> t = exclusions_table(rows)
+    >>> t.row_labels, [c[0] for c in t.cells]
+    ([['pesq', 'silent <b>'], ['stoi', 'too short']], ['1', '2'])
+    """
+    counts, utts = {}, {}
+    for row in rows:
+        key = (row.get("metric", "") or "", row.get("reason", "") or "")
+        counts[key] = counts.get(key, 0) + 1
+        utts.setdefault(key, set()).add(row.get("utt_id", ""))
+    keys = sorted(counts)
+    return Table(
+        f"Excluded from the metrics ({source}): count by metric and reason",
+        ["metric", "reason"],
+        [list(k) for k in keys],
+        [("", "entries"), ("", "utterances")],
+        [[str(counts[k]), str(len(utts[k]))] for k in keys],
+        [[float(counts[k]), float(len(utts[k]))] for k in keys],
+        [f"Every excluded utterance and why: {source}."],
     )
