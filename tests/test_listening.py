@@ -415,10 +415,23 @@ def test_admin_page_csv_and_figure(app_parts):
         csv.DictReader(admin.get("/admin/her.csv").get_data(as_text=True).splitlines())
     )
     assert sum(int(r["n"]) for r in rows) == 6
+    raw = admin.get("/admin/answers.csv").get_data(as_text=True).splitlines()
+    assert len(raw) == 1 + 6 and raw[0].startswith("model,condition,layer,rater_id")
     png = app.test_client().get(
         "/admin/her.png", headers={"Authorization": f"Bearer {TOKEN}"}
     )
     assert png.status_code == 200 and png.data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_registrations_beyond_max_raters_are_refused(app_parts):
+    registry, design, store, _ = app_parts
+    app = create_app(registry, store, design, TOKEN, max_raters=2)
+    register(app.test_client(), "one")
+    register(app.test_client(), "two")
+    resp = app.test_client().post("/api/raters", json={"rater_id": "three"})
+    assert resp.status_code == 403
+    n = sqlite3.connect(store.path).execute("SELECT COUNT(*) FROM raters").fetchone()[0]
+    assert n == 2
 
 
 def test_short_admin_token_is_refused(app_parts):
@@ -542,6 +555,11 @@ def test_cli_results_writes_csv_and_figure_with_eer(
     )
     assert sum(int(r["errors"]) for r in rows) == wrong == keys
     assert (out / "her_eer.png").read_bytes()[:4] == b"\x89PNG"
+    answers = list(csv.DictReader(open(out / "answers.csv")))
+    assert len(answers) == design.trials_per_rater and {
+        a["answer"] for a in answers
+    } == {"A"}
+    assert sum(1 - int(a["correct"]) for a in answers) == keys
     assert "HER" in capsys.readouterr().out
 
 

@@ -12,7 +12,7 @@ layer, the key or anyone's answers. Audio comes only from the registered
 stimuli. Every request is validated; bad ones get a 4xx JSON error.
 
 Admin side (token as ``Authorization: Bearer``, ``?token=`` or the cookie set by
-it): ``GET /admin``, ``/admin/her.csv``, ``/admin/her.png``.
+it): ``GET /admin``, ``/admin/her.csv``, ``/admin/her.png``, ``/admin/answers.csv``.
 """
 
 from __future__ import annotations
@@ -28,8 +28,14 @@ from werkzeug.exceptions import HTTPException
 from .design import TripletDesign
 from .pages import APP_CSS, APP_JS, RATER_HTML, admin_html
 from .registry import Registry
-from .results import figure_png_bytes, her_table, merge_eer, write_her_csv
-from .store import AlreadyAnswered, RaterExists, Store, UnknownTrial
+from .results import (
+    figure_png_bytes,
+    her_table,
+    merge_eer,
+    write_answers_csv,
+    write_her_csv,
+)
+from .store import AlreadyAnswered, RaterExists, Store, TooManyRaters, UnknownTrial
 
 __all__ = ["create_app", "MAX_BODY_BYTES"]
 
@@ -82,6 +88,7 @@ def create_app(
     metrics: dict | None = None,
     eer_metric: str = "eer_ge2e",
     secure_cookies: bool = False,
+    max_raters: int | None = 1000,
 ) -> Flask:
     """Build the app.
 
@@ -97,6 +104,8 @@ def create_app(
         Name of that EER metric, for the table and the figure.
     secure_cookies : bool
         Mark cookies ``Secure`` (behind HTTPS).
+    max_raters : int, optional
+        Registrations beyond this many get 403 (None: no limit).
 
     Example
     -------
@@ -214,7 +223,9 @@ def create_app(
         if token and store.rater_for_token(token) is not None:
             raise BadRequest(409, "this browser is registered already; reload the page")
         try:
-            token = store.create_rater(rater_id, design)
+            token = store.create_rater(rater_id, design, max_raters=max_raters)
+        except TooManyRaters:
+            raise BadRequest(403, "this test takes no more raters") from None
         except RaterExists:
             raise BadRequest(
                 409,
@@ -303,6 +314,17 @@ def create_app(
 
         with tempfile.TemporaryDirectory() as tmp:
             text = write_her_csv(results_table(), Path(tmp) / "her.csv").read_text()
+        return Response(text, mimetype="text/csv")
+
+    @app.get("/admin/answers.csv")
+    def admin_answers_csv():
+        require_admin()
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = write_answers_csv(store.answered_cells(), Path(tmp) / "answers.csv")
+            text = path.read_text()
         return Response(text, mimetype="text/csv")
 
     @app.get("/admin/her.png")

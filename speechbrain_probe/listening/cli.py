@@ -3,7 +3,7 @@
 ``python -m speechbrain_probe.listening serve --samples samples.csv --db test.sqlite``
 starts the app on localhost with waitress (a multi-threaded WSGI server);
 ``python -m speechbrain_probe.listening results --db test.sqlite --out-dir out
-[--metrics metrics.csv]`` writes ``her.csv`` and ``her_eer.png``;
+[--metrics metrics.csv]`` writes ``her.csv``, ``her_eer.png`` and ``answers.csv``;
 ``python -m speechbrain_probe.listening demo --out-dir demo`` writes generated
 stimuli to try it without the rest of the pipeline.
 """
@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="secret of the admin page (default: $LISTENING_ADMIN_TOKEN, else a new random one)",
     )
     serve.add_argument(
+        "--max-raters", type=int, default=1000, help="refuse more registrations"
+    )
+    serve.add_argument(
         "--allow-design-change",
         action="store_true",
         help="reuse a database made with another seed, trials per layer or stimulus set",
@@ -152,7 +155,13 @@ def cmd_serve(args) -> int:
         return 2
     token = args.admin_token or secrets.token_urlsafe(18)
     app = create_app(
-        registry, store, design, token, metrics=_eer(args), eer_metric=args.eer_metric
+        registry,
+        store,
+        design,
+        token,
+        metrics=_eer(args),
+        eer_metric=args.eer_metric,
+        max_raters=args.max_raters,
     )
     server = create_server(
         app,
@@ -184,20 +193,28 @@ def cmd_serve(args) -> int:
 
 
 def cmd_results(args) -> int:
-    from .results import her_table, merge_eer, plot_her_eer, write_her_csv
+    from .results import (
+        her_table,
+        merge_eer,
+        plot_her_eer,
+        write_answers_csv,
+        write_her_csv,
+    )
     from .store import Store
 
     if not Path(args.db).is_file():
         print(f"error: database {args.db} does not exist", file=sys.stderr)
         return 2
     store = Store(args.db)
-    table = merge_eer(her_table(store.answered_cells()), _eer(args), args.eer_metric)
+    answers = store.answered_cells()
+    table = merge_eer(her_table(answers), _eer(args), args.eer_metric)
     if not table:
         print(f"error: {args.db} holds no answers yet", file=sys.stderr)
         return 2
     out = Path(args.out_dir)
     csv_path = write_her_csv(table, out / "her.csv")
     png_path = plot_her_eer(table, out / "her_eer.png")
+    answers_path = write_answers_csv(answers, out / "answers.csv")
     for row in table:
         eer = f"  EER {100 * row['eer']:.1f}%" if row["eer"] != "" else ""
         print(
@@ -205,7 +222,7 @@ def cmd_results(args) -> int:
             f"HER {100 * row['her']:5.1f}% [{100 * row['ci_low']:.1f}, "
             f"{100 * row['ci_high']:.1f}]  n={row['n']}{eer}"
         )
-    print(f"wrote {csv_path} and {png_path}")
+    print(f"wrote {csv_path}, {png_path} and {answers_path}")
     return 0
 
 

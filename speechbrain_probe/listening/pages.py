@@ -277,7 +277,7 @@ def admin_html(table: list[dict], n_raters: int, n_answers: int) -> str:
 <body><main>
 <h1>Human error rate (HER) per layer</h1>
 <p>{n_raters} raters, {n_answers} answers. HER and EER in percent; interval: Wilson 95%.
-<a href="/admin/her.csv">her.csv</a></p>
+<a href="/admin/her.csv">her.csv</a> <a href="/admin/answers.csv">answers.csv</a></p>
 <table><thead><tr><th>model</th><th>condition</th><th>layer</th><th>n</th><th>raters</th>
 <th>HER</th><th>95% CI</th><th>EER</th></tr></thead>
 <tbody>

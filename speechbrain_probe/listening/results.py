@@ -19,7 +19,15 @@ from pathlib import Path
 from ..data.manifest import atomic_write_text
 from .registry import layer_sort_key
 
-__all__ = ["wilson_interval", "her_table", "read_eer", "write_her_csv", "plot_her_eer"]
+__all__ = [
+    "wilson_interval",
+    "her_table",
+    "read_eer",
+    "merge_eer",
+    "write_her_csv",
+    "write_answers_csv",
+    "plot_her_eer",
+]
 
 HER_FIELDS = (
     "model",
@@ -173,13 +181,47 @@ def write_her_csv(table: list[dict], path: str | os.PathLike) -> Path:
     >>> t = her_table([dict(model="m", condition="c", layer="l", rater_id="r", correct=0)])
     >>> p = write_her_csv(merge_eer(t, None, "eer_ge2e"), getfixture("tmp_path") / "her.csv")
     >>> p.read_text().splitlines()[1]
-    'm,c,l,1,1,1,1.0,0.2065...,1.0,,,,'
+    'm,c,l,1,1,1,1.0,0.206549,1.0,,,,'
     """
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(HER_FIELDS), extrasaction="ignore")
     writer.writeheader()
     for row in table:
-        writer.writerow({k: row.get(k, "") for k in HER_FIELDS})
+        writer.writerow({k: _round(row.get(k, "")) for k in HER_FIELDS})
+    return atomic_write_text(path, buf.getvalue())
+
+
+def _round(value, digits: int = 6):
+    return round(value, digits) if isinstance(value, float) else value
+
+
+ANSWER_FIELDS = (
+    "model",
+    "condition",
+    "layer",
+    "rater_id",
+    "trial_id",
+    "answer",
+    "correct",
+    "response_ms",
+    "answered_at",
+)
+
+
+def write_answers_csv(answers: list[dict], path: str | os.PathLike) -> Path:
+    """Write every answer (one row each, for analyses beyond HER) atomically.
+
+    Example
+    -------
+    >>> rows = [dict(model="m", condition="c", layer="l", rater_id="r", trial_id="t",
+    ...              answer="A", correct=1, response_ms=800, answered_at=1.5)]
+    >>> write_answers_csv(rows, getfixture("tmp_path") / "a.csv").read_text().splitlines()[1]
+    'm,c,l,r,t,A,1,800,1.5'
+    """
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(ANSWER_FIELDS), extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(answers)
     return atomic_write_text(path, buf.getvalue())
 
 

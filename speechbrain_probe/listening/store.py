@@ -18,7 +18,14 @@ from pathlib import Path
 
 from .design import TripletDesign
 
-__all__ = ["Store", "AlreadyAnswered", "UnknownTrial", "RaterExists", "hash_token"]
+__all__ = [
+    "Store",
+    "AlreadyAnswered",
+    "UnknownTrial",
+    "RaterExists",
+    "TooManyRaters",
+    "hash_token",
+]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -69,6 +76,10 @@ class AlreadyAnswered(Exception):
 
 class RaterExists(Exception):
     """The rater id is taken."""
+
+
+class TooManyRaters(Exception):
+    """The test has as many raters as it accepts."""
 
 
 def hash_token(token: str) -> str:
@@ -166,8 +177,14 @@ class Store:
         return self._write(fn)
 
     # -- raters -------------------------------------------------------------
-    def create_rater(self, rater_id: str, design: TripletDesign) -> str:
-        """Register a rater with all their trials; return their secret session token."""
+    def create_rater(
+        self, rater_id: str, design: TripletDesign, max_raters: int | None = None
+    ) -> str:
+        """Register a rater with all their trials; return their secret session token.
+
+        Raises :class:`RaterExists` for a taken id and :class:`TooManyRaters` once
+        ``max_raters`` are registered.
+        """
         token = secrets.token_urlsafe(24)
 
         def fn(conn):
@@ -176,6 +193,10 @@ class Store:
             ).fetchone():
                 raise RaterExists(f"rater id {rater_id!r} is taken")
             index = conn.execute("SELECT COUNT(*) FROM raters").fetchone()[0]
+            if max_raters is not None and index >= max_raters:
+                raise TooManyRaters(
+                    f"the test accepts {max_raters} raters and has them"
+                )
             conn.execute(
                 "INSERT INTO raters(rater_id, rater_index, token_hash, created) "
                 "VALUES (?, ?, ?, ?)",
