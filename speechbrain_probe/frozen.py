@@ -129,13 +129,14 @@ def looks_local(source: str | os.PathLike) -> bool:
 def _check_local(source) -> Path:
     if not looks_local(source):
         raise ValueError(f"{source!r} is a hub id, not a local directory")
-    try:
-        path, _ = resolve_source(source, what="ASR", needs="")
-    except FileNotFoundError as err:
+    path = Path(os.path.expanduser(str(source)))
+    if not path.exists():
         raise FileNotFoundError(
-            f"asr_source: {err.args[0]} (nothing was downloaded)"
-        ) from None
-    return Path(path)
+            f"asr_source: local directory {str(source)!r} does not exist (nothing was "
+            "downloaded); check the path, or train/export the model first"
+        )
+    resolved, _ = resolve_source(path, what="ASR", needs="")  # refuses files
+    return Path(resolved)
 
 
 class FrozenASR:
@@ -434,10 +435,10 @@ class HFEncoderASR(FrozenASR):
         self.check_layers([name])
         hop_t = self.mel_config.hop_length
         if self.is_whisper:
-            hop = self.extractor.hop_length * (1 if name == "cnn" else 2)
+            # conv2 (stride 2) and every layer: frame k covers mel frames 2k, 2k+1
+            hop = self.extractor.hop_length * 2
             dim = self.config.d_model
-            # frame k is centred on mel frames 2k, 2k+1 (or k for conv1/conv2 input)
-            centre0 = self.extractor.hop_length * (0.0 if name == "cnn" else 0.5)
+            centre0 = self.extractor.hop_length * 0.5
         else:
             hop = self.hidden_hop
             dim = self.config.conv_dim[-1] if name == "cnn" else self.config.hidden_size
@@ -447,9 +448,6 @@ class HFEncoderASR(FrozenASR):
             ):
                 rf = (rf - 1) * s + k
             centre0 = rf / 2
-        if name == "cnn" and self.is_whisper:
-            hop = self.extractor.hop_length * 2
-            centre0 = self.extractor.hop_length * 0.5
         return Geometry(dim, hop / hop_t, (centre0 - hop / 2) / hop_t)
 
     def report(self, name: str) -> LayerReport:
@@ -551,10 +549,8 @@ class HFEncoderASR(FrozenASR):
         out = {}
         for n in names:
             h = cap[n]
-            if n == "cnn":
+            if n == "cnn":  # conv output is [B, C, T]
                 h = h.transpose(1, 2)
-                if self.is_whisper:
-                    pass  # conv2 already runs at the transformer rate
             out[n] = h[:, :max_frames].float()
         return out
 
@@ -593,7 +589,7 @@ def load_asr(
     >>> load_asr("./no/such/model")
     Traceback (most recent call last):
     ...
-    FileNotFoundError: asr_source: ASR directory './no/such/model' does not exist ...
+    FileNotFoundError: asr_source: local directory './no/such/model' does not exist ...
     """
     from speechbrain.inference.ASR import EncoderASR, EncoderDecoderASR
 

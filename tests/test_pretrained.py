@@ -1,0 +1,279 @@
+"""Frozen ASRs from local directories: SpeechBrain exports and HF encoders, offline."""
+
+import math
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+import torch
+from hyperpyyaml import load_hyperpyyaml
+
+from speechbrain_probe.frozen import HFEncoderASR, load_asr
+from speechbrain_probe.hooks import main as hooks_main
+from speechbrain_probe.probe.recipe import load_probe_hparams
+from speechbrain_probe.probe.recipe import main as recipe_main
+
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "Synthetic" / "probe"
+
+EXPORT_YAML = textwrap.dedent(
+    """\
+    mel_config:
+        n_mels: 40
+        n_fft: 1024
+    compute_features: !new:speechbrain_probe.features.ASRFeatures
+        config: !ref <mel_config>
+    rnn: !new:speechbrain.nnet.RNN.LSTM
+        input_shape: [null, null, 120]
+        hidden_size: 16
+        num_layers: 2
+        bidirectional: True
+    lin: !new:speechbrain.nnet.linear.Linear
+        input_size: 32
+        n_neurons: 10
+    encoder: !new:speechbrain.nnet.containers.LengthsCapableSequential
+        compute_features: !ref <compute_features>
+        rnn: !ref <rnn>
+        lin: !ref <lin>
+    tokenizer: !new:speechbrain.dataio.encoder.CTCTextEncoder
+    decoding_function: !name:speechbrain.decoders.ctc_greedy_decode
+        blank_id: 0
+    modules:
+        encoder: !ref <encoder>
+    pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
+        loadables:
+            encoder: !ref <encoder>
+    probe_layers:
+        feats: encoder.compute_features
+        rnn1: encoder.rnn.rnn.l0
+        rnn2: encoder.rnn.rnn.l1
+    """
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to reach a hub fails the test."""
+    import huggingface_hub
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args} {kwargs}")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", refuse)
+    monkeypatch.setattr(
+        "speechbrain.utils.fetching.huggingface_hub.hf_hub_download", refuse
+    )
+
+
+def make_export(directory: Path) -> Path:
+    """A SpeechBrain pretrained-format directory of a tiny CTC encoder."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "hyperparams.yaml").write_text(EXPORT_YAML)
+    torch.manual_seed(0)
+    hp = load_hyperpyyaml(EXPORT_YAML)
+    torch.save(hp["encoder"].state_dict(), directory / "encoder.ckpt")
+    return directory
+
+
+def write_corpus(folder: Path, n=6) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, offset in (("train", 0), ("dev", 100)):
+        rows = ["ID,duration,wav,spk_id,wrd"]
+        for i in range(n):
+            dur = 0.4 + 0.1 * i
+            t = torch.arange(int(dur * 16000)) / 16000
+            wav = 0.3 * torch.sin(2 * math.pi * (150 + 30 * i + offset) * t)
+            path = folder / f"{split}{i}.wav"
+            sf.write(path, wav.numpy(), 16000)
+            rows.append(f"{split}{i},{dur:.2f},{path},spk{i % 2},HELLO")
+        (folder / f"{split}.csv").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+def test_export_dir_loads_offline_and_declares_layers(tmp_path, no_network):
+    export = make_export(tmp_path / "asr")
+    asr = load_asr(export)
+    assert asr.kind == "speechbrain" and list(asr.layers) == ["feats", "rnn1", "rnn2"]
+    assert asr.mel_config.n_mels == 40 and asr.mel_config.n_fft == 1024
+    geo = {n: asr.geometry(n) for n in asr.layers}
+    assert (geo["feats"].dim, geo["feats"].downsample) == (120, 1.0)
+    assert (geo["rnn1"].dim, geo["rnn2"].downsample) == (32, 1.0)
+    wavs = torch.randn(2, 8000) * 0.1
+    lens = torch.tensor([1.0, 0.5])
+    states = asr.hidden_states(wavs, lens, ["rnn1", "rnn2"])
+    assert states["rnn1"].shape == (2, 41, 32)
+    # the recomputed top layer equals what the stacked module gives
+    with torch.no_grad():
+        feats = asr.pretrained.mods.encoder.compute_features(wavs)
+        top, _ = asr.pretrained.mods.encoder.rnn(feats, lengths=lens)
+    assert torch.allclose(states["rnn2"], top, atol=1e-5)
+    with pytest.raises(KeyError, match="available: feats rnn1 rnn2"):
+        asr.hidden_states(wavs, lens, ["blstm7"])
+
+
+def test_missing_local_sources_never_reach_the_network(
+    tmp_path, no_network, monkeypatch
+):
+    for bad in [tmp_path / "nope", "./no/such/asr", "results/asr/vgg/export"]:
+        with pytest.raises(FileNotFoundError, match="does not exist"):
+            load_asr(bad)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "exported").mkdir()
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_asr("exported/vgg")  # its first folder exists here: local, not a hub id
+    with pytest.raises(FileNotFoundError, match="neither hyperparams.yaml"):
+        load_asr(tmp_path / "exported")
+
+
+def test_cli_lists_layers(tmp_path, capsys, no_network):
+    export = make_export(tmp_path / "asr")
+    assert hooks_main(["list-layers", str(export)]) == 0
+    out = capsys.readouterr().out
+    assert "rnn1" in out and "encoder.rnn.rnn.l0" in out and "downsample" in out
+    hooks_main(["list-layers", str(export), "--all"])
+    out = capsys.readouterr().out
+    assert "encoder.lin" in out and "encoder.rnn.rnn.l1" in out
+
+
+def test_train_probe_recipe_on_local_export(tmp_path, no_network, monkeypatch):
+    export = make_export(tmp_path / "asr")
+    data = write_corpus(tmp_path / "data")
+    out = tmp_path / "out"
+    argv = [
+        str(RECIPE / "hparams" / "blstm3.yaml"),
+        f"--asr_source={export}",
+        f"--data_folder={data}",
+        f"--output_folder={out}",
+        "--layers=[rnn1]",
+        "--noisy_training=False",
+        "--number_of_epochs=1",
+        "--batch_size=3",
+        "--device=cpu",
+    ]
+    monkeypatch.setattr(sys, "argv", ["train_probe.py", *argv])
+    losses = recipe_main(argv)
+    assert set(losses) == {"rnn1"} and 0 < losses["rnn1"] < 1
+    table = (out / "valid_l1.csv").read_text().splitlines()
+    assert table[0].startswith("asr_source,layer,path") and ",rnn1," in table[1]
+    assert list((out / "save").glob("CKPT+*/probe_identity.ckpt"))
+    # the same output folder with another layer is refused, not silently mixed
+    from speechbrain_probe.probe.brain import ProbeMismatchError
+
+    with pytest.raises(ProbeMismatchError, match="holds layers"):
+        recipe_main([*argv[:-5], "--layers=[rnn2]", *argv[-4:]])
+
+
+def test_every_paper_layer_has_a_hparams_file():
+    expected = {
+        "vgg_lstm": ["cnn1", "cnn2", "cnn4", "blstm1", "blstm3", "blstm5"],
+        "blstm": ["blstm1", "blstm2", "blstm3", "blstm4", "blstm5"],
+    }
+    for arch, layers in expected.items():
+        for layer in layers:
+            hp, base, _ = load_probe_hparams(
+                RECIPE / "hparams" / arch / f"{layer}.yaml"
+            )
+            assert (hp["arch"], hp["layers"]) == (arch, [layer])
+            assert hp["output_folder"].endswith(f"{arch}_baseline/{layer}")
+            assert hp["paper_layers"][arch] == layers
+    hp, _, _ = load_probe_hparams(RECIPE / "hparams" / "all_layers.yaml", "arch: blstm")
+    assert hp["layers"] == "paper" and hp["output_folder"].endswith(
+        "blstm_baseline/all_layers"
+    )
+
+
+# --------------------------------------------------------------------------
+# Hugging Face encoders, built tiny and random with save_pretrained (no download)
+# --------------------------------------------------------------------------
+
+transformers = pytest.importorskip(
+    "transformers", reason="the hf extra is not installed"
+)
+
+
+def tiny_whisper(directory: Path, max_source_positions=50) -> Path:
+    config = transformers.WhisperConfig(
+        d_model=16,
+        encoder_layers=2,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        num_mel_bins=80,
+        max_source_positions=max_source_positions,
+        max_target_positions=16,
+        vocab_size=60,
+        pad_token_id=1,
+        bos_token_id=2,
+        eos_token_id=2,
+        decoder_start_token_id=3,
+        suppress_tokens=[],
+        begin_suppress_tokens=[],
+    )
+    transformers.WhisperModel(config).save_pretrained(directory)
+    transformers.WhisperFeatureExtractor(feature_size=80).save_pretrained(directory)
+    return directory
+
+
+def tiny_w2v(directory: Path, cls="Wav2Vec2") -> Path:
+    config = getattr(transformers, f"{cls}Config")(
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        conv_dim=(8, 8, 8, 8, 8, 8, 8),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        vocab_size=10,
+    )
+    getattr(transformers, f"{cls}Model")(config).save_pretrained(directory)
+    return directory
+
+
+@pytest.mark.parametrize("cls", ["Wav2Vec2", "Hubert"])
+def test_hf_ssl_encoder_layers(tmp_path, cls, no_network):
+    asr = load_asr(tiny_w2v(tmp_path / cls.lower(), cls))
+    assert isinstance(asr, HFEncoderASR)
+    assert list(asr.layers) == ["cnn", "layer1", "layer2"]
+    geo = asr.geometry("layer2")
+    assert geo.dim == 16 and geo.downsample == pytest.approx(1.6)  # 20 ms vs 12.5 ms
+    wavs = torch.randn(2, 16000) * 0.1
+    states = asr.hidden_states(
+        wavs, torch.tensor([1.0, 0.5]), ["cnn", "layer1", "layer2"]
+    )
+    assert states["layer2"].shape == (2, 49, 16) and states["cnn"].shape == (2, 49, 8)
+    # each transformer layer is its own representation
+    assert not torch.allclose(states["layer1"], states["layer2"])
+    reports = asr.measure()
+    assert [r.name for r in reports] == ["cnn", "layer1", "layer2"]
+
+
+def test_whisper_padding_is_cut_and_long_audio_is_windowed(tmp_path, no_network):
+    asr = load_asr(tiny_whisper(tmp_path / "whisper"))  # window: 100 mel frames = 1 s
+    assert list(asr.layers) == ["cnn", "layer1", "layer2"]
+    assert asr.geometry("layer1").downsample == pytest.approx(1.6)
+    wavs = torch.randn(2, 12000) * 0.1
+    states = asr.hidden_states(wavs, torch.tensor([1.0, 0.5]), ["layer2"])
+    # 0.75 s at 20 ms per frame, not the 50 frames of the padded window
+    assert states["layer2"].shape == (2, 38, 16)
+    long = torch.randn(1, 40000) * 0.1  # 2.5 s: three windows
+    frames = asr.hidden_states(long, torch.ones(1), ["layer1"])["layer1"]
+    assert frames.shape[1] == 50 + 50 + 25
+    # the probe target and the hidden frames cover the same time span
+    from speechbrain_probe.features import LogMelSpectrogram
+    from speechbrain_probe.probe.model import FrameAligner
+
+    target = LogMelSpectrogram(asr.mel_config)(wavs)
+    geo = asr.geometry("layer2")
+    source = FrameAligner(geo.downsample, geo.offset).source(target.shape[1], 38)
+    assert int(source[-1]) == 37 and int(source[0]) == 0
