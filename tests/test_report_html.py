@@ -230,4 +230,6 @@ def test_cli_prints_where_the_report_is(tmp_path, capsys):
     assert main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert str((tmp_path / "report.html").resolve()) in out
-    assert Path(tmp_path / "report.html").is_file()
+    text = Path(tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "No audio: there is no samples.csv" in text
+    assert text.count('class="results"') == 1 + 4  # Table 1, Table 2 x 4 metrics

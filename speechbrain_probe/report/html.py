@@ -377,6 +377,11 @@ def render_page(
     parts.append('<div class="layout"><section id="listen">')
     parts.append("<h2>Listen</h2>")
     parts.append("<noscript><p>The listening controls need JavaScript.</p></noscript>")
+    if not data["utterances"]:
+        parts.append(
+            '<p class="missing">No audio: there is no samples.csv, or none of the '
+            "files it lists exists.</p>"
+        )
     parts.append(
         '<div class="controls"><label>Utterance <select id="utterance"></select></label>'
         '<label>Input condition <select id="condition"></select></label></div>'
