@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hmac
 import io
+import os
 import re
 import threading
 
@@ -45,6 +46,13 @@ SESSION_COOKIE = "lt_session"
 ADMIN_COOKIE = "lt_admin"
 _RATER_ID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _TRIAL_ID = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+_AUDIO_TYPES = {
+    ".wav": "audio/wav",
+    ".flac": "audio/flac",
+    ".ogg": "audio/ogg",
+    ".opus": "audio/ogg",
+    ".mp3": "audio/mpeg",
+}
 _CSP = (
     "default-src 'self'; media-src 'self'; img-src 'self'; object-src 'none'; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -282,8 +290,11 @@ def create_app(
         # read into memory: no file name, ETag or modification time reaches the rater
         with open(path, "rb") as handle:
             payload = handle.read()
+        mimetype = _AUDIO_TYPES.get(
+            os.path.splitext(path)[1].lower(), "application/octet-stream"
+        )
         return send_file(
-            io.BytesIO(payload), mimetype="audio/wav", etag=False, conditional=False
+            io.BytesIO(payload), mimetype=mimetype, etag=False, conditional=False
         )
 
     @app.get("/admin")

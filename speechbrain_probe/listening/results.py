@@ -162,11 +162,29 @@ def read_eer(
 
 
 def merge_eer(table: list[dict], eer: dict | None, metric: str) -> list[dict]:
-    """Add ``eer*`` columns (empty where the metrics have no such cell)."""
+    """Add ``eer*`` columns (empty where the metrics have no such cell).
+
+    Reference stimuli (``original``, ``copy_synthesis``) have no model in
+    ``samples.csv`` (model ``reference`` here) but one row per model in
+    ``metrics.csv``; they take the EER of the first model (by name) that has one:
+    the audio, and so the EER, is the same for every model.
+
+    Example
+    -------
+    >>> t = her_table([dict(model="reference", condition="clean", layer="original",
+    ...                     rater_id="r", correct=1)])
+    >>> eer = {("vgg", "clean", "original"): (0.03, 0.02, 0.04)}
+    >>> merge_eer(t, eer, "eer_ge2e")[0]["eer"]
+    0.03
+    """
+    eer = eer or {}
     out = []
     for row in table:
         row = dict(row)
-        value = (eer or {}).get((row["model"], row["condition"], row["layer"]))
+        value = eer.get((row["model"], row["condition"], row["layer"]))
+        if value is None and row["model"] == "reference":
+            same = sorted(k for k in eer if k[1:] == (row["condition"], row["layer"]))
+            value = eer[same[0]] if same else None
         row["eer_metric"] = metric if value else ""
         row["eer"], row["eer_ci_low"], row["eer_ci_high"] = value or ("", "", "")
         out.append(row)
