@@ -97,6 +97,9 @@ def test_listening_page_in_chromium(tmp_path):
                 "els => els.map(a => a.getAttribute('src'))"
             )
             assert all(r.startswith("audio/spk1-utt1/snr0/") for r in recs)
+            # Each clip shows its layer's scores for the chosen condition.
+            scores = page.locator("#layers td .score").all_text_contents()
+            assert len(scores) == len(recs) and all("STOI" in t for t in scores)
             mixture = page.locator("#inputs audio[title^='mixture']").get_attribute(
                 "src"
             )

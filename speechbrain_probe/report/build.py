@@ -351,6 +351,7 @@ def build_report(
         model_info=info,
         title=title,
         notes=notes,
+        metric_rows=metrics,
     )
     if verbose:
         print(

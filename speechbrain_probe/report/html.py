@@ -28,11 +28,19 @@ from speechbrain_probe.report.results import (
     ARCH_NAMES,
     CONDITION_NAMES,
     CONDITIONS,
+    REFERENCE_LAYERS,
     TRAININGS,
     ordered,
 )
+from speechbrain_probe.report.tables import METRIC_SPECS, percent_scale
 
-__all__ = ["page_data", "render_page", "write_listening_page", "relative_url"]
+__all__ = [
+    "page_data",
+    "cell_scores",
+    "render_page",
+    "write_listening_page",
+    "relative_url",
+]
 
 _INPUT_KINDS = ("original", "noise", "mixture", "copy_synthesis")
 
@@ -185,6 +193,70 @@ def page_data(
     return data, missing
 
 
+_SHORT_NAMES = {
+    "eer_ge2e": "EER GE2E",
+    "eer_ecapa": "EER ECAPA",
+    "stoi": "STOI",
+    "pesq": "PESQ",
+}
+
+
+def cell_scores(metric_rows: list[dict]) -> dict:
+    """Short score lines to show under each clip, from ``metrics.csv`` rows.
+
+    Returns ``{"layers": {model: {condition: {layer: text}}},
+    "references": {condition: {original|copy_synthesis: text}}}``.
+
+    Example
+    -------
+    >>> rows = [dict(model="m", arch="blstm", training="robust", layer="blstm1",
+    ...              condition="snr0", metric=m, value=v, ci_low=None,
+    ...              ci_high=None, n=3)
+    ...         for m, v in (("eer_ge2e", 0.3287), ("stoi", 0.714))]
+    >>> cell_scores(rows)["layers"]["m"]["snr0"]["blstm1"]
+    'EER GE2E 32.9%\\nSTOI 0.71'
+    """
+    by_metric = {}
+    for row in metric_rows:
+        if row["metric"] in _SHORT_NAMES:
+            by_metric.setdefault(row["metric"], []).append(row)
+    parts_layers, parts_refs = {}, {}
+    arch_rank = {a: i for i, a in enumerate(ARCH_LAYERS)}
+    for metric in _SHORT_NAMES:
+        rows = by_metric.get(metric, [])
+        spec = METRIC_SPECS[metric]
+        scale = percent_scale([r["value"] for r in rows], spec.percent)
+        unit = "%" if spec.percent else ""
+        digits = 1 if spec.percent else 2
+        rows = sorted(rows, key=lambda r: (arch_rank.get(r["arch"], 99), r["model"]))
+        for row in rows:
+            if row["value"] is None:
+                continue
+            text = f"{_SHORT_NAMES[metric]} {row['value'] * scale:.{digits}f}{unit}"
+            if row["layer"] in REFERENCE_LAYERS:
+                slot = parts_refs.setdefault(row["condition"], {})
+                slot.setdefault(row["layer"], {}).setdefault(metric, text)
+            else:
+                slot = parts_layers.setdefault(row["model"], {})
+                slot = slot.setdefault(row["condition"], {}).setdefault(
+                    row["layer"], {}
+                )
+                slot[metric] = text
+    return {
+        "layers": {
+            model: {
+                cond: {layer: "\n".join(t.values()) for layer, t in by_layer.items()}
+                for cond, by_layer in by_cond.items()
+            }
+            for model, by_cond in parts_layers.items()
+        },
+        "references": {
+            cond: {layer: "\n".join(t.values()) for layer, t in by_layer.items()}
+            for cond, by_layer in parts_refs.items()
+        },
+    }
+
+
 def _json_for_script(data) -> str:
     """JSON safe inside ``<script type="application/json">``.
 
@@ -221,6 +293,7 @@ p.note { font-size: 0.8em; color: #555; margin: 0.2em 0; }
 figure { margin: 0 0 1em 0; } figure img { max-width: 100%; }
 figcaption { font-size: 0.85em; color: #444; }
 .warning { color: #8a4b00; font-size: 0.85em; }
+.score { font-size: 0.72em; color: #555; white-space: pre-line; }
 """
 
 _SCRIPT = r"""
@@ -241,6 +314,12 @@ _SCRIPT = r"""
   });
   DATA.conditions.forEach(function (c) { condSel.appendChild(option(c.id, c.label)); });
 
+  var SCORES = DATA.scores || {layers: {}, references: {}};
+  function score(text) {
+    var d = document.createElement("div");
+    d.className = "score"; d.textContent = text || "";
+    return d;
+  }
   function clip(url, name, showName) {
     var box = document.createElement("div");
     box.className = showName ? "clip" : "cell";
@@ -268,8 +347,14 @@ _SCRIPT = r"""
     var slot = ((DATA.audio[uttSel.value] || {})[condSel.value]) || {};
     var inputs = document.getElementById("inputs");
     inputs.textContent = "";
+    var refScores = SCORES.references[condSel.value] || {};
     ["original", "noise", "mixture", "copy_synthesis"].forEach(function (kind) {
-      inputs.appendChild(clip(slot[kind], KIND_NAMES[kind], true));
+      var box = clip(slot[kind], KIND_NAMES[kind], true);
+      // metrics.csv's "original" row of a noisy condition may describe the
+      // mixture rather than the clean input: show it only for clean input.
+      var shown = kind !== "original" || condSel.value === "clean";
+      if (refScores[kind] && shown) box.appendChild(score(refScores[kind]));
+      inputs.appendChild(box);
     });
     var layersBox = document.getElementById("layers");
     layersBox.textContent = "";
@@ -307,6 +392,8 @@ _SCRIPT = r"""
         layers.forEach(function (l) {
           var td = document.createElement("td");
           td.appendChild(clip(recs[l], m.arch_label + " " + m.training + " " + l, false));
+          var sc = ((SCORES.layers[m.id] || {})[condSel.value] || {})[l];
+          if (sc) td.appendChild(score(sc));
           tr.appendChild(td);
         });
         table.appendChild(tr);
@@ -423,6 +510,7 @@ def write_listening_page(
     model_info: dict | None = None,
     title: str = "What does each layer hear?",
     notes=(),
+    metric_rows=(),
 ) -> tuple[Path, list[str]]:
     """Write the listening page to ``path`` (atomically).
 
@@ -442,6 +530,8 @@ def write_listening_page(
         Page title.
     notes : sequence of str
         Sentences under the title.
+    metric_rows : list of dict
+        Rows of ``metrics.csv``: each clip shows its layer's scores.
 
     Returns
     -------
@@ -461,6 +551,7 @@ def write_listening_page(
     path = Path(path)
     page_dir = path.resolve().parent
     data, missing = page_data(sample_rows, page_dir, model_info)
+    data["scores"] = cell_scores(list(metric_rows))
     figure_links = []
     for caption, file in figures:
         file = Path(file)
