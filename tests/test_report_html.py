@@ -140,6 +140,9 @@ def test_page_references_only_existing_files(built):
     slot = data["audio"]["spk0-utt0"]["snr0"]
     assert set(slot) == {"original", "noise", "mixture", "copy_synthesis", "layers"}
     assert sum(len(v) for v in slot["layers"].values()) == 2 * 6 + 2 * 5
+    scores = data["scores"]["layers"]["vgg_lstm_robust"]["snr0"]
+    assert set(scores) == {"cnn1", "cnn2", "cnn4", "blstm1", "blstm3", "blstm5"}
+    assert all(t.count("\n") == 3 and "%" in t for t in scores.values())
     assert [m["id"] for m in data["models"]] == [
         "vgg_lstm_baseline",
         "vgg_lstm_robust",
