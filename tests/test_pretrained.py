@@ -172,7 +172,8 @@ def test_train_probe_recipe_on_local_export(tmp_path, no_network, monkeypatch):
         recipe_main([*argv[:-5], "--layers=[rnn2]", *argv[-4:]])
 
 
-def test_every_paper_layer_has_a_hparams_file():
+def test_every_paper_layer_has_a_hparams_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the Checkpointer creates its folder on load
     expected = {
         "vgg_lstm": ["cnn1", "cnn2", "cnn4", "blstm1", "blstm3", "blstm5"],
         "blstm": ["blstm1", "blstm2", "blstm3", "blstm4", "blstm5"],
