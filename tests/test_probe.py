@@ -283,3 +283,23 @@ def test_noisy_training_uses_the_noisy_inputs_own_mel(tmp_path):
     assert torch.allclose(target, brain.mel(noise[-1]))
     _, clean_target = brain.compute_forward(batch, sb.Stage.VALID)
     assert len(noise) == 1 and not torch.allclose(target, clean_target)
+
+
+def test_half_precision_run_option_trains_in_float_targets(tmp_path):
+    asr = make_asr()
+    probes = build_probes(asr, ["blstm1"])
+    brain = ProbeBrain(
+        asr,
+        ["blstm1"],
+        modules=probes,
+        opt_class=lambda p: torch.optim.Adam(p, lr=3e-3),
+        run_opts={"device": "cpu", "precision": "bf16"},
+    )
+    data = make_data(3)
+    brain.fit(EpochCounter(1), loader(data), loader(data))
+    assert math.isfinite(brain.valid_stats["loss"])
+    # hooks under autocast hand float32 frames to the probes
+    batch = PaddedBatch(data)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        states = asr.hidden_states(batch.sig[0], batch.sig[1], ["cnn"])
+    assert states["cnn"].dtype == torch.float32

@@ -334,7 +334,7 @@ class ProbeBrain(sb.Brain):
         for name, pred in preds.items():
             err, count = masked_l1(pred, target, lens)
             loss = err / count
-            self._layer_sums[name][0] += float(err)
+            self._layer_sums[name][0] += float(err.detach())
             self._layer_sums[name][1] += float(count)
             total = total + loss
         return total
