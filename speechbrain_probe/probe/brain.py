@@ -350,8 +350,24 @@ class ProbeBrain(sb.Brain):
             n: (s / c if c else float("nan")) for n, (s, c) in self._layer_sums.items()
         }
 
+    def _reduce_layer_sums(self) -> None:
+        """Sum the per-layer error sums over DDP processes (each saw a shard)."""
+        if not (
+            torch.distributed.is_available() and torch.distributed.is_initialized()
+        ):
+            return
+        names = list(self._layer_sums)
+        sums = torch.tensor([self._layer_sums[n] for n in names], dtype=torch.float64)
+        if torch.distributed.get_backend() == "nccl":
+            sums = sums.to(self.device)
+        torch.distributed.all_reduce(sums)
+        self._layer_sums = {
+            n: [float(a), float(b)] for n, (a, b) in zip(names, sums.cpu())
+        }
+
     def on_stage_end(self, stage, stage_loss, epoch=None):
         """Log per-layer L1; checkpoint after validation (best by mean L1)."""
+        self._reduce_layer_sums()
         stats = {"loss": stage_loss}
         stats.update({f"l1_{n}": round(v, 5) for n, v in self.layer_losses().items()})
         if stage == sb.Stage.TRAIN:
