@@ -614,8 +614,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from speechbrain_probe.frozen import load_asr
 
-    asr = load_asr(args.source, savedir=args.savedir)
-    reports = asr.measure(all_modules=args.all)
+    try:
+        asr = load_asr(args.source, savedir=args.savedir)
+        reports = asr.measure(all_modules=args.all)
+    except (FileNotFoundError, NotADirectoryError, KeyError, ValueError) as err:
+        print(f"error: {err.args[0] if err.args else err}", file=sys.stderr)
+        return 2
     print(f"# {asr.describe()}")
     print(format_layer_table(reports))
     return 0

@@ -133,6 +133,9 @@ def test_measure_layers_reports_dims_and_downsampling():
     assert to_frames(h, time_axis=2).shape == (3, 10, 16)
 
 
-def test_cli_lists_layers_of_missing_dir_is_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        main(["list-layers", str(tmp_path / "nope")])
+def test_cli_lists_layers_of_missing_dir_is_clear_error(tmp_path, capsys):
+    assert main(["list-layers", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("error: asr_source: local directory") and "does not exist" in err
+    )
