@@ -18,6 +18,7 @@ from speechbrain_probe.probe.brain import (
     ProbeMismatchError,
     build_probes,
     load_trained_probes,
+    reconstruct_mel,
 )
 from speechbrain_probe.probe.model import FrameAligner, HighwayProbe
 
@@ -194,6 +195,13 @@ def test_checkpoint_for_other_asr_or_layer_is_refused(tmp_path):
     assert all(
         torch.equal(v, probes["blstm1"].state_dict()[k]) for k, v in trained.items()
     )
+    # inference gives what training scored, frame for frame
+    batch = PaddedBatch(data)
+    with torch.no_grad():
+        preds, target = brain.compute_forward(batch, sb.Stage.VALID)
+    mels = reconstruct_mel(asr, probes, *batch.sig)
+    assert mels["blstm1"].shape == target.shape
+    assert torch.allclose(mels["blstm1"], preds["blstm1"].clamp(0, 1), atol=1e-5)
     with pytest.raises(KeyError, match="available: cnn blstm1 blstm2"):
         load_trained_probes(tmp_path / "ckpt", asr, layers=["blstm9"])
 

@@ -40,6 +40,7 @@ __all__ = [
     "masked_l1",
     "ProbeBrain",
     "load_trained_probes",
+    "reconstruct_mel",
 ]
 
 logger = logging.getLogger(__name__)
@@ -446,6 +447,41 @@ def load_trained_probes(
     probes.load_state_dict(state)
     keep = nn.ModuleDict({n: probes[n] for n in layers})
     return keep.to(device).eval()
+
+
+@torch.no_grad()
+def reconstruct_mel(
+    asr, probes, wavs, wav_lens, layers=None
+) -> dict[str, torch.Tensor]:
+    """Each probe's mel prediction ``[B, T_mel, n_mels]`` for a batch of audio.
+
+    ``T_mel`` is the frame count of ``LogMelSpectrogram(asr.mel_config)(wavs)``,
+    so the result feeds the vocoder directly (values are clipped to [0, 1],
+    the range of the normalised mel). One ASR forward serves every layer.
+
+    Example
+    -------
+    >>> from speechbrain_probe.frozen import ModuleASR
+    >>> asr = ModuleASR(nn.Sequential(nn.Unflatten(1, (1, -1)), nn.Conv1d(1, 4, 400, 400)),
+    ...     {"c": "1"}, takes_lengths=False)
+    >>> mels = reconstruct_mel(asr, build_probes(asr, ["c"]), torch.randn(2, 8000), torch.ones(2))
+    >>> mels["c"].shape
+    torch.Size([2, 41, 80])
+    """
+    layers = list(probes) if layers is None else asr.check_layers(layers)
+    cfg = asr.mel_config
+    num_target = wavs.shape[-1] // cfg.hop_length + 1
+    states = asr.hidden_states(wavs, wav_lens, layers)
+    out = {}
+    for name in layers:
+        geo = asr.geometry(name)
+        pred = probes[name].eval()(
+            states[name].to(next(probes[name].parameters()).device)
+        )
+        out[name] = FrameAligner(geo.downsample, geo.offset)(pred, num_target).clamp(
+            0, 1
+        )
+    return out
 
 
 def _read_meta(ckpt: Path) -> dict:
