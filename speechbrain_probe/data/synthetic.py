@@ -7,8 +7,14 @@
     noise/<category>/*.wav         noise bank (noise, music, speech babble)
     noise_train.csv noise_test.csv (ID,duration,wav,category), plus
     noise_{train,test}_<category>.csv per category
-    noisy/...  test_snr20.csv test_snr10.csv test_snr0.csv
+    babble_talkers/*.wav           the single talkers mixed into the babble
+    noisy/<snr>/{mix,clean}/*.wav  test_snr20.csv test_snr10.csv test_snr0.csv
     corpus.json                    settings, seed and sizes (written last)
+
+Speakers: :func:`.speakers.make_speakers` (default 60 train, 8 dev, 16
+unseen test); sentences: :class:`.text.SentenceGenerator`, all distinct
+across the corpus; babble talkers are training speakers (training noises)
+or dev speakers (test noises), never test speakers.
 
 It is deterministic for a seed, resumable (every file is written atomically
 and reused on the next call) and idempotent: once ``corpus.json`` matches the
@@ -289,7 +295,7 @@ def _plan_babble(out_dir, speakers, sentences, seed, cfg):
             picks = rng.integers(len(pool), size=n_talkers)
         talkers[noise_id] = []
         for j, p in enumerate(picks):
-            path = out_dir / "noise" / "talkers" / f"{noise_id}_{j}.wav"
+            path = out_dir / "babble_talkers" / f"{noise_id}_{j}.wav"
             jobs.append(
                 _Job(next(sent_iter), pool[p].voice, (seed, 3, i, j), str(path))
             )
