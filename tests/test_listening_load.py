@@ -204,3 +204,25 @@ def test_real_server_answers_bad_raw_requests_with_4xx(samples, tmp_path):
     assert sqlite3.connect(tmp_path / "answers.sqlite").execute(
         "SELECT COUNT(*) FROM answers"
     ).fetchone() == (0,)
+
+
+def test_many_open_browser_connections_do_not_lock_out_new_raters(samples, tmp_path):
+    """Browsers keep connections open; waitress's default limit of 100 would make
+    the 101st rater wait until an idle one times out (2 minutes)."""
+    import http.client
+
+    db = tmp_path / "answers.sqlite"
+    with ServerProcess(samples, db, extra=SERVE_ARGS) as server:
+        idle = []
+        try:
+            for _ in range(150):
+                conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+                conn.request("GET", "/healthz")
+                conn.getresponse().read()
+                idle.append(conn)  # kept open, idle
+            start = time.monotonic()
+            status = _raw(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert status == 200 and time.monotonic() - start < 5
+        finally:
+            for conn in idle:
+                conn.close()

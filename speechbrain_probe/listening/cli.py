@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--threads", type=int, default=16, help="waitress worker threads"
     )
+    serve.add_argument(
+        "--connection-limit",
+        type=int,
+        default=1000,
+        help="open connections the server accepts (browsers keep several open each)",
+    )
     serve.add_argument("--trials-per-layer", type=int, default=4)
     serve.add_argument("--seed", type=int, default=0)
     serve.add_argument(
@@ -168,6 +174,7 @@ def cmd_serve(args) -> int:
         host=args.host,
         port=args.port,
         threads=args.threads,
+        connection_limit=args.connection_limit,
         max_request_body_size=64 * 1024,
         ident="speechbrain-probe-listening",
     )
