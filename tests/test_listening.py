@@ -635,3 +635,13 @@ def test_an_observer_that_listens_errs_less_on_clean_layers(tmp_path):
     assert her["cnn1"]["n"] == her["blstm5"]["n"] == 20
     assert her["cnn1"]["her"] <= 0.1
     assert her["blstm5"]["her"] > her["cnn1"]["her"] + 0.15
+
+
+def test_cli_serve_refuses_a_database_of_another_design(samples, tmp_path, capsys):
+    db = tmp_path / "answers.sqlite"
+    Store(db).set_meta_once("design", "fingerprint-of-another-design")
+    argv = ["serve", "--samples", str(samples), "--db", str(db), "--port", "0"]
+    assert cli.main(argv) == 2
+    assert "different design" in capsys.readouterr().err
+    assert cli.main([*argv[:-2], "--trials-per-layer", "0"]) == 2
+    assert "trials_per_layer must be >= 1" in capsys.readouterr().err
