@@ -249,6 +249,19 @@ def run_raters(
     given, runs as ``on_start(result, lock)`` in the calling thread once every rater
     has registered, while the raters answer (e.g. to kill and restart the server);
     it must return.
+
+    Example
+    -------
+    >>> from speechbrain_probe.listening.demo import write_demo_stimuli
+    >>> tmp = getfixture("tmp_path")
+    >>> samples = write_demo_stimuli(tmp / "st", n_speakers=2, n_utts=2,
+    ...                              layers=("cnn1",), duration_s=0.1)
+    >>> with ServerProcess(samples, tmp / "db.sqlite") as server:
+    ...     result = run_raters(server.port, n_raters=3, answers_each=2, deadline_s=30)
+    >>> len(result.acknowledged), result.server_errors, result.unexpected
+    (6, 0, [])
+    >>> check_db(tmp / "db.sqlite", result.acknowledged)["missing"]
+    0
     """
     target = (
         port_or_target if hasattr(port_or_target, "port") else _Target(port_or_target)

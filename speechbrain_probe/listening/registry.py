@@ -84,6 +84,7 @@ class Registry:
             )
         self.stimuli = list(stimuli)
         self._paths = {s.path for s in self.stimuli}
+        self._by_cell = None
         seen = {}
         for s in self.stimuli:
             key = (s.cell, s.utt_id)
@@ -104,12 +105,13 @@ class Registry:
         return sorted(cells, key=lambda c: (c[0], c[1], layer_sort_key(c[2])))
 
     def by_cell(self, cell: tuple[str, str, str]) -> dict[str, dict[str, Stimulus]]:
-        """``{speaker: {utt_id: Stimulus}}`` of one cell."""
-        out: dict[str, dict[str, Stimulus]] = {}
-        for s in self.stimuli:
-            if s.cell == cell:
-                out.setdefault(s.speaker, {})[s.utt_id] = s
-        return out
+        """``{speaker: {utt_id: Stimulus}}`` of one cell (empty for an unknown cell)."""
+        if self._by_cell is None:
+            index: dict[tuple, dict[str, dict[str, Stimulus]]] = {}
+            for s in self.stimuli:
+                index.setdefault(s.cell, {}).setdefault(s.speaker, {})[s.utt_id] = s
+            self._by_cell = index
+        return self._by_cell.get(cell, {})
 
     def __len__(self) -> int:
         return len(self.stimuli)
