@@ -155,3 +155,31 @@ def test_other_settings_in_same_folder_are_refused(corpus):
         build_corpus(out, seed=7, progress=False, num_speakers=3)
     with pytest.raises(ValueError, match="unknown preset"):
         build_corpus(out, preset="huge")
+
+
+def test_speakers_really_differ_for_a_speaker_verifier(corpus):
+    """resemblyzer's GE2E (shipped weights) separates the unseen test speakers."""
+    from resemblyzer import VoiceEncoder, preprocess_wav
+
+    out, _, _ = corpus
+    rows = read_manifest(out / "test.csv") + read_manifest(out / "dev.csv")
+    encoder = VoiceEncoder("cpu", verbose=False)
+    emb = np.stack(
+        [
+            encoder.embed_utterance(
+                preprocess_wav(read_checked(r["wav"]), source_sr=16000)
+            )
+            for r in rows
+        ]
+    )
+    spk = np.array([r["spk_id"] for r in rows])
+    iu = np.triu_indices(len(rows), 1)
+    scores, same = (emb @ emb.T)[iu], (spk[:, None] == spk[None, :])[iu]
+    pos, neg = scores[same], scores[~same]
+    # equal error rate from the sorted scores
+    thresholds = np.sort(scores)
+    frr = np.array([(pos < t).mean() for t in thresholds])
+    far = np.array([(neg >= t).mean() for t in thresholds])
+    eer = float(np.min(np.maximum(frr, far)))
+    assert pos.mean() > neg.mean() + 0.1
+    assert eer < 0.15, eer
