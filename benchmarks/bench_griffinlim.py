@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Griffin-Lim: the project's vocoder (batched and per utterance) vs librosa.
+
+    python benchmarks/bench_griffinlim.py [--data data/synthetic] [--n 16] [--iters 30]
+
+All methods invert the same linear magnitudes (pseudo-inverse of the mel of
+real test utterances, or of eSpeak speech when the corpus is missing) with
+fast Griffin-Lim (momentum 0.99) and the same STFT settings, on the same
+threads. Reported per method: wall time and mean spectral convergence
+``||S - |STFT(x)||| / ||S||``. Two comparisons:
+
+* equal iterations (``--iters``);
+* equal spectral convergence: librosa's iterations are raised until its
+  convergence is at least as good as the project's per-utterance result.
+"""
+
+import argparse
+import time
+from pathlib import Path
+
+import librosa
+import numpy as np
+import torch
+
+from speechbrain_probe.features import LogMelSpectrogram
+from speechbrain_probe.vocoder import GriffinLimVocoder
+
+
+def load_utterances(data: Path, n: int, seconds: float):
+    manifest = data / "test.csv"
+    if manifest.is_file():
+        from speechbrain.dataio.dataio import read_audio
+
+        from speechbrain_probe.data.manifest import read_manifest
+
+        rows = read_manifest(manifest)[:n]
+        return [read_audio(r["wav"])[: int(seconds * 16000)] for r in rows], str(
+            manifest
+        )
+    from speechbrain_probe.data.espeak import Voice, synthesize
+
+    text = "a large red boat sailed slowly across the quiet harbour at night"
+    wavs = [
+        torch.from_numpy(
+            synthesize(text, Voice("en-us", f"m{1 + i % 7}", rate=120 + 5 * i))
+        )
+        for i in range(n)
+    ]
+    return [w[: int(seconds * 16000)] for w in wavs], "eSpeak"
+
+
+def spectral_convergence(voc, wav, mag):
+    rebuilt = voc.stft(torch.as_tensor(wav, dtype=torch.float32)).abs()
+    t = min(rebuilt.shape[-1], mag.shape[-1])
+    return float((mag[:, :t] - rebuilt[:, :t]).norm() / mag[:, :t].norm())
+
+
+def run_librosa(voc, mags, lengths, n_iter):
+    cfg = voc.config
+    start = time.perf_counter()
+    out = [
+        librosa.griffinlim(
+            m.numpy(),
+            n_iter=n_iter,
+            hop_length=cfg.hop_length,
+            win_length=cfg.win_length,
+            n_fft=cfg.n_fft,
+            window="hann",
+            center=True,
+            length=n,
+            momentum=0.99,
+            init="random",
+            random_state=0,
+        )
+        for m, n in zip(mags, lengths)
+    ]
+    return out, time.perf_counter() - start
+
+
+def run_ours(voc, mags, lengths, batched: bool):
+    start = time.perf_counter()
+    if batched:
+        frames = max(m.shape[1] for m in mags)
+        batch = torch.zeros(len(mags), mags[0].shape[0], frames)
+        for i, m in enumerate(mags):
+            batch[i, :, : m.shape[1]] = m
+        wavs = voc.griffin_lim(batch, (frames - 1) * voc.config.hop_length)
+        out = [w[:n] for w, n in zip(wavs, lengths)]
+    else:
+        out = [voc.griffin_lim(m, n) for m, n in zip(mags, lengths)]
+    return out, time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", type=Path, default=Path("data/synthetic"))
+    parser.add_argument("--n", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--iters", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    wavs, source = load_utterances(args.data, args.n, args.seconds)
+    voc = GriffinLimVocoder(n_iter=args.iters, device="cpu")
+    mel = LogMelSpectrogram(voc.config)
+    mags = [voc.mel_to_linear(mel(w.unsqueeze(0)))[0] for w in wavs]
+    hop = voc.config.hop_length
+    lengths = [(m.shape[1] - 1) * hop for m in mags]
+    total = sum(lengths) / 16000
+    print(
+        f"{len(wavs)} utterances ({total:.1f} s of audio) from {source}, "
+        f"n_fft {voc.config.n_fft}, {args.iters} iterations, {args.threads} threads"
+    )
+
+    methods = {
+        "project per-utterance": lambda it: run_ours(voc, mags, lengths, False),
+        "project batched": lambda it: run_ours(voc, mags, lengths, True),
+        "librosa per-utterance": lambda it: run_librosa(voc, mags, lengths, it),
+    }
+    # interleaved repeats, minimum time: a shared machine's load hits every
+    # method alike instead of whichever happened to run during a burst
+    times = {name: [] for name in methods}
+    conv = {}
+    for rep in range(args.repeats):
+        order = list(methods) if rep % 2 == 0 else list(reversed(methods))
+        for name in order:
+            out, seconds = methods[name](args.iters)
+            times[name].append(seconds)
+            if name not in conv:
+                conv[name] = np.mean(
+                    [spectral_convergence(voc, w, m) for w, m in zip(out, mags)]
+                )
+    results = {}
+    for name in methods:
+        results[name] = (min(times[name]), conv[name])
+        print(
+            f"  {name:24s} {min(times[name]):7.2f} s (min of "
+            f"{', '.join(f'{t:.2f}' for t in times[name])})   "
+            f"spectral convergence {conv[name]:.4f}"
+        )
+
+    base_t, base_sc = results["project per-utterance"]
+    lib_t, lib_sc = results["librosa per-utterance"]
+    bat_t, _ = results["project batched"]
+    print(f"equal iterations: librosa / project per-utterance = x{lib_t / base_t:.2f}")
+    print(f"equal iterations: project batched / per-utterance = x{bat_t / base_t:.2f}")
+    best = "batched" if bat_t < base_t else "per-utterance"
+    print(f"-> on this CPU the faster project strategy is {best}")
+
+    it, sc, t = args.iters, lib_sc, lib_t
+    while sc > base_sc and it < 8 * args.iters:
+        it = int(it * 1.25) + 1
+        out, t = run_librosa(voc, mags, lengths, it)
+        _, t_base = run_ours(voc, mags, lengths, False)  # re-time side by side
+        base_t = min(base_t, t_base)
+        sc = np.mean([spectral_convergence(voc, w, m) for w, m in zip(out, mags)])
+        print(
+            f"  librosa {it:4d} iterations {t:7.2f} s   spectral convergence {sc:.4f}"
+        )
+    if it == args.iters:  # librosa already matched at equal iterations
+        print("  (librosa's convergence at equal iterations is already as good)")
+    status = "reached" if sc <= base_sc else "did NOT reach"
+    print(
+        f"equal spectral convergence ({base_sc:.4f}): librosa {status} it with {it} "
+        f"iterations in {t:.2f} s = x{t / base_t:.2f} the project's time"
+    )
+
+
+if __name__ == "__main__":
+    main()
