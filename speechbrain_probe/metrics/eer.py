@@ -59,8 +59,7 @@ def _rates(scores: torch.Tensor, labels: torch.Tensor, n_pos: int, n_neg: int):
     return s, frr, far, last
 
 
-def _eer_rows(scores, labels, n_pos, n_neg):
-    s, frr, far, last = _rates(scores, labels, n_pos, n_neg)
+def _eer_from_rates(s, frr, far, last):
     gap = (far.double() - frr.double()).abs()
     gap[~last] = float("inf")
     idx = torch.argmin(gap, dim=1, keepdim=True)  # first minimum, as SpeechBrain
@@ -68,12 +67,20 @@ def _eer_rows(scores, labels, n_pos, n_neg):
     return value.squeeze(1), s.gather(1, idx).squeeze(1)
 
 
-def _dcf_rows(scores, labels, n_pos, n_neg, c_miss, c_fa, p_target):
-    s, p_miss, p_fa, last = _rates(scores, labels, n_pos, n_neg)
+def _dcf_from_rates(s, p_miss, p_fa, last, c_miss, c_fa, p_target):
     c_det = c_miss * p_miss * p_target + c_fa * p_fa * (1 - p_target)
     c_det[~last] = float("inf")
     c_min, idx = torch.min(c_det, dim=1, keepdim=True)
     return c_min.squeeze(1).double(), s.gather(1, idx).squeeze(1)
+
+
+def _eer_rows(scores, labels, n_pos, n_neg):
+    return _eer_from_rates(*_rates(scores, labels, n_pos, n_neg))
+
+
+def _dcf_rows(scores, labels, n_pos, n_neg, c_miss, c_fa, p_target):
+    rates = _rates(scores, labels, n_pos, n_neg)
+    return _dcf_from_rates(*rates, c_miss, c_fa, p_target)
 
 
 def _stack(pos: torch.Tensor, neg: torch.Tensor):
@@ -175,19 +182,37 @@ def bootstrap_ci(
     _check(pos, neg)
     n_pos, n_neg = pos.numel(), neg.numel()
     scores, labels = _stack(pos, neg)
+    # Sort once. A resample only re-weights the trials (how often each one is
+    # drawn), so its cumulative counts are weighted cumulative sums over the
+    # same order: no sort per resample.
+    order = torch.sort(scores[0], stable=True)
+    s = order.values.unsqueeze(0)
+    lab = labels[0][order.indices]
+    last = torch.ones_like(s, dtype=torch.bool)
+    last[:, :-1] = s[:, 1:] != s[:, :-1]
+    where = torch.empty_like(order.indices)
+    where[order.indices] = torch.arange(where.numel())
+    pos_at, neg_at = where[:n_pos], where[n_pos:]
+    dcf = _dcf_defaults(dcf_kwargs)
     gen = torch.Generator().manual_seed(seed)
     values = []
     for start in range(0, n_boot, chunk):
         b = min(chunk, n_boot - start)
-        ip = torch.randint(0, n_pos, (b, n_pos), generator=gen)
-        ineg = torch.randint(0, n_neg, (b, n_neg), generator=gen) + n_pos
-        idx = torch.cat([ip, ineg], dim=1)
-        s = scores[0][idx]
-        lab = labels[0][idx]
+        weights = torch.zeros(b, n_pos + n_neg, dtype=torch.long)
+        for at, n in ((pos_at, n_pos), (neg_at, n_neg)):
+            draws = torch.randint(0, n, (b, n), generator=gen)
+            counts = torch.zeros(b, n, dtype=torch.long)
+            counts.scatter_add_(1, draws, torch.ones_like(draws))
+            weights[:, at] = counts
+        cpos = torch.cumsum(weights * lab, dim=1)
+        cneg = torch.cumsum(weights * (1 - lab), dim=1)
+        frr = cpos.float() / n_pos
+        far = (n_neg - cneg).float() / n_neg
+        rows = s.expand(b, -1), frr, far, last.expand(b, -1).clone()
         if metric == "eer":
-            v, _ = _eer_rows(s, lab, n_pos, n_neg)
+            v, _ = _eer_from_rates(*rows)
         else:
-            v, _ = _dcf_rows(s, lab, n_pos, n_neg, **_dcf_defaults(dcf_kwargs))
+            v, _ = _dcf_from_rates(*rows, **dcf)
         values.append(v)
     values = torch.cat(values).numpy()
     low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
