@@ -58,6 +58,23 @@ def _abs_lengths(lengths: torch.Tensor | None, batch: int, time: int) -> torch.T
     return torch.round(lengths.detach().float().cpu() * time).long().clamp(1, time)
 
 
+def _reverse_index(lens: torch.Tensor, time: int) -> torch.Tensor:
+    """``[B, T]`` index that reverses frames ``0..len-1`` of each row in place.
+
+    Example
+    -------
+    >>> _reverse_index(torch.tensor([3, 1]), 4).tolist()
+    [[2, 1, 0, 3], [0, 1, 2, 3]]
+    """
+    t = torch.arange(time, device=lens.device).unsqueeze(0)
+    lens = lens.unsqueeze(1)
+    return torch.where(t < lens, lens - 1 - t, t)
+
+
+def _gather_time(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    return x.gather(1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
 class ConvBlock(nn.Module):
     """A 3x3 convolution + ReLU (+ optional 2x2 max-pooling) on ``[B, T, C*F]``.
 
@@ -104,7 +121,8 @@ class ConvBlock(nn.Module):
                 f"{self.in_channels * self.in_freq} features per frame, got {d}"
             )
         x = x.reshape(b, t, self.in_channels, self.in_freq).permute(0, 2, 1, 3)
-        x = torch.relu(self.conv(x))
+        # channels_last runs these narrow convolutions ~3x faster on CPU
+        x = torch.relu(self.conv(x.contiguous(memory_format=torch.channels_last)))
         if self.pool:
             x = torch.nn.functional.max_pool2d(x, kernel_size=2)
         return x.permute(0, 2, 1, 3).reshape(b, x.shape[2], self.output_dim)
@@ -126,6 +144,11 @@ class BLSTMLayer(nn.Module):
         (the pure-LSTM's time reduction; 1 = none).
     dropout : float
         Dropout on the layer's input during training.
+    layer_norm : bool
+        Layer-normalise each input frame before the LSTM (a per-frame
+        operation, so no context leaks in). Not in the paper: without it a
+        5-deep stack sits on the CTC blank plateau several times longer, which
+        a few-minute CPU budget cannot afford.
 
     Example
     -------
@@ -142,15 +165,19 @@ class BLSTMLayer(nn.Module):
         projection: bool = False,
         subsample: int = 1,
         dropout: float = 0.0,
+        layer_norm: bool = True,
     ):
         super().__init__()
         if subsample < 1:
             raise ValueError(f"subsample must be >= 1, got {subsample}")
         self.subsample = subsample
         self.drop = nn.Dropout(dropout)
-        self.lstm = nn.LSTM(
-            input_size * subsample, hidden_size, batch_first=True, bidirectional=True
-        )
+        self.norm = nn.LayerNorm(input_size * subsample) if layer_norm else None
+        # two unidirectional LSTMs instead of one bidirectional LSTM on a packed
+        # sequence: packing is ~4x slower on CPU; the backward LSTM runs on each
+        # sequence reversed within its own length, so padding never leaks in.
+        self.lstm_fwd = nn.LSTM(input_size * subsample, hidden_size, batch_first=True)
+        self.lstm_bwd = nn.LSTM(input_size * subsample, hidden_size, batch_first=True)
         self.proj = nn.Linear(2 * hidden_size, 2 * hidden_size) if projection else None
         self.output_dim = 2 * hidden_size
 
@@ -160,14 +187,20 @@ class BLSTMLayer(nn.Module):
             b, t, d = x.shape
             t2 = t // self.subsample
             x = x[:, : t2 * self.subsample].reshape(b, t2, d * self.subsample)
+        if self.norm is not None:
+            x = self.norm(x)
         x = self.drop(x)
         b, t, _ = x.shape
-        lens = _abs_lengths(lengths, b, t)
-        packed = nn.utils.rnn.pack_padded_sequence(
-            x, lens, batch_first=True, enforce_sorted=False
-        )
-        out, _ = self.lstm(packed)
-        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=t)
+        fwd, _ = self.lstm_fwd(x)
+        if lengths is None:
+            bwd, _ = self.lstm_bwd(x.flip(1))
+            bwd = bwd.flip(1)
+        else:
+            lens = _abs_lengths(lengths, b, t).to(x.device)
+            idx = _reverse_index(lens, t)
+            bwd, _ = self.lstm_bwd(_gather_time(x, idx))
+            bwd = _gather_time(bwd, idx)
+        out = torch.cat([fwd, bwd], dim=-1)
         if self.proj is not None:
             out = torch.tanh(self.proj(out))
         return out
@@ -259,6 +292,8 @@ class VGGLSTM(CTCEncoder):
         BLSTM layers (paper: 5).
     dropout : float
         Dropout on the input of each BLSTM layer.
+    layer_norm : bool
+        Layer-normalise the input frames of each BLSTM layer (see BLSTMLayer).
 
     Example
     -------
@@ -280,6 +315,7 @@ class VGGLSTM(CTCEncoder):
         hidden_size: int = 320,
         num_blstm: int = 5,
         dropout: float = 0.0,
+        layer_norm: bool = True,
     ):
         super().__init__(input_dim=n_mels * in_channels)
         c1, c2 = cnn_channels
@@ -290,6 +326,7 @@ class VGGLSTM(CTCEncoder):
             hidden_size=hidden_size,
             num_blstm=num_blstm,
             dropout=dropout,
+            layer_norm=layer_norm,
         )
         specs = [
             (in_channels, c1, False),
@@ -305,7 +342,13 @@ class VGGLSTM(CTCEncoder):
             self._add(f"cnn{i}", block, block.output_dim, down)
         dim = c2 * freq
         for i in range(1, num_blstm + 1):
-            layer = BLSTMLayer(dim, hidden_size, projection=True, dropout=dropout)
+            layer = BLSTMLayer(
+                dim,
+                hidden_size,
+                projection=True,
+                dropout=dropout,
+                layer_norm=layer_norm,
+            )
             dim = layer.output_dim
             self._add(f"blstm{i}", layer, dim, down)
 
@@ -336,6 +379,8 @@ class PureBLSTM(CTCEncoder):
         (paper: after blstm2, blstm3 and blstm4, i.e. ``[3, 4, 5]``).
     dropout : float
         Dropout on the input of each layer.
+    layer_norm : bool
+        Layer-normalise the input frames of each layer (see BLSTMLayer).
 
     Example
     -------
@@ -355,6 +400,7 @@ class PureBLSTM(CTCEncoder):
         num_blstm: int = 5,
         subsample_layers: tuple | list = (3, 4, 5),
         dropout: float = 0.0,
+        layer_norm: bool = True,
     ):
         super().__init__(input_dim=input_dim)
         self.config = dict(
@@ -363,13 +409,16 @@ class PureBLSTM(CTCEncoder):
             num_blstm=num_blstm,
             subsample_layers=list(subsample_layers),
             dropout=dropout,
+            layer_norm=layer_norm,
         )
         self._subsample = [
             2 if i in subsample_layers else 1 for i in range(1, num_blstm + 1)
         ]
         dim, down = input_dim, 1
         for i, sub in enumerate(self._subsample, start=1):
-            layer = BLSTMLayer(dim, hidden_size, subsample=sub, dropout=dropout)
+            layer = BLSTMLayer(
+                dim, hidden_size, subsample=sub, dropout=dropout, layer_norm=layer_norm
+            )
             dim, down = layer.output_dim, down * sub
             self._add(f"blstm{i}", layer, dim, down)
 

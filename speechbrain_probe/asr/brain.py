@@ -1,0 +1,299 @@
+"""The CTC training Brain, its datasets and the results table.
+
+:class:`CTCBrain` trains any :class:`~speechbrain_probe.asr.models.CTCEncoder`
+on cached features (see :mod:`.data`): global mean/variance normalisation
+(statistics gathered during the first epoch and checkpointed), optional
+SpecAugment-style masking, a linear CTC output layer over SentencePiece units
+(blank = id 0), greedy decoding and WER/CER with SpeechBrain's ErrorRateStats.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import time
+
+import speechbrain as sb
+import torch
+from speechbrain.dataio.dataset import DynamicItemDataset
+from speechbrain.decoders import ctc_greedy_decode
+from speechbrain.utils.checkpoints import (
+    mark_as_loader,
+    mark_as_saver,
+    register_checkpoint_hooks,
+)
+from speechbrain.utils.metric_stats import ErrorRateStats
+
+from .tokenizer import find_unalignable
+
+__all__ = [
+    "CTCBrain",
+    "TrainTimer",
+    "make_ctc_dataset",
+    "write_asr_results",
+    "ASR_RESULT_COLUMNS",
+]
+
+logger = logging.getLogger(__name__)
+
+ASR_RESULT_COLUMNS = ("model", "arch", "training", "condition", "wer", "cer", "n")
+
+
+@register_checkpoint_hooks
+class TrainTimer:
+    """Wall-clock seconds spent in training epochs, kept across resumes.
+
+    Example
+    -------
+    >>> t = TrainTimer()
+    >>> t.add(1.5); t.add(2.0)
+    >>> t.seconds
+    3.5
+    """
+
+    def __init__(self):
+        self.seconds = 0.0
+
+    def add(self, seconds: float):
+        """Count ``seconds`` more of training."""
+        self.seconds += float(seconds)
+
+    @mark_as_saver
+    def _save(self, path):
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(f"{self.seconds}\n")
+
+    @mark_as_loader
+    def _load(self, path, end_of_epoch=False):
+        with open(path, encoding="utf-8") as f:
+            self.seconds = float(f.read().strip())
+
+
+def make_ctc_dataset(
+    rows: list[dict],
+    feats: dict[str, torch.Tensor],
+    sp,
+    output_frames,
+    name: str,
+    drop_unalignable: bool = True,
+):
+    """A DynamicItemDataset of cached features and SentencePiece token ids.
+
+    Utterances whose model output is too short for their CTC transcript
+    (:func:`~speechbrain_probe.asr.tokenizer.find_unalignable`) are reported
+    with a warning and, if ``drop_unalignable``, left out.
+
+    Arguments
+    ---------
+    rows : list of dict
+        Manifest rows (``ID``, ``duration``, ``wrd``).
+    feats : dict
+        utterance id -> ``[T, D]`` features.
+    sp : sentencepiece.SentencePieceProcessor
+        The tokenizer.
+    output_frames : callable
+        ``output_frames(num_input_frames) -> num_output_frames`` of the model.
+    name : str
+        Split name for messages.
+    drop_unalignable : bool
+        Leave unalignable utterances out (training) or keep them (evaluation,
+        where they count as errors).
+
+    Returns
+    -------
+    (DynamicItemDataset, dict)
+        The dataset (output keys ``id, feats, tokens, wrd``) and a summary
+        ``{"n": ..., "unalignable": ..., "examples": [...]}``.
+
+    Example
+    -------
+    >>> import sentencepiece as spm
+    >>> class Chars:  # a stand-in tokenizer: one id per character
+    ...     def encode_as_ids(self, s): return [ord(c) - 60 for c in s]
+    >>> rows = [{"ID": "a", "duration": "1", "wrd": "ABC"},
+    ...         {"ID": "b", "duration": "1", "wrd": "ABCDEFGH"}]
+    >>> feats = {"a": torch.zeros(20, 4), "b": torch.zeros(20, 4)}
+    >>> ds, info = make_ctc_dataset(rows, feats, Chars(), lambda t: t // 4, "demo")
+    >>> len(ds), info["unalignable"]
+    (1, 1)
+    >>> ds[0]["tokens"].tolist()
+    [5, 6, 7]
+    """
+    missing = [r["ID"] for r in rows if r["ID"] not in feats]
+    if missing:
+        raise KeyError(
+            f"no cached features for {len(missing)} utterances, e.g. {missing[:3]}"
+        )
+    tokens = {r["ID"]: sp.encode_as_ids(r["wrd"]) for r in rows}
+    bad = find_unalignable(
+        (r["ID"], output_frames(feats[r["ID"]].shape[0]), tokens[r["ID"]]) for r in rows
+    )
+    if bad:
+        logger.warning(
+            "%s: %d of %d utterances (%.1f%%) cannot be CTC-aligned by this model "
+            "(output frames < tokens + repeats), e.g. %s; %s",
+            name,
+            len(bad),
+            len(rows),
+            100.0 * len(bad) / len(rows),
+            bad[:3],
+            "left out of training"
+            if drop_unalignable
+            else "kept (they count as errors)",
+        )
+    bad_ids = {b[0] for b in bad}
+    data = {
+        r["ID"]: {"duration": float(r["duration"]), "wrd": r["wrd"]}
+        for r in rows
+        if not (drop_unalignable and r["ID"] in bad_ids)
+    }
+    if not data:
+        raise ValueError(
+            f"{name}: no utterance can be CTC-aligned; use a smaller time reduction "
+            "or a larger subword vocabulary"
+        )
+    dataset = DynamicItemDataset(data)
+
+    @sb.utils.data_pipeline.takes("id")
+    @sb.utils.data_pipeline.provides("feats", "tokens")
+    def pipeline(utt_id):
+        yield feats[utt_id].float()
+        yield torch.LongTensor(tokens[utt_id])
+
+    sb.dataio.dataset.add_dynamic_item([dataset], pipeline)
+    dataset.set_output_keys(["id", "feats", "tokens", "wrd"])
+    summary = {"n": len(rows), "unalignable": len(bad), "examples": bad[:10]}
+    return dataset, summary
+
+
+class CTCBrain(sb.Brain):
+    """Train a CTC encoder on cached features.
+
+    Expected ``modules``: ``model`` (a CTCEncoder), ``ctc_lin`` (Linear to the
+    vocabulary), ``normalize`` (InputNormalization, global). Expected
+    ``hparams``: ``blank_index``, ``tokenizer`` (a SentencePieceProcessor),
+    ``epoch_counter``, ``train_logger``; optional ``augment`` (a
+    :class:`~speechbrain_probe.asr.augment.FeatureMasking`), ``lr_annealing``
+    (a NewBobScheduler on the valid loss), ``timer`` (a :class:`TrainTimer`).
+
+    Example
+    -------
+    See ``recipes/Synthetic/ASR/train_asr.py`` and ``tests/test_asr_train.py``.
+    """
+
+    def compute_forward(self, batch, stage):
+        """Features -> normalisation (-> masking) -> encoder -> CTC log-probs."""
+        batch = batch.to(self.device)
+        feats, lens = batch.feats
+        epoch = self.hparams.epoch_counter.current
+        feats = self.modules.normalize(feats, lens, epoch=epoch)
+        augment = getattr(self.hparams, "augment", None)
+        if stage == sb.Stage.TRAIN and augment is not None:
+            feats = augment(feats)
+        hidden = self.modules.model(feats, lens)
+        logits = self.modules.ctc_lin(hidden)
+        return torch.log_softmax(logits, dim=-1), lens
+
+    def compute_objectives(self, predictions, batch, stage):
+        """CTC loss; greedy transcripts and WER/CER outside training."""
+        log_probs, lens = predictions
+        tokens, token_lens = batch.tokens
+        loss = sb.nnet.losses.ctc_loss(
+            log_probs, tokens, lens, token_lens, self.hparams.blank_index
+        )
+        if stage != sb.Stage.TRAIN:
+            hyps = ctc_greedy_decode(log_probs, lens, blank_id=self.hparams.blank_index)
+            sp = self.hparams.tokenizer
+            words = [sp.decode_ids(h).split() for h in hyps]
+            refs = [w.split() for w in batch.wrd]
+            self.wer_metric.append(batch.id, words, refs)
+            self.cer_metric.append(batch.id, words, refs)
+        return loss
+
+    def on_stage_start(self, stage, epoch=None):
+        """Fresh error-rate statistics; start the epoch clock."""
+        if stage == sb.Stage.TRAIN:
+            self._epoch_start = time.time()
+        else:
+            self.wer_metric = ErrorRateStats()
+            self.cer_metric = ErrorRateStats(split_tokens=True)
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        """Log, anneal the learning rate, checkpoint on valid CER."""
+        if stage == sb.Stage.TRAIN:
+            self.train_loss = stage_loss
+            timer = getattr(self.hparams, "timer", None)
+            if timer is not None:
+                timer.add(time.time() - self._epoch_start)
+            return
+        stats = {
+            "loss": stage_loss,
+            "CER": self.cer_metric.summarize("error_rate"),
+            "WER": self.wer_metric.summarize("error_rate"),
+        }
+        self.last_stats = stats
+        if stage == sb.Stage.VALID:
+            lr = self.optimizer.param_groups[0]["lr"]
+            annealing = getattr(self.hparams, "lr_annealing", None)
+            if annealing is not None:
+                _, new_lr = annealing(stats["loss"])
+                sb.nnet.schedulers.update_learning_rate(self.optimizer, new_lr)
+            timer = getattr(self.hparams, "timer", None)
+            meta = dict(stats)
+            if timer is not None:
+                meta["train_minutes"] = timer.seconds / 60.0
+            self.hparams.train_logger.log_stats(
+                stats_meta={
+                    "epoch": epoch,
+                    "lr": lr,
+                    **{k: v for k, v in meta.items() if k == "train_minutes"},
+                },
+                train_stats={"loss": self.train_loss},
+                valid_stats=stats,
+            )
+            self.checkpointer.save_and_keep_only(meta=meta, min_keys=["CER"])
+        elif stage == sb.Stage.TEST:
+            self.hparams.train_logger.log_stats(
+                stats_meta={"epoch loaded": self.hparams.epoch_counter.current},
+                test_stats=stats,
+            )
+
+    def transcribe_dataset(self, dataset, loader_kwargs=None):
+        """Evaluate on ``dataset``; returns ``{"wer", "cer", "n"}`` in percent."""
+        self.evaluate(dataset, test_loader_kwargs=loader_kwargs or {})
+        return {
+            "wer": self.last_stats["WER"],
+            "cer": self.last_stats["CER"],
+            "n": len(self.cer_metric.scores),
+        }
+
+
+def write_asr_results(path: str, rows: list[dict]):
+    """Write (atomically) the ASR results table ``model,arch,training,condition,wer,cer,n``.
+
+    Example
+    -------
+    >>> p = getfixture("tmp_path") / "asr_results.csv"
+    >>> write_asr_results(str(p), [dict(model="m", arch="blstm", training="baseline",
+    ...     condition="clean", wer=12.345, cer=4.5, n=10)])
+    >>> p.read_text().splitlines()[1]
+    'm,blstm,baseline,clean,12.35,4.50,10'
+    """
+    from speechbrain_probe.data.manifest import atomic_write_text
+
+    lines = [",".join(ASR_RESULT_COLUMNS)]
+    for r in rows:
+        lines.append(
+            f"{r['model']},{r['arch']},{r['training']},{r['condition']},"
+            f"{r['wer']:.2f},{r['cer']:.2f},{int(r['n'])}"
+        )
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def read_asr_results(path: str) -> list[dict]:
+    """Read a results table written by :func:`write_asr_results`."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found; run the ASR recipe first")
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))

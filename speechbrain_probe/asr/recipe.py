@@ -1,0 +1,235 @@
+"""The body of ``recipes/*/ASR/train_asr.py``: prepare, train, test, export.
+
+A recipe script only parses its arguments and calls :func:`main`; everything
+here is driven by the recipe's HyperPyYAML (see
+``recipes/Synthetic/ASR/hparams/vgg_lstm.yaml`` for the keys).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+
+import speechbrain as sb
+import torch
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.utils.distributed import run_on_main
+
+from .brain import CTCBrain, make_ctc_dataset, write_asr_results
+from .data import (
+    compute_feature_cache,
+    make_noisy_copies,
+    read_checked_manifest,
+    read_noise_bank,
+)
+from .export import export_asr
+from .tokenizer import train_tokenizer
+
+__all__ = ["main", "prepare_features", "CONDITIONS"]
+
+logger = logging.getLogger(__name__)
+
+#: Test conditions and the manifest key in the hparams that holds each.
+CONDITIONS = {
+    "clean": "test_csv",
+    "snr20": "test_snr20_csv",
+    "snr10": "test_snr10_csv",
+    "snr0": "test_snr0_csv",
+}
+
+
+def prepare_features(hparams: dict) -> dict:
+    """Check manifests and compute (or reuse) the feature caches.
+
+    Returns a dict split -> (rows, feats); the training split includes the
+    noisy copies when ``noise_robust`` is true.
+    """
+    mel = hparams["mel_config"]
+    cache = hparams["feature_cache"]
+    out = {}
+    train_rows = read_checked_manifest(hparams["train_csv"])
+    limit = hparams.get("max_train_utterances")
+    if limit:
+        train_rows = train_rows[: int(limit)]
+    feats = compute_feature_cache(train_rows, cache, "train", mel)
+    rows = list(train_rows)
+    if hparams.get("noise_robust", False):
+        bank = read_noise_bank(hparams["noise_folder"], "train")
+        noisy_rows, audio_fn = make_noisy_copies(
+            train_rows, bank, seed=hparams["noise_seed"]
+        )
+        noisy = compute_feature_cache(
+            noisy_rows,
+            cache,
+            "train_noisy",
+            mel,
+            audio_fn=audio_fn,
+            extra_key=f"seed={hparams['noise_seed']}",
+        )
+        feats = {**feats, **noisy}
+        rows += noisy_rows
+    out["train"] = (rows, feats)
+    valid_rows = read_checked_manifest(hparams["valid_csv"])
+    out["valid"] = (valid_rows, compute_feature_cache(valid_rows, cache, "valid", mel))
+    for cond, key in CONDITIONS.items():
+        path = hparams.get(key)
+        if path:
+            rows_c = read_checked_manifest(path)
+            out[cond] = (
+                rows_c,
+                compute_feature_cache(rows_c, cache, f"test_{cond}", mel),
+            )
+    return out
+
+
+def main(argv=None):
+    """Run a CTC ASR recipe: ``train_asr.py hparams.yaml [--key=value ...]``."""
+    argv = sys.argv[1:] if argv is None else argv
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    sb.utils.distributed.ddp_init_group(run_opts)
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    torch.set_num_threads(int(hparams.get("num_threads", torch.get_num_threads())))
+
+    # tokenizer on the training transcripts (main process trains, all load)
+    tok = train_tokenizer(
+        hparams["train_csv"],
+        hparams["tokenizer_folder"],
+        vocab_size=hparams.get("vocab_size"),
+        model_type=hparams.get("token_type", "unigram"),
+    )
+    sp = tok.sp
+    model = hparams["model"]
+    if hparams["ctc_lin"].out_features != sp.vocab_size():
+        raise ValueError(
+            f"ctc_lin has {hparams['ctc_lin'].out_features} outputs but the tokenizer "
+            f"has {sp.vocab_size()} units; set vocab_size in the hparams to "
+            f"{sp.vocab_size()}"
+        )
+    hparams["tokenizer"] = sp
+
+    run_on_main(prepare_features, kwargs={"hparams": hparams})
+    data = prepare_features(hparams)  # every process loads the caches
+
+    summaries = {}
+    datasets = {}
+    for split, (rows, feats) in data.items():
+        ds, summary = make_ctc_dataset(
+            rows,
+            feats,
+            sp,
+            model.output_frames,
+            split,
+            drop_unalignable=split == "train",
+        )
+        datasets[split] = ds
+        summaries[split] = summary
+    if sb.utils.distributed.if_main_process():
+        from speechbrain_probe.data.manifest import atomic_write_text
+
+        atomic_write_text(
+            os.path.join(hparams["output_folder"], "ctc_alignability.json"),
+            json.dumps(
+                {"arch": model.arch, "downsample": model.downsample, **summaries},
+                indent=1,
+            ),
+        )
+    sort = hparams.get("sorting", "random")
+    train_set = datasets["train"]
+    train_opts = dict(hparams["train_dataloader_opts"])
+    if sort in ("ascending", "descending"):
+        train_set = train_set.filtered_sorted(
+            sort_key="duration", reverse=sort == "descending"
+        )
+        train_opts["shuffle"] = False
+    elif sort != "random":
+        raise ValueError(
+            f"sorting must be random, ascending or descending, not {sort!r}"
+        )
+    valid_set = datasets["valid"].filtered_sorted(sort_key="duration")
+
+    brain = CTCBrain(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+    brain.fit(
+        hparams["epoch_counter"],
+        train_set,
+        valid_set,
+        train_loader_kwargs=train_opts,
+        valid_loader_kwargs=hparams["valid_dataloader_opts"],
+    )
+
+    # test on every condition with the best (lowest valid CER) checkpoint
+    results = []
+    for cond in CONDITIONS:
+        if cond not in datasets:
+            continue
+        ds = datasets[cond].filtered_sorted(sort_key="duration")
+        brain.evaluate(
+            ds,
+            min_key="CER",
+            test_loader_kwargs=hparams["valid_dataloader_opts"],
+        )
+        results.append(
+            dict(
+                model=hparams["model_name"],
+                arch=model.arch,
+                training="robust" if hparams.get("noise_robust") else "baseline",
+                condition=cond,
+                wer=brain.last_stats["WER"],
+                cer=brain.last_stats["CER"],
+                n=len(brain.cer_metric.scores),
+            )
+        )
+        if sb.utils.distributed.if_main_process():
+            with open(
+                os.path.join(hparams["output_folder"], f"wer_{cond}.txt"), "w"
+            ) as w:
+                brain.wer_metric.write_stats(w)
+    if sb.utils.distributed.if_main_process():
+        if results:
+            write_asr_results(
+                os.path.join(hparams["output_folder"], "asr_results.csv"), results
+            )
+        minutes = hparams["timer"].seconds / 60.0
+        with open(os.path.join(hparams["output_folder"], "train_time.json"), "w") as f:
+            json.dump({"train_minutes": minutes}, f)
+        logger.info("training took %.2f minutes (epochs only)", minutes)
+        for r in results:
+            logger.info(
+                "%s %s: WER %.2f CER %.2f (n=%d)",
+                r["model"],
+                r["condition"],
+                r["wer"],
+                r["cer"],
+                r["n"],
+            )
+    run_on_main(
+        export_asr,
+        kwargs=dict(
+            out_dir=hparams["export_folder"],
+            model=_unwrap(brain.modules.model),
+            ctc_lin=_unwrap(brain.modules.ctc_lin),
+            normalize=brain.modules.normalize,
+            tokenizer_model=tok.prefix_model_file + ".model",
+            mel_config=hparams["mel_config"],
+            blank_index=hparams["blank_index"],
+        ),
+    )
+    return brain, results
+
+
+def _unwrap(module):
+    """The plain module inside a DDP / DataParallel wrapper."""
+    return getattr(module, "module", module)
