@@ -180,6 +180,8 @@ def test_ecapa_verifier_from_local_directory(tmp_path):
     assert embeddings["u0"].shape == (8,)
     assert torch.allclose(embeddings["u0"].norm(), torch.tensor(1.0))
     assert [(e.utt_id, e.metric) for e in excluded] == [("u3", "eer_ecapa")]
+    none, wrong_rate = verifier.embed(wavs[:1], ["x"], sample_rate=8000)
+    assert none == {} and "8000 Hz" in wrong_rate[0].reason
     # an utterance embedded alone or in a padded batch gets the same embedding
     alone, _ = verifier.embed(wavs[:1], ["u0"])
     assert torch.allclose(alone["u0"], embeddings["u0"], atol=1e-4)
