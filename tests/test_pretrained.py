@@ -172,6 +172,66 @@ def test_train_probe_recipe_on_local_export(tmp_path, no_network, monkeypatch):
         recipe_main([*argv[:-5], "--layers=[rnn2]", *argv[-4:]])
 
 
+def test_train_probe_resumes_after_sigkill(tmp_path):
+    """A real kill -9 of train_probe.py, then the same command: it goes on."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    export = make_export(tmp_path / "asr")
+    data = write_corpus(tmp_path / "data", n=3)
+    out = tmp_path / "out"
+
+    def command(epochs):
+        return [
+            sys.executable,
+            str(RECIPE / "train_probe.py"),
+            str(RECIPE / "hparams" / "blstm3.yaml"),
+            f"--asr_source={export}",
+            f"--data_folder={data}",
+            f"--output_folder={out}",
+            "--layers=[rnn1]",
+            "--noisy_training=False",
+            f"--number_of_epochs={epochs}",
+            "--batch_size=3",
+        ]
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        command(1000), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 120
+    try:
+        while (
+            not list((out / "save").glob("CKPT+*/CKPT.yaml")) and time.time() < deadline
+        ):
+            assert proc.poll() is None, (
+                "train_probe.py stopped before its first checkpoint"
+            )
+            time.sleep(0.2)
+        time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    ckpts = sorted((out / "save").glob("CKPT+*/CKPT.yaml"))
+    assert ckpts, "no checkpoint within 120 s"
+    done = max(int((c.parent / "counter.ckpt").read_text()) for c in ckpts)
+    logged = (out / "train_log.txt").read_text().count("epoch:")
+    assert logged >= done >= 1
+    result = subprocess.run(
+        command(done + 1), env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-6000:]
+    log = (out / "train_log.txt").read_text().splitlines()
+    epochs = [
+        int(line.split("epoch: ")[1].split(",")[0]) for line in log if "epoch:" in line
+    ]
+    assert epochs[-1] == done + 1  # resumed after the saved epoch, not from scratch
+    assert epochs.count(1) == 1
+    assert "valid_l1 rnn1" in result.stdout
+
+
 def test_every_paper_layer_has_a_hparams_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the Checkpointer creates its folder on load
     expected = {

@@ -311,3 +311,28 @@ def test_half_precision_run_option_trains_in_float_targets(tmp_path):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         states = asr.hidden_states(batch.sig[0], batch.sig[1], ["cnn"])
     assert states["cnn"].dtype == torch.float32
+
+
+def test_half_written_checkpoint_is_set_aside_not_loaded(tmp_path):
+    import shutil
+
+    import yaml
+
+    data = make_data(3)
+    asr = make_asr()
+    brain, counter = make_brain(asr, ["blstm1"], tmp_path / "ckpt", epochs=1)
+    brain.fit(counter, loader(data), loader(data))
+    (good,) = (tmp_path / "ckpt").glob("CKPT+*")
+    # a later checkpoint killed while SpeechBrain was writing its files
+    bad = good.with_name(good.name + "9")
+    shutil.copytree(good, bad)
+    meta = yaml.safe_load((bad / "CKPT.yaml").read_text())
+    meta["unixtime"] += 100
+    (bad / "CKPT.yaml").write_text(yaml.safe_dump(meta))
+    (bad / "counter.ckpt").write_text("5")
+    (bad / "probes.ckpt").write_bytes((bad / "probes.ckpt").read_bytes()[:100])
+
+    resumed, counter2 = make_brain(asr, ["blstm1"], tmp_path / "ckpt", epochs=2)
+    resumed.fit(counter2, loader(data), loader(data))
+    assert counter2.current == 2  # went on from the complete epoch-1 checkpoint
+    assert (tmp_path / "ckpt" / f"incomplete-{bad.name}").is_dir()  # kept, not lost

@@ -33,6 +33,9 @@ from speechbrain_probe.features import LogMelSpectrogram
 from speechbrain_probe.probe.model import FrameAligner, HighwayProbe, frames_per_hidden
 
 __all__ = [
+    "checkpoint_is_complete",
+    "mark_checkpoint_complete",
+    "quarantine_incomplete_checkpoints",
     "ProbeMismatchError",
     "ProbeIdentity",
     "build_probes",
@@ -44,6 +47,80 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+COMPLETE_MARKER = "PROBE_COMPLETE.json"
+
+
+def mark_checkpoint_complete(ckpt_dir) -> None:
+    """Record every file of a fully written checkpoint with its size.
+
+    SpeechBrain writes ``CKPT.yaml`` BEFORE the parameter files, and deletes old
+    checkpoints file by file: a kill at the wrong moment leaves a directory that
+    looks like a checkpoint but is truncated. This marker is written last.
+    """
+    folder = Path(ckpt_dir)
+    files = {
+        f.name: f.stat().st_size
+        for f in sorted(folder.iterdir())
+        if f.is_file() and f.name != COMPLETE_MARKER
+    }
+    tmp = folder / (COMPLETE_MARKER + ".tmp")
+    tmp.write_text(json.dumps(files, indent=1))
+    os.replace(tmp, folder / COMPLETE_MARKER)
+
+
+def checkpoint_is_complete(ckpt_dir) -> bool:
+    """True when the marker exists and every file it lists has its size.
+
+    Example
+    -------
+    >>> d = getfixture("tmp_path")
+    >>> _ = (d / "probes.ckpt").write_bytes(b"12345")
+    >>> checkpoint_is_complete(d)
+    False
+    >>> mark_checkpoint_complete(d); checkpoint_is_complete(d)
+    True
+    >>> _ = (d / "probes.ckpt").write_bytes(b"12")  # truncated by a kill
+    >>> checkpoint_is_complete(d)
+    False
+    """
+    folder = Path(ckpt_dir)
+    marker = folder / COMPLETE_MARKER
+    if not marker.exists():
+        return False
+    try:
+        files = json.loads(marker.read_text())
+    except ValueError:
+        return False
+    return all(
+        (folder / n).is_file() and (folder / n).stat().st_size == size
+        for n, size in files.items()
+    )
+
+
+def quarantine_incomplete_checkpoints(checkpoints_dir) -> list[Path]:
+    """Rename half-written ``CKPT+*`` folders to ``incomplete-CKPT+*`` (kept, ignored)."""
+    moved = []
+    folder = Path(checkpoints_dir)
+    if not folder.is_dir():
+        return moved
+    for ckpt in sorted(folder.glob("CKPT+*")):
+        if ckpt.is_dir() and not checkpoint_is_complete(ckpt):
+            target = folder / f"incomplete-{ckpt.name}"
+            n = 1
+            while target.exists():
+                target = folder / f"incomplete-{ckpt.name}.{n}"
+                n += 1
+            os.replace(ckpt, target)
+            logger.warning(
+                "checkpoint %s was cut short (killed while saving or deleting); "
+                "ignored and kept as %s",
+                ckpt,
+                target.name,
+            )
+            moved.append(target)
+    return moved
 
 
 class ProbeMismatchError(RuntimeError):
@@ -284,6 +361,36 @@ class ProbeBrain(sb.Brain):
                 "probe_identity": rec.pop("probe_identity"),
                 **rec,
             }
+            self._mark_checkpoints_complete(self.checkpointer)
+
+    @staticmethod
+    def _mark_checkpoints_complete(checkpointer) -> None:
+        save = checkpointer.save_checkpoint
+
+        def save_checkpoint(*args, **kwargs):
+            ckpt = save(*args, **kwargs)
+            if ckpt is not None:  # main process
+                mark_checkpoint_complete(ckpt.path)
+            return ckpt
+
+        checkpointer.save_checkpoint = save_checkpoint
+
+    def _quarantine(self) -> None:
+        if self.checkpointer is not None:
+            sb.utils.distributed.run_on_main(
+                quarantine_incomplete_checkpoints,
+                args=[self.checkpointer.checkpoints_dir],
+            )
+
+    def on_fit_start(self):
+        """Set broken checkpoints aside, then SpeechBrain's start (recovery)."""
+        self._quarantine()
+        super().on_fit_start()
+
+    def on_evaluate_start(self, max_key=None, min_key=None):
+        """Set broken checkpoints aside, then load the best one."""
+        self._quarantine()
+        super().on_evaluate_start(max_key=max_key, min_key=min_key)
 
     def _probe_kwargs(self) -> dict:
         probe = self.modules[self.layers[0]]
@@ -424,7 +531,7 @@ def load_trained_probes(
     """
     folder = Path(checkpoint_dir)
     if not (folder / "probe_identity.ckpt").exists():
-        ckpts = sorted(folder.glob("CKPT+*"))
+        ckpts = [c for c in sorted(folder.glob("CKPT+*")) if checkpoint_is_complete(c)]
         if not ckpts:
             raise FileNotFoundError(
                 f"no probe checkpoint in {folder}; train probes with train_probe.py first"
