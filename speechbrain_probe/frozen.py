@@ -336,6 +336,7 @@ class SpeechBrainASR(FrozenASR):
             mel_config = (
                 mel if isinstance(mel, MelConfig) else MelConfig.from_dict(dict(mel))
             )
+        self.declared_info = dict(hp.get("layer_info") or {})
         root = pretrained.mods
         if declared:
             layers = {str(k): str(v) for k, v in dict(declared).items()}
@@ -360,6 +361,22 @@ class SpeechBrainASR(FrozenASR):
         super().to(device)
         self.pretrained.device = str(device)
         return self
+
+    def report(self, name: str) -> LayerReport:
+        """Measured geometry, cross-checked with a declared ``layer_info``."""
+        rep = super().report(name)
+        info = self.declared_info.get(name)
+        if info and (
+            int(info.get("dim", rep.dim)) != rep.dim
+            or abs(float(info.get("downsample", rep.downsample)) - rep.downsample)
+            > 1e-3
+        ):
+            raise ValueError(
+                f"layer {name!r} of {self.source}: hyperparams.yaml declares {dict(info)}, "
+                f"but its output measures dim={rep.dim}, downsample={rep.downsample}; "
+                "the export's layer_info or probe_layers path is wrong"
+            )
+        return rep
 
     def encode(self, wavs, wav_lens):
         """``encode_batch`` of the SpeechBrain interface."""
