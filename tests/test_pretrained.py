@@ -338,3 +338,32 @@ def test_whisper_padding_is_cut_and_long_audio_is_windowed(tmp_path, no_network)
     geo = asr.geometry("layer2")
     source = FrameAligner(geo.downsample, geo.offset).source(target.shape[1], 38)
     assert int(source[-1]) == 37 and int(source[0]) == 0
+
+
+def test_probe_trains_on_hf_encoder_with_fractional_frame_rate(tmp_path, no_network):
+    from speechbrain.dataio.batch import PaddedBatch
+    from speechbrain.utils.epoch_loop import EpochCounter
+
+    from speechbrain_probe.probe.brain import ProbeBrain, build_probes, reconstruct_mel
+
+    asr = load_asr(tiny_w2v(tmp_path / "w2v"))
+    probes = build_probes(asr, ["layer1", "layer2"])
+    assert probes["layer1"].r == 2  # 1.6 target frames per hidden frame
+    brain = ProbeBrain(
+        asr,
+        ["layer1", "layer2"],
+        modules=probes,
+        opt_class=lambda p: torch.optim.Adam(p, lr=3e-3),
+        run_opts={"device": "cpu"},
+    )
+    gen = torch.Generator().manual_seed(0)
+    items = [
+        {"id": f"u{i}", "sig": 0.1 * torch.randn(6000 + 1000 * i, generator=gen)}
+        for i in range(4)
+    ]
+    batches = torch.utils.data.DataLoader(items, batch_size=2, collate_fn=PaddedBatch)
+    brain.fit(EpochCounter(2), batches, batches)
+    assert all(math.isfinite(v) for v in brain.layer_losses().values())
+    batch = PaddedBatch(items[:2])
+    mels = reconstruct_mel(asr, probes, *batch.sig)
+    assert mels["layer2"].shape == (2, 1 + 7000 // 200, 80)
