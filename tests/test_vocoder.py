@@ -30,6 +30,16 @@ VOICES = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread: on a shared 2-core runner two threads were many times
+    slower (oversubscription); restored after each test."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def speech():
     """6 eSpeak voices x 2 sentences, 16 kHz: ``(ids, speakers, wavs)``."""
@@ -48,7 +58,9 @@ def speech():
 @pytest.fixture(scope="module")
 def copies(speech):
     _, _, wavs = speech
-    return [w.numpy() for w in copy_synthesis(wavs, n_iter=30, device="cpu")]
+    return [
+        w.numpy() for w in copy_synthesis(wavs, n_iter=30, device="cpu", num_threads=1)
+    ]
 
 
 def test_copy_synthesis_keeps_intelligibility(speech, copies):
@@ -129,6 +141,10 @@ def test_vocoder_is_deterministic_and_checks_input():
     mel = torch.rand(1, 30, 80)
     voc = GriffinLimVocoder(n_iter=3, device="cpu")
     assert torch.equal(voc.synthesize(mel)[0], voc.synthesize(mel)[0])
+    threads = torch.get_num_threads()
+    one = GriffinLimVocoder(n_iter=3, device="cpu", num_threads=2).synthesize(mel)
+    assert torch.get_num_threads() == threads  # restored
+    assert torch.allclose(one[0], voc.synthesize(mel)[0], atol=1e-5)
     with pytest.raises(ValueError, match="bands"):
         voc.synthesize(torch.rand(1, 30, 40))
     with pytest.raises(ValueError, match="relative"):
