@@ -1,0 +1,397 @@
+"""Run the whole evaluation: every (model x layer x condition), resumable.
+
+One call of :func:`run_study` goes from trained ASR models and their trained
+probes to the report folder:
+
+1. pick a fixed subset of the unseen test speakers' utterances and a fixed,
+   balanced trial list (``subset.csv``, ``trials.csv``);
+2. write the reference audio and every probe's Griffin-Lim reconstruction
+   (one ASR forward per batch feeds all probes of a model);
+3. score every cell (speaker EER/minDCF per verifier, STOI and PESQ against
+   the clean reference), each stored as it finishes in ``cells/``;
+4. write ``metrics.csv``, ``samples.csv``, ``asr_results.csv``,
+   ``excluded.csv`` and the report (tables, figures, ``report.html``).
+
+Finished audio and cells are never recomputed, so a killed run resumes and a
+second run on a finished study only rebuilds the (identical) report.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from speechbrain_probe.data.audio import read_checked
+from speechbrain_probe.data.manifest import atomic_write_text, write_manifest
+from speechbrain_probe.evaluation.scoring import load_cell, save_cell, score_cell
+from speechbrain_probe.evaluation.selection import select_subset
+from speechbrain_probe.evaluation.synthesis import (
+    sample_path,
+    write_reconstructions,
+    write_references,
+)
+from speechbrain_probe.features import LogMelSpectrogram
+from speechbrain_probe.metrics.quality import Exclusion, write_exclusions
+from speechbrain_probe.metrics.trials import load_trials, make_trials, save_trials
+
+__all__ = ["ModelSpec", "run_study", "REFERENCE_ROWS"]
+
+#: Reference rows of every table: the input audio itself, and copy synthesis.
+#: (Under noise, ``original`` is the mixture the ASR heard.)
+REFERENCE_ROWS = ("original", "copy_synthesis")
+
+METRICS_FIELDS = (
+    "model",
+    "arch",
+    "training",
+    "layer",
+    "condition",
+    "metric",
+    "value",
+    "ci_low",
+    "ci_high",
+    "n",
+)
+SAMPLES_FIELDS = ("utt_id", "spk_id", "model", "layer", "condition", "kind", "path")
+ASR_FIELDS = ("model", "arch", "training", "condition", "wer", "cer", "n")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One probed ASR model of the study.
+
+    Arguments
+    ---------
+    name : str
+        E.g. ``vgg_lstm_baseline``.
+    arch : str
+        ``vgg_lstm`` or ``blstm`` (the Table 2 column group).
+    training : str
+        ``baseline`` or ``robust``.
+    asr : str
+        ASR source (exported directory or hub id) for ``load_asr``.
+    probes : str
+        The probes' checkpoint folder (``train_probe.py``'s save folder).
+    asr_results : str, optional
+        The ASR recipe's ``asr_results.csv`` (copied into Table 1).
+    """
+
+    name: str
+    arch: str
+    training: str
+    asr: str
+    probes: str
+    asr_results: str | None = None
+
+    @classmethod
+    def from_dict(cls, name: str, values: dict) -> ModelSpec:
+        """Build from a YAML mapping, naming missing keys."""
+        missing = [k for k in ("arch", "training", "asr", "probes") if k not in values]
+        if missing:
+            raise ValueError(f"model {name!r} lacks {missing} in the study's models")
+        return cls(name=name, **{k: str(v) for k, v in values.items() if v is not None})
+
+
+def _reference_cells(study: Path, condition: str, utterances):
+    ids = [u.utt_id for u in utterances]
+    clean = [sample_path(study / "samples", condition, "original", i) for i in ids]
+    heard = "original" if condition == "clean" else "mixture"
+    yield (
+        "original",
+        [sample_path(study / "samples", condition, heard, i) for i in ids],
+        clean,
+    )
+    yield (
+        "copy_synthesis",
+        [sample_path(study / "samples", condition, "copy_synthesis", i) for i in ids],
+        clean,
+    )
+
+
+def _csv_text(fields, rows) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(fields), extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _write_samples_csv(study: Path, subset, models, model_layers):
+    rows = []
+    for condition, utterances in subset.items():
+        kinds = ["original", "copy_synthesis"]
+        if condition != "clean":
+            kinds += ["mixture", "noise"]
+        for u in utterances:
+            for kind in kinds:
+                path = sample_path("samples", condition, kind, u.utt_id)
+                rows.append(
+                    dict(
+                        utt_id=u.utt_id,
+                        spk_id=u.spk_id,
+                        model="",
+                        layer="",
+                        condition=condition,
+                        kind=kind,
+                        path=path.as_posix(),
+                    )
+                )
+            for spec in models:
+                for layer in model_layers[spec.name]:
+                    path = sample_path("samples", condition, spec.name, u.utt_id, layer)
+                    rows.append(
+                        dict(
+                            utt_id=u.utt_id,
+                            spk_id=u.spk_id,
+                            model=spec.name,
+                            layer=layer,
+                            condition=condition,
+                            kind="reconstruction",
+                            path=path.as_posix(),
+                        )
+                    )
+    atomic_write_text(study / "samples.csv", _csv_text(SAMPLES_FIELDS, rows))
+
+
+def _collect_asr_results(study: Path, models) -> None:
+    rows = []
+    for spec in models:
+        if not spec.asr_results:
+            continue
+        path = Path(spec.asr_results)
+        if not path.exists():
+            print(f"note: no ASR results at {path}; Table 1 omits {spec.name}")
+            continue
+        with open(path, newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                rows.append(
+                    {
+                        **row,
+                        "model": spec.name,
+                        "arch": spec.arch,
+                        "training": spec.training,
+                    }
+                )
+    if rows:
+        atomic_write_text(study / "asr_results.csv", _csv_text(ASR_FIELDS, rows))
+
+
+def _figure3(study: Path, subset, models, loaded, condition: str):
+    """Probe mels of the first utterance of ``condition`` (the paper's Figure 3)."""
+    from speechbrain_probe.probe.brain import reconstruct_mel
+    from speechbrain_probe.report.build import save_figure3_mels
+
+    if condition not in subset or not subset[condition]:
+        return
+    utt = subset[condition][0]
+    noisy = torch.from_numpy(read_checked(utt.wav)).unsqueeze(0)
+    clean = torch.from_numpy(read_checked(utt.clean_wav)).unsqueeze(0)
+    by_training: dict[str, dict] = {}
+    references = {}
+    for spec in models:
+        asr, probes = loaded[spec.name]
+        mel = LogMelSpectrogram(asr.mel_config)
+        with torch.no_grad():
+            mels = reconstruct_mel(asr, probes, noisy.to(asr.device), torch.ones(1))
+            references = {
+                "clean": mel(clean)[0].numpy(),
+                "mixture": mel(noisy)[0].numpy(),
+            }
+        group = by_training.setdefault(spec.training, {})
+        for layer, m in mels.items():
+            group[f"{spec.arch}:{layer}"] = m[0].cpu().numpy()
+    save_figure3_mels(
+        study / "figure3_mels.npz",
+        by_training,
+        references,
+        f"Probe reconstructions of {utt.utt_id} at {condition}",
+    )
+
+
+def run_study(
+    data_folder,
+    output_folder,
+    models: list[ModelSpec],
+    conditions=("clean", "snr20", "snr10", "snr0"),
+    utts_per_speaker: int | None = 4,
+    verifiers: dict | None = None,
+    griffin_lim_iters: int = 30,
+    n_boot: int = 1000,
+    n_jobs: int | None = None,
+    batch_size: int = 8,
+    device: str = "cpu",
+    seed: int = 0,
+    title: str = "What does a network layer hear?",
+    note: str | None = None,
+) -> Path:
+    """Evaluate every model x layer x condition and build the report.
+
+    Arguments
+    ---------
+    data_folder : str or path
+        Prepared corpus (``test.csv`` and ``test_snr*.csv``).
+    output_folder : str or path
+        The study folder (created; an existing one is resumed).
+    models : list of ModelSpec
+        The probed ASR models.
+    conditions : sequence of str
+        Any of ``clean``, ``snr20``, ``snr10``, ``snr0``.
+    utts_per_speaker : int or None
+        Test utterances per unseen speaker (None: all).
+    verifiers : dict
+        Verifier name -> source: ``{"ge2e": None, "ecapa": "<dir>"}``.
+    griffin_lim_iters : int
+        Griffin-Lim iterations (the paper: 30).
+    n_boot : int
+        Bootstrap resamples of the 95% intervals.
+    n_jobs : int, optional
+        Processes for STOI/PESQ (default: all cores).
+
+    Returns
+    -------
+    Path
+        The report page.
+    """
+    from speechbrain_probe.frozen import load_asr
+    from speechbrain_probe.metrics.speaker import build_verifier
+    from speechbrain_probe.probe.brain import load_trained_probes
+    from speechbrain_probe.report import build_report
+    from speechbrain_probe.vocoder import GriffinLimVocoder
+
+    started = time.time()
+    study = Path(output_folder)
+    study.mkdir(parents=True, exist_ok=True)
+    conditions = list(conditions)
+    verifiers = {"ge2e": None} if verifiers is None else dict(verifiers)
+    names = [m.name for m in models]
+    if len(set(names)) != len(names):
+        raise ValueError(f"model names must be unique, got {names}")
+
+    # 1. subset and trials -------------------------------------------------
+    subset = select_subset(data_folder, conditions, utts_per_speaker, seed)
+    first = subset[conditions[0]]
+    write_manifest(
+        study / "subset.csv",
+        [dict(ID=u.utt_id, spk_id=u.spk_id, wrd=u.words) for u in first],
+        fields=("ID", "spk_id", "wrd"),
+    )
+    trials_path = study / "trials.csv"
+    trials = make_trials([(u.utt_id, u.spk_id) for u in first], seed=seed)
+    if trials_path.exists() and load_trials(trials_path) != trials:
+        raise ValueError(
+            f"{trials_path} holds other trials than this configuration makes (another "
+            "subset or seed); use a new output folder or delete the study's cells/"
+        )
+    save_trials(trials_path, trials)
+    print(
+        f"evaluation subset: {len(first)} utterances of "
+        f"{len({u.spk_id for u in first})} unseen speakers, {len(trials)} trials"
+    )
+
+    # 2. audio ---------------------------------------------------------------
+    samples = study / "samples"
+    loaded = {}
+    model_layers = {}
+    vocoder = None
+    for spec in models:
+        asr = load_asr(spec.asr, device=device)
+        probes = load_trained_probes(spec.probes, asr, device=device)
+        loaded[spec.name] = (asr, probes)
+        model_layers[spec.name] = list(probes)
+        if vocoder is None:
+            vocoder = GriffinLimVocoder(
+                asr.mel_config, n_iter=griffin_lim_iters, device=device, seed=seed
+            )
+        elif vocoder.config != asr.mel_config:
+            raise ValueError(
+                f"model {spec.name} uses other mel settings than {models[0].name}; "
+                "evaluate models with different features in separate studies"
+            )
+    if vocoder is None:
+        raise ValueError("the study needs at least one model")
+    for condition in conditions:
+        write_references(samples, condition, subset[condition], vocoder, vocoder.config)
+    for spec in models:
+        asr, probes = loaded[spec.name]
+        for condition in conditions:
+            write_reconstructions(
+                samples,
+                condition,
+                spec.name,
+                subset[condition],
+                asr,
+                probes,
+                vocoder,
+                batch_size=batch_size,
+                device=device,
+            )
+    _write_samples_csv(study, subset, models, model_layers)
+    figure3_condition = conditions[-1]
+    if not (study / "figure3_mels.npz").exists():
+        _figure3(study, subset, models, loaded, figure3_condition)
+
+    # 3. scores --------------------------------------------------------------
+    cells = []
+    for condition in conditions:
+        for layer, wavs, clean in _reference_cells(study, condition, subset[condition]):
+            cells.append((None, layer, condition, wavs, clean))
+        for spec in models:
+            for layer in model_layers[spec.name]:
+                ids = [u.utt_id for u in subset[condition]]
+                wavs = [
+                    sample_path(samples, condition, spec.name, i, layer) for i in ids
+                ]
+                clean = [sample_path(samples, condition, "original", i) for i in ids]
+                cells.append((spec, layer, condition, wavs, clean))
+    built = {}
+    metric_rows, exclusions = [], []
+    for spec, layer, condition, wavs, clean in tqdm(cells, desc="scoring cells"):
+        owner = spec.name if spec else "_reference"
+        cell_path = study / "cells" / condition / owner / f"{layer}.json"
+        result = load_cell(cell_path)
+        if result is None:
+            for name, source in verifiers.items():
+                if name not in built:
+                    built[name] = build_verifier(name, source=source, device=device)
+            ids = [u.utt_id for u in subset[condition]]
+            result = score_cell(
+                ids, wavs, clean, trials, built, n_boot=n_boot, n_jobs=n_jobs, seed=seed
+            )
+            save_cell(cell_path, result)
+        for metric, (value, low, high, n) in sorted(result["metrics"].items()):
+            metric_rows.append(
+                dict(
+                    model=spec.name if spec else "",
+                    arch=spec.arch if spec else "",
+                    training=spec.training if spec else "",
+                    layer=layer,
+                    condition=condition,
+                    metric=metric,
+                    value=value,
+                    ci_low=low,
+                    ci_high=high,
+                    n=n,
+                )
+            )
+        for e in result["excluded"]:
+            where = f"{owner}/{layer}/{condition}"
+            exclusions.append(
+                Exclusion(e["utt_id"], e["metric"], f"{where}: {e['reason']}")
+            )
+
+    # 4. result files and report ----------------------------------------------
+    atomic_write_text(study / "metrics.csv", _csv_text(METRICS_FIELDS, metric_rows))
+    write_exclusions(study / "excluded.csv", exclusions)
+    _collect_asr_results(study, models)
+    page = build_report(study, title=title, note=note, quiet=True)
+    print(
+        f"evaluation: {len(cells)} cells, {len(exclusions)} exclusions, "
+        f"{time.time() - started:.0f} s; report: {page}"
+    )
+    return page
