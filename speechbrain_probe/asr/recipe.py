@@ -84,8 +84,17 @@ def prepare_features(hparams: dict) -> dict:
     return out
 
 
-def main(argv=None):
-    """Run a CTC ASR recipe: ``train_asr.py hparams.yaml [--key=value ...]``."""
+def main(argv=None, prepare=None):
+    """Run a CTC ASR recipe: ``train_asr.py hparams.yaml [--key=value ...]``.
+
+    Arguments
+    ---------
+    argv : list of str
+        Command-line arguments (default ``sys.argv[1:]``).
+    prepare : callable, optional
+        ``prepare(hparams)`` run on the main process before anything reads
+        the manifests (e.g. LibriSpeech/MUSAN preparation).
+    """
     argv = sys.argv[1:] if argv is None else argv
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     sb.utils.distributed.ddp_init_group(run_opts)
@@ -97,6 +106,8 @@ def main(argv=None):
         overrides=overrides,
     )
     torch.set_num_threads(int(hparams.get("num_threads", torch.get_num_threads())))
+    if prepare is not None:
+        run_on_main(prepare, kwargs={"hparams": hparams})
 
     # tokenizer on the training transcripts (main process trains, all load)
     tok = train_tokenizer(
