@@ -389,7 +389,7 @@ def run_study(
     atomic_write_text(study / "metrics.csv", _csv_text(METRICS_FIELDS, metric_rows))
     write_exclusions(study / "excluded.csv", exclusions)
     _collect_asr_results(study, models)
-    page = build_report(study, title=title, note=note, quiet=True)
+    page = build_report(study, title=title, note=note or "", verbose=False)
     print(
         f"evaluation: {len(cells)} cells, {len(exclusions)} exclusions, "
         f"{time.time() - started:.0f} s; report: {page}"

@@ -1,0 +1,164 @@
+"""The evaluation end to end on a tiny corpus, a tiny exported ASR and real probes."""
+
+import csv
+import sys
+
+import pytest
+import torch
+
+from speechbrain_probe.data import synthetic
+from speechbrain_probe.evaluation import ModelSpec, run_study
+from speechbrain_probe.evaluation.recipe import main as evaluate_main
+from speechbrain_probe.evaluation.selection import select_subset
+from speechbrain_probe.probe.recipe import main as probe_main
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+from test_pretrained import RECIPE, make_export  # noqa: E402
+
+TINY = dict(
+    num_train_speakers=3,
+    num_dev_speakers=1,
+    num_test_speakers=3,
+    train_utts_per_speaker=3,
+    dev_utts_per_speaker=3,
+    test_utts_per_speaker=3,
+    num_train_noises=1,
+    num_test_noises=1,
+    noise_seconds=3.0,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread: on a shared 2-core runner, two threads thrash the LSTMs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def study_inputs(tmp_path_factory):
+    """A built corpus, an exported ASR and its trained probes (1 epoch)."""
+    root = tmp_path_factory.mktemp("study")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    synthetic.PRESETS["tiny_eval"] = TINY
+    try:
+        corpus = root / "corpus"
+        synthetic.build_corpus(corpus, seed=3, preset="tiny_eval")
+        export = make_export(root / "asr")
+        probes = root / "probes"
+        probe_main(
+            [
+                str(RECIPE / "hparams" / "blstm3.yaml"),
+                f"--asr_source={export}",
+                f"--data_folder={corpus}",
+                f"--output_folder={probes}",
+                "--layers=[feats,rnn2]",
+                "--noisy_training=False",
+                "--number_of_epochs=1",
+                "--train_utts=6",
+                "--valid_utts=3",
+                "--batch_size=3",
+            ]
+        )
+    finally:
+        synthetic.PRESETS.pop("tiny_eval", None)
+        torch.set_num_threads(threads)
+    return root, corpus, export, probes / "save"
+
+
+def _rows(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_subset_is_the_same_utterances_under_every_condition(study_inputs):
+    _, corpus, _, _ = study_inputs
+    subset = select_subset(corpus, ["clean", "snr0"], utts_per_speaker=2, seed=1)
+    clean_ids = [u.utt_id for u in subset["clean"]]
+    assert clean_ids == [u.utt_id for u in subset["snr0"]]
+    assert len(clean_ids) == 6 and len({u.spk_id for u in subset["clean"]}) == 3
+    # the noisy condition hears the mixture but keeps the clean reference
+    noisy = subset["snr0"][0]
+    assert noisy.wav != noisy.clean_wav and "clean" in noisy.clean_wav
+    with pytest.raises(ValueError, match="unknown condition 'snr5'"):
+        select_subset(corpus, ["snr5"], 2)
+
+
+def test_study_scores_every_cell_and_resumes_without_recomputing(study_inputs):
+    root, corpus, export, probes = study_inputs
+    out = root / "out"
+    models = [
+        ModelSpec("blstm_baseline", "blstm", "baseline", str(export), str(probes)),
+        ModelSpec("blstm_robust", "blstm", "robust", str(export), str(probes)),
+    ]
+    kwargs = dict(
+        conditions=["clean", "snr0"],
+        utts_per_speaker=2,
+        griffin_lim_iters=2,
+        n_boot=20,
+        n_jobs=1,
+    )
+    page = run_study(corpus, out, models, **kwargs)
+    assert page.exists() and page.name == "report.html"
+
+    rows = _rows(out / "metrics.csv")
+    cells = {(r["model"], r["layer"], r["condition"], r["metric"]) for r in rows}
+    for cond in ("clean", "snr0"):
+        for model in ("blstm_baseline", "blstm_robust"):
+            for layer in ("feats", "rnn2"):
+                for metric in ("eer_ge2e", "mindcf_ge2e", "stoi", "pesq"):
+                    assert (model, layer, cond, metric) in cells
+        for ref in ("original", "copy_synthesis"):
+            assert ("", ref, cond, "eer_ge2e") in cells
+    for r in rows:
+        value, low, high = float(r["value"]), float(r["ci_low"]), float(r["ci_high"])
+        assert low <= value + 1e-9 and value <= high + 1e-9
+        if r["metric"].startswith("eer"):
+            assert 0.0 <= value <= 1.0
+    # the noisy input itself is less intelligible than clean input
+    stoi = {
+        r["condition"]: float(r["value"])
+        for r in rows
+        if r["layer"] == "original" and r["metric"] == "stoi"
+    }
+    assert stoi["snr0"] < stoi["clean"]
+
+    samples = _rows(out / "samples.csv")
+    kinds = {s["kind"] for s in samples}
+    assert kinds == {"original", "copy_synthesis", "mixture", "noise", "reconstruction"}
+    for s in samples:
+        assert (out / s["path"]).is_file(), s["path"]
+    trials = _rows(out / "trials.csv")
+    assert sum(int(t["label"]) for t in trials) * 2 == len(trials)
+
+    # a second run recomputes nothing: every audio file and cell keeps its mtime
+    stamps = {
+        p: p.stat().st_mtime_ns
+        for p in list((out / "samples").rglob("*.wav"))
+        + list(out.rglob("cells/**/*.json"))
+    }
+    run_study(corpus, out, models, **kwargs)
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+    assert _rows(out / "metrics.csv") == rows
+
+    # a cell lost mid-run is recomputed, the rest is kept
+    lost = out / "cells" / "snr0" / "blstm_robust" / "rnn2.json"
+    lost.unlink()
+    run_study(corpus, out, models, **kwargs)
+    assert lost.exists()
+
+
+def test_evaluate_recipe_refuses_unknown_models_and_missing_corpus(tmp_path):
+    yaml = tmp_path / "study.yaml"
+    yaml.write_text(
+        f"data_folder: {tmp_path / 'nothing'}\noutput_folder: {tmp_path / 'out'}\n"
+        "models:\n  a: {arch: blstm, training: baseline, asr: x, probes: y}\n"
+        "use_models: [b]\n"
+    )
+    with pytest.raises(ValueError, match=r"unknown model\(s\) \['b'\]; available: a"):
+        evaluate_main([str(yaml)])
+    with pytest.raises(FileNotFoundError, match="build the corpus"):
+        evaluate_main([str(yaml), "--use_models=[a]"])
