@@ -1,12 +1,6 @@
-"""Shared pytest fixtures. Tests never touch the network."""
-
-import os
+"""Shared pytest fixtures (offline settings and thread count: see ../conftest.py)."""
 
 import pytest
-
-# Hub libraries must never go online from a test.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 @pytest.fixture(autouse=True)
