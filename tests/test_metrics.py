@@ -200,6 +200,7 @@ def test_ecapa_missing_directory_never_goes_online(tmp_path, monkeypatch):
     monkeypatch.setattr(EncoderClassifier, "from_hparams", no_network)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         ECAPAVerifier(tmp_path / "not_trained_yet")
+    monkeypatch.chdir(tmp_path)  # a relative path, wherever the checkout has results
     with pytest.raises(FileNotFoundError, match="does not exist"):
         ECAPAVerifier("results/ecapa/1986/model")
     (tmp_path / "empty").mkdir()
