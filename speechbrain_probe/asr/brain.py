@@ -29,6 +29,7 @@ from .tokenizer import find_unalignable
 
 __all__ = [
     "CTCBrain",
+    "SortaGradSampler",
     "TrainTimer",
     "make_ctc_dataset",
     "write_asr_results",
@@ -68,6 +69,55 @@ class TrainTimer:
     def _load(self, path, end_of_epoch=False):
         with open(path, encoding="utf-8") as f:
             self.seconds = float(f.read().strip())
+
+
+class SortaGradSampler(torch.utils.data.Sampler):
+    """Shortest utterances first for the first epoch(s), then a fresh shuffle
+    per epoch (SortaGrad, Amodei et al. 2016).
+
+    Short, easy utterances in the first epoch get a CTC model off the
+    all-blank plateau much sooner than random batches. The order of every
+    epoch depends only on ``seed`` and the epoch number, so an intra-epoch
+    resume sees the same batches.
+
+    Arguments
+    ---------
+    durations : list of float
+        Duration of each dataset item (its index order).
+    sorted_epochs : int
+        Epochs (counted from 1) that run in ascending duration order.
+    seed : int
+        Shuffle seed of the later epochs.
+
+    Example
+    -------
+    >>> s = SortaGradSampler([3.0, 1.0, 2.0], sorted_epochs=1)
+    >>> s.set_epoch(1); list(s)
+    [1, 2, 0]
+    >>> s.set_epoch(2); sorted(s)
+    [0, 1, 2]
+    """
+
+    def __init__(self, durations, sorted_epochs: int = 1, seed: int = 563375142):
+        self.durations = [float(d) for d in durations]
+        self.sorted_epochs = int(sorted_epochs)
+        self.seed = int(seed)
+        self.epoch = 1
+
+    def set_epoch(self, epoch: int):
+        """Called by ``sb.Brain`` before each training epoch."""
+        self.epoch = int(epoch)
+
+    def __len__(self):
+        return len(self.durations)
+
+    def __iter__(self):
+        if self.epoch <= self.sorted_epochs:
+            order = sorted(range(len(self.durations)), key=self.durations.__getitem__)
+            return iter(order)
+        g = torch.Generator()
+        g.manual_seed(self.seed + self.epoch)
+        return iter(torch.randperm(len(self.durations), generator=g).tolist())
 
 
 def make_ctc_dataset(
@@ -189,19 +239,59 @@ class CTCBrain(sb.Brain):
         epoch = self.hparams.epoch_counter.current
         feats = self.modules.normalize(feats, lens, epoch=epoch)
         augment = getattr(self.hparams, "augment", None)
-        if stage == sb.Stage.TRAIN and augment is not None:
+        # no masking while the model is still learning to emit non-blank units
+        augment_from = getattr(self.hparams, "augment_from_epoch", 1) or 1
+        if stage == sb.Stage.TRAIN and augment is not None and epoch >= augment_from:
             feats = augment(feats)
-        hidden = self.modules.model(feats, lens)
+        inter_name = self._inter_ctc_layer(stage, epoch)
+        captured = {}
+        handle = None
+        if inter_name is not None:
+            model = getattr(self.modules.model, "module", self.modules.model)
+            handle = model.layer(inter_name).register_forward_hook(
+                lambda _m, _i, out: captured.setdefault("h", out)
+            )
+        try:
+            hidden = self.modules.model(feats, lens)
+        finally:
+            if handle is not None:
+                handle.remove()
         logits = self.modules.ctc_lin(hidden)
+        if inter_name is not None:
+            inter = torch.log_softmax(self.modules.ctc_lin(captured["h"]), dim=-1)
+            return torch.log_softmax(logits, dim=-1), lens, inter
         return torch.log_softmax(logits, dim=-1), lens
+
+    def _inter_ctc_layer(self, stage, epoch):
+        """The layer of the intermediate CTC loss now, or None.
+
+        ``inter_ctc_layer`` (e.g. ``blstm2``) shares ``ctc_lin`` with the top
+        layer (Lee & Watanabe 2021) for the first ``inter_ctc_epochs`` epochs:
+        the short gradient path lets a 5-deep stack leave the blank plateau
+        about as fast as a 2-deep one; later epochs train the top loss only.
+        """
+        name = getattr(self.hparams, "inter_ctc_layer", None)
+        weight = getattr(self.hparams, "inter_ctc_weight", 0.0) or 0.0
+        last = getattr(self.hparams, "inter_ctc_epochs", None)
+        if stage != sb.Stage.TRAIN or not name or weight <= 0:
+            return None
+        if last is not None and epoch is not None and epoch > int(last):
+            return None
+        return name
 
     def compute_objectives(self, predictions, batch, stage):
         """CTC loss; greedy transcripts and WER/CER outside training."""
-        log_probs, lens = predictions
+        log_probs, lens = predictions[:2]
         tokens, token_lens = batch.tokens
         loss = sb.nnet.losses.ctc_loss(
             log_probs, tokens, lens, token_lens, self.hparams.blank_index
         )
+        if len(predictions) > 2:
+            weight = float(self.hparams.inter_ctc_weight)
+            inter = sb.nnet.losses.ctc_loss(
+                predictions[2], tokens, lens, token_lens, self.hparams.blank_index
+            )
+            loss = (1.0 - weight) * loss + weight * inter
         if stage != sb.Stage.TRAIN:
             hyps = ctc_greedy_decode(log_probs, lens, blank_id=self.hparams.blank_index)
             sp = self.hparams.tokenizer

@@ -17,7 +17,12 @@ import torch
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
-from .brain import CTCBrain, make_ctc_dataset, write_asr_results
+from .brain import (
+    CTCBrain,
+    SortaGradSampler,
+    make_ctc_dataset,
+    write_asr_results,
+)
 from .data import (
     compute_feature_cache,
     make_noisy_copies,
@@ -153,6 +158,7 @@ def main(argv=None, prepare=None):
             ),
         )
     sort = hparams.get("sorting", "random")
+    sortagrad = None
     train_set = datasets["train"]
     train_opts = dict(hparams["train_dataloader_opts"])
     if sort in ("ascending", "descending"):
@@ -160,9 +166,17 @@ def main(argv=None, prepare=None):
             sort_key="duration", reverse=sort == "descending"
         )
         train_opts["shuffle"] = False
+    elif sort == "sortagrad":
+        train_opts.pop("shuffle", None)
+        sortagrad = SortaGradSampler(
+            [train_set.data[i]["duration"] for i in train_set.data_ids],
+            sorted_epochs=int(hparams.get("sortagrad_epochs", 1)),
+            seed=int(hparams.get("seed", 0)),
+        )
+        train_opts["sampler"] = sortagrad
     elif sort != "random":
         raise ValueError(
-            f"sorting must be random, ascending or descending, not {sort!r}"
+            f"sorting must be random, sortagrad, ascending or descending, not {sort!r}"
         )
     valid_set = datasets["valid"].filtered_sorted(sort_key="duration")
 
@@ -173,6 +187,8 @@ def main(argv=None, prepare=None):
         run_opts=run_opts,
         checkpointer=hparams["checkpointer"],
     )
+    if sortagrad is not None:
+        brain.train_sampler = sortagrad  # so that Brain calls its set_epoch
     brain.fit(
         hparams["epoch_counter"],
         train_set,
