@@ -67,7 +67,9 @@ def write_manifest(
     seen = set()
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(fields), extrasaction="ignore")
+            writer = csv.DictWriter(
+                handle, fieldnames=list(fields), extrasaction="ignore"
+            )
             writer.writeheader()
             for row in rows:
                 missing = [f for f in fields if f not in row]
