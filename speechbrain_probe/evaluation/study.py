@@ -39,27 +39,13 @@ from speechbrain_probe.evaluation.synthesis import (
 from speechbrain_probe.features import LogMelSpectrogram
 from speechbrain_probe.metrics.quality import Exclusion, write_exclusions
 from speechbrain_probe.metrics.trials import load_trials, make_trials, save_trials
+from speechbrain_probe.report.results import ASR_FIELDS, METRICS_FIELDS, SAMPLES_FIELDS
 
 __all__ = ["ModelSpec", "run_study", "REFERENCE_ROWS"]
 
 #: Reference rows of every table: the input audio itself, and copy synthesis.
 #: (Under noise, ``original`` is the mixture the ASR heard.)
 REFERENCE_ROWS = ("original", "copy_synthesis")
-
-METRICS_FIELDS = (
-    "model",
-    "arch",
-    "training",
-    "layer",
-    "condition",
-    "metric",
-    "value",
-    "ci_low",
-    "ci_high",
-    "n",
-)
-SAMPLES_FIELDS = ("utt_id", "spk_id", "model", "layer", "condition", "kind", "path")
-ASR_FIELDS = ("model", "arch", "training", "condition", "wer", "cer", "n")
 
 
 @dataclass(frozen=True)
