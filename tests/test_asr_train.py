@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from speechbrain_probe.checkpoints import checkpoint_is_complete
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "recipes" / "Synthetic" / "ASR" / "train_asr.py"
 HPARAMS = REPO / "recipes" / "Synthetic" / "ASR" / "hparams"
@@ -153,10 +155,12 @@ def test_overfit_tiny_run_learns_and_exports(tiny, tmp_path):
 
 
 def _intra_epoch_ckpts(save):
+    """Intra-epoch checkpoints written in full (SpeechBrain writes CKPT.yaml first)."""
     found = []
     for meta in glob.glob(str(save / "CKPT+*" / "CKPT.yaml")):
-        if "intra_epoch" in Path(meta).read_text():
-            found.append(Path(meta).parent)
+        folder = Path(meta).parent
+        if "intra_epoch" in Path(meta).read_text() and checkpoint_is_complete(folder):
+            found.append(folder)
     return found
 
 

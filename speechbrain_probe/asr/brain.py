@@ -25,6 +25,8 @@ from speechbrain.utils.checkpoints import (
 )
 from speechbrain.utils.metric_stats import ErrorRateStats
 
+from speechbrain_probe.checkpoints import KillSafeCheckpoints
+
 from .tokenizer import find_unalignable
 
 __all__ = [
@@ -217,7 +219,7 @@ def make_ctc_dataset(
     return dataset, summary
 
 
-class CTCBrain(sb.Brain):
+class CTCBrain(KillSafeCheckpoints, sb.Brain):
     """Train a CTC encoder on cached features.
 
     Expected ``modules``: ``model`` (a CTCEncoder), ``ctc_lin`` (Linear to the

@@ -29,6 +29,12 @@ from speechbrain.utils.checkpoints import (
 )
 from torch import nn
 
+from speechbrain_probe.checkpoints import (
+    KillSafeCheckpoints,
+    checkpoint_is_complete,
+    mark_checkpoint_complete,
+    quarantine_incomplete_checkpoints,
+)
 from speechbrain_probe.features import LogMelSpectrogram
 from speechbrain_probe.probe.model import FrameAligner, HighwayProbe, frames_per_hidden
 
@@ -47,80 +53,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-COMPLETE_MARKER = "PROBE_COMPLETE.json"
-
-
-def mark_checkpoint_complete(ckpt_dir) -> None:
-    """Record every file of a fully written checkpoint with its size.
-
-    SpeechBrain writes ``CKPT.yaml`` BEFORE the parameter files, and deletes old
-    checkpoints file by file: a kill at the wrong moment leaves a directory that
-    looks like a checkpoint but is truncated. This marker is written last.
-    """
-    folder = Path(ckpt_dir)
-    files = {
-        f.name: f.stat().st_size
-        for f in sorted(folder.iterdir())
-        if f.is_file() and f.name != COMPLETE_MARKER
-    }
-    tmp = folder / (COMPLETE_MARKER + ".tmp")
-    tmp.write_text(json.dumps(files, indent=1))
-    os.replace(tmp, folder / COMPLETE_MARKER)
-
-
-def checkpoint_is_complete(ckpt_dir) -> bool:
-    """True when the marker exists and every file it lists has its size.
-
-    Example
-    -------
-    >>> d = getfixture("tmp_path")
-    >>> _ = (d / "probes.ckpt").write_bytes(b"12345")
-    >>> checkpoint_is_complete(d)
-    False
-    >>> mark_checkpoint_complete(d); checkpoint_is_complete(d)
-    True
-    >>> _ = (d / "probes.ckpt").write_bytes(b"12")  # truncated by a kill
-    >>> checkpoint_is_complete(d)
-    False
-    """
-    folder = Path(ckpt_dir)
-    marker = folder / COMPLETE_MARKER
-    if not marker.exists():
-        return False
-    try:
-        files = json.loads(marker.read_text())
-    except ValueError:
-        return False
-    return all(
-        (folder / n).is_file() and (folder / n).stat().st_size == size
-        for n, size in files.items()
-    )
-
-
-def quarantine_incomplete_checkpoints(checkpoints_dir) -> list[Path]:
-    """Rename half-written ``CKPT+*`` folders to ``incomplete-CKPT+*`` (kept, ignored)."""
-    moved = []
-    folder = Path(checkpoints_dir)
-    if not folder.is_dir():
-        return moved
-    for ckpt in sorted(folder.glob("CKPT+*")):
-        if ckpt.is_dir() and not checkpoint_is_complete(ckpt):
-            target = folder / f"incomplete-{ckpt.name}"
-            n = 1
-            while target.exists():
-                target = folder / f"incomplete-{ckpt.name}.{n}"
-                n += 1
-            os.replace(ckpt, target)
-            logger.warning(
-                "checkpoint %s was cut short (killed while saving or deleting); "
-                "ignored and kept as %s",
-                ckpt,
-                target.name,
-            )
-            moved.append(target)
-    return moved
 
 
 class ProbeMismatchError(RuntimeError):
@@ -309,7 +241,7 @@ def masked_l1(pred: torch.Tensor, target: torch.Tensor, rel_lens: torch.Tensor):
     return err.sum(), mask.sum() * target.shape[-1]
 
 
-class ProbeBrain(sb.Brain):
+class ProbeBrain(KillSafeCheckpoints, sb.Brain):
     """Train non-contextual probes that reconstruct the mel from hidden layers.
 
     Arguments
@@ -361,36 +293,6 @@ class ProbeBrain(sb.Brain):
                 "probe_identity": rec.pop("probe_identity"),
                 **rec,
             }
-            self._mark_checkpoints_complete(self.checkpointer)
-
-    @staticmethod
-    def _mark_checkpoints_complete(checkpointer) -> None:
-        save = checkpointer.save_checkpoint
-
-        def save_checkpoint(*args, **kwargs):
-            ckpt = save(*args, **kwargs)
-            if ckpt is not None:  # main process
-                mark_checkpoint_complete(ckpt.path)
-            return ckpt
-
-        checkpointer.save_checkpoint = save_checkpoint
-
-    def _quarantine(self) -> None:
-        if self.checkpointer is not None:
-            sb.utils.distributed.run_on_main(
-                quarantine_incomplete_checkpoints,
-                args=[self.checkpointer.checkpoints_dir],
-            )
-
-    def on_fit_start(self):
-        """Set broken checkpoints aside, then SpeechBrain's start (recovery)."""
-        self._quarantine()
-        super().on_fit_start()
-
-    def on_evaluate_start(self, max_key=None, min_key=None):
-        """Set broken checkpoints aside, then load the best one."""
-        self._quarantine()
-        super().on_evaluate_start(max_key=max_key, min_key=min_key)
 
     def _probe_kwargs(self) -> dict:
         probe = self.modules[self.layers[0]]

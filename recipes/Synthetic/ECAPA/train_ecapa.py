@@ -25,6 +25,7 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.dataio import read_audio
 from speechbrain.utils.distributed import run_on_main
 
+from speechbrain_probe.checkpoints import KillSafeCheckpoints
 from speechbrain_probe.data.manifest import atomic_write_text, read_manifest
 from speechbrain_probe.metrics.ecapa import export_ecapa
 from speechbrain_probe.metrics.eer import verification_metrics
@@ -32,7 +33,7 @@ from speechbrain_probe.metrics.speaker import ECAPAVerifier, GE2EVerifier, score
 from speechbrain_probe.metrics.trials import load_trials, make_trials, save_trials
 
 
-class ECAPABrain(sb.Brain):
+class ECAPABrain(KillSafeCheckpoints, sb.Brain):
     """Speaker classification with an additive angular margin loss."""
 
     def compute_forward(self, batch, stage):
