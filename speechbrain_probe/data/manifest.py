@@ -9,12 +9,19 @@ never leaves a manifest that looks finished.
 from __future__ import annotations
 
 import csv
+import io
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-__all__ = ["write_manifest", "read_manifest", "atomic_write_text", "UTTERANCE_FIELDS"]
+__all__ = [
+    "write_manifest",
+    "read_manifest",
+    "write_csv",
+    "atomic_write_text",
+    "UTTERANCE_FIELDS",
+]
 
 #: Columns of an utterance manifest (SpeechBrain style).
 UTTERANCE_FIELDS = ("ID", "duration", "wav", "spk_id", "wrd")
@@ -41,6 +48,27 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def write_csv(path: str | os.PathLike, rows: Iterable[dict], fields: Sequence[str]) -> Path:
+    """Write ``rows`` as a CSV table with header ``fields``, atomically.
+
+    For result tables (no ``ID`` column needed); keys outside ``fields`` are
+    ignored.
+
+    Example
+    -------
+    >>> p = write_csv(getfixture("tmp_path") / "t.csv", [dict(a=1, b=2, c=3)], ["a", "b"])
+    >>> p.read_text().splitlines()
+    ['a,b', '1,2']
+    """
+    buf = io.StringIO()
+    writer = csv.DictWriter(
+        buf, fieldnames=list(fields), extrasaction="ignore", lineterminator="\n"
+    )
+    writer.writeheader()
+    writer.writerows(rows)
+    return atomic_write_text(path, buf.getvalue())
 
 
 def write_manifest(

@@ -19,7 +19,6 @@ second run on a finished study only rebuilds the (identical) report.
 from __future__ import annotations
 
 import csv
-import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 from speechbrain_probe.data.audio import read_checked
-from speechbrain_probe.data.manifest import atomic_write_text, write_manifest
+from speechbrain_probe.data.manifest import write_csv, write_manifest
 from speechbrain_probe.evaluation.scoring import load_cell, save_cell, score_cell
 from speechbrain_probe.evaluation.selection import select_subset
 from speechbrain_probe.evaluation.synthesis import (
@@ -100,14 +99,6 @@ def _reference_cells(study: Path, condition: str, utterances):
     )
 
 
-def _csv_text(fields, rows) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(fields), extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
 def _write_samples_csv(study: Path, subset, models, model_layers):
     rows = []
     for condition, utterances in subset.items():
@@ -142,7 +133,7 @@ def _write_samples_csv(study: Path, subset, models, model_layers):
                             path=path.as_posix(),
                         )
                     )
-    atomic_write_text(study / "samples.csv", _csv_text(SAMPLES_FIELDS, rows))
+    write_csv(study / "samples.csv", rows, SAMPLES_FIELDS)
 
 
 def _collect_asr_results(study: Path, models) -> None:
@@ -165,7 +156,7 @@ def _collect_asr_results(study: Path, models) -> None:
                     }
                 )
     if rows:
-        atomic_write_text(study / "asr_results.csv", _csv_text(ASR_FIELDS, rows))
+        write_csv(study / "asr_results.csv", rows, ASR_FIELDS)
 
 
 def _figure3(study: Path, subset, models, loaded, condition: str):
@@ -372,7 +363,7 @@ def run_study(
             )
 
     # 4. result files and report ----------------------------------------------
-    atomic_write_text(study / "metrics.csv", _csv_text(METRICS_FIELDS, metric_rows))
+    write_csv(study / "metrics.csv", metric_rows, METRICS_FIELDS)
     write_exclusions(study / "excluded.csv", exclusions)
     _collect_asr_results(study, models)
     page = build_report(study, title=title, note=note or "", verbose=False)

@@ -320,17 +320,7 @@ def write_exclusions(path, exclusions) -> None:
     >>> p.read_text().splitlines()[1]
     'u1,stoi,silent reconstruction'
     """
-    import csv
-    import io
-    from pathlib import Path
+    from speechbrain_probe.data.manifest import write_csv
 
-    from speechbrain_probe.data.manifest import atomic_write_text
-
-    buf = io.StringIO()
-    writer = csv.DictWriter(
-        buf, fieldnames=["utt_id", "metric", "reason"], lineterminator="\n"
-    )
-    writer.writeheader()
-    for e in exclusions:
-        writer.writerow(asdict(e) if isinstance(e, Exclusion) else e)
-    atomic_write_text(Path(path), buf.getvalue())
+    rows = [asdict(e) if isinstance(e, Exclusion) else e for e in exclusions]
+    write_csv(path, rows, ["utt_id", "metric", "reason"])
