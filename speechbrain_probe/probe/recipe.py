@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -20,6 +19,8 @@ import torch
 import yaml
 from hyperpyyaml import load_hyperpyyaml
 
+from speechbrain_probe.data.manifest import write_csv
+from speechbrain_probe.data.noise import mix_at_snr
 from speechbrain_probe.frozen import load_asr
 from speechbrain_probe.probe.brain import HiddenStateCache, ProbeBrain, build_probes
 
@@ -200,20 +201,8 @@ class NoiseMixer:
             )
             snr = low + (high - low) * float(torch.rand(1, generator=self.gen))
             noise = self._segment(k, n).to(wavs.device, wavs.dtype)
-            clean_pow = wavs[i, :n].pow(2).mean().clamp(min=1e-10)
-            noise_pow = noise.pow(2).mean().clamp(min=1e-10)
-            scale = torch.sqrt(clean_pow / (noise_pow * 10 ** (snr / 10)))
-            out[i, :n] = wavs[i, :n] + scale * noise
+            out[i, :n] = mix_at_snr(wavs[i, :n], noise, snr)
         return out
-
-
-def _write_csv_atomic(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fout:
-        writer = csv.DictWriter(fout, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def resolve_layers(hparams, asr) -> list[str]:
@@ -308,7 +297,7 @@ def train_probes(hparams, run_opts=None, asr=None):
             }
             for name, value in losses.items()
         ]
-        _write_csv_atomic(Path(hparams["output_folder"]) / "valid_l1.csv", rows)
+        write_csv(Path(hparams["output_folder"]) / "valid_l1.csv", rows, list(rows[0]))
     return losses
 
 
