@@ -23,6 +23,8 @@ __all__ = [
     "ASRFeatures",
     "preemphasis",
     "deemphasis",
+    "stft",
+    "istft",
 ]
 
 
@@ -163,6 +165,41 @@ def deemphasis(wav: torch.Tensor, coef: float) -> torch.Tensor:
     return torchaudio.functional.lfilter(wav, a, b, clamp=False)
 
 
+def stft(wav: torch.Tensor, config: MelConfig, window: torch.Tensor) -> torch.Tensor:
+    """Complex centred STFT ``[..., n_freqs, T]`` with the settings of ``config``.
+
+    Example
+    -------
+    >>> cfg = MelConfig()
+    >>> stft(torch.zeros(16000), cfg, torch.hann_window(cfg.win_length)).shape
+    torch.Size([1025, 81])
+    """
+    return torch.stft(
+        wav,
+        n_fft=config.n_fft,
+        hop_length=config.hop_length,
+        win_length=config.win_length,
+        window=window,
+        center=True,
+        return_complex=True,
+    )
+
+
+def istft(
+    spec: torch.Tensor, config: MelConfig, window: torch.Tensor, length: int
+) -> torch.Tensor:
+    """Inverse of :func:`stft`, ``length`` samples long."""
+    return torch.istft(
+        spec,
+        n_fft=config.n_fft,
+        hop_length=config.hop_length,
+        win_length=config.win_length,
+        window=window,
+        center=True,
+        length=length,
+    )
+
+
 class LogMelSpectrogram(torch.nn.Module):
     """Normalised log-mel spectrogram ``[B, T, n_mels]`` in [0, 1].
 
@@ -203,15 +240,7 @@ class LogMelSpectrogram(torch.nn.Module):
         if squeeze:
             wav = wav.unsqueeze(0)
         wav = preemphasis(wav.float(), cfg.preemphasis)
-        spec = torch.stft(
-            wav,
-            n_fft=cfg.n_fft,
-            hop_length=cfg.hop_length,
-            win_length=cfg.win_length,
-            window=self.window,
-            center=True,
-            return_complex=True,
-        ).abs()
+        spec = stft(wav, cfg, self.window).abs()
         spec = spec.transpose(1, 2)
         return spec[0] if squeeze else spec
 

@@ -26,7 +26,13 @@ import math
 
 import torch
 
-from speechbrain_probe.features import LogMelSpectrogram, MelConfig, deemphasis
+from speechbrain_probe.features import (
+    LogMelSpectrogram,
+    MelConfig,
+    deemphasis,
+    istft,
+    stft,
+)
 from speechbrain_probe.pretrained import resolve_source
 
 __all__ = [
@@ -205,29 +211,11 @@ class GriffinLimVocoder(torch.nn.Module):
 
     def stft(self, wav: torch.Tensor) -> torch.Tensor:
         """Complex STFT with the settings of the mel."""
-        cfg = self.config
-        return torch.stft(
-            wav,
-            n_fft=cfg.n_fft,
-            hop_length=cfg.hop_length,
-            win_length=cfg.win_length,
-            window=self.window,
-            center=True,
-            return_complex=True,
-        )
+        return stft(wav, self.config, self.window)
 
     def istft(self, spec: torch.Tensor, length: int) -> torch.Tensor:
         """Inverse of :meth:`stft`."""
-        cfg = self.config
-        return torch.istft(
-            spec,
-            n_fft=cfg.n_fft,
-            hop_length=cfg.hop_length,
-            win_length=cfg.win_length,
-            window=self.window,
-            center=True,
-            length=length,
-        )
+        return istft(spec, self.config, self.window, length)
 
     def griffin_lim(
         self, magnitude: torch.Tensor, num_samples: int, n_iter: int | None = None
