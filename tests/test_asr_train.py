@@ -86,6 +86,11 @@ def _args(tiny, out, yaml="vgg_lstm.yaml", **extra):
     }
     if "vgg" in yaml:
         opts["cnn_channels"] = "[4, 8]"
+    else:
+        # the blstm hparams' intermediate head has units of its own
+        opts["inter_ctc_vocab_size"] = 25
+    # tiny runs take a step or two per epoch: a short warm-up
+    opts["lr_warmup_steps"] = 2
     opts.update(extra)
     args = [str(HPARAMS / yaml)]
     for k, v in opts.items():
@@ -280,3 +285,25 @@ def test_noisy_copies_hit_their_snr(tiny):
         mix = audio_fn(r)
         clean = load_audio(r["wav"])
         assert abs(float(measure_snr(clean, mix)) - r["snr_db"]) < 1e-3
+
+
+def test_intermediate_head_gets_its_own_units(tiny):
+    """Hierarchical CTC: the dataset carries the intermediate head's tokens."""
+    import torch
+
+    from speechbrain_probe.asr.brain import make_ctc_dataset
+    from speechbrain_probe.asr.tokenizer import train_tokenizer
+
+    top = train_tokenizer(
+        str(tiny["root"] / "train.csv"), str(tiny["root"] / "tok"), 30
+    )
+    low = train_tokenizer(
+        str(tiny["root"] / "train.csv"), str(tiny["root"] / "tok"), 25
+    )
+    rows = [{"ID": r[0], "duration": r[1], "wrd": r[4]} for r in tiny["rows"]]
+    feats = {r["ID"]: torch.zeros(400, 4) for r in rows}
+    ds, _ = make_ctc_dataset(rows, feats, top.sp, lambda t: t, "t", inter_sp=low.sp)
+    item = ds[0]
+    assert item["tokens"].tolist() == top.sp.encode_as_ids(rows[0]["wrd"])
+    assert item["inter_tokens"].tolist() == low.sp.encode_as_ids(rows[0]["wrd"])
+    assert len(item["inter_tokens"]) > len(item["tokens"])

@@ -90,6 +90,15 @@ class SortaGradSampler(torch.utils.data.Sampler):
         Epochs (counted from 1) that run in ascending duration order.
     seed : int
         Shuffle seed of the later epochs.
+    batch_size : int, optional
+        If given, the later epochs are shuffled *batches of similar
+        duration* (items shuffled, sorted by duration within pools of
+        ``pool_batches`` batches, cut into batches, batch order shuffled):
+        random batches of 8 utterances pad ~35% of their frames, which the
+        LSTMs compute anyway. The DataLoader must use the same batch size
+        and ``drop_last=False``.
+    pool_batches : int
+        Batches per sorting pool (bigger: less padding, less randomness).
 
     Example
     -------
@@ -98,12 +107,26 @@ class SortaGradSampler(torch.utils.data.Sampler):
     [1, 2, 0]
     >>> s.set_epoch(2); sorted(s)
     [0, 1, 2]
+    >>> b = SortaGradSampler([5, 1, 6, 2, 5, 1], batch_size=2, pool_batches=3)
+    >>> b.set_epoch(2); order = list(b)
+    >>> sorted(order), sorted(sorted(b.durations[i] for i in order[k:k + 2])
+    ...                       for k in (0, 2, 4))
+    ([0, 1, 2, 3, 4, 5], [[1.0, 1.0], [2.0, 5.0], [5.0, 6.0]])
     """
 
-    def __init__(self, durations, sorted_epochs: int = 1, seed: int = 563375142):
+    def __init__(
+        self,
+        durations,
+        sorted_epochs: int = 1,
+        seed: int = 563375142,
+        batch_size: int | None = None,
+        pool_batches: int = 50,
+    ):
         self.durations = [float(d) for d in durations]
         self.sorted_epochs = int(sorted_epochs)
         self.seed = int(seed)
+        self.batch_size = int(batch_size) if batch_size else None
+        self.pool_batches = int(pool_batches)
         self.epoch = 1
 
     def set_epoch(self, epoch: int):
@@ -119,7 +142,23 @@ class SortaGradSampler(torch.utils.data.Sampler):
             return iter(order)
         g = torch.Generator()
         g.manual_seed(self.seed + self.epoch)
-        return iter(torch.randperm(len(self.durations), generator=g).tolist())
+        order = torch.randperm(len(self.durations), generator=g).tolist()
+        if not self.batch_size:
+            return iter(order)
+        pool = self.batch_size * self.pool_batches
+        batches = []
+        for start in range(0, len(order), pool):
+            chunk = sorted(order[start : start + pool], key=self.durations.__getitem__)
+            batches += [
+                chunk[k : k + self.batch_size]
+                for k in range(0, len(chunk), self.batch_size)
+            ]
+        # a short batch (the end of a pool) goes last, where the loader
+        # expects its only short batch
+        full = [b for b in batches if len(b) == self.batch_size]
+        short = [b for b in batches if len(b) < self.batch_size]
+        perm = torch.randperm(len(full), generator=g).tolist()
+        return iter([i for k in perm for i in full[k]] + [i for b in short for i in b])
 
 
 def make_ctc_dataset(
@@ -129,6 +168,7 @@ def make_ctc_dataset(
     output_frames,
     name: str,
     drop_unalignable: bool = True,
+    inter_sp=None,
 ):
     """A DynamicItemDataset of cached features and SentencePiece token ids.
 
@@ -151,6 +191,10 @@ def make_ctc_dataset(
     drop_unalignable : bool
         Leave unalignable utterances out (training) or keep them (evaluation,
         where they count as errors).
+    inter_sp : sentencepiece.SentencePieceProcessor, optional
+        Tokenizer of an intermediate CTC head with its own units (e.g.
+        characters under subword top units); adds the output key
+        ``inter_tokens``.
 
     Returns
     -------
@@ -214,7 +258,18 @@ def make_ctc_dataset(
         yield torch.LongTensor(tokens[utt_id])
 
     sb.dataio.dataset.add_dynamic_item([dataset], pipeline)
-    dataset.set_output_keys(["id", "feats", "tokens", "wrd"])
+    keys = ["id", "feats", "tokens", "wrd"]
+    if inter_sp is not None:
+        inter_tokens = {r["ID"]: inter_sp.encode_as_ids(r["wrd"]) for r in rows}
+
+        @sb.utils.data_pipeline.takes("id")
+        @sb.utils.data_pipeline.provides("inter_tokens")
+        def inter_pipeline(utt_id):
+            return torch.LongTensor(inter_tokens[utt_id])
+
+        sb.dataio.dataset.add_dynamic_item([dataset], inter_pipeline)
+        keys.append("inter_tokens")
+    dataset.set_output_keys(keys)
     summary = {"n": len(rows), "unalignable": len(bad), "examples": bad[:10]}
     return dataset, summary
 
@@ -260,9 +315,19 @@ class CTCBrain(KillSafeCheckpoints, sb.Brain):
                 handle.remove()
         logits = self.modules.ctc_lin(hidden)
         if inter_name is not None:
-            inter = torch.log_softmax(self.modules.ctc_lin(captured["h"]), dim=-1)
+            # its own head (e.g. characters under subword top units) or the
+            # top layer's, shared
+            head = getattr(self.modules, "inter_ctc_lin", None) or self.modules.ctc_lin
+            inter = torch.log_softmax(head(captured["h"]), dim=-1)
             return torch.log_softmax(logits, dim=-1), lens, inter
         return torch.log_softmax(logits, dim=-1), lens
+
+    def on_fit_batch_start(self, batch, should_step):
+        """Per-step learning rate (``lr_schedule``, e.g. a
+        :class:`~speechbrain_probe.asr.schedule.WarmupLinearDecay`)."""
+        schedule = getattr(self.hparams, "lr_schedule", None)
+        if schedule is not None and should_step:
+            schedule(self.optimizer)
 
     def _inter_ctc_layer(self, stage, epoch):
         """The layer of the intermediate CTC loss now, or None.
@@ -290,8 +355,13 @@ class CTCBrain(KillSafeCheckpoints, sb.Brain):
         )
         if len(predictions) > 2:
             weight = float(self.hparams.inter_ctc_weight)
+            inter_tokens, inter_lens = getattr(batch, "inter_tokens", batch.tokens)
             inter = sb.nnet.losses.ctc_loss(
-                predictions[2], tokens, lens, token_lens, self.hparams.blank_index
+                predictions[2],
+                inter_tokens,
+                lens,
+                inter_lens,
+                self.hparams.blank_index,
             )
             loss = (1.0 - weight) * loss + weight * inter
         if stage != sb.Stage.TRAIN:

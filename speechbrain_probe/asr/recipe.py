@@ -30,6 +30,7 @@ from .data import (
     read_noise_bank,
 )
 from .export import export_asr
+from .schedule import planned_steps
 from .tokenizer import train_tokenizer
 
 __all__ = ["main", "prepare_features", "CONDITIONS"]
@@ -130,6 +131,7 @@ def main(argv=None, prepare=None):
             f"{sp.vocab_size()}"
         )
     hparams["tokenizer"] = sp
+    inter_sp = _inter_tokenizer(hparams)
 
     run_on_main(prepare_features, kwargs={"hparams": hparams})
     data = prepare_features(hparams)  # every process loads the caches
@@ -144,6 +146,7 @@ def main(argv=None, prepare=None):
             model.output_frames,
             split,
             drop_unalignable=split == "train",
+            inter_sp=inter_sp if split == "train" else None,
         )
         datasets[split] = ds
         summaries[split] = summary
@@ -172,6 +175,10 @@ def main(argv=None, prepare=None):
             [train_set.data[i]["duration"] for i in train_set.data_ids],
             sorted_epochs=int(hparams.get("sortagrad_epochs", 1)),
             seed=int(hparams.get("seed", 0)),
+            # later epochs: shuffled batches of similar length (less padding)
+            batch_size=int(train_opts.get("batch_size", 1))
+            if hparams.get("length_bucketing", True)
+            else None,
         )
         train_opts["sampler"] = sortagrad
     elif sort != "random":
@@ -179,6 +186,16 @@ def main(argv=None, prepare=None):
             f"sorting must be random, sortagrad, ascending or descending, not {sort!r}"
         )
     valid_set = datasets["valid"].filtered_sorted(sort_key="duration")
+
+    schedule = hparams.get("lr_schedule")
+    if schedule is not None:
+        schedule.total_steps = planned_steps(
+            len(train_set),
+            int(train_opts.get("batch_size", 1)),
+            int(hparams["number_of_epochs"]),
+            world_size=int(os.environ.get("WORLD_SIZE", 1)),
+        )
+        hparams["checkpointer"].add_recoverable("lr_schedule", schedule)
 
     brain = CTCBrain(
         modules=hparams["modules"],
@@ -255,6 +272,38 @@ def main(argv=None, prepare=None):
         ),
     )
     return brain, results
+
+
+def _inter_tokenizer(hparams: dict):
+    """The tokenizer of an intermediate CTC head with its own units, or None.
+
+    ``inter_ctc_vocab_size`` (with an ``inter_ctc_lin`` module) gives the
+    intermediate layer units of its own, e.g. ~characters on ``blstm2`` of the
+    pure-LSTM (full frame rate) while its x8 top layer needs large subwords:
+    hierarchical CTC, a training aid only (the exported model is unchanged).
+    """
+    size = hparams.get("inter_ctc_vocab_size")
+    if not size:
+        return None
+    head = hparams["modules"].get("inter_ctc_lin")
+    if head is None:
+        raise ValueError(
+            "inter_ctc_vocab_size is set but modules has no inter_ctc_lin; add "
+            "a Linear(<layer dim>, inter_ctc_vocab_size) as modules.inter_ctc_lin"
+        )
+    tok = train_tokenizer(
+        hparams["train_csv"],
+        hparams["tokenizer_folder"],
+        vocab_size=int(size),
+        model_type=hparams.get("token_type", "unigram"),
+    )
+    if head.out_features != tok.sp.vocab_size():
+        raise ValueError(
+            f"inter_ctc_lin has {head.out_features} outputs but the intermediate "
+            f"tokenizer has {tok.sp.vocab_size()} units; set inter_ctc_vocab_size "
+            f"to {tok.sp.vocab_size()}"
+        )
+    return tok.sp
 
 
 def _unwrap(module):
