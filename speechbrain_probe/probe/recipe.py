@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -69,7 +70,10 @@ def load_probe_hparams(path, overrides=None):
         overrides = yaml.safe_load(overrides) or {}
     overrides = dict(overrides or {})
     text = path.read_text(encoding="utf-8")
-    first = yaml.safe_load(text) if "extends:" in text else None
+    # a layer file is plain YAML with a top-level extends: key; a full file
+    # (custom !tags, maybe "extends:" in a comment) goes to HyperPyYAML as is
+    extends = re.search(r"^extends\s*:", text, flags=re.MULTILINE)
+    first = yaml.safe_load(text) if extends else None
     if isinstance(first, dict) and "extends" in first:
         base = (path.parent / first.pop("extends")).resolve()
         merged = {**first, **overrides}
