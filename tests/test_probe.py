@@ -176,6 +176,48 @@ def test_probebrain_trains_keeps_asr_frozen_and_shares_one_forward(tmp_path):
     assert fresh.layer_losses()["cnn"] > losses["cnn"]
 
 
+def test_one_pass_trains_each_probe_exactly_as_its_own_run():
+    """Same weights after a few steps, with gradient clipping active."""
+    asr = make_asr()
+    layers = ["cnn", "blstm1", "blstm2"]
+    batch = PaddedBatch(make_data(3))
+
+    def brain_for(names, probes):
+        brain = ProbeBrain(
+            asr,
+            names,
+            modules=probes,
+            opt_class=lambda p: torch.optim.Adam(p, lr=3e-3, fused=True),
+            run_opts={"device": "cpu", "max_grad_norm": 1e-3},
+        )
+        brain.init_optimizers()
+        brain.on_stage_start(sb.Stage.TRAIN)
+        return brain
+
+    torch.manual_seed(0)
+    together = brain_for(layers, build_probes(asr, layers))
+    alone = {}
+    for name in layers:
+        probes = build_probes(asr, [name])
+        probes[name].load_state_dict(together.modules[name].state_dict())
+        alone[name] = brain_for([name], probes)
+    start = {n: together.modules[n].post.weight.detach().clone() for n in layers}
+    for _ in range(3):
+        loss = together.fit_batch(batch)
+        parts = sum(float(alone[n].fit_batch(batch)) for n in layers)
+        assert math.isclose(float(loss), parts, rel_tol=1e-5)
+    for name in layers:
+        mine = together.modules[name].state_dict()
+        theirs = alone[name].modules[name].state_dict()
+        assert all(torch.allclose(mine[k], theirs[k], atol=1e-6) for k in mine)
+        assert not torch.allclose(mine["post.weight"], start[name])  # it trained
+    losses = together.layer_losses()
+    for name in layers:
+        assert math.isclose(
+            losses[name], alone[name].layer_losses()[name], rel_tol=1e-5
+        )
+
+
 def test_checkpoint_for_other_asr_or_layer_is_refused(tmp_path):
     asr = make_asr(0)
     brain, counter = make_brain(asr, ["blstm1"], tmp_path / "ckpt", epochs=1)

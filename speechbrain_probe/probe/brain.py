@@ -7,6 +7,12 @@ list of layers; one layer is a list of one). The frozen ASR is NOT in
 training mode (dropout, normalisation statistics) and be optimised. It stays in
 eval mode, runs under ``torch.no_grad()``, and its weights are never touched.
 
+Training several probes at once trains each exactly as its own run would: the
+losses are separate, each probe's gradient is clipped by its own norm (not by
+the norm of all probes together), Adam is per parameter. A training step runs
+the probes' forward and backward one after the other, so only one probe's
+graph is alive at a time (memory and allocator traffic of one probe, not L).
+
 A :class:`ProbeIdentity` travels in every checkpoint (the ASR's weight hash, the
 layers with their paths, dims and downsampling, the mel settings) and is loaded
 FIRST, so a checkpoint made for another ASR or layer is refused with a message
@@ -321,44 +327,122 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
                     self.cache.put(utt, name, h[i, : valid[i]])
         return states
 
-    def compute_forward(self, batch, stage):
-        """Mel target and every probe's prediction from one ASR forward."""
+    def shared_inputs(self, batch, stage):
+        """Hidden states of one ASR forward and the mel target, for every probe.
+
+        In training, ``add_noise`` is applied first: the target is the noisy
+        input's own mel.
+        """
         batch = batch.to(self.device)
         wavs, lens = batch.sig
         if stage == sb.Stage.TRAIN and self.add_noise is not None:
             wavs = self.add_noise(wavs, lens)
         with torch.no_grad():
             target = self.mel(wavs)
-        states = self.hidden_states(batch.id, wavs, lens)
-        preds = {}
-        for name in self.layers:
-            out = self.modules[name](states[name])
-            preds[name] = self.aligners[name](out, target.shape[1])
+        return self.hidden_states(batch.id, wavs, lens), target
+
+    def predict(self, name, states, num_target):
+        """Probe ``name``'s prediction ``[B, num_target, n_mels]``."""
+        return self.aligners[name](self.modules[name](states[name]), num_target)
+
+    def compute_forward(self, batch, stage):
+        """Mel target and every probe's prediction from one ASR forward."""
+        states, target = self.shared_inputs(batch, stage)
+        preds = {n: self.predict(n, states, target.shape[1]) for n in self.layers}
         return preds, target
 
+    def fit_batch(self, batch):
+        """One ASR forward, then each probe's forward and backward in turn.
+
+        The gradients are those of the summed loss (each probe sees only its
+        own loss), but each probe's graph is freed before the next probe runs.
+        Follows ``sb.Brain.fit_batch`` otherwise (autocast, gradient scaling
+        and accumulation, DDP ``no_sync``, non-finite loss check).
+        """
+        should_step = (self.step % self.grad_accumulation_factor) == 0
+        self.on_fit_batch_start(batch, should_step)
+        total = None
+        with self.no_sync(not should_step):
+            with self.training_ctx:
+                states, target = self.shared_inputs(batch, sb.Stage.TRAIN)
+            for name in self.layers:
+                with self.training_ctx:
+                    pred = self.predict(name, states, target.shape[1])
+                    loss = self.compute_objectives(
+                        ({name: pred}, target), batch, sb.Stage.TRAIN
+                    )
+                scaled = self.scaler.scale(loss / self.grad_accumulation_factor)
+                self.check_loss_isfinite(scaled)
+                scaled.backward()
+                total = loss.detach() if total is None else total + loss.detach()
+        if should_step:
+            self.optimizers_step()
+        self.on_fit_batch_end(batch, (None, target), total, should_step)
+        return total.cpu()
+
+    def optimizers_step(self):
+        """``sb.Brain.optimizers_step`` with each probe clipped by its own norm.
+
+        SpeechBrain clips the gradient norm of all parameters of an optimizer
+        together, which would couple the probes of a one-pass run (one probe's
+        large gradient would shrink every other probe's step).
+        """
+        if self.optimizers_dict is not None:
+            optimizers = self.freeze_optimizers(self.optimizers_dict)
+        elif self.opt_class is not None:
+            optimizers = {"optimizer": self.optimizer}
+        else:
+            return
+        for opt in optimizers.values():
+            self.scaler.unscale_(opt)
+        for name in self.layers:
+            grads = [p for p in self.modules[name].parameters() if p.grad is not None]
+            if grads:
+                torch.nn.utils.clip_grad_norm_(grads, self.max_grad_norm)
+        if not self.scaler.is_enabled() and self.skip_nonfinite_grads:
+            self.check_gradients()
+        for opt in optimizers.values():
+            self.scaler.step(opt)
+        self.scaler.update()
+        for opt in optimizers.values():
+            opt.zero_grad(set_to_none=True)
+        self.optimizer_step += 1
+
     def compute_objectives(self, predictions, batch, stage):
-        """Sum over layers of each probe's masked L1 (each probe its own gradient)."""
+        """Sum over the predicted layers of each probe's masked L1.
+
+        Per-layer error sums stay on the device (no synchronisation per probe
+        and step); :meth:`layer_losses` reads them.
+        """
         preds, target = predictions
         _, lens = batch.sig
         total = 0.0
         for name, pred in preds.items():
             err, count = masked_l1(pred, target, lens)
-            loss = err / count
-            self._layer_sums[name][0] += float(err.detach())
-            self._layer_sums[name][1] += float(count)
-            total = total + loss
+            sums = self._layer_sums[name]
+            sums[0].add_(err.detach().double())
+            sums[1].add_(count.double())
+            total = total + err / count
         return total
 
     def on_stage_start(self, stage, epoch=None):
         """Reset per-layer sums; keep the ASR in eval mode whatever fit did."""
         self.asr.root.eval()
-        self._layer_sums = {name: [0.0, 0.0] for name in self.layers}
+        self._layer_sums = {
+            name: [
+                torch.zeros((), dtype=torch.float64, device=self.device)
+                for _ in range(2)
+            ]
+            for name in self.layers
+        }
 
     def layer_losses(self) -> dict[str, float]:
         """Per-layer L1 of the stage that just ended (or is running)."""
-        return {
-            n: (s / c if c else float("nan")) for n, (s, c) in self._layer_sums.items()
-        }
+        out = {}
+        for name, (err, count) in self._layer_sums.items():
+            err, count = float(err), float(count)
+            out[name] = err / count if count else float("nan")
+        return out
 
     def _reduce_layer_sums(self) -> None:
         """Sum the per-layer error sums over DDP processes (each saw a shard)."""
@@ -367,13 +451,11 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
         ):
             return
         names = list(self._layer_sums)
-        sums = torch.tensor([self._layer_sums[n] for n in names], dtype=torch.float64)
+        sums = torch.stack([torch.stack(self._layer_sums[n]).to("cpu") for n in names])
         if torch.distributed.get_backend() == "nccl":
             sums = sums.to(self.device)
         torch.distributed.all_reduce(sums)
-        self._layer_sums = {
-            n: [float(a), float(b)] for n, (a, b) in zip(names, sums.cpu())
-        }
+        self._layer_sums = {n: [a, b] for n, (a, b) in zip(names, sums)}
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
         """Log per-layer L1; checkpoint after validation (best by mean L1)."""
