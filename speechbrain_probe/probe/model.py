@@ -61,7 +61,8 @@ class Highway(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the layer to the last axis."""
         gate = torch.sigmoid(self.gate(x))
-        return gate * torch.relu(self.transform(x)) + (1.0 - gate) * x
+        # = gate * relu(W_h x) + (1 - gate) * x, in fewer elementwise ops
+        return x + gate * (torch.relu(self.transform(x)) - x)
 
 
 class HighwayProbe(nn.Module):
@@ -143,6 +144,7 @@ class FrameAligner:
         self.downsample = float(downsample)
         self.offset = float(offset)
         self.r = frames_per_hidden(downsample)
+        self._cache: dict[tuple, torch.Tensor] = {}
 
     def _positions(self, num_target: int) -> torch.Tensor:
         t = torch.arange(num_target, dtype=torch.float64)
@@ -167,5 +169,11 @@ class FrameAligner:
     def __call__(self, probe_out: torch.Tensor, num_target: int) -> torch.Tensor:
         """``[B, T_h * r, M]`` -> ``[B, num_target, M]``."""
         num_hidden = probe_out.shape[1] // self.r
-        idx = self.indices(num_target, num_hidden).to(probe_out.device)
+        key = (num_target, num_hidden, probe_out.device)
+        idx = self._cache.get(key)
+        if idx is None:
+            if len(self._cache) > 256:  # batches of many lengths: start afresh
+                self._cache.clear()
+            idx = self.indices(num_target, num_hidden).to(probe_out.device)
+            self._cache[key] = idx
         return probe_out.index_select(1, idx)
