@@ -246,7 +246,7 @@ def _slice_hx(hx, index: int, dirs: int):
     return hx[index * dirs : (index + 1) * dirs]
 
 
-def unroll_rnn(rnn: nn.RNNBase, x, hx=None) -> list:
+def unroll_rnn(rnn: nn.RNNBase, x, hx=None, num_layers: int | None = None) -> list:
     """Per-layer outputs of a stacked RNN, recomputed from its layer weights.
 
     Each layer runs as a one-layer RNN of the same class on the previous
@@ -261,11 +261,14 @@ def unroll_rnn(rnn: nn.RNNBase, x, hx=None) -> list:
         Its input, in its own layout (``batch_first`` or not).
     hx : tensor or tuple, optional
         Initial states as the stacked module takes them.
+    num_layers : int, optional
+        Recompute only the first ``num_layers`` layers (default: all).
 
     Returns
     -------
     list
-        ``num_layers`` outputs in the layout of ``rnn(x)[0]``; the last equals it.
+        ``num_layers`` outputs in the layout of ``rnn(x)[0]``; the last layer's
+        equals it.
 
     Example
     -------
@@ -276,11 +279,14 @@ def unroll_rnn(rnn: nn.RNNBase, x, hx=None) -> list:
     [(2, 5, 6), (2, 5, 6), (2, 5, 6)]
     >>> torch.allclose(outs[-1], lstm(x)[0], atol=1e-6)
     True
+    >>> len(unroll_rnn(lstm, x, num_layers=1))
+    1
     """
     dirs = 2 if rnn.bidirectional else 1
     outputs = []
     current = x
-    for index in range(rnn.num_layers):
+    count = rnn.num_layers if num_layers is None else min(num_layers, rnn.num_layers)
+    for index in range(count):
         twin = _single_layer_twin(rnn, index)
         h0 = _slice_hx(hx, index, dirs)
         args = (current,) if h0 is None else (current, h0)
@@ -364,8 +370,13 @@ class LayerCapture:
         def hook(module, args, output):
             x = args[0]
             hx = args[1] if len(args) > 1 else None
+            # recompute only the layers asked for; the last one is the output
+            need = max(views.values()) + 1
+            top = need == module.num_layers
             with torch.no_grad():
-                inner = unroll_rnn(module, x, hx)
+                inner = unroll_rnn(module, x, hx, need - 1 if top else need)
+            if top:
+                inner.append(output[0])
             bf = module.batch_first or isinstance(x, PackedSequence)
             for name, index in views.items():
                 value = to_tensor(inner[index], batch_first=True)

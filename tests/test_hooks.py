@@ -109,6 +109,29 @@ def test_stacked_rnn_unrolling_with_packed_input_and_capture():
     assert torch.all(cap["l0"][2, 2:] == 0)  # padding stays padding
 
 
+def test_capture_recomputes_only_the_inner_layers_it_needs(monkeypatch):
+    import speechbrain_probe.hooks as hooks
+
+    rnn = nn.GRU(5, 4, num_layers=3, batch_first=True).eval()
+    x = torch.randn(2, 6, 5)
+    calls = []
+    twin = hooks._single_layer_twin
+    monkeypatch.setattr(
+        hooks, "_single_layer_twin", lambda r, i: calls.append(i) or twin(r, i)
+    )
+    with torch.no_grad():
+        full = unroll_rnn(rnn, x)
+        calls.clear()
+        with LayerCapture(rnn, ["l0"]) as cap:
+            rnn(x)
+        assert calls == [0] and torch.allclose(cap["l0"], full[0])
+        calls.clear()
+        with LayerCapture(rnn, ["l1", "l2"]) as cap:
+            out = rnn(x)[0]
+        assert calls == [0, 1]  # the top layer is the module's own output
+        assert torch.equal(cap["l2"], out) and torch.allclose(cap["l1"], full[1])
+
+
 def test_inner_rnn_layer_is_recomputed_from_weights_not_copied():
     net = Encoder().eval()
     x = torch.randn(2, 8, 20)
