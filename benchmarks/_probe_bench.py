@@ -15,9 +15,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from speechbrain_probe.features import ASRFeatures  # noqa: E402
 from speechbrain_probe.frozen import FrozenASR, ModuleASR, load_asr  # noqa: E402
 
-# the recipe's sizes (recipes/Synthetic/ASR/hparams/vgg_lstm.yaml) and the paper's
+# the recipe's sizes (recipes/Synthetic/ASR/hparams/vgg_lstm.yaml, blstm.yaml),
+# the smaller ones the recipes used before commit fbd03e0, and the paper's
 SIZES = {
     "recipe": {
+        "vgg_lstm": dict(cnn_channels=(16, 32), hidden_size=160),
+        "blstm": dict(hidden_size=128),
+    },
+    "small": {
         "vgg_lstm": dict(cnn_channels=(8, 16), hidden_size=96),
         "blstm": dict(hidden_size=96),
     },
