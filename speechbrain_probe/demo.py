@@ -77,6 +77,9 @@ class DemoSettings:
     preset: str
     models: list[str]
     asr_overrides: list[str] = field(default_factory=list)
+    #: epochs per model when not the recipe's default (robust models see every
+    #: utterance twice per epoch, so half the baseline's epochs = same updates)
+    asr_epochs: dict[str, int] = field(default_factory=dict)
     ecapa_overrides: list[str] = field(default_factory=list)
     probe_overrides: list[str] = field(default_factory=list)
     eval_overrides: list[str] = field(default_factory=list)
@@ -90,7 +93,8 @@ class DemoSettings:
                 results=Path(results_dir) / "demo_quick",
                 preset="quick",
                 models=["vgg_lstm_baseline", "vgg_lstm_robust"],
-                asr_overrides=["--number_of_epochs=3", _threads()],
+                asr_overrides=[_threads()],
+                asr_epochs={"vgg_lstm_baseline": 6, "vgg_lstm_robust": 3},
                 ecapa_overrides=["--number_of_epochs=1"],
                 probe_overrides=[
                     "--number_of_epochs=2",
@@ -155,6 +159,11 @@ def plan_stages(s: DemoSettings, python: str = sys.executable) -> list[Stage]:
                     data,
                     f"--output_root={s.results / 'asr'}",
                     *s.asr_overrides,
+                    *(
+                        [f"--number_of_epochs={s.asr_epochs[model]}"]
+                        if model in s.asr_epochs
+                        else []
+                    ),
                 ],
                 out / "export" / "hyperparams.yaml",
             )
