@@ -167,7 +167,47 @@ def test_parallel_equals_serial():
     assert stoi[0] > 0.99 and max(stoi[1:]) < stoi[0]  # u0 is the reference itself
 
 
+def test_pool_handles_equal_serial_and_read_wav_paths(tmp_path):
+    from speechbrain_probe.data.audio import read_checked, write_wav
+    from speechbrain_probe.evaluation.pool import EvaluationPool
+    from speechbrain_probe.metrics.quality import collect_stoi_pesq, submit_stoi_pesq
+
+    rng = np.random.default_rng(6)
+    ids, refs, degs = [], [], []
+    for k in range(3):
+        ref = write_wav(tmp_path / f"r{k}.wav", _speechlike() * 0.5)
+        clean = read_checked(ref)
+        noisy = clean + 0.02 * k * rng.standard_normal(clean.shape)
+        deg = write_wav(tmp_path / f"d{k}.wav", noisy)
+        ids.append(f"u{k}")
+        refs.append(str(ref))
+        degs.append(str(deg))
+    serial = stoi_pesq(ids, refs, [read_checked(d) for d in degs], n_jobs=1)
+    with EvaluationPool(2) as pool:
+        pooled = collect_stoi_pesq(submit_stoi_pesq(pool, ids, refs, degs))
+    assert pooled == serial and serial[1] == []
+
+
 # ------------------------------------------------------------------ verifiers
+def test_ge2e_batched_partials_equal_resemblyzer_per_utterance():
+    from resemblyzer import preprocess_wav
+
+    verifier = build_verifier("ge2e", device="cpu")
+    rng = np.random.default_rng(7)
+    # 1.2 s (one partial), 2.5 s and 4 s (several partials of one batch)
+    wavs = [
+        (_speechlike(seconds=s) + 0.01 * rng.standard_normal(int(16000 * s))).astype(
+            np.float32
+        )
+        for s in (1.2, 2.5, 4.0)
+    ]
+    batched = verifier._embed(wavs).numpy()
+    one_by_one = np.stack(
+        [verifier.encoder.embed_utterance(preprocess_wav(w)) for w in wavs]
+    )
+    np.testing.assert_allclose(batched, one_by_one, atol=1e-5)
+
+
 def test_ecapa_verifier_from_local_directory(tmp_path):
     arch = dict(channels=[16, 16, 16, 16, 48], lin_neurons=8)
     emb, clf = build_ecapa(3, **arch)

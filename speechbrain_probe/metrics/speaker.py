@@ -45,11 +45,12 @@ class SpeakerVerifier:
     name = "verifier"
     sample_rate = 16000
     min_seconds = 0.3
+    batch_size = 16
 
     def _embed(self, wavs: list[np.ndarray]) -> torch.Tensor:
         raise NotImplementedError
 
-    def embed(self, wavs, utt_ids=None, sample_rate: int = 16000, batch_size: int = 16):
+    def embed(self, wavs, utt_ids=None, sample_rate: int = 16000, batch_size=None):
         """L2-normalised embeddings of valid utterances.
 
         Arguments
@@ -59,6 +60,8 @@ class SpeakerVerifier:
             Names used in the exclusion record (default: positions).
         sample_rate : int
             Rate of ``wavs`` (must be the verifier's).
+        batch_size : int, optional
+            Utterances per forward (default: the verifier's ``batch_size``).
 
         Returns
         -------
@@ -83,6 +86,7 @@ class SpeakerVerifier:
             else:
                 valid.append((u, w))
         out = {}
+        batch_size = batch_size or self.batch_size
         for start in range(0, len(valid), batch_size):
             chunk = valid[start : start + batch_size]
             emb = self._embed([w for _, w in chunk]).float().cpu()
@@ -97,7 +101,10 @@ class GE2EVerifier(SpeakerVerifier):
 
     Each utterance goes through resemblyzer's own preprocessing (volume
     normalisation, trimming of long silences) and is embedded as the mean
-    of its 1.6 s partial embeddings.
+    of its 1.6 s partial embeddings, exactly as ``VoiceEncoder.embed_utterance``
+    does; but the partials of a whole batch of utterances go through the LSTM
+    in one forward (one utterance's handful of partials left the LSTM mostly
+    idle: 3x slower on one CPU thread).
 
     Example
     -------
@@ -109,6 +116,7 @@ class GE2EVerifier(SpeakerVerifier):
     """
 
     name = "ge2e"
+    batch_size = 64  # utterances; every partial is 160 frames: no padding
 
     def __init__(self, device=None):
         from resemblyzer import VoiceEncoder
@@ -119,14 +127,36 @@ class GE2EVerifier(SpeakerVerifier):
         self.encoder = VoiceEncoder(device=self.device, verbose=False)
 
     def _embed(self, wavs):
-        from resemblyzer import preprocess_wav
+        import inspect
 
-        embs = []
-        for w in wavs:
+        from resemblyzer import VoiceEncoder, preprocess_wav
+        from resemblyzer.audio import wav_to_mel_spectrogram
+
+        # embed_utterance's own defaults: partials per second, last-partial coverage
+        defaults = inspect.signature(VoiceEncoder.embed_utterance).parameters
+        rate, coverage = defaults["rate"].default, defaults["min_coverage"].default
+        partials, owner = [], []
+        for k, w in enumerate(wavs):
             pre = preprocess_wav(w)
             if pre.shape[0] < 160:  # all trimmed away as silence: keep the raw audio
                 pre = w
-            embs.append(torch.from_numpy(self.encoder.embed_utterance(pre)))
+            wav_slices, mel_slices = self.encoder.compute_partial_slices(
+                len(pre), rate, coverage
+            )
+            longest = wav_slices[-1].stop
+            if longest >= len(pre):
+                pre = np.pad(pre, (0, longest - len(pre)), "constant")
+            mel = wav_to_mel_spectrogram(pre)
+            partials.extend(mel[s] for s in mel_slices)
+            owner.extend([k] * len(mel_slices))
+        with torch.no_grad():
+            batch = torch.from_numpy(np.array(partials)).to(self.device)
+            partial_embeds = self.encoder(batch).cpu().numpy()
+        owner = np.array(owner)
+        embs = []
+        for k in range(len(wavs)):
+            raw = np.mean(partial_embeds[owner == k], axis=0)
+            embs.append(torch.from_numpy(raw / np.linalg.norm(raw, 2)))
         return torch.stack(embs)
 
 
