@@ -194,6 +194,29 @@ class GriffinLimVocoder(torch.nn.Module):
         )
         self.to(self.device)
 
+    def spec(self) -> dict:
+        """Constructor arguments of an equal per-utterance CPU vocoder.
+
+        A worker process rebuilds the vocoder from it
+        (:func:`~speechbrain_probe.evaluation.pool.synthesize_to_file`).
+
+        Example
+        -------
+        >>> v = GriffinLimVocoder(n_iter=5, device="cpu")
+        >>> GriffinLimVocoder(**v.spec()).n_iter
+        5
+        """
+        return dict(
+            config=self.config,
+            n_iter=self.n_iter,
+            momentum=self.momentum,
+            power=self.power,
+            strategy="per_utterance",
+            device="cpu",
+            seed=self.seed,
+            num_threads=self.num_threads,
+        )
+
     # ------------------------------------------------------------------ pieces
     def mel_to_linear(self, mel: torch.Tensor) -> torch.Tensor:
         """Normalised log-mel ``[..., T, n_mels]`` -> linear magnitude ``[..., n_freqs, T]``."""

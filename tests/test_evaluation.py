@@ -151,6 +151,27 @@ def test_study_scores_every_cell_and_resumes_without_recomputing(study_inputs):
     assert lost.exists()
 
 
+def test_worker_pool_writes_the_same_audio_and_scores_as_one_process(
+    study_inputs, tmp_path
+):
+    _, corpus, export, probes = study_inputs
+    models = [ModelSpec("blstm_robust", "blstm", "robust", str(export), str(probes))]
+    kwargs = dict(
+        conditions=["snr0"], utts_per_speaker=2, griffin_lim_iters=2, n_boot=20
+    )
+    run_study(corpus, tmp_path / "serial", models, n_jobs=1, **kwargs)
+    run_study(corpus, tmp_path / "pool", models, n_jobs=2, **kwargs)
+    wavs = sorted((tmp_path / "serial" / "samples").rglob("*.wav"))
+    assert len(wavs) == 6 * (4 + 2)  # 4 reference kinds + 2 probed layers
+    for wav in wavs:
+        twin = tmp_path / "pool" / wav.relative_to(tmp_path / "serial")
+        assert twin.read_bytes() == wav.read_bytes(), wav
+    serial = _rows(tmp_path / "serial" / "metrics.csv")
+    pooled = _rows(tmp_path / "pool" / "metrics.csv")
+    assert {r["metric"] for r in serial} >= {"eer_ge2e", "stoi", "pesq"}
+    assert pooled == serial
+
+
 def test_evaluate_recipe_refuses_unknown_models_and_missing_corpus(tmp_path):
     yaml = tmp_path / "study.yaml"
     yaml.write_text(

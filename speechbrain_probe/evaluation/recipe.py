@@ -7,6 +7,7 @@ command-line overrides, as SpeechBrain recipes do) and calls
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import speechbrain as sb
@@ -41,6 +42,9 @@ def main(argv=None) -> int:
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
+    # numba (librosa, inside resemblyzer) logs every compilation step at DEBUG
+    # level into the experiment log: a thousand lines of noise per run
+    logging.getLogger("numba").setLevel(logging.WARNING)
     device = run_opts.get("device", "cpu")
     run_study(
         data_folder=hparams["data_folder"],
@@ -57,5 +61,6 @@ def main(argv=None) -> int:
         seed=hparams.get("seed", 0),
         title=hparams.get("title", "What does a network layer hear?"),
         note=hparams.get("note"),
+        num_threads=hparams.get("num_threads", 1),
     )
     return 0

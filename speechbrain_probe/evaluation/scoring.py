@@ -16,10 +16,15 @@ import numpy as np
 from speechbrain_probe.data.audio import read_checked
 from speechbrain_probe.data.manifest import atomic_write_text
 from speechbrain_probe.metrics.eer import verification_metrics
-from speechbrain_probe.metrics.quality import Exclusion, stoi_pesq
+from speechbrain_probe.metrics.quality import (
+    Exclusion,
+    collect_stoi_pesq,
+    stoi_pesq,
+    submit_stoi_pesq,
+)
 from speechbrain_probe.metrics.speaker import score_trials
 
-__all__ = ["mean_ci", "score_cell", "load_cell", "save_cell"]
+__all__ = ["mean_ci", "score_cell", "submit_quality", "load_cell", "save_cell"]
 
 
 def mean_ci(values, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05):
@@ -52,6 +57,8 @@ def score_cell(
     n_boot: int = 1000,
     n_jobs: int | None = None,
     seed: int = 0,
+    pool=None,
+    quality_handle=None,
 ) -> dict:
     """Verification EER/minDCF with every verifier, and STOI/PESQ.
 
@@ -65,6 +72,11 @@ def score_cell(
         name -> :class:`~speechbrain_probe.metrics.speaker.SpeakerVerifier`.
     quality : bool
         Compute STOI and PESQ.
+    pool : EvaluationPool, optional
+        Long-lived workers for STOI/PESQ (they run while this process embeds
+        the audio). Without one, ``n_jobs`` processes are started for the cell.
+    quality_handle : optional
+        STOI/PESQ of this cell already started by :func:`submit_quality`.
 
     Returns
     -------
@@ -72,6 +84,8 @@ def score_cell(
         ``{"metrics": {metric: [value, low, high, n]}, "excluded": [...]}``
         (EER as a fraction).
     """
+    if quality and quality_handle is None and pool is not None:
+        quality_handle = submit_quality(pool, utt_ids, wav_paths, clean_paths)
     audio = [read_checked(p) for p in wav_paths]
     metrics, excluded = {}, []
     for name, verifier in verifiers.items():
@@ -88,15 +102,26 @@ def score_cell(
         metrics[f"eer_{name}"] = [*out["eer"], out["n"]]
         metrics[f"mindcf_{name}"] = [*out["mindcf"], out["n"]]
     if quality:
-        rows, excl = stoi_pesq(
-            utt_ids, [str(p) for p in clean_paths], audio, n_jobs=n_jobs
-        )
+        if quality_handle is not None:
+            rows, excl = collect_stoi_pesq(quality_handle)
+        else:
+            rows, excl = stoi_pesq(
+                utt_ids, [str(p) for p in clean_paths], audio, n_jobs=n_jobs
+            )
         excluded.extend(excl)
         for metric in ("stoi", "pesq"):
             values = [r[metric] for r in rows if r[metric] is not None]
             if values:
                 metrics[metric] = [*mean_ci(values, n_boot, seed), len(values)]
     return {"metrics": metrics, "excluded": [asdict(e) for e in excluded]}
+
+
+def submit_quality(pool, utt_ids, wav_paths, clean_paths):
+    """Start a cell's STOI/PESQ on ``pool`` (the workers read the audio);
+    pass the handle to :func:`score_cell` as ``quality_handle``."""
+    return submit_stoi_pesq(
+        pool, utt_ids, [str(p) for p in clean_paths], [str(p) for p in wav_paths]
+    )
 
 
 def save_cell(path, result: dict) -> None:

@@ -14,6 +14,13 @@ probes to the report folder:
 
 Finished audio and cells are never recomputed, so a killed run resumes and a
 second run on a finished study only rebuilds the (identical) report.
+
+Speed: this process runs on ``num_threads`` torch threads (default one) and
+one pool of ``n_jobs`` single-threaded worker processes lives for the whole
+study (:mod:`~speechbrain_probe.evaluation.pool`): the workers run every
+Griffin-Lim and every STOI/PESQ, while this process runs the ASR and probe
+forwards and the speaker embeddings. The STOI/PESQ jobs of all unfinished
+cells are queued at once, so the workers never wait for the embeddings.
 """
 
 from __future__ import annotations
@@ -28,7 +35,13 @@ from tqdm import tqdm
 
 from speechbrain_probe.data.audio import read_checked
 from speechbrain_probe.data.manifest import write_csv, write_manifest
-from speechbrain_probe.evaluation.scoring import load_cell, save_cell, score_cell
+from speechbrain_probe.evaluation.pool import EvaluationPool
+from speechbrain_probe.evaluation.scoring import (
+    load_cell,
+    save_cell,
+    score_cell,
+    submit_quality,
+)
 from speechbrain_probe.evaluation.selection import select_subset
 from speechbrain_probe.evaluation.synthesis import (
     sample_path,
@@ -97,6 +110,18 @@ def _reference_cells(study: Path, condition: str, utterances):
         [sample_path(study / "samples", condition, "copy_synthesis", i) for i in ids],
         clean,
     )
+
+
+def _missing_references(samples: Path, condition: str, subset) -> bool:
+    return any(
+        not sample_path(samples, condition, "copy_synthesis", u.utt_id).exists()
+        for u in subset[condition]
+    )
+
+
+def _pool_if(pool, needed: bool):
+    """The worker pool when there is Griffin-Lim work for it (else None)."""
+    return pool.get() if needed else None
 
 
 def _write_samples_csv(study: Path, subset, models, model_layers):
@@ -206,6 +231,7 @@ def run_study(
     seed: int = 0,
     title: str = "What does a network layer hear?",
     note: str | None = None,
+    num_threads: int | None = 1,
 ) -> Path:
     """Evaluate every model x layer x condition and build the report.
 
@@ -228,13 +254,83 @@ def run_study(
     n_boot : int
         Bootstrap resamples of the 95% intervals.
     n_jobs : int, optional
-        Processes for STOI/PESQ (default: all cores).
+        Worker processes for Griffin-Lim and STOI/PESQ (default: all cores;
+        1: everything runs in this process).
+    num_threads : int, optional
+        Torch threads of this process during the study (restored afterwards;
+        None leaves torch's setting). One thread plus worker processes is the
+        fast setting on a CPU shared with other jobs.
 
     Returns
     -------
     Path
         The report page.
     """
+    previous_threads = torch.get_num_threads()
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    pool = _LazyPool(n_jobs)
+    try:
+        return _run_study(
+            data_folder,
+            output_folder,
+            models,
+            conditions,
+            utts_per_speaker,
+            verifiers,
+            griffin_lim_iters,
+            n_boot,
+            batch_size,
+            device,
+            seed,
+            title,
+            note,
+            pool,
+        )
+    finally:
+        pool.close()
+        torch.set_num_threads(previous_threads)
+
+
+class _LazyPool:
+    """The study's worker pool, started only when there is work for it (a
+    finished study starts none); ``None`` for one job (work in this process)."""
+
+    def __init__(self, n_jobs):
+        import os
+
+        self.n_jobs = n_jobs or os.cpu_count() or 1
+        self._pool = None
+
+    def get(self) -> EvaluationPool | None:
+        if self.n_jobs <= 1:
+            return None
+        if self._pool is None:
+            self._pool = EvaluationPool(self.n_jobs)
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+
+def _run_study(
+    data_folder,
+    output_folder,
+    models,
+    conditions,
+    utts_per_speaker,
+    verifiers,
+    griffin_lim_iters,
+    n_boot,
+    batch_size,
+    device,
+    seed,
+    title,
+    note,
+    pool: _LazyPool,
+) -> Path:
     from speechbrain_probe.frozen import load_asr
     from speechbrain_probe.metrics.speaker import build_verifier
     from speechbrain_probe.probe.brain import load_trained_probes
@@ -293,10 +389,22 @@ def run_study(
     if vocoder is None:
         raise ValueError("the study needs at least one model")
     for condition in conditions:
-        write_references(samples, condition, subset[condition], vocoder, vocoder.config)
+        write_references(
+            samples,
+            condition,
+            subset[condition],
+            vocoder,
+            vocoder.config,
+            pool=_pool_if(pool, _missing_references(samples, condition, subset)),
+        )
     for spec in models:
         asr, probes = loaded[spec.name]
         for condition in conditions:
+            missing = any(
+                not sample_path(samples, condition, spec.name, u.utt_id, layer).exists()
+                for u in subset[condition]
+                for layer in probes
+            )
             write_reconstructions(
                 samples,
                 condition,
@@ -307,6 +415,7 @@ def run_study(
                 vocoder,
                 batch_size=batch_size,
                 device=device,
+                pool=_pool_if(pool, missing),
             )
     _write_samples_csv(study, subset, models, model_layers)
     figure3_condition = conditions[-1]
@@ -328,19 +437,43 @@ def run_study(
                 cells.append((spec, layer, condition, wavs, clean))
     built = {}
     metric_rows, exclusions = [], []
+
+    def cell_path(spec, layer, condition):
+        owner = spec.name if spec else "_reference"
+        return study / "cells" / condition / owner / f"{layer}.json"
+
+    # STOI/PESQ of every unfinished cell go to the workers at once; this
+    # process embeds cell after cell meanwhile.
+    handles = {}
+    todo = [c for c in cells if not cell_path(*c[:3]).exists()]
+    workers = pool.get() if todo else None
+    if workers is not None:
+        for spec, layer, condition, wavs, clean in todo:
+            ids = [u.utt_id for u in subset[condition]]
+            handles[(spec, layer, condition)] = submit_quality(
+                workers, ids, wavs, clean
+            )
     for spec, layer, condition, wavs, clean in tqdm(cells, desc="scoring cells"):
         owner = spec.name if spec else "_reference"
-        cell_path = study / "cells" / condition / owner / f"{layer}.json"
-        result = load_cell(cell_path)
+        path = cell_path(spec, layer, condition)
+        result = load_cell(path)
         if result is None:
             for name, source in verifiers.items():
                 if name not in built:
                     built[name] = build_verifier(name, source=source, device=device)
             ids = [u.utt_id for u in subset[condition]]
             result = score_cell(
-                ids, wavs, clean, trials, built, n_boot=n_boot, n_jobs=n_jobs, seed=seed
+                ids,
+                wavs,
+                clean,
+                trials,
+                built,
+                n_boot=n_boot,
+                n_jobs=1,
+                seed=seed,
+                quality_handle=handles.pop((spec, layer, condition), None),
             )
-            save_cell(cell_path, result)
+            save_cell(path, result)
         for metric, (value, low, high, n) in sorted(result["metrics"].items()):
             metric_rows.append(
                 dict(
@@ -363,6 +496,7 @@ def run_study(
             )
 
     # 4. result files and report ----------------------------------------------
+    pool.close()
     write_csv(study / "metrics.csv", metric_rows, METRICS_FIELDS)
     write_exclusions(study / "excluded.csv", exclusions)
     _collect_asr_results(study, models)

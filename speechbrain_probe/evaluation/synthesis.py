@@ -9,7 +9,10 @@ Layout under ``<study>/samples/<condition>/``::
     <model>/<layer>/<utt>.wav   Griffin-Lim of a probe's reconstruction
 
 Every file is written atomically and an existing file is never recomputed, so
-a killed evaluation resumes where it stopped.
+a killed evaluation resumes where it stopped. With an
+:class:`~speechbrain_probe.evaluation.pool.EvaluationPool` (and a CPU vocoder),
+each Griffin-Lim runs in a worker process while the main process computes the
+next batch's mels; without one, in this process.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from speechbrain_probe.data.audio import read_checked, write_wav
+from speechbrain_probe.evaluation.pool import JobQueue, fit_length, synthesize_to_file
 from speechbrain_probe.evaluation.selection import TestUtterance
 from speechbrain_probe.features import LogMelSpectrogram, MelConfig
 from speechbrain_probe.probe.brain import reconstruct_mel
@@ -63,15 +67,20 @@ def write_references(
     utterances: list[TestUtterance],
     vocoder,
     mel_config: MelConfig,
+    pool=None,
 ) -> int:
     """Write clean, mixture, noise and copy-synthesis files of a condition.
 
     Returns the number of files written (0 when everything already existed).
+    ``pool``: an :class:`~speechbrain_probe.evaluation.pool.EvaluationPool`
+    that runs the copy syntheses (default: this process).
     """
     mel = LogMelSpectrogram(mel_config)
     written = 0
     noisy = condition != "clean"
-    for utt in tqdm(utterances, desc=f"references {condition}", leave=False):
+    bar = tqdm(utterances, desc=f"references {condition}", leave=False)
+    queue = _queue(pool, vocoder)
+    for utt in bar:
         clean_path = sample_path(root, condition, "original", utt.utt_id)
         copy_path = sample_path(root, condition, "copy_synthesis", utt.utt_id)
         mix_path = sample_path(root, condition, "mixture", utt.utt_id)
@@ -96,10 +105,31 @@ def write_references(
         if not copy_path.exists():
             with torch.no_grad():
                 target = mel(torch.from_numpy(heard).unsqueeze(0))
-            (wav,) = vocoder.synthesize(target)
-            write_wav(copy_path, _fit(wav.numpy(), len(heard)))
+            if queue is not None:
+                queue.put(
+                    synthesize_to_file,
+                    vocoder.spec(),
+                    target[0].numpy(),
+                    str(copy_path),
+                    len(heard),
+                )
+            else:
+                (wav,) = vocoder.synthesize(target)
+                write_wav(copy_path, fit_length(wav.numpy(), len(heard)))
             written += 1
+    if queue is not None:
+        queue.finish()
+    bar.close()
     return written
+
+
+def _queue(pool, vocoder):
+    """A bounded job queue on ``pool`` when Griffin-Lim can run there."""
+    if pool is None or not hasattr(vocoder, "spec"):
+        return None
+    if getattr(vocoder, "device", torch.device("cpu")).type != "cpu":
+        return None  # one batched Griffin-Lim on the GPU beats CPU workers
+    return JobQueue(pool, limit=4 * pool.n_jobs)
 
 
 def write_reconstructions(
@@ -112,9 +142,13 @@ def write_reconstructions(
     vocoder,
     batch_size: int = 8,
     device: str = "cpu",
+    pool=None,
 ) -> int:
     """Reconstruct every layer of ``probes`` for every utterance, one ASR forward
-    per batch; write ``<model>/<layer>/<utt>.wav``. Returns files written."""
+    per batch; write ``<model>/<layer>/<utt>.wav``. Returns files written.
+
+    ``pool``: an :class:`~speechbrain_probe.evaluation.pool.EvaluationPool`
+    that runs the Griffin-Lims of a CPU vocoder (default: this process)."""
     layers = list(probes)
     todo = [
         u
@@ -134,27 +168,41 @@ def write_reconstructions(
         unit="wav",
     )
     hop = asr.mel_config.hop_length
+    queue = _queue(pool, vocoder)
+    if queue is not None:
+        queue.on_done = lambda _: bar.update(1)
     for start in range(0, len(todo), batch_size):
         chunk = todo[start : start + batch_size]
         audio = [read_checked(u.wav) for u in chunk]
         wavs, lens = pad_batch(audio)
         with torch.no_grad():
             mels = reconstruct_mel(asr, probes, wavs.to(device), lens.to(device))
+        frames = [len(a) // hop + 1 for a in audio]
         for layer in layers:
-            frames = [len(a) // hop + 1 for a in audio]
+            if queue is not None:
+                batch = mels[layer].cpu().numpy()
+                for i, (utt, samples) in enumerate(zip(chunk, audio)):
+                    path = sample_path(root, condition, model_name, utt.utt_id, layer)
+                    if path.exists():
+                        bar.update(1)
+                        continue
+                    queue.put(
+                        synthesize_to_file,
+                        vocoder.spec(),
+                        batch[i, : frames[i]].copy(),
+                        str(path),
+                        len(samples),
+                    )
+                    written += 1
+                continue
             outs = vocoder.synthesize(mels[layer].cpu(), lengths=frames)
             for utt, wav, samples in zip(chunk, outs, audio):
                 path = sample_path(root, condition, model_name, utt.utt_id, layer)
                 if not path.exists():
-                    write_wav(path, _fit(wav.numpy(), len(samples)))
+                    write_wav(path, fit_length(wav.numpy(), len(samples)))
                     written += 1
                 bar.update(1)
+    if queue is not None:
+        queue.finish()
     bar.close()
     return written
-
-
-def _fit(wav: np.ndarray, length: int) -> np.ndarray:
-    """Trim or zero-pad to ``length`` samples (the input's own length)."""
-    if len(wav) >= length:
-        return wav[:length]
-    return np.pad(wav, (0, length - len(wav)))

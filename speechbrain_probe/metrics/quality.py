@@ -21,6 +21,8 @@ __all__ = [
     "check_waveform",
     "score_utterance",
     "stoi_pesq",
+    "submit_stoi_pesq",
+    "collect_stoi_pesq",
     "write_exclusions",
     "METRICS",
 ]
@@ -207,6 +209,10 @@ def score_utterance(
 
 def _worker(args):
     utt_id, ref, deg, sr, metrics, tol = args
+    if isinstance(deg, str):
+        from speechbrain_probe.data.audio import read_checked
+
+        deg = read_checked(deg, sr)
     if isinstance(ref, str):
         import soundfile as sf
 
@@ -262,6 +268,72 @@ def stoi_pesq(
     >>> rows[0]["stoi"] > 0.99, rows[1]["stoi"], excl[0].utt_id
     (True, None, 'b')
     """
+    utt_ids, jobs = _jobs(
+        utt_ids, references, degraded, sample_rate, metrics, length_tolerance_s
+    )
+    n_jobs = n_jobs or os.cpu_count() or 1
+    if n_jobs == 1 or len(jobs) <= 1:
+        results = map(_worker, jobs)
+        results = _progress(results, len(jobs), progress)
+        results = list(results)
+    else:
+        with ProcessPoolExecutor(max_workers=min(n_jobs, len(jobs))) as pool:
+            chunk = max(1, len(jobs) // (4 * n_jobs))
+            results = list(
+                _progress(pool.map(_worker, jobs, chunksize=chunk), len(jobs), progress)
+            )
+    return _rows(utt_ids, results, metrics)
+
+
+def submit_stoi_pesq(
+    pool,
+    utt_ids,
+    references,
+    degraded,
+    sample_rate: int | list[int] = 16000,
+    metrics=METRICS,
+    length_tolerance_s: float = 0.1,
+):
+    """Start :func:`stoi_pesq` on a long-lived pool; returns a pending handle.
+
+    ``pool`` has a ``submit(fn, *args)`` method (an
+    :class:`~speechbrain_probe.evaluation.pool.EvaluationPool` or a
+    ``concurrent.futures`` executor). References and reconstructions may be
+    wav paths, read by the workers. :func:`collect_stoi_pesq` waits for the
+    handle and returns what :func:`stoi_pesq` returns.
+
+    Example
+    -------
+    >>> from concurrent.futures import ThreadPoolExecutor
+    >>> t = np.arange(16000) / 16000
+    >>> ref = 0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t))
+    >>> with ThreadPoolExecutor(1) as pool:
+    ...     handle = submit_stoi_pesq(pool, ["a"], [ref], [ref], metrics=("stoi",))
+    ...     rows, excl = collect_stoi_pesq(handle)
+    >>> rows[0]["stoi"] > 0.99, excl
+    (True, [])
+    """
+    utt_ids, jobs = _jobs(
+        utt_ids, references, degraded, sample_rate, metrics, length_tolerance_s
+    )
+    return utt_ids, [pool.submit(_worker, job) for job in jobs], tuple(metrics)
+
+
+def collect_stoi_pesq(handle):
+    """Rows and exclusions of a :func:`submit_stoi_pesq` handle (waits)."""
+    utt_ids, futures, metrics = handle
+    return _rows(utt_ids, [f.result() for f in futures], metrics)
+
+
+def _rows(utt_ids, results, metrics):
+    rows, exclusions = [], []
+    for u, (scores, excl) in zip(utt_ids, results):
+        rows.append({"utt_id": u, **{m: scores.get(m) for m in metrics}})
+        exclusions.extend(excl)
+    return rows, exclusions
+
+
+def _jobs(utt_ids, references, degraded, sample_rate, metrics, length_tolerance_s):
     utt_ids = [str(u) for u in utt_ids]
     if not (len(utt_ids) == len(references) == len(degraded)):
         raise ValueError(
@@ -284,22 +356,7 @@ def stoi_pesq(
         )
         for u, r, d, sr in zip(utt_ids, references, degraded, rates)
     ]
-    n_jobs = n_jobs or os.cpu_count() or 1
-    if n_jobs == 1 or len(jobs) <= 1:
-        results = map(_worker, jobs)
-        results = _progress(results, len(jobs), progress)
-        results = list(results)
-    else:
-        with ProcessPoolExecutor(max_workers=min(n_jobs, len(jobs))) as pool:
-            chunk = max(1, len(jobs) // (4 * n_jobs))
-            results = list(
-                _progress(pool.map(_worker, jobs, chunksize=chunk), len(jobs), progress)
-            )
-    rows, exclusions = [], []
-    for u, (scores, excl) in zip(utt_ids, results):
-        rows.append({"utt_id": u, **{m: scores.get(m) for m in metrics}})
-        exclusions.extend(excl)
-    return rows, exclusions
+    return utt_ids, jobs
 
 
 def _progress(it, total, enabled):

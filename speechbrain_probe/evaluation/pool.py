@@ -1,0 +1,172 @@
+"""One pool of single-threaded worker processes for a whole evaluation.
+
+The evaluation's CPU work is many small, independent jobs: a Griffin-Lim
+per reconstruction, a STOI and a PESQ per scored utterance. They run in one
+pool of worker processes, created once per study (not once per cell) and
+warmed up once, each worker on one torch thread. The main process, also on
+one thread, meanwhile runs the ASR and probe forwards and the speaker
+embeddings, so both kinds of work overlap.
+
+Why single-threaded processes: on the project's 2-core machine, shared with
+other jobs, a torch op on two threads was 7x (Griffin-Lim) to 16x (GE2E
+LSTM) slower than on one, as the threads wait for each other whenever one is
+descheduled; independent one-thread processes do not.
+
+Workers are started with ``spawn`` (a fork of a process whose OpenMP threads
+already ran is not safe).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+
+import numpy as np
+
+__all__ = ["EvaluationPool", "JobQueue", "synthesize_to_file", "worker_init"]
+
+
+def worker_init() -> None:
+    """Set up a worker: one thread everywhere, heavy imports done once."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+    # warm up: the imports the jobs need, so the first job does not pay them
+    import pesq  # noqa: F401
+    import pystoi  # noqa: F401
+
+    import speechbrain_probe.data.audio  # noqa: F401
+    import speechbrain_probe.vocoder  # noqa: F401
+
+
+_VOCODERS: dict = {}
+
+
+def synthesize_to_file(spec: dict, mel: np.ndarray, path: str, length: int) -> str:
+    """Griffin-Lim of one normalised log-mel ``[T, n_mels]``, written to ``path``.
+
+    ``spec`` is :meth:`~speechbrain_probe.vocoder.GriffinLimVocoder.spec` of
+    the study's vocoder; the vocoder is built once per worker. The waveform is
+    trimmed or zero-padded to ``length`` samples and written atomically.
+
+    Example
+    -------
+    >>> from speechbrain_probe.vocoder import GriffinLimVocoder
+    >>> spec = GriffinLimVocoder(n_iter=1, device="cpu").spec()
+    >>> p = getfixture("tmp_path") / "a.wav"
+    >>> synthesize_to_file(spec, np.random.rand(41, 80).astype("float32"), str(p), 8000)
+    '...a.wav'
+    """
+    import torch
+
+    from speechbrain_probe.data.audio import write_wav
+    from speechbrain_probe.vocoder import GriffinLimVocoder
+
+    key = repr(sorted(spec.items()))
+    vocoder = _VOCODERS.get(key)
+    if vocoder is None:
+        vocoder = _VOCODERS[key] = GriffinLimVocoder(**spec)
+    (wav,) = vocoder.synthesize(torch.from_numpy(np.ascontiguousarray(mel)))
+    write_wav(path, fit_length(wav.numpy(), length))
+    return path
+
+
+def fit_length(wav: np.ndarray, length: int) -> np.ndarray:
+    """Trim or zero-pad to ``length`` samples (the input's own length).
+
+    Example
+    -------
+    >>> fit_length(np.ones(3), 5).tolist(), fit_length(np.ones(3), 2).tolist()
+    ([1.0, 1.0, 1.0, 0.0, 0.0], [1.0, 1.0])
+    """
+    if len(wav) >= length:
+        return wav[:length]
+    return np.pad(wav, (0, length - len(wav)))
+
+
+class EvaluationPool:
+    """A process pool that lives for the whole evaluation.
+
+    Arguments
+    ---------
+    n_jobs : int
+        Worker processes (each on one thread).
+
+    Example
+    -------
+    >>> with EvaluationPool(1) as pool:
+    ...     pool.submit(abs, -3).result()
+    3
+    """
+
+    def __init__(self, n_jobs: int):
+        if n_jobs < 1:
+            raise ValueError(f"n_jobs must be >= 1, got {n_jobs}")
+        self.n_jobs = n_jobs
+        self.executor = ProcessPoolExecutor(
+            max_workers=n_jobs,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=worker_init,
+        )
+
+    def submit(self, fn, *args) -> Future:
+        """Run ``fn(*args)`` in a worker."""
+        return self.executor.submit(fn, *args)
+
+    def close(self) -> None:
+        """Stop the workers (waits for submitted jobs)."""
+        self.executor.shutdown(wait=True, cancel_futures=False)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0] is not None:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+        else:
+            self.close()
+
+
+class JobQueue:
+    """Jobs in flight on a pool, at most ``limit`` at a time (bounded memory).
+
+    ``on_done(result)`` is called for every finished job, in submission order;
+    a job's exception is raised from :meth:`put` or :meth:`finish`.
+
+    Example
+    -------
+    >>> done = []
+    >>> with EvaluationPool(1) as pool:
+    ...     queue = JobQueue(pool, limit=2, on_done=done.append)
+    ...     for x in (-1, -2, -3):
+    ...         queue.put(abs, x)
+    ...     queue.finish()
+    >>> done
+    [1, 2, 3]
+    """
+
+    def __init__(self, pool: EvaluationPool, limit: int, on_done=None):
+        self.pool = pool
+        self.limit = max(1, int(limit))
+        self.on_done = on_done
+        self.pending: deque[Future] = deque()
+
+    def put(self, fn, *args) -> None:
+        """Submit a job, first waiting for the oldest while ``limit`` are in flight."""
+        while len(self.pending) >= self.limit:
+            self._pop()
+        self.pending.append(self.pool.submit(fn, *args))
+
+    def _pop(self) -> None:
+        result = self.pending.popleft().result()
+        if self.on_done is not None:
+            self.on_done(result)
+
+    def finish(self) -> None:
+        """Wait for every job."""
+        while self.pending:
+            self._pop()
