@@ -352,7 +352,11 @@ def test_half_precision_run_option_trains_in_float_targets(tmp_path):
     batch = PaddedBatch(data)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         states = asr.hidden_states(batch.sig[0], batch.sig[1], ["cnn"])
+        _, target = brain.compute_forward(batch, sb.Stage.VALID)
     assert states["cnn"].dtype == torch.float32
+    # the target is the float32 mel, not one computed in bfloat16
+    assert target.dtype == torch.float32
+    assert torch.allclose(target, brain.mel(batch.sig[0]), atol=1e-6)
 
 
 def test_half_written_checkpoint_is_set_aside_not_loaded(tmp_path):

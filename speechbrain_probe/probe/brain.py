@@ -337,8 +337,11 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
         wavs, lens = batch.sig
         if stage == sb.Stage.TRAIN and self.add_noise is not None:
             wavs = self.add_noise(wavs, lens)
-        with torch.no_grad():
-            target = self.mel(wavs)
+        # the target in float32 even under --precision bf16/fp16 (autocast
+        # would run the mel filterbank product in half precision)
+        device_type = torch.device(self.device).type
+        with torch.no_grad(), torch.autocast(device_type, enabled=False):
+            target = self.mel(wavs.float())
         return self.hidden_states(batch.id, wavs, lens), target
 
     def predict(self, name, states, num_target):
