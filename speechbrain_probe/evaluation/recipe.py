@@ -42,9 +42,11 @@ def main(argv=None) -> int:
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
-    # numba (librosa, inside resemblyzer) logs every compilation step at DEBUG
-    # level into the experiment log: a thousand lines of noise per run
-    logging.getLogger("numba").setLevel(logging.WARNING)
+    # numba (librosa, inside resemblyzer) logs every compilation step and
+    # matplotlib every font it scores at DEBUG level into the experiment log:
+    # a thousand lines of noise per run
+    for noisy in ("numba", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     device = run_opts.get("device", "cpu")
     run_study(
         data_folder=hparams["data_folder"],
