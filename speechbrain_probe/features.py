@@ -21,6 +21,7 @@ __all__ = [
     "MelConfig",
     "LogMelSpectrogram",
     "ASRFeatures",
+    "add_deltas",
     "preemphasis",
     "deemphasis",
     "stft",
@@ -286,8 +287,24 @@ class ASRFeatures(torch.nn.Module):
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         """Features ``[B, T, output_dim]`` of ``wav`` ``[B, S]``."""
         mel = self.logmel(wav)
-        if not self.deltas:
-            return mel
-        d1 = torchaudio.functional.compute_deltas(mel.transpose(1, 2))
-        d2 = torchaudio.functional.compute_deltas(d1)
-        return torch.cat([mel, d1.transpose(1, 2), d2.transpose(1, 2)], dim=-1)
+        return add_deltas(mel) if self.deltas else mel
+
+
+def add_deltas(mel: torch.Tensor) -> torch.Tensor:
+    """Stack a log-mel ``[..., T, n_mels]`` with its deltas and delta-deltas
+    (``[..., T, 3 * n_mels]``), as :class:`ASRFeatures` does.
+
+    Caches keep the log-mel alone (a third of the memory) and add the deltas
+    per utterance when a batch is read.
+
+    Example
+    -------
+    >>> add_deltas(torch.rand(2, 50, 80)).shape
+    torch.Size([2, 50, 240])
+    >>> mel = torch.rand(1, 50, 80)
+    >>> bool(torch.equal(add_deltas(mel[0]), add_deltas(mel)[0]))
+    True
+    """
+    d1 = torchaudio.functional.compute_deltas(mel.transpose(-1, -2))
+    d2 = torchaudio.functional.compute_deltas(d1)
+    return torch.cat([mel, d1.transpose(-1, -2), d2.transpose(-1, -2)], dim=-1)

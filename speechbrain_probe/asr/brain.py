@@ -26,6 +26,7 @@ from speechbrain.utils.checkpoints import (
 from speechbrain.utils.metric_stats import ErrorRateStats
 
 from speechbrain_probe.checkpoints import KillSafeCheckpoints
+from speechbrain_probe.features import add_deltas
 
 from .tokenizer import find_unalignable
 
@@ -181,7 +182,8 @@ def make_ctc_dataset(
     rows : list of dict
         Manifest rows (``ID``, ``duration``, ``wrd``).
     feats : dict
-        utterance id -> ``[T, D]`` features.
+        utterance id -> ``[T, n_mels]`` log-mel; the dataset's ``feats`` are
+        ``[T, 3 * n_mels]`` (with deltas and delta-deltas).
     sp : sentencepiece.SentencePieceProcessor
         The tokenizer.
     output_frames : callable
@@ -254,7 +256,7 @@ def make_ctc_dataset(
     @sb.utils.data_pipeline.takes("id")
     @sb.utils.data_pipeline.provides("feats", "tokens")
     def pipeline(utt_id):
-        yield feats[utt_id].float()
+        yield add_deltas(feats[utt_id].float())
         yield torch.LongTensor(tokens[utt_id])
 
     sb.dataio.dataset.add_dynamic_item([dataset], pipeline)
