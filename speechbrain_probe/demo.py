@@ -57,8 +57,11 @@ def format_sizes(sizes: dict) -> str:
 def _threads() -> str:
     """The ASR recipes default to one thread (safe on a shared machine); the demo
     runs one stage at a time, so it gives them every core (measured 1.7x faster
-    per epoch on 2 free cores)."""
-    return f"--num_threads={os.cpu_count() or 1}"
+    per epoch on 2 free cores). ``SBPROBE_THREADS`` overrides it: on a machine
+    that is busy with other work, torch's threads wait on each other and one
+    thread is several times faster than two."""
+    threads = os.environ.get("SBPROBE_THREADS") or os.cpu_count() or 1
+    return f"--num_threads={int(threads)}"
 
 
 @dataclass
