@@ -117,18 +117,16 @@ class EvaluationPool:
         """Run ``fn(*args)`` in a worker."""
         return self.executor.submit(fn, *args)
 
-    def close(self) -> None:
-        """Stop the workers (waits for submitted jobs)."""
-        self.executor.shutdown(wait=True, cancel_futures=False)
+    def close(self, cancel: bool = False) -> None:
+        """Stop the workers after the submitted jobs (``cancel``: after the
+        running ones only; the queued ones are dropped)."""
+        self.executor.shutdown(wait=True, cancel_futures=cancel)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        if exc[0] is not None:
-            self.executor.shutdown(wait=True, cancel_futures=True)
-        else:
-            self.close()
+        self.close(cancel=exc[0] is not None)
 
 
 class JobQueue:

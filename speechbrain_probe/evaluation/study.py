@@ -287,6 +287,9 @@ def run_study(
             note,
             pool,
         )
+    except BaseException:
+        pool.close(cancel=True)  # a kill must not wait for the queued jobs
+        raise
     finally:
         pool.close()
         torch.set_num_threads(previous_threads)
@@ -309,9 +312,9 @@ class _LazyPool:
             self._pool = EvaluationPool(self.n_jobs)
         return self._pool
 
-    def close(self) -> None:
+    def close(self, cancel: bool = False) -> None:
         if self._pool is not None:
-            self._pool.close()
+            self._pool.close(cancel=cancel)
             self._pool = None
 
 
