@@ -28,15 +28,6 @@ TINY = dict(
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a shared 2-core runner, two threads thrash the LSTMs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def study_inputs(tmp_path_factory):
     """A built corpus, an exported ASR and its trained probes (1 epoch)."""

@@ -53,15 +53,6 @@ class TinyASR(nn.Module):
         return self.rnn(self.drop(h))[0]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny LSTMs on a shared, loaded 2-core machine: OpenMP threads only cost."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 LAYERS = {"cnn": "cnn", "blstm1": "rnn.l0", "blstm2": "rnn.l1"}
 
 

@@ -30,16 +30,6 @@ VOICES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a shared 2-core runner two threads were many times
-    slower (oversubscription); restored after each test."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def speech():
     """6 eSpeak voices x 2 sentences, 16 kHz: ``(ids, speakers, wavs)``."""
