@@ -158,41 +158,43 @@ def plan_stages(s: DemoSettings, python: str = sys.executable) -> list[Stage]:
     ['ASR vgg_lstm_baseline', 'ASR vgg_lstm_robust', 'ECAPA verifier',
      'probes vgg_lstm_baseline', 'probes vgg_lstm_robust', 'evaluation + report']
     """
-    data = f"--data_folder={s.corpus}"
+
+    def recipe(name, folder, script, yaml, args, done_marker) -> Stage:
+        """``python recipes/Synthetic/<folder>/<script> <hparams yaml> --data_folder=... args``"""
+        command = [
+            python,
+            str(RECIPES / folder / script),
+            str(RECIPES / folder / "hparams" / yaml),
+            f"--data_folder={s.corpus}",
+            *args,
+        ]
+        return Stage(name, command, done_marker)
+
     stages = []
     for model in s.models:
-        out = s.results / "asr" / model
+        epochs = s.asr_epochs.get(model)
         stages.append(
-            Stage(
+            recipe(
                 f"ASR {model}",
+                "ASR",
+                "train_asr.py",
+                _asr_yaml(model),
                 [
-                    python,
-                    str(RECIPES / "ASR" / "train_asr.py"),
-                    str(RECIPES / "ASR" / "hparams" / _asr_yaml(model)),
-                    data,
                     f"--output_root={s.results / 'asr'}",
                     *s.asr_overrides,
-                    *(
-                        [f"--number_of_epochs={s.asr_epochs[model]}"]
-                        if model in s.asr_epochs
-                        else []
-                    ),
+                    *([f"--number_of_epochs={epochs}"] if epochs else []),
                 ],
-                out / "export" / "hyperparams.yaml",
+                s.results / "asr" / model / "export" / "hyperparams.yaml",
             )
         )
     ecapa = s.results / "ecapa"
     stages.append(
-        Stage(
+        recipe(
             "ECAPA verifier",
-            [
-                python,
-                str(RECIPES / "ECAPA" / "train_ecapa.py"),
-                str(RECIPES / "ECAPA" / "hparams" / "train_ecapa.yaml"),
-                data,
-                f"--output_folder={ecapa}",
-                *s.ecapa_overrides,
-            ],
+            "ECAPA",
+            "train_ecapa.py",
+            "train_ecapa.yaml",
+            [f"--output_folder={ecapa}", *s.ecapa_overrides],
             ecapa / "model" / "hyperparams.yaml",
         )
     )
@@ -200,13 +202,12 @@ def plan_stages(s: DemoSettings, python: str = sys.executable) -> list[Stage]:
         arch, training = model.rsplit("_", 1)
         out = s.results / "probe" / model / "all_layers"
         stages.append(
-            Stage(
+            recipe(
                 f"probes {model}",
+                "probe",
+                "train_probe.py",
+                "all_layers.yaml",
                 [
-                    python,
-                    str(RECIPES / "probe" / "train_probe.py"),
-                    str(RECIPES / "probe" / "hparams" / "all_layers.yaml"),
-                    data,
                     f"--arch={arch}",
                     f"--training={training}",
                     f"--asr_folder={s.results / 'asr'}",
@@ -218,13 +219,12 @@ def plan_stages(s: DemoSettings, python: str = sys.executable) -> list[Stage]:
         )
     study = s.results / "study"
     stages.append(
-        Stage(
+        recipe(
             "evaluation + report",
+            "evaluate",
+            "evaluate.py",
+            "evaluate.yaml",
             [
-                python,
-                str(RECIPES / "evaluate" / "evaluate.py"),
-                str(RECIPES / "evaluate" / "hparams" / "evaluate.yaml"),
-                data,
                 f"--results_folder={s.results}",
                 f"--output_folder={study}",
                 f"--ecapa_source={ecapa / 'model'}",
