@@ -90,6 +90,11 @@ def prepare_features(hparams: dict) -> dict:
     return out
 
 
+def _load_features(hparams: dict, into: dict) -> None:
+    """:func:`prepare_features` into ``into`` (returns None for run_on_main)."""
+    into.update(prepare_features(hparams))
+
+
 def main(argv=None, prepare=None):
     """Run a CTC ASR recipe: ``train_asr.py hparams.yaml [--key=value ...]``.
 
@@ -133,8 +138,16 @@ def main(argv=None, prepare=None):
     hparams["tokenizer"] = sp
     inter_sp = _inter_tokenizer(hparams)
 
-    run_on_main(prepare_features, kwargs={"hparams": hparams})
-    data = prepare_features(hparams)  # every process loads the caches
+    # the main process computes (or loads) the caches, then the others load
+    # them: each process reads them once, and nothing is broadcast (the value
+    # run_on_main returns is sent to every process)
+    data = {}
+    run_on_main(
+        _load_features,
+        args=[hparams, data],
+        post_func=_load_features,
+        post_args=[hparams, data],
+    )
 
     summaries = {}
     datasets = {}
