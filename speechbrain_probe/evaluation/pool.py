@@ -71,16 +71,19 @@ def synthesize_to_file(spec: dict, mel: np.ndarray, path: str, length: int) -> s
     if vocoder is None:
         vocoder = _VOCODERS[key] = GriffinLimVocoder(**spec)
     (wav,) = vocoder.synthesize(torch.from_numpy(np.ascontiguousarray(mel)))
-    write_wav(path, fit_length(wav.numpy(), length))
+    write_wav(path, trim_or_pad(wav.numpy(), length))
     return path
 
 
-def fit_length(wav: np.ndarray, length: int) -> np.ndarray:
+def trim_or_pad(wav: np.ndarray, length: int) -> np.ndarray:
     """Trim or zero-pad to ``length`` samples (the input's own length).
+
+    Not :func:`speechbrain_probe.data.noise.fit_length`, which loops a noise
+    to length: a reconstruction a few samples short is padded with silence.
 
     Example
     -------
-    >>> fit_length(np.ones(3), 5).tolist(), fit_length(np.ones(3), 2).tolist()
+    >>> trim_or_pad(np.ones(3), 5).tolist(), trim_or_pad(np.ones(3), 2).tolist()
     ([1.0, 1.0, 1.0, 0.0, 0.0], [1.0, 1.0])
     """
     if len(wav) >= length:

@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from speechbrain_probe.data.audio import read_checked, write_wav
-from speechbrain_probe.evaluation.pool import JobQueue, fit_length, synthesize_to_file
+from speechbrain_probe.evaluation.pool import JobQueue, synthesize_to_file, trim_or_pad
 from speechbrain_probe.evaluation.selection import TestUtterance
 from speechbrain_probe.features import LogMelSpectrogram, MelConfig
 from speechbrain_probe.probe.brain import reconstruct_mel
@@ -115,7 +115,7 @@ def write_references(
                 )
             else:
                 (wav,) = vocoder.synthesize(target)
-                write_wav(copy_path, fit_length(wav.numpy(), len(heard)))
+                write_wav(copy_path, trim_or_pad(wav.numpy(), len(heard)))
             written += 1
     if queue is not None:
         queue.finish()
@@ -199,7 +199,7 @@ def write_reconstructions(
             for utt, wav, samples in zip(chunk, outs, audio):
                 path = sample_path(root, condition, model_name, utt.utt_id, layer)
                 if not path.exists():
-                    write_wav(path, fit_length(wav.numpy(), len(samples)))
+                    write_wav(path, trim_or_pad(wav.numpy(), len(samples)))
                     written += 1
                 bar.update(1)
     if queue is not None:
