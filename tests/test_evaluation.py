@@ -148,7 +148,11 @@ def test_worker_pool_writes_the_same_audio_and_scores_as_one_process(
     _, corpus, export, probes = study_inputs
     models = [ModelSpec("blstm_robust", "blstm", "robust", str(export), str(probes))]
     kwargs = dict(
-        conditions=["snr0"], utts_per_speaker=2, griffin_lim_iters=2, n_boot=20
+        conditions=["snr0"],
+        utts_per_speaker=2,
+        griffin_lim_iters=2,
+        n_boot=20,
+        pesq_per_speaker=1,
     )
     run_study(corpus, tmp_path / "serial", models, n_jobs=1, **kwargs)
     run_study(corpus, tmp_path / "pool", models, n_jobs=2, **kwargs)
@@ -161,6 +165,18 @@ def test_worker_pool_writes_the_same_audio_and_scores_as_one_process(
     pooled = _rows(tmp_path / "pool" / "metrics.csv")
     assert {r["metric"] for r in serial} >= {"eer_ge2e", "stoi", "pesq"}
     assert pooled == serial
+    # PESQ on one utterance per speaker (3), STOI on all 6, in both paths
+    counts = {(r["layer"], r["metric"]): r["n"] for r in serial}
+    assert counts[("rnn2", "pesq")] == "3" and counts[("rnn2", "stoi")] == "6"
+    # cells scored under other settings are not mixed into the same study
+    with pytest.raises(ValueError, match="pesq_per_speaker: 1 -> None"):
+        run_study(
+            corpus,
+            tmp_path / "serial",
+            models,
+            n_jobs=1,
+            **kwargs | {"pesq_per_speaker": None},
+        )
 
 
 def test_evaluate_recipe_refuses_unknown_models_and_missing_corpus(tmp_path):

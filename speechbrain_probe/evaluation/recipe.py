@@ -64,5 +64,6 @@ def main(argv=None) -> int:
         title=hparams.get("title", "What does a network layer hear?"),
         note=hparams.get("note"),
         num_threads=hparams.get("num_threads", 1),
+        pesq_per_speaker=hparams.get("pesq_per_speaker"),
     )
     return 0

@@ -24,7 +24,14 @@ from speechbrain_probe.metrics.quality import (
 )
 from speechbrain_probe.metrics.speaker import score_trials
 
-__all__ = ["mean_ci", "score_cell", "submit_quality", "load_cell", "save_cell"]
+__all__ = [
+    "mean_ci",
+    "score_cell",
+    "submit_quality",
+    "first_per_speaker",
+    "load_cell",
+    "save_cell",
+]
 
 
 def mean_ci(values, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05):
@@ -59,6 +66,7 @@ def score_cell(
     seed: int = 0,
     pool=None,
     quality_handle=None,
+    pesq_ids=None,
 ) -> dict:
     """Verification EER/minDCF with every verifier, and STOI/PESQ.
 
@@ -77,6 +85,10 @@ def score_cell(
         the audio). Without one, ``n_jobs`` processes are started for the cell.
     quality_handle : optional
         STOI/PESQ of this cell already started by :func:`submit_quality`.
+    pesq_ids : collection of str, optional
+        Score PESQ on these utterances only (STOI on all); None: all. PESQ
+        costs ten times STOI, and its cell mean over fewer utterances is
+        still reported with its own ``n``.
 
     Returns
     -------
@@ -85,7 +97,9 @@ def score_cell(
         (EER as a fraction).
     """
     if quality and quality_handle is None and pool is not None:
-        quality_handle = submit_quality(pool, utt_ids, wav_paths, clean_paths)
+        quality_handle = submit_quality(
+            pool, utt_ids, wav_paths, clean_paths, pesq_ids=pesq_ids
+        )
     audio = [read_checked(p) for p in wav_paths]
     metrics, excluded = {}, []
     for name, verifier in verifiers.items():
@@ -102,26 +116,84 @@ def score_cell(
         metrics[f"eer_{name}"] = [*out["eer"], out["n"]]
         metrics[f"mindcf_{name}"] = [*out["mindcf"], out["n"]]
     if quality:
+        rows = []
         if quality_handle is not None:
-            rows, excl = collect_stoi_pesq(quality_handle)
+            parts = [collect_stoi_pesq(handle) for handle in quality_handle]
         else:
-            rows, excl = stoi_pesq(
-                utt_ids, [str(p) for p in clean_paths], audio, n_jobs=n_jobs
-            )
-        excluded.extend(excl)
+            parts = [
+                stoi_pesq(
+                    [utt_ids[i] for i in keep],
+                    [str(clean_paths[i]) for i in keep],
+                    [audio[i] for i in keep],
+                    metrics=metrics,
+                    n_jobs=n_jobs,
+                )
+                for metrics, keep in _quality_jobs(utt_ids, pesq_ids)
+            ]
+        for part_rows, excl in parts:
+            rows.extend(part_rows)
+            excluded.extend(excl)
         for metric in ("stoi", "pesq"):
-            values = [r[metric] for r in rows if r[metric] is not None]
+            values = [r[metric] for r in rows if r.get(metric) is not None]
             if values:
                 metrics[metric] = [*mean_ci(values, n_boot, seed), len(values)]
     return {"metrics": metrics, "excluded": [asdict(e) for e in excluded]}
 
 
-def submit_quality(pool, utt_ids, wav_paths, clean_paths):
+def submit_quality(pool, utt_ids, wav_paths, clean_paths, pesq_ids=None):
     """Start a cell's STOI/PESQ on ``pool`` (the workers read the audio);
     pass the handle to :func:`score_cell` as ``quality_handle``."""
-    return submit_stoi_pesq(
-        pool, utt_ids, [str(p) for p in clean_paths], [str(p) for p in wav_paths]
-    )
+    return [
+        submit_stoi_pesq(
+            pool,
+            [utt_ids[i] for i in keep],
+            [str(clean_paths[i]) for i in keep],
+            [str(wav_paths[i]) for i in keep],
+            metrics=metrics,
+        )
+        for metrics, keep in _quality_jobs(utt_ids, pesq_ids)
+    ]
+
+
+def _quality_jobs(utt_ids, pesq_ids):
+    """``(metrics, indices)`` groups: both metrics on every utterance, or (with
+    ``pesq_ids``) STOI on all and PESQ on those listed.
+
+    Example
+    -------
+    >>> _quality_jobs(["a", "b", "c"], None)
+    [(('stoi', 'pesq'), [0, 1, 2])]
+    >>> _quality_jobs(["a", "b", "c"], {"b"})
+    [(('stoi',), [0, 1, 2]), (('pesq',), [1])]
+    """
+    every = list(range(len(utt_ids)))
+    if pesq_ids is None:
+        return [(("stoi", "pesq"), every)]
+    chosen = [i for i in every if utt_ids[i] in set(pesq_ids)]
+    return [(("stoi",), every), (("pesq",), chosen)]
+
+
+def first_per_speaker(utterances, count: int | None):
+    """The ids of the first ``count`` utterances of every speaker (None: all).
+
+    Example
+    -------
+    >>> from types import SimpleNamespace as U
+    >>> utts = [U(utt_id=f"{s}{i}", spk_id=s) for s in "ab" for i in range(3)]
+    >>> sorted(first_per_speaker(utts, 1)), first_per_speaker(utts, None)
+    (['a0', 'b0'], None)
+    """
+    if count is None:
+        return None
+    if count < 1:
+        raise ValueError(f"utterances per speaker must be >= 1 or null, got {count}")
+    seen: dict[str, int] = {}
+    chosen = set()
+    for u in utterances:
+        if seen.get(u.spk_id, 0) < count:
+            seen[u.spk_id] = seen.get(u.spk_id, 0) + 1
+            chosen.add(u.utt_id)
+    return chosen
 
 
 def save_cell(path, result: dict) -> None:
