@@ -1,0 +1,295 @@
+"""Run recipe stages as subprocesses: dependencies, parallel lanes, peak memory.
+
+The demo is a chain of SpeechBrain recipes (corpus -> ASR -> probes ->
+evaluation). Each :class:`Stage` is one recipe command and the file that says
+it finished, so a stage whose marker exists is skipped and a killed stage
+resumes from its own checkpoints when it runs again.
+
+:func:`run_stages` starts every stage whose ``needs`` have finished, up to
+``lanes`` at a time, in list order. With one lane a stage writes to the
+terminal (its progress bars live); with several, each writes to its own log
+file and a status line per running stage (its latest progress bar) is printed
+every ``status_every_s`` seconds. A failed stage stops new stages from
+starting; the running ones finish their work (it is kept), then the failure
+is raised with the tail of the failed stage's log.
+
+While stages run, the resident memory of all child processes together is
+sampled (Linux ``/proc``), so the peak reported is that of the whole run, not
+of its largest process.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Stage", "StageFailed", "RunSummary", "run_stages", "tree_rss_bytes"]
+
+
+@dataclass
+class Stage:
+    """One step of a pipeline: a command, the file that says it is done, and
+    the names of the stages it needs first.
+
+    Example
+    -------
+    >>> s = Stage("train", ["python", "-c", "pass"], Path("nowhere/done.txt"))
+    >>> s.done(), s.needs
+    (False, ())
+    """
+
+    name: str
+    command: list[str]
+    done_marker: Path
+    needs: tuple[str, ...] = ()
+
+    def done(self) -> bool:
+        """Whether the stage's final output exists."""
+        return Path(self.done_marker).exists()
+
+    @property
+    def slug(self) -> str:
+        """A file-name-safe form of the name (``ASR vgg_lstm`` -> ``ASR_vgg_lstm``)."""
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", self.name).strip("_")
+
+
+class StageFailed(RuntimeError):
+    """A stage exited with an error or without writing its done marker."""
+
+
+@dataclass
+class RunSummary:
+    """What :func:`run_stages` measured: minutes per stage that ran, and the
+    peak resident memory of all stage processes together (None off Linux)."""
+
+    minutes: dict
+    peak_rss_bytes: int | None
+
+
+def _children_of() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        # the command name (field 2) may hold spaces: split after its ')'
+        ppid = int(stat[stat.rindex(b")") + 2 :].split()[1])
+        tree.setdefault(ppid, []).append(int(entry.name))
+    return tree
+
+
+def tree_rss_bytes(pids) -> int | None:
+    """Resident memory of ``pids`` and all their descendants (Linux; else None).
+
+    Example
+    -------
+    >>> rss = tree_rss_bytes([os.getpid()])
+    >>> rss is None or rss > 10_000_000
+    True
+    """
+    if not os.path.isdir("/proc"):
+        return None
+    tree = _children_of()
+    page = os.sysconf("SC_PAGE_SIZE")
+    total, todo, seen = 0, list(pids), set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            with open(f"/proc/{pid}/statm") as handle:
+                total += int(handle.read().split()[1]) * page
+        except (OSError, ValueError, IndexError):
+            continue
+        todo.extend(tree.get(pid, []))
+    return total
+
+
+def _last_progress(log: Path, limit: int = 110) -> str:
+    """The latest progress-bar line (or last line) of a stage's log."""
+    try:
+        with open(log, "rb") as handle:
+            handle.seek(max(0, log.stat().st_size - 4096))
+            tail = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    lines = [x.strip() for x in re.split(r"[\r\n]", tail) if x.strip()]
+    bars = [x for x in lines if "%|" in x]
+    text = (bars or lines or [""])[-1]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _tail(log: Path, lines: int = 30) -> str:
+    try:
+        text = log.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "(no log)"
+    rows = [x for x in re.split(r"[\r\n]", text) if x.strip()]
+    return "\n".join(rows[-lines:])
+
+
+@dataclass
+class _Running:
+    stage: Stage
+    proc: subprocess.Popen
+    started: float
+    log: Path | None
+    handle: object = None
+
+
+def run_stages(
+    stages: list[Stage],
+    lanes: int = 1,
+    log_dir=None,
+    env: dict | None = None,
+    cwd=None,
+    status_every_s: float = 30.0,
+    poll_s: float = 0.5,
+    echo=print,
+) -> RunSummary:
+    """Run ``stages`` (skipping finished ones), up to ``lanes`` at a time.
+
+    Arguments
+    ---------
+    stages : list of Stage
+        In priority order; a stage starts once every stage it ``needs`` is done.
+    lanes : int
+        Stages run at the same time.
+    log_dir : path, optional
+        Where each stage's output goes when ``lanes > 1`` (required then).
+    env : dict, optional
+        Environment of the stage processes (default: this one's).
+    status_every_s : float
+        Seconds between status lines (several lanes only).
+
+    Returns
+    -------
+    RunSummary
+
+    Raises
+    ------
+    StageFailed
+        After the running stages finished, if any stage failed.
+
+    Example
+    -------
+    >>> import sys
+    >>> tmp = getfixture("tmp_path")
+    >>> def touch(name, needs=()):
+    ...     marker = tmp / name
+    ...     cmd = [sys.executable, "-c", f"open({str(marker)!r}, 'w').close()"]
+    ...     return Stage(name, cmd, marker, needs)
+    >>> out = run_stages([touch("a"), touch("b", ("a",))], lanes=2, log_dir=tmp / "logs",
+    ...                  echo=lambda *a: None)
+    >>> sorted(out.minutes), (tmp / "b").exists()
+    (['a', 'b'], True)
+    """
+    if lanes < 1:
+        raise ValueError(f"lanes must be >= 1, got {lanes}")
+    names = [s.name for s in stages]
+    if len(set(names)) != len(names):
+        raise ValueError(f"stage names must be unique: {names}")
+    for s in stages:
+        unknown = [n for n in s.needs if n not in names]
+        if unknown:
+            raise ValueError(f"stage {s.name!r} needs unknown stage(s) {unknown}")
+    if lanes > 1 and log_dir is None:
+        raise ValueError("several lanes need a log_dir for the stages' output")
+
+    finished = {s.name for s in stages if s.done()}
+    for s in stages:
+        if s.name in finished:
+            echo(f"[done already] {s.name} ({s.done_marker})")
+    pending = [s for s in stages if s.name not in finished]
+    running: list[_Running] = []
+    failures: list[str] = []
+    minutes: dict[str, float] = {}
+    peak = tree_rss_bytes([]) if os.path.isdir("/proc") else None
+    last_status = time.time()
+
+    def start(stage: Stage) -> _Running:
+        echo(f"\n[start] {stage.name}\n$ {shlex.join(stage.command)}")
+        log, handle = None, None
+        if lanes > 1:
+            log = Path(log_dir) / f"{stage.slug}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(log, "ab")
+            echo(f"  (output: {log})")
+        proc = subprocess.Popen(
+            stage.command,
+            cwd=cwd,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT if handle else None,
+        )
+        return _Running(stage, proc, time.time(), log, handle)
+
+    def finish(run: _Running) -> None:
+        if run.handle is not None:
+            run.handle.close()
+        took = time.time() - run.started
+        code = run.proc.returncode
+        if code == 0 and run.stage.done():
+            minutes[run.stage.name] = took / 60
+            finished.add(run.stage.name)
+            echo(f"[finished] {run.stage.name} in {took / 60:.1f} min")
+            return
+        why = (
+            f"exit {code}"
+            if code != 0
+            else f"it ended without writing {run.stage.done_marker}"
+        )
+        where = f"; its log: {run.log}\n{_tail(run.log)}" if run.log else ""
+        failures.append(f"stage '{run.stage.name}' failed ({why}){where}")
+        echo(f"[failed] {run.stage.name} ({why})")
+
+    try:
+        while pending or running:
+            if not failures:
+                for stage in list(pending):
+                    if len(running) >= lanes:
+                        break
+                    if all(n in finished for n in stage.needs):
+                        pending.remove(stage)
+                        running.append(start(stage))
+            if not running:
+                if failures:
+                    break
+                blocked = ", ".join(s.name for s in pending)
+                raise StageFailed(f"stages wait on stages that cannot run: {blocked}")
+            time.sleep(poll_s)
+            if peak is not None:
+                peak = max(peak, tree_rss_bytes([r.proc.pid for r in running]) or 0)
+            for run in list(running):
+                if run.proc.poll() is not None:
+                    running.remove(run)
+                    finish(run)
+            if lanes > 1 and running and time.time() - last_status >= status_every_s:
+                last_status = time.time()
+                for run in running:
+                    spent = (time.time() - run.started) / 60
+                    echo(
+                        f"  [{spent:4.1f} min] {run.stage.name}: "
+                        f"{_last_progress(run.log)}"
+                    )
+    except KeyboardInterrupt:
+        # the terminal sent SIGINT to the stages too; give them time to stop
+        for run in running:
+            try:
+                run.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                run.proc.kill()
+        raise
+    if failures:
+        raise StageFailed("\n\n".join(failures))
+    return RunSummary(minutes, peak)

@@ -1,0 +1,117 @@
+"""The demo's stage runner: lanes, dependencies, failures, resume, peak memory."""
+
+import sys
+import time
+
+import pytest
+
+from speechbrain_probe.demo import DemoSettings, plan_stages, stage_env
+from speechbrain_probe.pipeline import Stage, StageFailed, run_stages
+
+# a stage that records when it ran, optionally holds memory, sleeps, may fail
+SCRIPT = """
+import sys, time
+name, folder, seconds, fail, megabytes = sys.argv[1:6]
+ballast = bytearray(int(megabytes) * 2**20)
+ballast[::4096] = b"x" * len(ballast[::4096])
+start = time.time()
+time.sleep(float(seconds))
+print(f"{name} working 50%|#####", flush=True)
+if fail == "1":
+    print("something went wrong in " + name, flush=True)
+    sys.exit(3)
+with open(f"{folder}/{name}.done", "w") as f:
+    f.write(f"{start} {time.time()}")
+"""
+
+
+def _stage(tmp_path, name, seconds=0.5, needs=(), fail=False, megabytes=0):
+    script = tmp_path / "stage.py"
+    script.write_text(SCRIPT)
+    command = [
+        sys.executable,
+        str(script),
+        name,
+        str(tmp_path),
+        str(seconds),
+        "1" if fail else "0",
+        str(megabytes),
+    ]
+    return Stage(name, command, tmp_path / f"{name}.done", tuple(needs))
+
+
+def _span(tmp_path, name):
+    start, end = (tmp_path / f"{name}.done").read_text().split()
+    return float(start), float(end)
+
+
+def test_two_lanes_run_side_by_side_and_respect_needs(tmp_path):
+    stages = [
+        _stage(tmp_path, "a", 1.0),
+        _stage(tmp_path, "b", 1.0),
+        _stage(tmp_path, "c", 0.1, needs=("a", "b")),
+    ]
+    lines = []
+    started = time.time()
+    summary = run_stages(stages, lanes=2, log_dir=tmp_path / "logs", echo=lines.append)
+    assert sorted(summary.minutes) == ["a", "b", "c"]
+    a, b, c = (_span(tmp_path, n) for n in "abc")
+    assert a[0] < b[1] and b[0] < a[1]  # a and b overlapped
+    assert c[0] >= max(a[1], b[1])  # c waited for both
+    assert time.time() - started < 1.0 + 1.0 + 0.1  # not one after the other
+    assert "b working 50%" in (tmp_path / "logs" / "b.log").read_text()
+
+
+def test_a_failed_stage_stops_new_ones_keeps_finished_work_and_resumes(tmp_path):
+    stages = [
+        _stage(tmp_path, "slow", 1.0),
+        _stage(tmp_path, "broken", 0.1, fail=True),
+        _stage(tmp_path, "after", 0.1, needs=("slow",)),
+    ]
+    with pytest.raises(StageFailed) as failure:
+        run_stages(stages, lanes=2, log_dir=tmp_path / "logs", echo=lambda *a: None)
+    text = str(failure.value)
+    assert "stage 'broken' failed (exit 3)" in text
+    assert "something went wrong in broken" in text  # the log's tail
+    assert str(tmp_path / "logs" / "broken.log") in text
+    assert (tmp_path / "slow.done").exists()  # the running stage finished
+    assert not (tmp_path / "after.done").exists()  # no new stage started
+
+    # fixed: the next run skips the finished stage and runs the rest
+    stages[1] = _stage(tmp_path, "broken", 0.1)
+    lines = []
+    summary = run_stages(stages, lanes=2, log_dir=tmp_path / "logs", echo=lines.append)
+    assert sorted(summary.minutes) == ["after", "broken"]
+    assert any("[done already] slow" in line for line in lines)
+
+
+def test_peak_memory_counts_all_stage_processes_together(tmp_path):
+    stages = [
+        _stage(tmp_path, "one", 1.5, megabytes=150),
+        _stage(tmp_path, "two", 1.5, megabytes=150),
+    ]
+    summary = run_stages(
+        stages, lanes=2, log_dir=tmp_path / "logs", echo=lambda *a: None
+    )
+    if sys.platform.startswith("linux"):
+        assert summary.peak_rss_bytes > 300 * 2**20
+
+
+def test_bad_plans_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="needs unknown stage"):
+        run_stages([_stage(tmp_path, "a", needs=("nope",))])
+    with pytest.raises(ValueError, match="log_dir"):
+        run_stages([_stage(tmp_path, "a")], lanes=2)
+
+
+def test_demo_plan_runs_probes_after_their_asr_and_evaluation_last(tmp_path):
+    settings = DemoSettings.make(quick=False, data_dir="d", results_dir="r")
+    settings.lanes = 2
+    stages = {s.name: s for s in plan_stages(settings)}
+    assert stages["probes blstm_robust"].needs == ("ASR blstm_robust",)
+    assert set(stages["evaluation + report"].needs) == set(stages) - {
+        "evaluation + report"
+    }
+    assert stages["ASR vgg_lstm_baseline"].needs == ()
+    env, _ = stage_env(1, base={"SBPROBE_JEMALLOC": str(tmp_path / "none.so")})
+    assert "LD_PRELOAD" not in env and env["OMP_NUM_THREADS"] == "1"
