@@ -7,6 +7,7 @@ here is driven by the recipe's HyperPyYAML (see
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -16,6 +17,8 @@ import speechbrain as sb
 import torch
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
+
+from speechbrain_probe.data.locks import folder_lock
 
 from .brain import (
     CTCBrain,
@@ -120,13 +123,16 @@ def main(argv=None, prepare=None):
     if prepare is not None:
         run_on_main(prepare, kwargs={"hparams": hparams})
 
-    # tokenizer on the training transcripts (main process trains, all load)
-    tok = train_tokenizer(
-        hparams["train_csv"],
-        hparams["tokenizer_folder"],
-        vocab_size=hparams.get("vocab_size"),
-        model_type=hparams.get("token_type", "unigram"),
-    )
+    # tokenizer on the training transcripts (main process trains, all load);
+    # another recipe process sharing the folder (the demo's parallel stages)
+    # waits for it instead of writing the same files at the same time
+    with _shared(hparams["tokenizer_folder"], "the tokenizer"):
+        tok = train_tokenizer(
+            hparams["train_csv"],
+            hparams["tokenizer_folder"],
+            vocab_size=hparams.get("vocab_size"),
+            model_type=hparams.get("token_type", "unigram"),
+        )
     sp = tok.sp
     model = hparams["model"]
     if hparams["ctc_lin"].out_features != sp.vocab_size():
@@ -136,18 +142,20 @@ def main(argv=None, prepare=None):
             f"{sp.vocab_size()}"
         )
     hparams["tokenizer"] = sp
-    inter_sp = _inter_tokenizer(hparams)
+    with _shared(hparams["tokenizer_folder"], "the tokenizer"):
+        inter_sp = _inter_tokenizer(hparams)
 
     # the main process computes (or loads) the caches, then the others load
     # them: each process reads them once, and nothing is broadcast (the value
     # run_on_main returns is sent to every process)
     data = {}
-    run_on_main(
-        _load_features,
-        args=[hparams, data],
-        post_func=_load_features,
-        post_args=[hparams, data],
-    )
+    with _shared(hparams["feature_cache"], "the feature caches"):
+        run_on_main(
+            _load_features,
+            args=[hparams, data],
+            post_func=_load_features,
+            post_args=[hparams, data],
+        )
 
     summaries = {}
     datasets = {}
@@ -285,6 +293,18 @@ def main(argv=None, prepare=None):
         ),
     )
     return brain, results
+
+
+def _shared(folder, what: str):
+    """:func:`folder_lock` for a single-process run; a DDP job's ranks are
+    already ordered by ``run_on_main`` (and would deadlock on a lock held
+    across its barrier)."""
+    distributed = (
+        torch.distributed.is_available()
+        and torch.distributed.is_initialized()
+        and torch.distributed.get_world_size() > 1
+    )
+    return contextlib.nullcontext() if distributed else folder_lock(folder, what)
 
 
 def _inter_tokenizer(hparams: dict):

@@ -1,0 +1,32 @@
+"""A folder lock makes a second process wait for the first one's preparation."""
+
+import subprocess
+import sys
+import time
+
+from speechbrain_probe.data.locks import folder_lock
+
+HOLDER = """
+import sys, time
+from speechbrain_probe.data.locks import folder_lock
+with folder_lock(sys.argv[1], "test files"):
+    print("holding", flush=True)
+    time.sleep(1.5)
+    open(sys.argv[1] + "/built.txt", "w").write("done")
+"""
+
+
+def test_second_process_waits_and_then_finds_the_work_done(tmp_path):
+    folder = tmp_path / "shared"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(folder)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout.readline().strip() == "holding"
+    said = []
+    started = time.time()
+    with folder_lock(folder, "test files", echo=said.append):
+        waited = time.time() - started
+        assert (folder / "built.txt").read_text() == "done"
+    holder.wait(timeout=10)
+    assert waited > 0.5
+    assert said and "waiting for another process preparing test files" in said[0]
