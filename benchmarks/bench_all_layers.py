@@ -22,6 +22,13 @@ runs" uses only the training steps: P = (one pass - mean separate run)/(L-1).
     python benchmarks/bench_all_layers.py --size paper --arch blstm
     python benchmarks/bench_all_layers.py --asr_source results/asr/vgg_lstm_baseline/export
 
+``--runs DATA_FOLDER`` also times whole runs (``brain.fit``: 1 epoch + validation),
+one pass against L separate runs; with ``--prefetch`` every one of those runs
+computes the next batch's mel target and ASR forward on a second thread while its
+probes train (``ProbeBrain(prefetch=True)``), so a step costs about max(A, L*P)
+instead of A + L*P. Give torch one thread per core pair for that
+(``--threads 1`` on 2 cores).
+
 Comparing two versions of the code in separate processes: glibc's malloc adapts
 its mmap threshold to the allocation history, which moved the mel target's cost
 by ~30% between processes; pin it for such comparisons with
@@ -65,7 +72,7 @@ def recipe_optimizer():
     return hparams["opt_class"]
 
 
-def make_brain(asr, layers, opt_class=None, precision="fp32"):
+def make_brain(asr, layers, opt_class=None, precision="fp32", prefetch=False):
     probes = build_probes(asr, layers)
     brain = ProbeBrain(
         asr,
@@ -73,6 +80,7 @@ def make_brain(asr, layers, opt_class=None, precision="fp32"):
         modules=probes,
         opt_class=opt_class or recipe_optimizer(),
         run_opts={"device": "cpu", "precision": precision},
+        prefetch=prefetch,
     )
     brain.init_optimizers()
     brain.modules.train()
@@ -106,6 +114,12 @@ def main():
         default=None,
         metavar="DATA_FOLDER",
         help="also time whole training runs (1 epoch + validation) on this corpus",
+    )
+    parser.add_argument(
+        "--prefetch",
+        action="store_true",
+        help="whole runs: every brain (one-pass and separate) prepares the next "
+        "batch's ASR forward on a second thread while its probes train",
     )
     parser.add_argument("--train_utts", type=int, default=48)
     parser.add_argument("--valid_utts", type=int, default=24)
@@ -237,7 +251,7 @@ def time_runs(asr, layers, args):
     opt_class = recipe_optimizer()
 
     def run(names):
-        brain = make_brain(asr, names, opt_class, args.precision)
+        brain = make_brain(asr, names, opt_class, args.precision, args.prefetch)
         t0 = time.perf_counter()
         brain.fit(
             EpochCounter(1),
@@ -255,7 +269,8 @@ def time_runs(asr, layers, args):
     total = sum(t_each.values())
     L = len(layers)
     print(
-        f"# whole runs on {args.runs}: {len(train)} train + {len(valid)} valid utterances"
+        f"# whole runs on {args.runs}: {len(train)} train + {len(valid)} valid "
+        f"utterances; prefetch {'on' if args.prefetch else 'off'} in every run"
     )
     for name, t in t_each.items():
         print(f"  separate run {name:8s} {t:7.1f} s")

@@ -373,3 +373,57 @@ def test_half_written_checkpoint_is_set_aside_not_loaded(tmp_path):
     resumed.fit(counter2, loader(data), loader(data))
     assert counter2.current == 2  # went on from the complete epoch-1 checkpoint
     assert (tmp_path / "ckpt" / f"incomplete-{bad.name}").is_dir()  # kept, not lost
+
+
+def test_prefetched_batches_train_exactly_as_without(tmp_path):
+    """The next batch's ASR forward on a second thread changes no number."""
+    data = make_data()
+    kwargs = dict(batch_size=3, collate_fn=PaddedBatch)
+    weights = {}
+    for prefetch in (False, True):
+        asr = make_asr()
+        torch.manual_seed(1)
+        brain, counter = make_brain(
+            asr, ["cnn", "blstm2"], tmp_path / str(prefetch), prefetch=prefetch
+        )
+        brain.fit(
+            counter,
+            data,
+            data,
+            train_loader_kwargs=kwargs,
+            valid_loader_kwargs=kwargs,
+        )
+        weights[prefetch] = {
+            k: v.clone() for k, v in brain.modules.state_dict().items()
+        }
+    assert weights[False].keys() == weights[True].keys()
+    assert all(torch.equal(weights[False][k], weights[True][k]) for k in weights[False])
+
+
+def test_prefetch_saves_the_position_of_batches_trained_not_prepared(tmp_path):
+    import time
+
+    from speechbrain.dataio.dataloader import SaveableDataLoader
+
+    from speechbrain_probe.probe.prefetch import PrefetchedBatches
+
+    prepared = []
+    loader = SaveableDataLoader(list(range(10)), batch_size=1)
+    batches = PrefetchedBatches(
+        loader, lambda b: prepared.append(int(b)) or int(b), depth=2
+    )
+    iterator = iter(batches)
+    assert [next(iterator) for _ in range(3)] == [0, 1, 2]
+    deadline = time.time() + 10
+    while len(prepared) < 5 and time.time() < deadline:
+        time.sleep(0.01)
+    assert len(prepared) >= 5  # the thread is ahead of the trainer
+    loader._speechbrain_save(tmp_path / "position")
+    assert (tmp_path / "position").read_text() == "3"
+    iterator.close()  # stops the thread
+
+    resumed = SaveableDataLoader(list(range(10)), batch_size=1)
+    resumed._speechbrain_load(tmp_path / "position", end_of_epoch=False)
+    assert [int(b) for b in PrefetchedBatches(resumed, lambda b: b)] == list(
+        range(3, 10)
+    )

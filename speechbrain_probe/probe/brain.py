@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import speechbrain as sb
@@ -43,6 +44,7 @@ from speechbrain_probe.checkpoints import (
 )
 from speechbrain_probe.features import LogMelSpectrogram
 from speechbrain_probe.probe.model import FrameAligner, HighwayProbe, frames_per_hidden
+from speechbrain_probe.probe.prefetch import PrefetchedBatches
 
 __all__ = [
     "checkpoint_is_complete",
@@ -247,6 +249,15 @@ def masked_l1(pred: torch.Tensor, target: torch.Tensor, rel_lens: torch.Tensor):
     return err.sum(), mask.sum() * target.shape[-1]
 
 
+@dataclass
+class _PreparedBatch:
+    """A training batch with its hidden states and mel target (prefetched)."""
+
+    batch: object
+    states: dict
+    target: torch.Tensor
+
+
 class ProbeBrain(KillSafeCheckpoints, sb.Brain):
     """Train non-contextual probes that reconstruct the mel from hidden layers.
 
@@ -265,12 +276,21 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
         ``AddNoise``); the target is then the noisy input's own mel.
     cache : HiddenStateCache, optional
         Reuse hidden states of clean input across epochs.
+    prefetch : bool
+        Compute the next training batch's mel target and ASR forward on a
+        second thread while the probes train on this one
+        (:mod:`~speechbrain_probe.probe.prefetch`): a step then costs about
+        max(ASR, probes) instead of their sum. Worth it with a spare CPU core
+        (run torch on half the cores) or on a GPU.
     **kwargs
         ``opt_class``, ``hparams``, ``run_opts``, ``checkpointer`` as for ``sb.Brain``.
     """
 
-    def __init__(self, asr, layers, modules, add_noise=None, cache=None, **kwargs):
+    def __init__(
+        self, asr, layers, modules, add_noise=None, cache=None, prefetch=False, **kwargs
+    ):
         self.asr = asr
+        self.prefetch = bool(prefetch)
         self.layers = asr.check_layers(layers)
         missing = [n for n in self.layers if n not in modules]
         if missing:
@@ -354,6 +374,20 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
         preds = {n: self.predict(n, states, target.shape[1]) for n in self.layers}
         return preds, target
 
+    def make_dataloader(self, dataset, stage, ckpt_prefix="dataloader-", **kwargs):
+        """SpeechBrain's loader; in training with ``prefetch``, each batch comes
+        with its hidden states and target, prepared on a second thread."""
+        loader = super().make_dataloader(dataset, stage, ckpt_prefix, **kwargs)
+        if stage == sb.Stage.TRAIN and self.prefetch:
+            return PrefetchedBatches(loader, self._prepare_train_batch)
+        return loader
+
+    def _prepare_train_batch(self, batch) -> _PreparedBatch:
+        # runs on the prefetch thread: grad mode and autocast are per thread
+        with self.training_ctx:
+            states, target = self.shared_inputs(batch, sb.Stage.TRAIN)
+        return _PreparedBatch(batch, states, target)
+
     def fit_batch(self, batch):
         """One ASR forward, then each probe's forward and backward in turn.
 
@@ -362,12 +396,18 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
         Follows ``sb.Brain.fit_batch`` otherwise (autocast, gradient scaling
         and accumulation, DDP ``no_sync``, non-finite loss check).
         """
+        prepared = batch if isinstance(batch, _PreparedBatch) else None
+        if prepared is not None:
+            batch = prepared.batch
         should_step = (self.step % self.grad_accumulation_factor) == 0
         self.on_fit_batch_start(batch, should_step)
         total = None
         with self.no_sync(not should_step):
-            with self.training_ctx:
-                states, target = self.shared_inputs(batch, sb.Stage.TRAIN)
+            if prepared is not None:
+                states, target = prepared.states, prepared.target
+            else:
+                with self.training_ctx:
+                    states, target = self.shared_inputs(batch, sb.Stage.TRAIN)
             for name in self.layers:
                 with self.training_ctx:
                     pred = self.predict(name, states, target.shape[1])

@@ -270,6 +270,7 @@ def train_probes(hparams, run_opts=None, asr=None):
         modules=probes,
         add_noise=add_noise,
         cache=cache,
+        prefetch=bool(hparams.get("prefetch", False)),
         opt_class=hparams["opt_class"],
         hparams=hparams,
         run_opts=run_opts,
