@@ -379,7 +379,7 @@ def test_prefetched_batches_train_exactly_as_without(tmp_path):
     """The next batch's ASR forward on a second thread changes no number."""
     data = make_data()
     kwargs = dict(batch_size=3, collate_fn=PaddedBatch)
-    weights = {}
+    weights, valid = {}, {}
     for prefetch in (False, True):
         asr = make_asr()
         torch.manual_seed(1)
@@ -396,8 +396,10 @@ def test_prefetched_batches_train_exactly_as_without(tmp_path):
         weights[prefetch] = {
             k: v.clone() for k, v in brain.modules.state_dict().items()
         }
+        valid[prefetch] = brain.layer_losses()  # the last validation, prefetched too
     assert weights[False].keys() == weights[True].keys()
     assert all(torch.equal(weights[False][k], weights[True][k]) for k in weights[False])
+    assert valid[False] == valid[True] and set(valid[True]) == {"cnn", "blstm2"}
 
 
 def test_prefetch_saves_the_position_of_batches_trained_not_prepared(tmp_path):

@@ -375,18 +375,31 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
         return preds, target
 
     def make_dataloader(self, dataset, stage, ckpt_prefix="dataloader-", **kwargs):
-        """SpeechBrain's loader; in training with ``prefetch``, each batch comes
-        with its hidden states and target, prepared on a second thread."""
+        """SpeechBrain's loader; with ``prefetch``, each batch comes with its
+        hidden states and mel target, prepared on a second thread."""
         loader = super().make_dataloader(dataset, stage, ckpt_prefix, **kwargs)
-        if stage == sb.Stage.TRAIN and self.prefetch:
-            return PrefetchedBatches(loader, self._prepare_train_batch)
+        if self.prefetch:
+            return PrefetchedBatches(loader, lambda b: self._prepare_batch(b, stage))
         return loader
 
-    def _prepare_train_batch(self, batch) -> _PreparedBatch:
+    def _prepare_batch(self, batch, stage) -> _PreparedBatch:
         # runs on the prefetch thread: grad mode and autocast are per thread
-        with self.training_ctx:
-            states, target = self.shared_inputs(batch, sb.Stage.TRAIN)
+        context = self.training_ctx if stage == sb.Stage.TRAIN else self.evaluation_ctx
+        with torch.no_grad(), context:
+            states, target = self.shared_inputs(batch, stage)
         return _PreparedBatch(batch, states, target)
+
+    def evaluate_batch(self, batch, stage):
+        """``sb.Brain.evaluate_batch``, taking a prefetched batch as well."""
+        if not isinstance(batch, _PreparedBatch):
+            return super().evaluate_batch(batch, stage)
+        target = batch.target
+        with self.evaluation_ctx:
+            preds = {
+                n: self.predict(n, batch.states, target.shape[1]) for n in self.layers
+            }
+            loss = self.compute_objectives((preds, target), batch.batch, stage)
+        return loss.detach().cpu()
 
     def fit_batch(self, batch):
         """One ASR forward, then each probe's forward and backward in turn.
