@@ -11,7 +11,9 @@ terminal (its progress bars live); with several, each writes to its own log
 file and a status line per running stage (its latest progress bar) is printed
 every ``status_every_s`` seconds. A failed stage stops new stages from
 starting; the running ones finish their work (it is kept), then the failure
-is raised with the tail of the failed stage's log.
+is raised with the tail of the failed stage's log. On Linux a stage process
+is stopped (SIGTERM) when the runner dies, however it dies, so a killed demo
+leaves no stage running behind it.
 
 While stages run, the resident memory of all child processes together is
 sampled (Linux ``/proc``), so the peak reported is that of the whole run, not
@@ -24,6 +26,7 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,6 +118,24 @@ def tree_rss_bytes(pids) -> int | None:
     return total
 
 
+def _say(*args) -> None:
+    print(*args, flush=True)  # in order with the stages' output, through pipes too
+
+
+def _die_with_parent() -> None:
+    """In a stage process (Linux): get SIGTERM when the runner dies, even by
+    SIGKILL, so that no orphaned stage keeps writing into a folder that the
+    next run will use."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _last_progress(log: Path, limit: int = 110) -> str:
     """The latest progress-bar line (or last line) of a stage's log."""
     try:
@@ -155,7 +176,7 @@ def run_stages(
     cwd=None,
     status_every_s: float = 30.0,
     poll_s: float = 0.5,
-    echo=print,
+    echo=None,
 ) -> RunSummary:
     """Run ``stages`` (skipping finished ones), up to ``lanes`` at a time.
 
@@ -171,6 +192,8 @@ def run_stages(
         Environment of the stage processes (default: this one's).
     status_every_s : float
         Seconds between status lines (several lanes only).
+    echo : callable, optional
+        Where progress lines go (default: printed and flushed).
 
     Returns
     -------
@@ -194,6 +217,8 @@ def run_stages(
     >>> sorted(out.minutes), (tmp / "b").exists()
     (['a', 'b'], True)
     """
+    if echo is None:
+        echo = _say
     if lanes < 1:
         raise ValueError(f"lanes must be >= 1, got {lanes}")
     names = [s.name for s in stages]
@@ -231,6 +256,7 @@ def run_stages(
             env=env,
             stdout=handle,
             stderr=subprocess.STDOUT if handle else None,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
         return _Running(stage, proc, time.time(), log, handle)
 

@@ -115,3 +115,46 @@ def test_demo_plan_runs_probes_after_their_asr_and_evaluation_last(tmp_path):
     assert stages["ASR vgg_lstm_baseline"].needs == ()
     env, _ = stage_env(1, base={"SBPROBE_JEMALLOC": str(tmp_path / "none.so")})
     assert "LD_PRELOAD" not in env and env["OMP_NUM_THREADS"] == "1"
+
+
+RUNNER = """
+import sys
+from pathlib import Path
+from speechbrain_probe.pipeline import Stage, run_stages
+folder = Path(sys.argv[1])
+child = (
+    "import os, time, pathlib; "
+    f"pathlib.Path({str(folder / 'pid')!r}).write_text(str(os.getpid())); time.sleep(60)"
+)
+run_stages([Stage("long", [sys.executable, "-c", child], folder / "never")])
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            state = handle.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG")
+def test_a_killed_runner_leaves_no_stage_running(tmp_path):
+    import signal
+    import subprocess
+
+    runner = subprocess.Popen([sys.executable, "-c", RUNNER, str(tmp_path)])
+    pid_file = tmp_path / "pid"
+    deadline = time.time() + 30
+    while not pid_file.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.1)
+    stage_pid = int(pid_file.read_text())
+    assert _running(stage_pid)
+    runner.send_signal(signal.SIGKILL)
+    runner.wait(timeout=10)
+    deadline = time.time() + 10
+    while _running(stage_pid) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not _running(stage_pid)
