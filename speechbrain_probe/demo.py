@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .data.locks import FolderBusy, folder_lock
 from .data.synthetic import build_corpus
 from .pipeline import Stage, StageFailed, run_stages
 
@@ -323,6 +324,16 @@ def main(argv: list[str] | None = None) -> int:
     settings = DemoSettings.make(args.quick, args.data_dir, args.results_dir)
     if args.lanes is not None:
         settings.lanes = max(1, args.lanes)
+    # one demo at a time per results folder: two would train into the same
+    # save folders (and build the same corpus) at once
+    try:
+        with folder_lock(settings.results, "a demo run", wait=False):
+            return _run_demo(args, settings)
+    except FolderBusy as busy:
+        raise SystemExit(f"{busy}; this demo did nothing") from None
+
+
+def _run_demo(args, settings: DemoSettings) -> int:
     stages = [] if args.corpus_only else plan_stages(settings)
     started = time.time()
     print(f"built-in corpus ({settings.preset}) in {settings.corpus.resolve()}")

@@ -30,3 +30,20 @@ def test_second_process_waits_and_then_finds_the_work_done(tmp_path):
     holder.wait(timeout=10)
     assert waited > 0.5
     assert said and "waiting for another process preparing test files" in said[0]
+
+
+def test_a_second_demo_on_the_same_results_refuses_and_does_nothing(tmp_path):
+    import pytest
+
+    from speechbrain_probe import demo
+
+    held = tmp_path / "results" / "demo_quick"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(held)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout.readline().strip() == "holding"
+    argv = ["--quick", "--data-dir", str(tmp_path / "data")]
+    with pytest.raises(SystemExit, match="another process is using .*demo_quick"):
+        demo.main(argv + ["--results-dir", str(tmp_path / "results")])
+    holder.wait(timeout=10)
+    assert not (tmp_path / "data").exists()  # not even the corpus was started

@@ -13,15 +13,20 @@ import contextlib
 import time
 from pathlib import Path
 
-__all__ = ["folder_lock"]
+__all__ = ["folder_lock", "FolderBusy"]
+
+
+class FolderBusy(RuntimeError):
+    """Another process holds the folder's lock (and we were told not to wait)."""
 
 
 @contextlib.contextmanager
-def folder_lock(folder, what: str = "files", echo=print):
+def folder_lock(folder, what: str = "files", echo=print, wait: bool = True):
     """Hold an exclusive lock on ``folder/.lock`` (created if needed).
 
     A no-op where ``fcntl`` is missing (Windows). Inside a multi-process
     (DDP) job only one process should take it (the one that builds).
+    With ``wait=False`` a lock held elsewhere raises :class:`FolderBusy`.
 
     Example
     -------
@@ -42,6 +47,11 @@ def folder_lock(folder, what: str = "files", echo=print):
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            if not wait:
+                raise FolderBusy(
+                    f"another process is using {folder} for {what} (it holds "
+                    f"{folder / '.lock'}); wait for it to finish or stop it"
+                ) from None
             echo(f"waiting for another process preparing {what} in {folder} ...")
             started = time.time()
             fcntl.flock(handle, fcntl.LOCK_EX)
