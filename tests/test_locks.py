@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-import time
 
 from speechbrain_probe.data.locks import folder_lock
 
@@ -23,12 +22,10 @@ def test_second_process_waits_and_then_finds_the_work_done(tmp_path):
     )
     assert holder.stdout.readline().strip() == "holding"
     said = []
-    started = time.time()
     with folder_lock(folder, "test files", echo=said.append):
-        waited = time.time() - started
+        # the holder finished its work before letting go
         assert (folder / "built.txt").read_text() == "done"
     holder.wait(timeout=10)
-    assert waited > 0.5
     assert said and "waiting for another process preparing test files" in said[0]
 
 

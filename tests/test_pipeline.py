@@ -52,13 +52,11 @@ def test_two_lanes_run_side_by_side_and_respect_needs(tmp_path):
         _stage(tmp_path, "c", 0.1, needs=("a", "b")),
     ]
     lines = []
-    started = time.time()
     summary = run_stages(stages, lanes=2, log_dir=tmp_path / "logs", echo=lines.append)
     assert sorted(summary.minutes) == ["a", "b", "c"]
     a, b, c = (_span(tmp_path, n) for n in "abc")
     assert a[0] < b[1] and b[0] < a[1]  # a and b overlapped
     assert c[0] >= max(a[1], b[1])  # c waited for both
-    assert time.time() - started < 1.0 + 1.0 + 0.1  # not one after the other
     assert "b working 50%" in (tmp_path / "logs" / "b.log").read_text()
 
 
@@ -87,8 +85,8 @@ def test_a_failed_stage_stops_new_ones_keeps_finished_work_and_resumes(tmp_path)
 
 def test_peak_memory_counts_all_stage_processes_together(tmp_path):
     stages = [
-        _stage(tmp_path, "one", 1.5, megabytes=150),
-        _stage(tmp_path, "two", 1.5, megabytes=150),
+        _stage(tmp_path, "one", 3.0, megabytes=150),
+        _stage(tmp_path, "two", 3.0, megabytes=150),
     ]
     summary = run_stages(
         stages, lanes=2, log_dir=tmp_path / "logs", echo=lambda *a: None
