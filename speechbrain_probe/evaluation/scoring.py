@@ -28,7 +28,6 @@ __all__ = [
     "mean_ci",
     "score_cell",
     "submit_quality",
-    "first_per_speaker",
     "load_cell",
     "save_cell",
 ]
@@ -64,7 +63,6 @@ def score_cell(
     n_boot: int = 1000,
     n_jobs: int | None = None,
     seed: int = 0,
-    pool=None,
     quality_handle=None,
     pesq_ids=None,
 ) -> dict:
@@ -80,11 +78,10 @@ def score_cell(
         name -> :class:`~speechbrain_probe.metrics.speaker.SpeakerVerifier`.
     quality : bool
         Compute STOI and PESQ.
-    pool : EvaluationPool, optional
-        Long-lived workers for STOI/PESQ (they run while this process embeds
-        the audio). Without one, ``n_jobs`` processes are started for the cell.
     quality_handle : optional
-        STOI/PESQ of this cell already started by :func:`submit_quality`.
+        STOI/PESQ of this cell already started on long-lived workers by
+        :func:`submit_quality` (they run while this process embeds the
+        audio). Without one, ``n_jobs`` processes are started for the cell.
     pesq_ids : collection of str, optional
         Score PESQ on these utterances only (STOI on all); None: all. PESQ
         costs ten times STOI, and its cell mean over fewer utterances is
@@ -96,10 +93,6 @@ def score_cell(
         ``{"metrics": {metric: [value, low, high, n]}, "excluded": [...]}``
         (EER as a fraction).
     """
-    if quality and quality_handle is None and pool is not None:
-        quality_handle = submit_quality(
-            pool, utt_ids, wav_paths, clean_paths, pesq_ids=pesq_ids
-        )
     audio = [read_checked(p) for p in wav_paths]
     metrics, excluded = {}, []
     for name, verifier in verifiers.items():
@@ -169,31 +162,9 @@ def _quality_jobs(utt_ids, pesq_ids):
     every = list(range(len(utt_ids)))
     if pesq_ids is None:
         return [(("stoi", "pesq"), every)]
-    chosen = [i for i in every if utt_ids[i] in set(pesq_ids)]
+    wanted = set(pesq_ids)
+    chosen = [i for i in every if utt_ids[i] in wanted]
     return [(("stoi",), every), (("pesq",), chosen)]
-
-
-def first_per_speaker(utterances, count: int | None):
-    """The ids of the first ``count`` utterances of every speaker (None: all).
-
-    Example
-    -------
-    >>> from types import SimpleNamespace as U
-    >>> utts = [U(utt_id=f"{s}{i}", spk_id=s) for s in "ab" for i in range(3)]
-    >>> sorted(first_per_speaker(utts, 1)), first_per_speaker(utts, None)
-    (['a0', 'b0'], None)
-    """
-    if count is None:
-        return None
-    if count < 1:
-        raise ValueError(f"utterances per speaker must be >= 1 or null, got {count}")
-    seen: dict[str, int] = {}
-    chosen = set()
-    for u in utterances:
-        if seen.get(u.spk_id, 0) < count:
-            seen[u.spk_id] = seen.get(u.spk_id, 0) + 1
-            chosen.add(u.utt_id)
-    return chosen
 
 
 def save_cell(path, result: dict) -> None:

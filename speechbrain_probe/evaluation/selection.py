@@ -16,7 +16,13 @@ import numpy as np
 
 from speechbrain_probe.data.manifest import read_manifest
 
-__all__ = ["TestUtterance", "CONDITION_FILES", "condition_manifests", "select_subset"]
+__all__ = [
+    "TestUtterance",
+    "CONDITION_FILES",
+    "condition_manifests",
+    "select_subset",
+    "first_per_speaker",
+]
 
 #: Condition name -> manifest file name in a prepared corpus folder.
 CONDITION_FILES = {
@@ -128,3 +134,26 @@ def select_subset(
         chosen.extend(utts)
     chosen.sort()
     return {cond: [tables[cond][u] for u in chosen] for cond in conditions}
+
+
+def first_per_speaker(utterances, count: int | None):
+    """The ids of the first ``count`` utterances of every speaker (None: all).
+
+    Example
+    -------
+    >>> from types import SimpleNamespace as U
+    >>> utts = [U(utt_id=f"{s}{i}", spk_id=s) for s in "ab" for i in range(3)]
+    >>> sorted(first_per_speaker(utts, 1)), first_per_speaker(utts, None)
+    (['a0', 'b0'], None)
+    """
+    if count is None:
+        return None
+    if count < 1:
+        raise ValueError(f"utterances per speaker must be >= 1 or null, got {count}")
+    seen: dict[str, int] = {}
+    chosen = set()
+    for u in utterances:
+        if seen.get(u.spk_id, 0) < count:
+            seen[u.spk_id] = seen.get(u.spk_id, 0) + 1
+            chosen.add(u.utt_id)
+    return chosen

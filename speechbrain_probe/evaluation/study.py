@@ -25,7 +25,10 @@ cells are queued at once, so the workers never wait for the embeddings.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,16 +37,15 @@ import torch
 from tqdm import tqdm
 
 from speechbrain_probe.data.audio import read_checked
-from speechbrain_probe.data.manifest import write_csv, write_manifest
+from speechbrain_probe.data.manifest import atomic_write_text, write_csv, write_manifest
 from speechbrain_probe.evaluation.pool import EvaluationPool
 from speechbrain_probe.evaluation.scoring import (
-    first_per_speaker,
     load_cell,
     save_cell,
     score_cell,
     submit_quality,
 )
-from speechbrain_probe.evaluation.selection import select_subset
+from speechbrain_probe.evaluation.selection import first_per_speaker, select_subset
 from speechbrain_probe.evaluation.synthesis import (
     sample_path,
     write_reconstructions,
@@ -113,17 +115,8 @@ def _reference_cells(study: Path, condition: str, utterances):
     )
 
 
-def _missing_references(samples: Path, condition: str, subset) -> bool:
-    return any(
-        not sample_path(samples, condition, "copy_synthesis", u.utt_id).exists()
-        for u in subset[condition]
-    )
-
-
 def _check_cell_settings(path: Path, settings: dict) -> None:
     """Refuse to mix cells scored under other settings into one study."""
-    import json
-
     if path.exists():
         stored = json.loads(path.read_text())
         changed = {
@@ -139,14 +132,7 @@ def _check_cell_settings(path: Path, settings: dict) -> None:
                 "griffin_lim_iters changed) to rescore"
             )
         return
-    from speechbrain_probe.data.manifest import atomic_write_text
-
     atomic_write_text(path, json.dumps(settings, indent=1, sort_keys=True))
-
-
-def _pool_if(pool, needed: bool):
-    """The worker pool when there is Griffin-Lim work for it (else None)."""
-    return pool.get() if needed else None
 
 
 def _write_samples_csv(study: Path, subset, models, model_layers):
@@ -241,6 +227,32 @@ def _figure3(study: Path, subset, models, loaded, condition: str):
     )
 
 
+@contextlib.contextmanager
+def _study_workers(n_jobs, num_threads):
+    """This process on ``num_threads`` torch threads (restored afterwards), and
+    the study's worker pool (None for one job: work in this process).
+
+    An :class:`EvaluationPool` starts its worker processes at the first job,
+    so a study with nothing left to compute starts none. A kill drops the
+    queued jobs instead of waiting for them.
+    """
+    previous_threads = torch.get_num_threads()
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    n_jobs = n_jobs or os.cpu_count() or 1
+    pool = EvaluationPool(n_jobs) if n_jobs > 1 else None
+    try:
+        yield pool
+    except BaseException:
+        if pool is not None:
+            pool.close(cancel=True)
+        raise
+    finally:
+        if pool is not None:
+            pool.close()
+        torch.set_num_threads(previous_threads)
+
+
 def run_study(
     data_folder,
     output_folder,
@@ -296,259 +308,190 @@ def run_study(
     Path
         The report page.
     """
-    previous_threads = torch.get_num_threads()
-    if num_threads:
-        torch.set_num_threads(num_threads)
-    pool = _LazyPool(n_jobs)
-    try:
-        return _run_study(
-            data_folder,
-            output_folder,
-            models,
-            conditions,
-            utts_per_speaker,
-            verifiers,
-            griffin_lim_iters,
-            n_boot,
-            batch_size,
-            device,
-            seed,
-            title,
-            note,
-            pool,
-            pesq_per_speaker,
-        )
-    except BaseException:
-        pool.close(cancel=True)  # a kill must not wait for the queued jobs
-        raise
-    finally:
-        pool.close()
-        torch.set_num_threads(previous_threads)
-
-
-class _LazyPool:
-    """The study's worker pool, started only when there is work for it (a
-    finished study starts none); ``None`` for one job (work in this process)."""
-
-    def __init__(self, n_jobs):
-        import os
-
-        self.n_jobs = n_jobs or os.cpu_count() or 1
-        self._pool = None
-
-    def get(self) -> EvaluationPool | None:
-        if self.n_jobs <= 1:
-            return None
-        if self._pool is None:
-            self._pool = EvaluationPool(self.n_jobs)
-        return self._pool
-
-    def close(self, cancel: bool = False) -> None:
-        if self._pool is not None:
-            self._pool.close(cancel=cancel)
-            self._pool = None
-
-
-def _run_study(
-    data_folder,
-    output_folder,
-    models,
-    conditions,
-    utts_per_speaker,
-    verifiers,
-    griffin_lim_iters,
-    n_boot,
-    batch_size,
-    device,
-    seed,
-    title,
-    note,
-    pool: _LazyPool,
-    pesq_per_speaker: int | None = None,
-) -> Path:
     from speechbrain_probe.frozen import load_asr
     from speechbrain_probe.metrics.speaker import build_verifier
     from speechbrain_probe.probe.brain import load_trained_probes
     from speechbrain_probe.report import build_report
     from speechbrain_probe.vocoder import GriffinLimVocoder
 
-    started = time.time()
-    study = Path(output_folder)
-    study.mkdir(parents=True, exist_ok=True)
-    conditions = list(conditions)
-    verifiers = {"ge2e": None} if verifiers is None else dict(verifiers)
-    names = [m.name for m in models]
-    if len(set(names)) != len(names):
-        raise ValueError(f"model names must be unique, got {names}")
+    with _study_workers(n_jobs, num_threads) as pool:
+        started = time.time()
+        study = Path(output_folder)
+        study.mkdir(parents=True, exist_ok=True)
+        conditions = list(conditions)
+        verifiers = {"ge2e": None} if verifiers is None else dict(verifiers)
+        names = [m.name for m in models]
+        if len(set(names)) != len(names):
+            raise ValueError(f"model names must be unique, got {names}")
 
-    # 1. subset and trials -------------------------------------------------
-    subset = select_subset(data_folder, conditions, utts_per_speaker, seed)
-    first = subset[conditions[0]]
-    write_manifest(
-        study / "subset.csv",
-        [dict(ID=u.utt_id, spk_id=u.spk_id, wrd=u.words) for u in first],
-        fields=("ID", "spk_id", "wrd"),
-    )
-    trials_path = study / "trials.csv"
-    trials = make_trials([(u.utt_id, u.spk_id) for u in first], seed=seed)
-    if trials_path.exists() and load_trials(trials_path) != trials:
-        raise ValueError(
-            f"{trials_path} holds other trials than this configuration makes (another "
-            "subset or seed); use a new output folder or delete the study's cells/"
+        # 1. subset and trials -------------------------------------------------
+        subset = select_subset(data_folder, conditions, utts_per_speaker, seed)
+        first = subset[conditions[0]]
+        write_manifest(
+            study / "subset.csv",
+            [dict(ID=u.utt_id, spk_id=u.spk_id, wrd=u.words) for u in first],
+            fields=("ID", "spk_id", "wrd"),
         )
-    save_trials(trials_path, trials)
-    _check_cell_settings(
-        study / "cells" / "settings.json",
-        dict(
-            n_boot=n_boot,
-            pesq_per_speaker=pesq_per_speaker,
-            griffin_lim_iters=griffin_lim_iters,
-            verifiers=sorted(verifiers),
-        ),
-    )
-    pesq_ids = first_per_speaker(first, pesq_per_speaker)
-    print(
-        f"evaluation subset: {len(first)} utterances of "
-        f"{len({u.spk_id for u in first})} unseen speakers, {len(trials)} trials"
-    )
-
-    # 2. audio ---------------------------------------------------------------
-    samples = study / "samples"
-    loaded = {}
-    model_layers = {}
-    vocoder = None
-    for spec in models:
-        asr = load_asr(spec.asr, device=device)
-        probes = load_trained_probes(spec.probes, asr, device=device)
-        loaded[spec.name] = (asr, probes)
-        model_layers[spec.name] = list(probes)
-        if vocoder is None:
-            vocoder = GriffinLimVocoder(
-                asr.mel_config, n_iter=griffin_lim_iters, device=device, seed=seed
-            )
-        elif vocoder.config != asr.mel_config:
+        trials_path = study / "trials.csv"
+        trials = make_trials([(u.utt_id, u.spk_id) for u in first], seed=seed)
+        if trials_path.exists() and load_trials(trials_path) != trials:
             raise ValueError(
-                f"model {spec.name} uses other mel settings than {models[0].name}; "
-                "evaluate models with different features in separate studies"
+                f"{trials_path} holds other trials than this configuration makes (another "
+                "subset or seed); use a new output folder or delete the study's cells/"
             )
-    if vocoder is None:
-        raise ValueError("the study needs at least one model")
-    for condition in conditions:
-        write_references(
-            samples,
-            condition,
-            subset[condition],
-            vocoder,
-            vocoder.config,
-            pool=_pool_if(pool, _missing_references(samples, condition, subset)),
+        save_trials(trials_path, trials)
+        _check_cell_settings(
+            study / "cells" / "settings.json",
+            dict(
+                n_boot=n_boot,
+                pesq_per_speaker=pesq_per_speaker,
+                griffin_lim_iters=griffin_lim_iters,
+                verifiers=sorted(verifiers),
+            ),
         )
-    for spec in models:
-        asr, probes = loaded[spec.name]
+        pesq_ids = first_per_speaker(first, pesq_per_speaker)
+        print(
+            f"evaluation subset: {len(first)} utterances of "
+            f"{len({u.spk_id for u in first})} unseen speakers, {len(trials)} trials"
+        )
+
+        # 2. audio ---------------------------------------------------------------
+        samples = study / "samples"
+        loaded = {}
+        model_layers = {}
+        vocoder = None
+        for spec in models:
+            asr = load_asr(spec.asr, device=device)
+            probes = load_trained_probes(spec.probes, asr, device=device)
+            loaded[spec.name] = (asr, probes)
+            model_layers[spec.name] = list(probes)
+            if vocoder is None:
+                vocoder = GriffinLimVocoder(
+                    asr.mel_config, n_iter=griffin_lim_iters, device=device, seed=seed
+                )
+            elif vocoder.config != asr.mel_config:
+                raise ValueError(
+                    f"model {spec.name} uses other mel settings than {models[0].name}; "
+                    "evaluate models with different features in separate studies"
+                )
+        if vocoder is None:
+            raise ValueError("the study needs at least one model")
         for condition in conditions:
-            missing = any(
-                not sample_path(samples, condition, spec.name, u.utt_id, layer).exists()
-                for u in subset[condition]
-                for layer in probes
-            )
-            write_reconstructions(
+            write_references(
                 samples,
                 condition,
-                spec.name,
                 subset[condition],
-                asr,
-                probes,
                 vocoder,
-                batch_size=batch_size,
-                device=device,
-                pool=_pool_if(pool, missing),
+                vocoder.config,
+                pool=pool,
             )
-    _write_samples_csv(study, subset, models, model_layers)
-    figure3_condition = conditions[-1]
-    if not (study / "figure3_mels.npz").exists():
-        _figure3(study, subset, models, loaded, figure3_condition)
-
-    # 3. scores --------------------------------------------------------------
-    cells = []
-    for condition in conditions:
-        for layer, wavs, clean in _reference_cells(study, condition, subset[condition]):
-            cells.append((None, layer, condition, wavs, clean))
         for spec in models:
-            for layer in model_layers[spec.name]:
-                ids = [u.utt_id for u in subset[condition]]
-                wavs = [
-                    sample_path(samples, condition, spec.name, i, layer) for i in ids
-                ]
-                clean = [sample_path(samples, condition, "original", i) for i in ids]
-                cells.append((spec, layer, condition, wavs, clean))
-    built = {}
-    metric_rows, exclusions = [], []
-
-    def cell_path(spec, layer, condition):
-        owner = spec.name if spec else "_reference"
-        return study / "cells" / condition / owner / f"{layer}.json"
-
-    # STOI/PESQ of every unfinished cell go to the workers at once; this
-    # process embeds cell after cell meanwhile.
-    handles = {}
-    todo = [c for c in cells if not cell_path(*c[:3]).exists()]
-    workers = pool.get() if todo else None
-    if workers is not None:
-        for spec, layer, condition, wavs, clean in todo:
-            ids = [u.utt_id for u in subset[condition]]
-            handles[(spec, layer, condition)] = submit_quality(
-                workers, ids, wavs, clean, pesq_ids=pesq_ids
-            )
-    for spec, layer, condition, wavs, clean in tqdm(cells, desc="scoring cells"):
-        owner = spec.name if spec else "_reference"
-        path = cell_path(spec, layer, condition)
-        result = load_cell(path)
-        if result is None:
-            for name, source in verifiers.items():
-                if name not in built:
-                    built[name] = build_verifier(name, source=source, device=device)
-            ids = [u.utt_id for u in subset[condition]]
-            result = score_cell(
-                ids,
-                wavs,
-                clean,
-                trials,
-                built,
-                n_boot=n_boot,
-                n_jobs=1,
-                seed=seed,
-                quality_handle=handles.pop((spec, layer, condition), None),
-                pesq_ids=pesq_ids,
-            )
-            save_cell(path, result)
-        for metric, (value, low, high, n) in sorted(result["metrics"].items()):
-            metric_rows.append(
-                dict(
-                    model=spec.name if spec else "",
-                    arch=spec.arch if spec else "",
-                    training=spec.training if spec else "",
-                    layer=layer,
-                    condition=condition,
-                    metric=metric,
-                    value=value,
-                    ci_low=low,
-                    ci_high=high,
-                    n=n,
+            asr, probes = loaded[spec.name]
+            for condition in conditions:
+                write_reconstructions(
+                    samples,
+                    condition,
+                    spec.name,
+                    subset[condition],
+                    asr,
+                    probes,
+                    vocoder,
+                    batch_size=batch_size,
+                    device=device,
+                    pool=pool,
                 )
-            )
-        for e in result["excluded"]:
-            where = f"{owner}/{layer}/{condition}"
-            exclusions.append(
-                Exclusion(e["utt_id"], e["metric"], f"{where}: {e['reason']}")
-            )
+        _write_samples_csv(study, subset, models, model_layers)
+        figure3_condition = conditions[-1]
+        if not (study / "figure3_mels.npz").exists():
+            _figure3(study, subset, models, loaded, figure3_condition)
 
-    # 4. result files and report ----------------------------------------------
-    pool.close()
-    write_csv(study / "metrics.csv", metric_rows, METRICS_FIELDS)
-    write_exclusions(study / "excluded.csv", exclusions)
-    _collect_asr_results(study, models)
-    page = build_report(study, title=title, note=note or "", verbose=False)
-    print(
-        f"evaluation: {len(cells)} cells, {len(exclusions)} exclusions, "
-        f"{time.time() - started:.0f} s; report: {page}"
-    )
-    return page
+        # 3. scores --------------------------------------------------------------
+        cells = []
+        for condition in conditions:
+            for layer, wavs, clean in _reference_cells(
+                study, condition, subset[condition]
+            ):
+                cells.append((None, layer, condition, wavs, clean))
+            for spec in models:
+                for layer in model_layers[spec.name]:
+                    ids = [u.utt_id for u in subset[condition]]
+                    wavs = [
+                        sample_path(samples, condition, spec.name, i, layer)
+                        for i in ids
+                    ]
+                    clean = [
+                        sample_path(samples, condition, "original", i) for i in ids
+                    ]
+                    cells.append((spec, layer, condition, wavs, clean))
+        built = {}
+        metric_rows, exclusions = [], []
+
+        def cell_path(spec, layer, condition):
+            owner = spec.name if spec else "_reference"
+            return study / "cells" / condition / owner / f"{layer}.json"
+
+        # STOI/PESQ of every unfinished cell go to the workers at once; this
+        # process embeds cell after cell meanwhile.
+        handles = {}
+        todo = [c for c in cells if not cell_path(*c[:3]).exists()]
+        if pool is not None:
+            for spec, layer, condition, wavs, clean in todo:
+                ids = [u.utt_id for u in subset[condition]]
+                handles[(spec, layer, condition)] = submit_quality(
+                    pool, ids, wavs, clean, pesq_ids=pesq_ids
+                )
+        for spec, layer, condition, wavs, clean in tqdm(cells, desc="scoring cells"):
+            owner = spec.name if spec else "_reference"
+            path = cell_path(spec, layer, condition)
+            result = load_cell(path)
+            if result is None:
+                for name, source in verifiers.items():
+                    if name not in built:
+                        built[name] = build_verifier(name, source=source, device=device)
+                ids = [u.utt_id for u in subset[condition]]
+                result = score_cell(
+                    ids,
+                    wavs,
+                    clean,
+                    trials,
+                    built,
+                    n_boot=n_boot,
+                    n_jobs=1,
+                    seed=seed,
+                    quality_handle=handles.pop((spec, layer, condition), None),
+                    pesq_ids=pesq_ids,
+                )
+                save_cell(path, result)
+            for metric, (value, low, high, n) in sorted(result["metrics"].items()):
+                metric_rows.append(
+                    dict(
+                        model=spec.name if spec else "",
+                        arch=spec.arch if spec else "",
+                        training=spec.training if spec else "",
+                        layer=layer,
+                        condition=condition,
+                        metric=metric,
+                        value=value,
+                        ci_low=low,
+                        ci_high=high,
+                        n=n,
+                    )
+                )
+            for e in result["excluded"]:
+                where = f"{owner}/{layer}/{condition}"
+                exclusions.append(
+                    Exclusion(e["utt_id"], e["metric"], f"{where}: {e['reason']}")
+                )
+
+        # 4. result files and report ----------------------------------------------
+        if pool is not None:
+            pool.close()  # the workers have nothing left to do
+        write_csv(study / "metrics.csv", metric_rows, METRICS_FIELDS)
+        write_exclusions(study / "excluded.csv", exclusions)
+        _collect_asr_results(study, models)
+        page = build_report(study, title=title, note=note or "", verbose=False)
+        print(
+            f"evaluation: {len(cells)} cells, {len(exclusions)} exclusions, "
+            f"{time.time() - started:.0f} s; report: {page}"
+        )
+        return page
