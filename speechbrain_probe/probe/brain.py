@@ -251,11 +251,16 @@ def masked_l1(pred: torch.Tensor, target: torch.Tensor, rel_lens: torch.Tensor):
 
 @dataclass
 class _PreparedBatch:
-    """A training batch with its hidden states and mel target (prefetched)."""
+    """A batch with its hidden states and mel target (prefetched)."""
 
     batch: object
     states: dict
     target: torch.Tensor
+
+
+def _unwrap(batch):
+    """The data batch itself, prefetched or not."""
+    return batch.batch if isinstance(batch, _PreparedBatch) else batch
 
 
 class ProbeBrain(KillSafeCheckpoints, sb.Brain):
@@ -368,9 +373,15 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
         """Probe ``name``'s prediction ``[B, num_target, n_mels]``."""
         return self.aligners[name](self.modules[name](states[name]), num_target)
 
+    def _inputs(self, batch, stage):
+        """Hidden states and target: prefetched with the batch, or computed now."""
+        if isinstance(batch, _PreparedBatch):
+            return batch.states, batch.target
+        return self.shared_inputs(batch, stage)
+
     def compute_forward(self, batch, stage):
         """Mel target and every probe's prediction from one ASR forward."""
-        states, target = self.shared_inputs(batch, stage)
+        states, target = self._inputs(batch, stage)
         preds = {n: self.predict(n, states, target.shape[1]) for n in self.layers}
         return preds, target
 
@@ -389,18 +400,6 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
             states, target = self.shared_inputs(batch, stage)
         return _PreparedBatch(batch, states, target)
 
-    def evaluate_batch(self, batch, stage):
-        """``sb.Brain.evaluate_batch``, taking a prefetched batch as well."""
-        if not isinstance(batch, _PreparedBatch):
-            return super().evaluate_batch(batch, stage)
-        target = batch.target
-        with self.evaluation_ctx:
-            preds = {
-                n: self.predict(n, batch.states, target.shape[1]) for n in self.layers
-            }
-            loss = self.compute_objectives((preds, target), batch.batch, stage)
-        return loss.detach().cpu()
-
     def fit_batch(self, batch):
         """One ASR forward, then each probe's forward and backward in turn.
 
@@ -409,18 +408,13 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
         Follows ``sb.Brain.fit_batch`` otherwise (autocast, gradient scaling
         and accumulation, DDP ``no_sync``, non-finite loss check).
         """
-        prepared = batch if isinstance(batch, _PreparedBatch) else None
-        if prepared is not None:
-            batch = prepared.batch
         should_step = (self.step % self.grad_accumulation_factor) == 0
-        self.on_fit_batch_start(batch, should_step)
+        self.on_fit_batch_start(_unwrap(batch), should_step)
         total = None
         with self.no_sync(not should_step):
-            if prepared is not None:
-                states, target = prepared.states, prepared.target
-            else:
-                with self.training_ctx:
-                    states, target = self.shared_inputs(batch, sb.Stage.TRAIN)
+            with self.training_ctx:
+                states, target = self._inputs(batch, sb.Stage.TRAIN)
+            batch = _unwrap(batch)
             for name in self.layers:
                 with self.training_ctx:
                     pred = self.predict(name, states, target.shape[1])
@@ -471,7 +465,7 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
         and step); :meth:`layer_losses` reads them.
         """
         preds, target = predictions
-        _, lens = batch.sig
+        _, lens = _unwrap(batch).sig
         total = 0.0
         for name, pred in preds.items():
             err, count = masked_l1(pred, target, lens)
