@@ -142,7 +142,6 @@ class DemoSettings:
     models: list[str]
     #: stages run side by side (see :func:`default_lanes`)
     lanes: int = 1
-    asr_overrides: list[str] = field(default_factory=list)
     #: epochs per model when not the recipe's default (robust models see every
     #: utterance twice per epoch, so half the baseline's epochs = same updates)
     asr_epochs: dict[str, int] = field(default_factory=dict)
@@ -241,7 +240,6 @@ def plan_stages(s: DemoSettings, python: str = sys.executable) -> list[Stage]:
                 [
                     f"--output_root={s.results / 'asr'}",
                     f"--num_threads={threads}",
-                    *s.asr_overrides,
                     *([f"--number_of_epochs={epochs}"] if epochs else []),
                 ],
                 s.results / "asr" / model / "export" / "hyperparams.yaml",

@@ -144,10 +144,15 @@ def _last_progress(log: Path, limit: int = 110) -> str:
             tail = handle.read().decode("utf-8", "replace")
     except OSError:
         return ""
-    lines = [x.strip() for x in re.split(r"[\r\n]", tail) if x.strip()]
+    lines = [x.strip() for x in _lines(tail)]
     bars = [x for x in lines if "%|" in x]
     text = (bars or lines or [""])[-1]
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _lines(text: str) -> list[str]:
+    """Non-empty lines of a log, a progress bar's ``\\r`` updates each its own."""
+    return [x for x in re.split(r"[\r\n]", text) if x.strip()]
 
 
 def _tail(log: Path, lines: int = 30) -> str:
@@ -155,8 +160,7 @@ def _tail(log: Path, lines: int = 30) -> str:
         text = log.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return "(no log)"
-    rows = [x for x in re.split(r"[\r\n]", text) if x.strip()]
-    return "\n".join(rows[-lines:])
+    return "\n".join(_lines(text)[-lines:])
 
 
 @dataclass
@@ -239,7 +243,7 @@ def run_stages(
     running: list[_Running] = []
     failures: list[str] = []
     minutes: dict[str, float] = {}
-    peak = tree_rss_bytes([]) if os.path.isdir("/proc") else None
+    peak = 0 if os.path.isdir("/proc") else None  # memory is read from /proc
     last_status = time.time()
 
     def start(stage: Stage) -> _Running:

@@ -126,13 +126,14 @@ def main(argv=None, prepare=None):
     # tokenizer on the training transcripts (main process trains, all load);
     # another recipe process sharing the folder (the demo's parallel stages)
     # waits for it instead of writing the same files at the same time
-    with _shared(hparams["tokenizer_folder"], "the tokenizer"):
+    with _shared(hparams["tokenizer_folder"], "the tokenizers"):
         tok = train_tokenizer(
             hparams["train_csv"],
             hparams["tokenizer_folder"],
             vocab_size=hparams.get("vocab_size"),
             model_type=hparams.get("token_type", "unigram"),
         )
+        inter_sp = _inter_tokenizer(hparams)
     sp = tok.sp
     model = hparams["model"]
     if hparams["ctc_lin"].out_features != sp.vocab_size():
@@ -142,8 +143,6 @@ def main(argv=None, prepare=None):
             f"{sp.vocab_size()}"
         )
     hparams["tokenizer"] = sp
-    with _shared(hparams["tokenizer_folder"], "the tokenizer"):
-        inter_sp = _inter_tokenizer(hparams)
 
     # the main process computes (or loads) the caches, then the others load
     # them: each process reads them once, and nothing is broadcast (the value
