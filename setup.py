@@ -3,10 +3,11 @@
 from setuptools import find_packages, setup
 
 INSTALL_REQUIRES = [
-    # DESIGN.md: PyPI torchaudio links the CUDA libraries of its exact torch
-    # version, so both are pinned together; the CUDA build also runs on CPU.
-    "torch==2.11.*",
-    "torchaudio==2.11.*",
+    # PyPI's torchaudio is built for one exact torch release: torchaudio 2.11.1
+    # does not load with torch 2.11.0. The pair is pinned exactly (a wildcard
+    # broke fresh installs); every other package is locked in constraints.txt.
+    "torch==2.11.0",
+    "torchaudio==2.11.0",
     "speechbrain>=1.1,<1.2",
     "hyperpyyaml>=1.2",
     "sentencepiece>=0.1.99",
