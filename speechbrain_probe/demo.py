@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .data.locks import FolderBusy, folder_lock
 from .data.synthetic import build_corpus
+from .environment import check_environment
 from .pipeline import Stage, StageFailed, run_stages
 
 __all__ = ["main", "format_sizes", "Stage", "plan_stages", "DemoSettings", "stage_env"]
@@ -318,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
         "--corpus-only", action="store_true", help="build the corpus and stop"
     )
     args = parser.parse_args(argv)
+    # a broken install (e.g. a torchaudio built for another torch) stops here,
+    # in seconds, not in the first ASR stage minutes later
+    check_environment()
 
     settings = DemoSettings.make(args.quick, args.data_dir, args.results_dir)
     if args.lanes is not None:

@@ -16,7 +16,11 @@ is the shared recipe of ``speechbrain_probe.asr.recipe`` (resumable, DDP with
 
 import sys
 
-from speechbrain_probe.asr.recipe import main
+from speechbrain_probe.environment import check_environment
+
+check_environment()  # before speechbrain and torchaudio load: a broken install stops here
+
+from speechbrain_probe.asr.recipe import main  # noqa: E402
 
 
 def prepare(hparams):

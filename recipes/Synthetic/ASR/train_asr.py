@@ -16,7 +16,11 @@ Re-running the same command after a kill resumes from the last checkpoint
 
 import sys
 
-from speechbrain_probe.asr.recipe import main
+from speechbrain_probe.environment import check_environment
+
+check_environment()  # before speechbrain and torchaudio load: a broken install stops here
+
+from speechbrain_probe.asr.recipe import main  # noqa: E402
 
 if __name__ == "__main__":
     main(sys.argv[1:])

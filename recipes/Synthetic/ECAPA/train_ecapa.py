@@ -19,18 +19,26 @@ import sys
 import time
 from pathlib import Path
 
-import speechbrain as sb
-import torch
-from hyperpyyaml import load_hyperpyyaml
-from speechbrain.dataio.dataio import read_audio
-from speechbrain.utils.distributed import run_on_main
+from speechbrain_probe.environment import check_environment
 
-from speechbrain_probe.checkpoints import KillSafeCheckpoints
-from speechbrain_probe.data.manifest import atomic_write_text, read_manifest
-from speechbrain_probe.metrics.ecapa import export_ecapa
-from speechbrain_probe.metrics.eer import verification_metrics
-from speechbrain_probe.metrics.speaker import ECAPAVerifier, GE2EVerifier, score_trials
-from speechbrain_probe.metrics.trials import load_trials, make_trials, save_trials
+check_environment()  # before speechbrain and torchaudio load: a broken install stops here
+
+import speechbrain as sb  # noqa: E402
+import torch  # noqa: E402
+from hyperpyyaml import load_hyperpyyaml  # noqa: E402
+from speechbrain.dataio.dataio import read_audio  # noqa: E402
+from speechbrain.utils.distributed import run_on_main  # noqa: E402
+
+from speechbrain_probe.checkpoints import KillSafeCheckpoints  # noqa: E402
+from speechbrain_probe.data.manifest import atomic_write_text, read_manifest  # noqa: E402
+from speechbrain_probe.metrics.ecapa import export_ecapa  # noqa: E402
+from speechbrain_probe.metrics.eer import verification_metrics  # noqa: E402
+from speechbrain_probe.metrics.speaker import (  # noqa: E402
+    ECAPAVerifier,
+    GE2EVerifier,
+    score_trials,
+)
+from speechbrain_probe.metrics.trials import load_trials, make_trials, save_trials  # noqa: E402
 
 
 class ECAPABrain(KillSafeCheckpoints, sb.Brain):

@@ -12,7 +12,11 @@ Resumable: finished audio and cells are kept.
 
 import sys
 
-from speechbrain_probe.evaluation.recipe import main
+from speechbrain_probe.environment import check_environment
+
+check_environment()  # before speechbrain and torchaudio load: a broken install stops here
+
+from speechbrain_probe.evaluation.recipe import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

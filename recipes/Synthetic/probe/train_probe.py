@@ -9,7 +9,11 @@ Writes checkpoints and ``valid_l1.csv`` (per-layer validation L1) under
 ``output_folder``. The logic lives in :mod:`speechbrain_probe.probe.recipe`.
 """
 
-from speechbrain_probe.probe.recipe import main
+from speechbrain_probe.environment import check_environment
+
+check_environment()  # before speechbrain and torchaudio load: a broken install stops here
+
+from speechbrain_probe.probe.recipe import main  # noqa: E402
 
 if __name__ == "__main__":
     main()
