@@ -1,30 +1,62 @@
 # speechbrain-probe: `make demo` runs the study on the built-in corpus,
-# `make test` runs the test suite. Both set up .venv themselves.
+# `make test` runs the test suite. Both set up .venv themselves, with the exact
+# versions of constraints.txt (the tested environment).
 
+SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+LOCK := constraints.txt
+PIP_VERSION := 26.3
+# The stamp holds a hash of what the venv was built from; a different hash, or
+# an environment that fails its check (a pip killed half-way, a package changed
+# by hand), rebuilds the venv instead of trusting the stamp.
 STAMP := $(VENV)/.installed
+WANT := $(shell cat setup.py $(LOCK) 2>/dev/null | sha256sum | cut -c1-16)
 
-.PHONY: install test lint demo clean
+.PHONY: install reinstall test lint demo lock clean
 
-$(STAMP): setup.py
+install:
+	@if [ -x $(PY) ] && [ "$$(cat $(STAMP) 2>/dev/null)" = "$(WANT)" ] \
+	    && $(PY) -m speechbrain_probe.environment --lock $(LOCK) --strict --quiet; then \
+	  echo "environment: $(VENV) matches $(LOCK)"; \
+	else \
+	  $(MAKE) --no-print-directory reinstall; \
+	fi
+
+reinstall:
+	@rm -f $(STAMP)
+	@echo "installing the locked environment into $(VENV) (first time: a few minutes, ~6 GB)"
+	@$(PYTHON) -c 'import sys; sys.version_info[:2] == (3, 11) or print( \
+	  f"note: Python {sys.version.split()[0]}: the lock was made and tested on 3.11; " \
+	  "the install tries the same versions (make PYTHON=python3.11 uses another Python)")'
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
-	touch $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check 'pip==$(PIP_VERSION)'
+	$(PY) -m pip install -q -c $(LOCK) -e '.[test]'
+	$(PY) -m speechbrain_probe.environment --lock $(LOCK) --strict
+	@echo $(WANT) > $(STAMP)
 
-install: $(STAMP)
-
-test: $(STAMP)
+test: install
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
-lint: $(STAMP)
+lint: install
 	$(VENV)/bin/ruff check .
 
-demo: $(STAMP)
+demo: install
 	$(PY) -m speechbrain_probe.demo $(if $(QUICK),--quick,)
 
+# Refresh the lock: the newest releases that setup.py allows, resolved in a
+# throwaway venv; then run `make test` (and `make demo QUICK=1`) before committing.
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install -q 'pip==$(PIP_VERSION)'
+	.lock-venv/bin/python -m pip install -q -e '.[test]'
+	{ sed -n '/^#/p' $(LOCK); .lock-venv/bin/python -m pip freeze --exclude-editable; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+	rm -rf .lock-venv
+	@echo "$(LOCK) refreshed; now: make test"
+
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) .lock-venv *.egg-info .pytest_cache .ruff_cache
