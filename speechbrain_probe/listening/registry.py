@@ -6,17 +6,35 @@ registry reads them from a ``samples.csv`` as written by the evaluation
 folder) or from any CSV with the columns ``model,layer,condition,speaker,path``
 (``spk_id`` may stand for ``speaker``; ``utt_id`` is optional). The web app
 serves audio only from this set, so nothing outside it can ever be reached.
+
+Every file is checked once, at start (:meth:`Registry.verify`): its path is
+resolved (symbolic links followed), the result must be a regular file inside the
+study's folders (the CSV's folder, plus any ``roots`` given), and its size and
+SHA-256 are recorded. :meth:`Registry.read_audio` serves only those bytes: it
+opens the resolved path without following a symbolic link, refuses anything but
+a regular file of the recorded size, and compares the hash of what it read. A
+file replaced, changed or swapped for a link after start is refused, never served.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import re
+import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Stimulus", "Registry", "load_registry", "layer_sort_key"]
+__all__ = [
+    "AudioChanged",
+    "AudioFile",
+    "Stimulus",
+    "Registry",
+    "load_registry",
+    "layer_sort_key",
+]
 
 _REQUIRED = ("model", "layer", "condition", "path")
 _REFERENCE_KINDS = ("original", "copy_synthesis")
@@ -46,6 +64,56 @@ class Stimulus:
         return (self.model, self.condition, self.layer)
 
 
+@dataclass(frozen=True)
+class AudioFile:
+    """What :meth:`Registry.verify` recorded of one stimulus file at start."""
+
+    path: str
+    size: int
+    sha256: str
+
+
+class AudioChanged(Exception):
+    """A registered file is no longer the regular file checked at start."""
+
+
+#: Open flags of stimulus files: never follow a final symbolic link, never block
+#: (a FIFO put in a file's place would hang the request), no fd leak to children.
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+
+
+def _read_regular(path: str, max_size: int | None = None) -> bytes:
+    """The bytes of ``path`` if it is a regular file, not a link (and not larger
+    than ``max_size``); raises :class:`OSError` or :class:`AudioChanged`."""
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise AudioChanged(f"{path} is not a regular file")
+        if max_size is not None and info.st_size != max_size:
+            raise AudioChanged(f"{path} has {info.st_size} bytes, {max_size} at start")
+        limit = info.st_size if max_size is None else max_size
+        chunks, total = [], 0
+        while total <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _inside(path: str, roots: Iterable[str]) -> bool:
+    return any(os.path.commonpath([path, root]) == root for root in roots)
+
+
 def layer_sort_key(layer: str) -> tuple:
     """Order layers as the paper does: references, CNN layers, then (B)LSTM layers.
 
@@ -66,6 +134,14 @@ def layer_sort_key(layer: str) -> tuple:
 class Registry:
     """Stimuli indexed by cell and speaker, with a lookup of allowed paths.
 
+    Parameters
+    ----------
+    stimuli : list of Stimulus
+        The stimuli (paths absolute).
+    roots : iterable of path, optional
+        Folders every stimulus must resolve into (checked by :meth:`verify`);
+        None: no such check.
+
     Example
     -------
     >>> stims = [Stimulus(f"u{i}", f"s{i % 2}", "m", "cnn1", "clean", f"/a/u{i}.wav")
@@ -77,12 +153,18 @@ class Registry:
     (True, False)
     """
 
-    def __init__(self, stimuli: list[Stimulus]):
+    def __init__(
+        self,
+        stimuli: list[Stimulus],
+        roots: Iterable[str | os.PathLike] | None = None,
+    ):
         if not stimuli:
             raise ValueError(
                 "the listening test has no stimuli: the samples CSV lists no usable rows"
             )
         self.stimuli = list(stimuli)
+        self.roots = None if roots is None else [os.path.realpath(r) for r in roots]
+        self.files: dict[str, AudioFile] | None = None
         self._paths = {s.path for s in self.stimuli}
         self._by_cell = None
         seen = {}
@@ -98,6 +180,81 @@ class Registry:
     def is_registered(self, path: str) -> bool:
         """True when ``path`` (absolute, resolved) is one of the stimuli."""
         return path in self._paths
+
+    @property
+    def verified(self) -> bool:
+        """True once :meth:`verify` has recorded every file."""
+        return self.files is not None
+
+    def verify(self, where: dict[str, str] | None = None) -> Registry:
+        """Check every stimulus file once and record its size and SHA-256.
+
+        Each path must be a regular file, not a symbolic link, and, when the
+        registry has ``roots``, resolve to a place inside one of them.
+        ``where`` maps a path to a description for the error (e.g. its CSV line).
+        Raises :class:`ValueError` naming the file otherwise. Returns ``self``.
+
+        Example
+        -------
+        >>> tmp = getfixture("tmp_path")
+        >>> _ = (tmp / "a.wav").write_bytes(b"RIFF1234")
+        >>> reg = Registry([Stimulus("a", "s", "m", "l", "c", str(tmp / "a.wav"))], roots=[tmp])
+        >>> reg.verify().read_audio(str(tmp / "a.wav"))
+        b'RIFF1234'
+        >>> Registry([Stimulus("p", "s", "m", "l", "c", "/etc/passwd")], roots=[tmp]).verify()
+        Traceback (most recent call last):
+        ...
+        ValueError: audio file /etc/passwd lies outside the study's folders ...
+        """
+        where = where or {}
+        files = {}
+        for path in sorted(self._paths):
+            label = where.get(path, "")
+            label = f"{label}: " if label else ""
+            real = os.path.realpath(path)
+            if self.roots is not None and not _inside(real, self.roots):
+                raise ValueError(
+                    f"{label}audio file {path} lies outside the study's folders "
+                    f"({', '.join(self.roots)}); keep the stimuli in the samples CSV's "
+                    "folder or allow their folder with --stimuli-root"
+                )
+            try:
+                data = _read_regular(path)
+            except FileNotFoundError:
+                raise FileNotFoundError(
+                    f"{label}audio file {path} does not exist"
+                ) from None
+            except (OSError, AudioChanged) as err:
+                reason = err.strerror if isinstance(err, OSError) else str(err)
+                raise ValueError(
+                    f"{label}audio file {path} cannot be used: {reason} "
+                    "(stimuli must be regular files)"
+                ) from None
+            files[path] = AudioFile(path, len(data), hashlib.sha256(data).hexdigest())
+        self.files = files
+        return self
+
+    def read_audio(self, path: str) -> bytes:
+        """The bytes of a registered stimulus, exactly as checked at start.
+
+        Raises :class:`KeyError` for a path that is not a verified stimulus and
+        :class:`AudioChanged` when the file is no longer a regular file with the
+        size and SHA-256 recorded by :meth:`verify` (e.g. replaced by a symbolic
+        link, a FIFO or other bytes).
+        """
+        if self.files is None:
+            raise KeyError("the registry has not been verified")
+        record = self.files[path]
+        try:
+            data = _read_regular(path, max_size=record.size)
+        except OSError as err:
+            raise AudioChanged(f"{path}: {err.strerror}") from None
+        if (
+            len(data) != record.size
+            or hashlib.sha256(data).hexdigest() != record.sha256
+        ):
+            raise AudioChanged(f"{path} changed since the server started")
+        return data
 
     def cells(self) -> list[tuple[str, str, str]]:
         """All ``(model, condition, layer)`` cells, layers in paper order."""
@@ -124,6 +281,7 @@ def load_registry(
     conditions: tuple[str, ...] | None = None,
     layers: tuple[str, ...] | None = None,
     check_files: bool = True,
+    roots: Iterable[str | os.PathLike] = (),
 ) -> Registry:
     """Read the stimuli of a listening test from a samples CSV.
 
@@ -139,7 +297,10 @@ def load_registry(
     models, conditions, layers : tuple of str, optional
         Keep only these values.
     check_files : bool
-        Fail when a listed file does not exist.
+        Check every file now (:meth:`Registry.verify`): it must be a regular file
+        inside the CSV's folder or one of ``roots``; its size and hash are kept.
+    roots : iterable of path
+        More folders the stimuli may lie in (besides the CSV's folder).
 
     Example
     -------
@@ -158,6 +319,7 @@ def load_registry(
             "evaluation or a CSV with columns model,layer,condition,speaker,path"
         )
     base = csv_path.resolve().parent
+    where: dict[str, str] = {}
     with open(csv_path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         fields = set(reader.fieldnames or [])
@@ -190,10 +352,7 @@ def load_registry(
                 raise ValueError(f"{csv_path} line {line}: empty {empty}")
             path = Path(row["path"])
             path = (path if path.is_absolute() else base / path).resolve()
-            if check_files and not path.is_file():
-                raise FileNotFoundError(
-                    f"{csv_path} line {line}: audio file {path} does not exist"
-                )
+            where.setdefault(str(path), f"{csv_path} line {line}")
             utt_id = row.get("utt_id") or path.stem
             stimuli.append(
                 Stimulus(
@@ -205,4 +364,5 @@ def load_registry(
                     path=str(path),
                 )
             )
-    return Registry(stimuli)
+    registry = Registry(stimuli, roots=[base, *roots])
+    return registry.verify(where) if check_files else registry

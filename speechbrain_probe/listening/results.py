@@ -6,6 +6,11 @@ which treats the answers as independent; with few raters, rater differences make
 the true uncertainty larger than that. The figure puts the HER next to the
 speaker verification EER of the same layers from the evaluation's
 ``metrics.csv`` (the paper's Figure 2).
+
+``without_audio`` counts the answers of a cell whose rater had not fetched all
+three recordings (A, B and X) of the trial when answering (the rater page plays
+them all first; a scripted client need not). Answers stored before this was
+recorded are not counted.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ __all__ = [
     "write_her_csv",
     "write_answers_csv",
     "plot_her_eer",
+    "without_audio",
 ]
 
 HER_FIELDS = (
@@ -43,6 +49,7 @@ HER_FIELDS = (
     "eer",
     "eer_ci_low",
     "eer_ci_high",
+    "without_audio",
 )
 
 
@@ -81,16 +88,19 @@ def her_table(answers: list[dict]) -> list[dict]:
     >>> rows = [dict(model="m", condition="clean", layer="cnn1", rater_id="r", correct=c)
     ...         for c in (1, 1, 1, 0)]
     >>> t = her_table(rows)[0]
-    >>> t["n"], t["errors"], t["her"]
-    (4, 1, 0.25)
+    >>> t["n"], t["errors"], t["her"], t["without_audio"]
+    (4, 1, 0.25, 0)
     """
     cells: dict[tuple, dict] = {}
     for row in answers:
         key = (row["model"], row["condition"], row["layer"])
-        cell = cells.setdefault(key, {"n": 0, "errors": 0, "raters": set()})
+        cell = cells.setdefault(
+            key, {"n": 0, "errors": 0, "raters": set(), "without_audio": 0}
+        )
         cell["n"] += 1
         cell["errors"] += 1 - int(row["correct"])
         cell["raters"].add(row["rater_id"])
+        cell["without_audio"] += int(without_audio(row))
     table = []
     for (model, condition, layer), cell in sorted(
         cells.items(), key=lambda kv: (kv[0][0], kv[0][1], layer_sort_key(kv[0][2]))
@@ -107,9 +117,23 @@ def her_table(answers: list[dict]) -> list[dict]:
                 her=cell["errors"] / cell["n"],
                 ci_low=lo,
                 ci_high=hi,
+                without_audio=cell["without_audio"],
             )
         )
     return table
+
+
+def without_audio(answer: dict) -> bool:
+    """True when an answer row says its rater had not fetched all of A, B and X
+    (False when it does not say: answers stored before this was recorded).
+
+    Example
+    -------
+    >>> [without_audio({"audio_fetched": f}) for f in ("ABX", "AX", "", None)]
+    [False, True, True, False]
+    """
+    fetched = answer.get("audio_fetched")
+    return fetched is not None and set(fetched) != {"A", "B", "X"}
 
 
 def read_eer(
@@ -199,7 +223,7 @@ def write_her_csv(table: list[dict], path: str | os.PathLike) -> Path:
     >>> t = her_table([dict(model="m", condition="c", layer="l", rater_id="r", correct=0)])
     >>> p = write_her_csv(merge_eer(t, None, "eer_ge2e"), getfixture("tmp_path") / "her.csv")
     >>> p.read_text().splitlines()[1]
-    'm,c,l,1,1,1,1.0,0.206549,1.0,,,,'
+    'm,c,l,1,1,1,1.0,0.206549,1.0,,,,,0'
     """
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(HER_FIELDS), extrasaction="ignore")
@@ -223,6 +247,7 @@ ANSWER_FIELDS = (
     "correct",
     "response_ms",
     "answered_at",
+    "audio_fetched",
 )
 
 
@@ -232,9 +257,10 @@ def write_answers_csv(answers: list[dict], path: str | os.PathLike) -> Path:
     Example
     -------
     >>> rows = [dict(model="m", condition="c", layer="l", rater_id="r", trial_id="t",
-    ...              answer="A", correct=1, response_ms=800, answered_at=1.5)]
+    ...              answer="A", correct=1, response_ms=800, answered_at=1.5,
+    ...              audio_fetched="ABX")]
     >>> write_answers_csv(rows, getfixture("tmp_path") / "a.csv").read_text().splitlines()[1]
-    'm,c,l,r,t,A,1,800,1.5'
+    'm,c,l,r,t,A,1,800,1.5,ABX'
     """
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(ANSWER_FIELDS), extrasaction="ignore")

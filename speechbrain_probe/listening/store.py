@@ -4,6 +4,19 @@ One transaction per write, WAL journal and ``synchronous=FULL``: an answer the
 server has acknowledged is on disk, so a killed server loses none. The answer
 table's primary key is the trial id, so a trial can be answered once; a replayed
 or duplicate answer is refused by the database itself, not only by the app.
+
+The file is private: created with mode 0600 before SQLite opens it (SQLite gives
+its ``-wal`` and ``-shm`` files the mode of the database), and an existing one with
+looser bits is tightened. A path that cannot hold the database (a folder, a file
+that is not SQLite, an unwritable place) raises :class:`StoreError` naming it; a
+file that is not SQLite is never written to.
+
+Invitation codes (``invites``) are stored as their SHA-256 with a short hint (the
+first group), so the database cannot hand out codes; registration with one is in
+the same transaction as the rater's trials. ``fetches`` records which audio slots
+of a trial its rater fetched; each answer keeps the slots fetched before it
+(``answers.audio_fetched``: ``"ABX"`` when all three, NULL for answers stored by a
+version that did not track it).
 """
 
 from __future__ import annotations
@@ -12,6 +25,7 @@ import hashlib
 import os
 import secrets
 import sqlite3
+import stat
 import threading
 import time
 from pathlib import Path
@@ -20,12 +34,20 @@ from .design import TripletDesign
 
 __all__ = [
     "Store",
+    "StoreError",
     "AlreadyAnswered",
     "UnknownTrial",
     "RaterExists",
     "TooManyRaters",
+    "InvalidInvite",
     "hash_token",
+    "normalize_invite",
 ]
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+#: Alphabet of invitation codes: no 0/O, 1/I look-alikes; 4 groups of 4 = 80 bits.
+INVITE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+INVITE_GROUPS = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -60,9 +82,29 @@ CREATE TABLE IF NOT EXISTS answers (
     answer TEXT NOT NULL CHECK (answer IN ('A', 'B')),
     correct INTEGER NOT NULL CHECK (correct IN (0, 1)),
     response_ms INTEGER,
-    answered_at REAL NOT NULL
+    answered_at REAL NOT NULL,
+    audio_fetched TEXT
 );
 CREATE INDEX IF NOT EXISTS answers_rater ON answers(rater_id);
+CREATE TABLE IF NOT EXISTS invites (
+    code_hash TEXT PRIMARY KEY,
+    hint TEXT NOT NULL,
+    label TEXT NOT NULL DEFAULT '',
+    uses INTEGER NOT NULL CHECK (uses >= 1),
+    used INTEGER NOT NULL DEFAULT 0 CHECK (used >= 0 AND used <= uses),
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS invite_uses (
+    rater_id TEXT PRIMARY KEY REFERENCES raters(rater_id),
+    code_hash TEXT NOT NULL REFERENCES invites(code_hash),
+    used_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS fetches (
+    trial_id TEXT NOT NULL REFERENCES trials(trial_id),
+    slot TEXT NOT NULL CHECK (slot IN ('A', 'B', 'X')),
+    first_at REAL NOT NULL,
+    PRIMARY KEY (trial_id, slot)
+) WITHOUT ROWID;
 """
 
 
@@ -80,6 +122,108 @@ class RaterExists(Exception):
 
 class TooManyRaters(Exception):
     """The test has as many raters as it accepts."""
+
+
+class InvalidInvite(Exception):
+    """The invitation code is unknown or used up."""
+
+
+class StoreError(ValueError):
+    """The database cannot be opened or created; the message names the path and
+    what to do."""
+
+
+def normalize_invite(code: str) -> str | None:
+    """An invitation code in canonical form (upper case, no dashes or spaces), or
+    None when it cannot be one.
+
+    Example
+    -------
+    >>> normalize_invite(" abcd-efgh-jkmn-pqrs "), normalize_invite("../etc")
+    ('ABCDEFGHJKMNPQRS', None)
+    """
+    text = "".join(code.split()).replace("-", "").upper()
+    if len(text) != 4 * INVITE_GROUPS or any(c not in INVITE_ALPHABET for c in text):
+        return None
+    return text
+
+
+def _new_invite() -> str:
+    text = "".join(secrets.choice(INVITE_ALPHABET) for _ in range(4 * INVITE_GROUPS))
+    return "-".join(text[i : i + 4] for i in range(0, len(text), 4))
+
+
+def _invite_hash(canonical: str) -> str:
+    return hashlib.sha256(f"invite:{canonical}".encode()).hexdigest()
+
+
+def _private(path: Path) -> None:
+    """Drop group and other permission bits of our own file, if any."""
+    try:
+        info = path.stat()
+        if info.st_uid == os.getuid() and info.st_mode & 0o077:
+            os.chmod(path, stat.S_IMODE(info.st_mode) & 0o700)
+    except OSError:
+        pass
+
+
+def _prepare_db_file(path: Path) -> None:
+    """Make sure ``path`` can hold the database: its folder exists, it is a new
+    (mode 0600) or an SQLite file. Raises :class:`StoreError` otherwise."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next(
+            (
+                p
+                for p in [path.parent, *path.parent.parents]
+                if p.exists() and not p.is_dir()
+            ),
+            path.parent,
+        )
+        raise StoreError(
+            f"cannot create database {path}: {blocker} is a file, not a folder; "
+            "choose a --db path inside a folder"
+        ) from None
+    except OSError as err:
+        raise StoreError(
+            f"cannot create the folder of database {path}: {err.strerror}; choose a "
+            "--db path in a folder you can write to"
+        ) from None
+    if path.is_dir():
+        raise StoreError(
+            f"database {path} is a folder; give a file path, e.g. {path / 'listening.sqlite'}"
+        )
+    if path.exists():
+        if not path.is_file():
+            raise StoreError(
+                f"database {path} is not a regular file; give another --db"
+            )
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(len(SQLITE_MAGIC))
+        except OSError as err:
+            raise StoreError(
+                f"cannot read database {path}: {err.strerror}; check its permissions"
+            ) from None
+        if head and head != SQLITE_MAGIC:
+            raise StoreError(
+                f"{path} is not an SQLite database (it was left untouched); give the "
+                "path of a listening-test database or of a new file"
+            )
+        for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            _private(p)
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return  # created meanwhile by another process
+    except OSError as err:
+        raise StoreError(
+            f"cannot create database {path}: {err.strerror}; choose a --db path in a "
+            "folder you can write to"
+        ) from None
+    os.close(fd)
 
 
 def hash_token(token: str) -> str:
@@ -102,7 +246,9 @@ class Store:
     Parameters
     ----------
     path : path
-        The SQLite file (created with its schema when absent).
+        The SQLite file (created with its schema, mode 0600, when absent).
+    busy_timeout_s : float
+        How long a write waits for another one.
 
     Example
     -------
@@ -123,23 +269,50 @@ class Store:
 
     def __init__(self, path: str | os.PathLike, busy_timeout_s: float = 30.0):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.busy_timeout_s = busy_timeout_s
         self._local = threading.local()
-        conn = self._conn()
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.executescript(SCHEMA)
+        _prepare_db_file(self.path)
+        try:
+            conn = self._conn()
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(SCHEMA)
+            self._write(self._migrate)
+        except sqlite3.DatabaseError as err:
+            self.close()
+            raise StoreError(
+                f"cannot use database {self.path}: {err}; give the path of a "
+                "listening-test database or of a new file in a writable folder"
+            ) from None
+
+    @staticmethod
+    def _migrate(conn) -> None:
+        """Add what older versions of the schema lack."""
+        columns = {r["name"] for r in conn.execute("PRAGMA table_info(answers)")}
+        if "audio_fetched" not in columns:
+            conn.execute("ALTER TABLE answers ADD COLUMN audio_fetched TEXT")
+
+    def _connect(self, synchronous: str) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=self.busy_timeout_s, isolation_level=None
+        )
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(
-                self.path, timeout=self.busy_timeout_s, isolation_level=None
-            )
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            self._local.conn = conn
+            conn = self._local.conn = self._connect("FULL")
+        return conn
+
+    def _light_conn(self) -> sqlite3.Connection:
+        """A connection for bookkeeping writes that need not wait for the disk:
+        ``synchronous=NORMAL`` in WAL mode survives a killed process (not a power
+        cut), and the next answer's ``FULL`` commit syncs them too."""
+        conn = getattr(self._local, "light", None)
+        if conn is None:
+            conn = self._local.light = self._connect("NORMAL")
         return conn
 
     def _write(self, fn):
@@ -176,18 +349,81 @@ class Store:
 
         return self._write(fn)
 
+    # -- invitations --------------------------------------------------------
+    def create_invites(self, n: int, uses: int = 1, label: str = "") -> list[str]:
+        """Create ``n`` invitation codes, each good for ``uses`` registrations;
+        return them (the only time they are seen: the database keeps hashes).
+
+        Example
+        -------
+        >>> store = Store(getfixture("tmp_path") / "i.sqlite")
+        >>> codes = store.create_invites(2, label="lab")
+        >>> len(codes), len(codes[0]), [r["label"] for r in store.list_invites()]
+        (2, 19, ['lab', 'lab'])
+        """
+        if not 1 <= n <= 10_000 or not 1 <= uses <= 100_000:
+            raise ValueError(
+                f"create 1 to 10000 codes of 1 to 100000 uses each (got {n} x {uses})"
+            )
+        codes = [_new_invite() for _ in range(n)]
+        now = time.time()
+
+        def fn(conn):
+            conn.executemany(
+                "INSERT INTO invites(code_hash, hint, label, uses, used, created) "
+                "VALUES (?, ?, ?, ?, 0, ?)",
+                [
+                    (_invite_hash(normalize_invite(c)), c[:4], label, uses, now)
+                    for c in codes
+                ],
+            )
+
+        self._write(fn)
+        return codes
+
+    def list_invites(self) -> list[dict]:
+        """Every invitation: hint (first group), label, uses, used, created and the
+        raters who registered with it (comma-separated), newest first."""
+        rows = self._conn().execute(
+            "SELECT i.hint, i.label, i.uses, i.used, i.created, "
+            "COALESCE(GROUP_CONCAT(u.rater_id, ', '), '') AS raters "
+            "FROM invites i LEFT JOIN invite_uses u ON u.code_hash = i.code_hash "
+            "GROUP BY i.code_hash ORDER BY i.created DESC, i.hint"
+        )
+        return [dict(r) for r in rows]
+
     # -- raters -------------------------------------------------------------
     def create_rater(
-        self, rater_id: str, design: TripletDesign, max_raters: int | None = None
+        self,
+        rater_id: str,
+        design: TripletDesign,
+        max_raters: int | None = None,
+        require_invite: bool = False,
+        invite: str | None = None,
     ) -> str:
         """Register a rater with all their trials; return their secret session token.
 
-        Raises :class:`RaterExists` for a taken id and :class:`TooManyRaters` once
-        ``max_raters`` are registered.
+        With ``require_invite``, ``invite`` must be a code of :meth:`create_invites`
+        with a use left, checked first (:class:`InvalidInvite`) and spent in the
+        same transaction. Raises :class:`RaterExists` for a taken id and
+        :class:`TooManyRaters` once ``max_raters`` are registered; nothing is
+        spent or stored then.
         """
         token = secrets.token_urlsafe(24)
+        canonical = normalize_invite(invite) if invite else None
+        code_hash = _invite_hash(canonical) if canonical else None
 
         def fn(conn):
+            if require_invite:
+                row = (
+                    conn.execute(
+                        "SELECT uses, used FROM invites WHERE code_hash=?", (code_hash,)
+                    ).fetchone()
+                    if code_hash
+                    else None
+                )
+                if row is None or row["used"] >= row["uses"]:
+                    raise InvalidInvite("unknown or used-up invitation code")
             if conn.execute(
                 "SELECT 1 FROM raters WHERE rater_id=?", (rater_id,)
             ).fetchone():
@@ -226,6 +462,14 @@ class Store:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
+            if require_invite:
+                conn.execute(
+                    "UPDATE invites SET used = used + 1 WHERE code_hash=?", (code_hash,)
+                )
+                conn.execute(
+                    "INSERT INTO invite_uses(rater_id, code_hash, used_at) VALUES (?, ?, ?)",
+                    (rater_id, code_hash, time.time()),
+                )
             return token
 
         return self._write(fn)
@@ -285,6 +529,18 @@ class Store:
             raise UnknownTrial(f"no trial {trial_id!r} for this rater")
         return row[0]
 
+    def mark_fetched(self, trial_id: str, slot: str) -> None:
+        """Record that the audio of ``slot`` of ``trial_id`` was served (once)."""
+        conn = self._light_conn()
+        if conn.execute(
+            "SELECT 1 FROM fetches WHERE trial_id=? AND slot=?", (trial_id, slot)
+        ).fetchone():
+            return
+        conn.execute(
+            "INSERT OR IGNORE INTO fetches(trial_id, slot, first_at) VALUES (?, ?, ?)",
+            (trial_id, slot, time.time()),
+        )
+
     def answer(
         self, rater_id: str, trial_id: str, answer: str, response_ms: int | None = None
     ) -> dict:
@@ -299,10 +555,17 @@ class Store:
             ).fetchone()
             if row is None:
                 raise UnknownTrial(f"no trial {trial_id!r} for this rater")
+            fetched = "".join(
+                r[0]
+                for r in conn.execute(
+                    "SELECT slot FROM fetches WHERE trial_id=? ORDER BY slot",
+                    (trial_id,),
+                )
+            )
             try:
                 conn.execute(
                     "INSERT INTO answers(trial_id, rater_id, answer, correct, response_ms, "
-                    "answered_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    "answered_at, audio_fetched) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
                         trial_id,
                         rater_id,
@@ -310,6 +573,7 @@ class Store:
                         int(answer == row["key"]),
                         response_ms,
                         time.time(),
+                        fetched,
                     ),
                 )
             except sqlite3.IntegrityError as err:
@@ -321,16 +585,19 @@ class Store:
         return self.progress(rater_id)
 
     def answered_cells(self) -> list[dict]:
-        """Every answer with its cell and correctness (for the results)."""
+        """Every answer with its cell, correctness and the audio slots its rater
+        had fetched (``audio_fetched``), for the results."""
         rows = self._conn().execute(
             "SELECT t.model, t.condition, t.layer, a.rater_id, a.trial_id, a.answer, "
-            "a.correct, a.response_ms, a.answered_at FROM answers a "
+            "a.correct, a.response_ms, a.answered_at, a.audio_fetched FROM answers a "
             "JOIN trials t ON t.trial_id = a.trial_id ORDER BY a.answered_at"
         )
         return [dict(r) for r in rows]
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        """Close this thread's connections."""
+        for name in ("conn", "light"):
+            conn = getattr(self._local, name, None)
+            if conn is not None:
+                conn.close()
+                setattr(self._local, name, None)
