@@ -3,9 +3,12 @@
 Starts ``python -m speechbrain_probe.listening serve`` (waitress) on generated
 stimuli in a child process, runs N concurrent simulated raters giving M answers
 each, optionally SIGKILLs the server mid-load and restarts it on the same
-database, then checks the database against every acknowledged answer.
+database, then checks the database against every acknowledged answer. The
+raters register with invitation codes printed by ``serve --invites`` (or without,
+with ``--open``); all come from one address, so the registration burst is raised
+to twice the raters.
 
-    python benchmarks/bench_listening_load.py --raters 50 --answers 20 [--kill]
+    python benchmarks/bench_listening_load.py --raters 50 --answers 20 [--kill] [--open]
 
 Prints throughput, latency percentiles, status counts and the loss check; exits
 1 on any lost or changed answer, any 5xx or any rater that did not finish.
@@ -38,6 +41,9 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--kill-after", type=float, default=0.3, help="share of answers"
     )
+    parser.add_argument(
+        "--open", action="store_true", help="open registration instead of invitations"
+    )
     parser.add_argument("--deadline", type=float, default=120.0)
     args = parser.parse_args(argv)
 
@@ -47,8 +53,18 @@ def main(argv=None) -> int:
         tmp = Path(tmp)
         samples = write_demo_stimuli(tmp / "st", n_speakers=6, n_utts=4, layers=layers)
         db = tmp / "answers.sqlite"
-        extra = ["--trials-per-layer", str(per_layer), "--threads", str(args.threads)]
-        server = ServerProcess(samples, db, extra=extra).start()
+        extra = [
+            "--trials-per-layer",
+            str(per_layer),
+            "--threads",
+            str(args.threads),
+            "--register-burst",
+            str(2 * args.raters),
+        ]
+        if args.open:
+            extra.append("--open")
+        invites = 0 if args.open else args.raters
+        server = ServerProcess(samples, db, extra=extra, invites=invites).start()
         servers, killed_at = [server], {}
         total = args.raters * args.answers
 
@@ -78,6 +94,7 @@ def main(argv=None) -> int:
                 deadline_s=args.deadline,
                 audio_every=args.audio_every,
                 on_start=kill_and_restart,
+                invites=None if args.open else server.invites,
             )
         finally:
             for s in servers:
@@ -93,7 +110,8 @@ def main(argv=None) -> int:
             )
 
         print(
-            f"raters {args.raters} x answers {args.answers}, server threads {args.threads}"
+            f"raters {args.raters} x answers {args.answers}, server threads {args.threads}, "
+            f"registration {'open' if args.open else 'by invitation'}"
         )
         print(
             f"wall {result.wall_s:.2f} s, {len(lat) / result.wall_s:.0f} requests/s, "

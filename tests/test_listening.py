@@ -5,8 +5,10 @@ from __future__ import annotations
 import collections
 import csv
 import json
+import os
 import sqlite3
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +27,9 @@ from speechbrain_probe.listening.store import AlreadyAnswered, Store, UnknownTri
 
 LAYERS = ("cnn1", "blstm1", "blstm3")
 TOKEN = "admin-token-for-tests-0123"
+# create_app keyword that keeps registration open (no invitation codes) where a
+# test is about something else
+OPEN = {"open_registration": True}
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +48,7 @@ def app_parts(samples, tmp_path):
     registry = load_registry(samples)
     design = TripletDesign(registry, trials_per_layer=4, seed=3)
     store = Store(tmp_path / "answers.sqlite")
-    app = create_app(registry, store, design, TOKEN)
+    app = create_app(registry, store, design, TOKEN, **OPEN)
     return registry, design, store, app
 
 
@@ -171,7 +176,7 @@ def test_store_uses_wal_and_refuses_replays_in_the_database(app_parts):
     # the unique constraint holds even when the app is bypassed
     with pytest.raises(sqlite3.IntegrityError):
         conn.execute(
-            "INSERT INTO answers VALUES (?, 'alice', 'A', 1, 0, 0)",
+            "INSERT INTO answers VALUES (?, 'alice', 'A', 1, 0, 0, NULL)",
             (trial["trial_id"],),
         )
     row = conn.execute("SELECT rater_id, answer, response_ms FROM answers").fetchall()
@@ -299,7 +304,9 @@ def test_no_path_traversal(app_parts, url):
 
 def test_audio_outside_the_registered_set_is_refused(app_parts, tmp_path):
     registry, design, store, _ = app_parts
-    client_app = create_app(Registry(registry.stimuli[:1]), store, design, TOKEN)
+    client_app = create_app(
+        Registry(registry.stimuli[:1]), store, design, TOKEN, **OPEN
+    )
     client = client_app.test_client()
     trial = register(client)["trial"]
     only = registry.stimuli[0].path
@@ -425,7 +432,7 @@ def test_admin_page_csv_and_figure(app_parts):
 
 def test_registrations_beyond_max_raters_are_refused(app_parts):
     registry, design, store, _ = app_parts
-    app = create_app(registry, store, design, TOKEN, max_raters=2)
+    app = create_app(registry, store, design, TOKEN, max_raters=2, **OPEN)
     register(app.test_client(), "one")
     register(app.test_client(), "two")
     resp = app.test_client().post("/api/raters", json={"rater_id": "three"})
@@ -612,7 +619,7 @@ def test_an_observer_that_listens_errs_less_on_clean_layers(tmp_path):
     registry = load_registry(samples)
     design = TripletDesign(registry, trials_per_layer=10, seed=0)
     store = Store(tmp_path / "db.sqlite")
-    app = create_app(registry, store, design, TOKEN)
+    app = create_app(registry, store, design, TOKEN, **OPEN)
 
     def spectrum(client, url):
         wave, _ = sf.read(io.BytesIO(client.get(url).data))
@@ -645,3 +652,476 @@ def test_cli_serve_refuses_a_database_of_another_design(samples, tmp_path, capsy
     assert "different design" in capsys.readouterr().err
     assert cli.main([*argv[:-2], "--trials-per-layer", "0"]) == 2
     assert "trials_per_layer must be >= 1" in capsys.readouterr().err
+
+
+# -- hostile raters and careless operators (issue #16) --------------------------------
+#
+# Each test below failed on the code before the fix; see the commit messages.
+
+
+def _serve_argv(samples, db, *more):
+    return [
+        "serve",
+        "--samples",
+        str(samples),
+        "--db",
+        str(db),
+        "--port",
+        "0",
+        "--admin-token",
+        TOKEN,
+        *more,
+    ]
+
+
+@pytest.fixture
+def no_serving(monkeypatch):
+    """Fail instead of serving forever when a CLI test gets past its checks."""
+    import waitress
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("serve got as far as starting the server")
+
+    monkeypatch.setattr(waitress, "create_server", refuse)
+
+
+def _unwritable_dir():
+    """A folder nobody (not even root) can create files in, or None."""
+    path = "/sys"
+    if not os.path.isdir(path):
+        return None
+    try:
+        fd = os.open(
+            os.path.join(path, "speechbrain-probe-probe"), os.O_CREAT | os.O_WRONLY
+        )
+    except OSError:
+        return path
+    os.close(fd)  # pragma: no cover - a writable /sys: no such folder here
+    return None
+
+
+@pytest.mark.parametrize(
+    "case", ["parent_is_a_file", "is_a_directory", "not_sqlite", "unwritable"]
+)
+def test_cli_serve_bad_db_exits_2_naming_the_path(
+    samples, tmp_path, capsys, no_serving, case
+):
+    if case == "parent_is_a_file":
+        (tmp_path / "afile").write_text("x")
+        db = tmp_path / "afile" / "answers.sqlite"
+    elif case == "is_a_directory":
+        db = tmp_path / "adir"
+        db.mkdir()
+    elif case == "not_sqlite":
+        db = tmp_path / "notes.sqlite"
+        db.write_text("my precious notes\n" * 200)
+    else:
+        if _unwritable_dir() is None:
+            pytest.skip("no unwritable folder on this machine")
+        db = Path(_unwritable_dir()) / "speechbrain-probe-answers.sqlite"
+    before = db.read_bytes() if db.is_file() else None
+    assert cli.main(_serve_argv(samples, db)) == 2
+    err = capsys.readouterr().err
+    assert str(db) in err and "Traceback" not in err, err
+    if before is not None:
+        assert db.read_bytes() == before  # a file that is not SQLite is never touched
+
+
+def test_cli_results_bad_db_or_out_dir_exits_2_naming_the_path(
+    app_parts, tmp_path, capsys
+):
+    _, _, store, app = app_parts
+    client = app.test_client()
+    trial = register(client)["trial"]
+    client.post("/api/answers", json={"trial_id": trial["trial_id"], "answer": "A"})
+    (tmp_path / "afile").write_text("x")
+    outs = [tmp_path / "afile", tmp_path / "afile" / "sub"]
+    if _unwritable_dir():
+        outs.append(Path(_unwritable_dir()) / "speechbrain-probe-out")
+    for out in outs:
+        argv = ["results", "--db", str(store.path), "--out-dir", str(out)]
+        assert cli.main(argv) == 2, out
+        err = capsys.readouterr().err
+        assert str(out) in err and "Traceback" not in err, err
+    notes = tmp_path / "notes.sqlite"
+    notes.write_text("not a database\n" * 100)
+    argv = ["results", "--db", str(notes), "--out-dir", str(tmp_path / "o")]
+    assert cli.main(argv) == 2
+    assert str(notes) in capsys.readouterr().err
+    assert notes.read_text() == "not a database\n" * 100
+
+
+@pytest.fixture
+def small_study(tmp_path):
+    """Own stimuli (tests below change files) and an open-registration app on them."""
+    samples = write_demo_stimuli(
+        tmp_path / "study", n_speakers=2, n_utts=2, layers=("cnn1",), duration_s=0.1
+    )
+    registry = load_registry(samples)
+    design = TripletDesign(registry, trials_per_layer=2, seed=0)
+    store = Store(tmp_path / "answers.sqlite")
+    app = create_app(registry, store, design, TOKEN, **OPEN)
+    return samples, store, app
+
+
+@pytest.mark.parametrize("target", ["secret", "/etc/passwd"])
+def test_stimulus_replaced_by_a_symlink_after_start_is_not_served(
+    small_study, tmp_path, target
+):
+    _, store, app = small_study
+    client = app.test_client()
+    trial = register(client)["trial"]
+    path = store.trial_audio_path("r1", trial["trial_id"], "X")
+    if target == "secret":
+        target = tmp_path / "secret.wav"
+        target.write_bytes(b"RIFF top secret " * 64)
+    os.unlink(path)
+    os.symlink(target, path)
+    resp = client.get(trial["audio"]["X"])
+    assert resp.status_code in (404, 410), resp.status_code
+    assert b"secret" not in resp.data and b"root:" not in resp.data
+
+
+def test_stimulus_changed_on_disk_after_start_is_not_served(small_study):
+    _, store, app = small_study
+    client = app.test_client()
+    trial = register(client)["trial"]
+    path = Path(store.trial_audio_path("r1", trial["trial_id"], "A"))
+    data = bytearray(path.read_bytes())
+    data[-8:] = b"CHANGED!"  # same size, other bytes
+    path.write_bytes(bytes(data))
+    resp = client.get(trial["audio"]["A"])
+    assert resp.status_code == 410 and b"CHANGED!" not in resp.data
+
+
+def test_stimulus_replaced_by_a_fifo_does_not_hang_the_server(small_study):
+    _, store, app = small_study
+    client = app.test_client()
+    trial = register(client)["trial"]
+    path = store.trial_audio_path("r1", trial["trial_id"], "B")
+    os.unlink(path)
+    os.mkfifo(path)
+    statuses = []
+    worker = threading.Thread(
+        target=lambda: statuses.append(client.get(trial["audio"]["B"]).status_code),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(20)
+    if worker.is_alive():  # unblock the reader before failing
+        with open(path, "wb"):
+            pass
+        pytest.fail("a FIFO in place of a stimulus blocked the request")
+    assert statuses == [410]
+
+
+def _study_with_extra_row(tmp_path, extra_path):
+    """A valid study (2 speakers x 2 utterances) plus one row pointing elsewhere."""
+    study = tmp_path / "study"
+    study.mkdir()
+    rows = ["utt_id,spk_id,model,layer,condition,kind,path"]
+    for s in range(2):
+        for u in range(2):
+            name = f"s{s}u{u}.wav"
+            (study / name).write_bytes(b"RIFF" + bytes([s, u]) * 50)
+            rows.append(f"s{s}u{u},s{s},m,cnn1,clean,reconstruction,{name}")
+    rows.append(f"x1,s9,m,cnn1,clean,reconstruction,{extra_path}")
+    (study / "samples.csv").write_text("\n".join(rows) + "\n")
+    return study / "samples.csv"
+
+
+@pytest.mark.parametrize("where", ["etc_passwd", "symlink_out", "dotdot", "directory"])
+def test_samples_csv_with_a_stimulus_outside_the_study_is_refused_at_start(
+    tmp_path, capsys, no_serving, where
+):
+    outside = tmp_path / "elsewhere.wav"
+    outside.write_bytes(b"RIFF" * 20)
+    extra = {
+        "etc_passwd": "/etc/passwd",
+        "symlink_out": "link.wav",
+        "dotdot": "../elsewhere.wav",
+        "directory": "adir",
+    }[where]
+    samples = _study_with_extra_row(tmp_path, extra)
+    if where == "symlink_out":
+        os.symlink(outside, samples.parent / "link.wav")
+    if where == "directory":
+        (samples.parent / "adir").mkdir()
+    with pytest.raises((ValueError, FileNotFoundError), match=r"line 6"):
+        load_registry(samples)
+    db = tmp_path / "answers.sqlite"
+    assert cli.main(_serve_argv(samples, db)) == 2
+    err = capsys.readouterr().err
+    assert "line 6" in err and "Traceback" not in err
+    assert not db.exists()
+
+
+def test_registration_needs_an_invitation_by_default(app_parts):
+    registry, design, store, _ = app_parts
+    app = create_app(registry, store, design, TOKEN)
+    client = app.test_client()
+    resp = client.post("/api/raters", json={"rater_id": "alice"})
+    assert resp.status_code == 403, resp.get_json()
+    resp = client.post("/api/raters", json={"rater_id": "alice", "invite": "ABCD-EFGH"})
+    assert resp.status_code == 403
+    (code,) = store.create_invites(1)
+    resp = client.post("/api/raters", json={"rater_id": "alice", "invite": code})
+    assert resp.status_code == 201
+    # single use: a second browser with the same code is refused
+    other = app.test_client()
+    resp = other.post("/api/raters", json={"rater_id": "bob", "invite": code})
+    assert resp.status_code == 403
+    # codes are stored hashed
+    dump = "\n".join(sqlite3.connect(store.path).iterdump())
+    assert code not in dump and code.replace("-", "") not in dump
+
+
+def test_taken_rater_id_is_not_confirmed_to_someone_without_an_invitation(app_parts):
+    registry, design, store, _ = app_parts
+    app = create_app(registry, store, design, TOKEN, max_raters=3)
+    codes = store.create_invites(2)
+    assert register_with(app.test_client(), "alice", codes[0]).status_code == 201
+    taken = register_with(app.test_client(), "alice", "WRONG-CODE")
+    free = register_with(app.test_client(), "zed", "WRONG-CODE")
+    assert (taken.status_code, taken.get_json()) == (free.status_code, free.get_json())
+    assert "alice" not in taken.get_data(as_text=True)
+    # junk registrations without codes cannot fill --max-raters
+    for i in range(5):
+        assert register_with(app.test_client(), f"junk{i}", None).status_code == 403
+    # with a valid code, a taken id gets a message that does not echo it
+    resp = register_with(app.test_client(), "alice", codes[1])
+    assert resp.status_code == 409 and "alice" not in resp.get_data(as_text=True)
+    assert register_with(app.test_client(), "bob", codes[1]).status_code == 201
+
+
+def register_with(client, rater, invite):
+    body = (
+        {"rater_id": rater} if invite is None else {"rater_id": rater, "invite": invite}
+    )
+    return client.post("/api/raters", json=body)
+
+
+def test_registration_is_rate_limited_per_client(app_parts):
+    registry, design, store, _ = app_parts
+    app = create_app(registry, store, design, TOKEN, **OPEN)
+    statuses = [
+        app.test_client().post("/api/raters", json={"rater_id": f"bot{i}"}).status_code
+        for i in range(40)
+    ]
+    assert 429 in statuses, statuses
+    limited = app.test_client().post("/api/raters", json={"rater_id": "bot-last"})
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
+    # another client is not affected
+    other = app.test_client().post(
+        "/api/raters",
+        json={"rater_id": "human"},
+        environ_base={"REMOTE_ADDR": "10.1.2.3"},
+    )
+    assert other.status_code == 201
+
+
+def test_registration_limit_refills_with_time(app_parts):
+    registry, design, store, _ = app_parts
+    now = [1000.0]
+    app = create_app(
+        registry,
+        store,
+        design,
+        TOKEN,
+        open_registration=True,
+        register_per_minute=6,
+        register_burst=2,
+        clock=lambda: now[0],
+    )
+
+    def attempt(i):
+        return app.test_client().post("/api/raters", json={"rater_id": f"u{i}"})
+
+    assert [attempt(i).status_code for i in range(3)] == [201, 201, 429]
+    assert attempt(3).headers["Retry-After"] == "10"
+    now[0] += 10
+    assert [attempt(i).status_code for i in range(4, 6)] == [201, 429]
+
+
+def _admin_form_csrf(page: str) -> str:
+    import re
+
+    return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+
+
+def test_admin_creates_and_lists_invitation_codes(app_parts):
+    import re
+
+    registry, design, store, _ = app_parts
+    app = create_app(registry, store, design, TOKEN)
+    admin = app.test_client()
+    assert admin.get(f"/admin?token={TOKEN}").status_code == 303
+    page = admin.get("/admin").get_data(as_text=True)
+    assert 'action="/admin/invites"' in page
+    form = {
+        "count": "2",
+        "uses": "1",
+        "label": "lab day 1",
+        "csrf": _admin_form_csrf(page),
+    }
+    # no admin cookie, a wrong CSRF field, a foreign Origin: refused
+    assert app.test_client().post("/admin/invites", data=form).status_code == 403
+    assert admin.post("/admin/invites", data={**form, "csrf": "x"}).status_code == 403
+    foreign = admin.post(
+        "/admin/invites", data=form, headers={"Origin": "https://evil.example"}
+    )
+    assert foreign.status_code == 403
+    cross = admin.post(
+        "/admin/invites", data=form, headers={"Sec-Fetch-Site": "cross-site"}
+    )
+    assert cross.status_code == 403
+    assert store.list_invites() == []
+    created = admin.post("/admin/invites", data=form)
+    assert created.status_code == 200
+    codes = re.findall(
+        r"\b[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}\b",
+        created.get_data(as_text=True),
+    )
+    assert len(set(codes)) == 2
+    assert register_with(app.test_client(), "carol", codes[0]).status_code == 201
+    listing = admin.get("/admin").get_data(as_text=True)
+    assert "lab day 1" in listing and "carol" in listing
+    assert codes[1] not in listing  # listed by a short hint only, shown in full once
+    rows = store.list_invites()
+    assert sorted(r["used"] for r in rows) == [0, 1]
+
+
+def test_duplicate_json_keys_are_refused(app_parts):
+    _, _, store, app = app_parts
+    client = app.test_client()
+    trial_id = register(client)["trial"]["trial_id"]
+    body = f'{{"trial_id": "{trial_id}", "answer": "A", "answer": "B"}}'
+    resp = client.post("/api/answers", data=body, content_type="application/json")
+    assert resp.status_code == 400 and "duplicate" in resp.get_json()["error"]
+    assert store.answered_cells() == []
+    resp = app.test_client().post(
+        "/api/raters",
+        data='{"rater_id": "a1", "rater_id": "a2"}',
+        content_type="application/json",
+    )
+    assert resp.status_code == 400
+
+
+def test_results_count_answers_given_without_fetching_the_audio(app_parts, tmp_path):
+    _, _, store, app = app_parts
+    client = app.test_client()
+    state = register(client)
+    for slots in ("ABX", "X", ""):
+        trial = state["trial"]
+        for slot in slots:
+            assert client.get(trial["audio"][slot]).status_code == 200
+        state = client.post(
+            "/api/answers", json={"trial_id": trial["trial_id"], "answer": "A"}
+        ).get_json()
+    assert [a["audio_fetched"] for a in store.answered_cells()] == ["ABX", "X", ""]
+    assert sum(r["without_audio"] for r in her_table(store.answered_cells())) == 2
+    admin = app.test_client()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    her = list(
+        csv.DictReader(
+            admin.get("/admin/her.csv", headers=auth)
+            .get_data(as_text=True)
+            .splitlines()
+        )
+    )
+    assert sum(int(r["without_audio"]) for r in her) == 2
+    answers = list(
+        csv.DictReader(
+            admin.get("/admin/answers.csv", headers=auth)
+            .get_data(as_text=True)
+            .splitlines()
+        )
+    )
+    assert sorted(a["audio_fetched"] for a in answers) == ["", "ABX", "X"]
+    page = admin.get("/admin", headers=auth).get_data(as_text=True)
+    assert "2 of them without all their audio fetched" in page
+
+
+def test_admin_token_in_the_url_only_on_admin_and_the_cookie_holds_a_hash(app_parts):
+    _, _, _, app = app_parts
+    client = app.test_client()
+    for url in ("/admin/her.csv", "/admin/answers.csv", "/admin/her.png"):
+        assert client.get(f"{url}?token={TOKEN}").status_code == 403, url
+    resp = client.get(f"/admin?token={TOKEN}")
+    assert resp.status_code == 303
+    cookie = resp.headers["Set-Cookie"]
+    assert TOKEN not in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert client.get("/admin/her.csv").status_code == 200  # the cookie works
+    forged = app.test_client()
+    forged.set_cookie("lt_admin", TOKEN, path="/admin")  # the raw token is no cookie
+    assert forged.get("/admin/her.csv").status_code == 403
+
+
+def test_database_and_its_wal_are_private(tmp_path, app_parts):
+    registry, design, _, _ = app_parts
+    store = Store(tmp_path / "private.sqlite")
+    store.create_rater("alice", design)
+    names = ["private.sqlite", "private.sqlite-wal", "private.sqlite-shm"]
+    modes = {n: oct((tmp_path / n).stat().st_mode & 0o777) for n in names}
+    assert set(modes.values()) == {"0o600"}, modes
+
+
+def test_cli_short_admin_token_is_refused_before_creating_the_database(
+    samples, tmp_path, capsys, no_serving
+):
+    db = tmp_path / "answers.sqlite"
+    argv = _serve_argv(samples, db)
+    argv[argv.index("--admin-token") + 1] = "short"
+    assert cli.main(argv) == 2
+    assert "at least 16" in capsys.readouterr().err
+    assert not db.exists()
+
+
+def test_cli_refuses_absurd_trials_per_layer_and_warns_on_long_sessions(
+    samples, tmp_path, capsys, no_serving
+):
+    db = tmp_path / "answers.sqlite"
+    assert cli.main(_serve_argv(samples, db, "--trials-per-layer", "100000")) == 2
+    err = capsys.readouterr().err
+    assert "100000" in err and "at most" in err
+    assert not db.exists()
+    with pytest.raises(AssertionError, match="starting the server"):
+        cli.main(_serve_argv(samples, db, "--trials-per-layer", "120"))
+    assert "warning" in capsys.readouterr().err
+
+
+def test_audio_answers_byte_ranges(app_parts):
+    _, _, _, app = app_parts
+    client = app.test_client()
+    url = register(client)["trial"]["audio"]["X"]
+    full = client.get(url)
+    assert full.status_code == 200 and full.headers["Accept-Ranges"] == "bytes"
+    data, n = full.data, len(full.data)
+    for header, (start, stop) in {
+        "bytes=0-9": (0, 10),
+        "bytes=100-": (100, n),
+        "bytes=-500": (n - 500, n),
+        "bytes=0-": (0, n),
+    }.items():
+        resp = client.get(url, headers={"Range": header})
+        assert resp.status_code == 206, header
+        assert resp.headers["Content-Range"] == f"bytes {start}-{stop - 1}/{n}"
+        assert resp.data == data[start:stop]
+        assert "ETag" not in resp.headers and "Last-Modified" not in resp.headers
+        assert resp.headers["Cache-Control"] == "no-store"
+    resp = client.get(url, headers={"Range": f"bytes={n}-"})
+    assert resp.status_code == 416 and resp.headers["Content-Range"] == f"bytes */{n}"
+
+
+def test_secure_cookies_option(app_parts, samples):
+    registry, design, store, _ = app_parts
+    args = cli.build_parser().parse_args(
+        ["serve", "--samples", str(samples), "--db", "x.sqlite", "--secure-cookies"]
+    )
+    assert args.secure_cookies is True
+    app = create_app(registry, store, design, TOKEN, secure_cookies=True, **OPEN)
+    client = app.test_client()
+    resp = client.post("/api/raters", json={"rater_id": "sec"})
+    assert "Secure" in resp.headers["Set-Cookie"]
+    resp = client.get(f"/admin?token={TOKEN}")
+    assert "Secure" in resp.headers["Set-Cookie"]

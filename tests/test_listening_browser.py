@@ -1,8 +1,10 @@
 """End-to-end test of the listening test in a real headless Chromium.
 
-A rater registers, plays A, B and X, answers by clicking and by keyboard, sees
-the progress, finishes; the database holds exactly those answers. The admin page
-shows the results and the figure. Skips only when /usr/bin/chromium is absent.
+A rater registers with an invitation link, plays A, B and X, answers by clicking
+and by keyboard, sees the progress, finishes; the database holds exactly those
+answers. The admin page shows the results and the figure, and creates an
+invitation code with which another rater registers. Skips only when
+/usr/bin/chromium is absent.
 """
 
 from __future__ import annotations
@@ -46,7 +48,9 @@ def server(tmp_path):
         duration_s=0.3,
     )
     extra = ["--trials-per-layer", "2", "--admin-token", TOKEN]
-    with ServerProcess(samples, tmp_path / "answers.sqlite", extra=extra) as srv:
+    with ServerProcess(
+        samples, tmp_path / "answers.sqlite", extra=extra, invites=2
+    ) as srv:
         yield srv
 
 
@@ -77,7 +81,17 @@ def test_rater_completes_trials_in_chromium_and_db_holds_them(
     page.on(
         "response", lambda r: bad.append((r.status, r.url)) if r.status >= 500 else None
     )
+    # without a code, registration is refused with a clear message
     page.goto(base + "/")
+    expect(page.locator("#invite")).to_be_visible()
+    page.fill("#rater-id", "web1")
+    page.fill("#invite", "AAAA-BBBB-CCCC-DDDD")
+    page.click("#start")
+    expect(page.locator("#message")).to_contain_text("invitation code is required")
+    # the invitation link fills in the code and leaves the address bar
+    page.goto(f"{base}/#invite={server.invites[0]}")
+    expect(page.locator("#invite")).to_have_value(server.invites[0])
+    assert "invite" not in page.url
     page.fill("#rater-id", "web1")
     page.click("#start")
     expect(page.locator("#trial")).to_be_visible()
@@ -137,6 +151,7 @@ def test_admin_page_shows_results_and_figure_in_chromium(server, browser):
     base = f"http://127.0.0.1:{server.port}"
     page = browser.new_page()
     page.goto(base + "/")
+    page.fill("#invite", server.invites[1].lower())  # case and dashes do not matter
     page.fill("#rater-id", "web2")
     page.click("#start")
     listen_to_all(page)
@@ -151,3 +166,21 @@ def test_admin_page_shows_results_and_figure_in_chromium(server, browser):
     expect(image).to_be_visible()
     width = image.evaluate("img => img.complete ? img.naturalWidth : 0")
     assert width > 100
+
+    # the admin creates an invitation code on the page (POST form, same origin)
+    admin.fill("input[name=count]", "1")
+    admin.fill("input[name=label]", "browser test")
+    admin.click("#create-invites")
+    link = admin.locator("#new-codes a").first
+    expect(link).to_be_visible()
+    href = link.get_attribute("href")
+    assert "#invite=" in href
+    expect(admin.locator("body")).to_contain_text("browser test")
+    # and a new rater registers with it
+    rater = browser.new_context().new_page()
+    rater.goto(href)
+    rater.fill("#rater-id", "web3")
+    rater.click("#start")
+    expect(rater.locator("#trial")).to_be_visible()
+    admin.goto(base + "/admin")
+    expect(admin.locator("body")).to_contain_text("web3")

@@ -4,7 +4,9 @@ multi-threaded server (waitress) in a child process.
 50 concurrent raters x 20 answers: zero lost answers, zero 5xx. Then the same
 load with the server killed by SIGKILL mid-way and restarted on the same
 database: every answer it had acknowledged is in the database, unchanged.
-Bounded: 50 x 20 answers, a 60 s deadline per run.
+Bounded: 50 x 20 answers, a 60 s deadline per run. The raters register with
+invitation codes printed by ``serve --invites`` (one client address: the
+registration limit is raised for them).
 """
 
 from __future__ import annotations
@@ -18,8 +20,15 @@ from speechbrain_probe.listening.loadtest import ServerProcess, check_db, run_ra
 
 N_RATERS, N_ANSWERS = 50, 20
 LAYERS = ("cnn1", "cnn2", "blstm1", "blstm3")
-# 4 layers x 5 trials per layer = 20 trials per rater
-SERVE_ARGS = ["--trials-per-layer", "5", "--threads", "16"]
+# 4 layers x 5 trials per layer = 20 trials per rater; 50 raters from one address
+SERVE_ARGS = [
+    "--trials-per-layer",
+    "5",
+    "--threads",
+    "16",
+    "--register-burst",
+    str(2 * N_RATERS),
+]
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +44,10 @@ def samples(tmp_path_factory):
 
 def test_50_concurrent_raters_lose_nothing_and_get_no_5xx(samples, tmp_path):
     db = tmp_path / "answers.sqlite"
-    with ServerProcess(samples, db, extra=SERVE_ARGS) as server:
-        result = run_raters(server.port, N_RATERS, N_ANSWERS, deadline_s=60)
+    with ServerProcess(samples, db, extra=SERVE_ARGS, invites=N_RATERS) as server:
+        result = run_raters(
+            server.port, N_RATERS, N_ANSWERS, deadline_s=60, invites=server.invites
+        )
         assert server.proc.poll() is None, "server died under load"
     assert result.unexpected == []
     assert result.server_errors == 0 and result.connection_errors == 0
@@ -56,7 +67,7 @@ def test_50_concurrent_raters_lose_nothing_and_get_no_5xx(samples, tmp_path):
 
 def test_sigkill_mid_load_keeps_every_acknowledged_answer(samples, tmp_path):
     db = tmp_path / "answers.sqlite"
-    server = ServerProcess(samples, db, extra=SERVE_ARGS).start()
+    server = ServerProcess(samples, db, extra=SERVE_ARGS, invites=N_RATERS).start()
     servers = [server]
     kill_info = {}
 
@@ -81,7 +92,12 @@ def test_sigkill_mid_load_keeps_every_acknowledged_answer(samples, tmp_path):
 
     try:
         result = run_raters(
-            server, N_RATERS, N_ANSWERS, deadline_s=60, on_start=kill_and_restart
+            server,
+            N_RATERS,
+            N_ANSWERS,
+            deadline_s=60,
+            on_start=kill_and_restart,
+            invites=server.invites,
         )
     finally:
         for s in servers:
@@ -131,7 +147,7 @@ def test_real_server_answers_bad_raw_requests_with_4xx(samples, tmp_path):
     import json
 
     with ServerProcess(
-        samples, tmp_path / "answers.sqlite", extra=SERVE_ARGS
+        samples, tmp_path / "answers.sqlite", extra=[*SERVE_ARGS, "--open"]
     ) as server:
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
         conn.request(
@@ -215,3 +231,48 @@ def test_many_open_browser_connections_do_not_lock_out_new_raters(samples, tmp_p
         finally:
             for conn in idle:
                 conn.close()
+
+
+def _raw_head(port: int, request: bytes) -> tuple[int, dict[str, str]]:
+    """Send raw bytes; return the reply's status and headers (lower-case names)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        try:
+            sock.sendall(request)
+        except OSError:
+            pass  # the server may answer and close before reading everything
+        reply = b""
+        while b"\r\n\r\n" not in reply:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    head = reply.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    headers = {}
+    for line in head[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(head[0].split(" ", 2)[1]), headers
+
+
+def test_waitress_own_error_replies_carry_the_security_headers(samples, tmp_path):
+    """400, 413 and 431 that waitress writes itself, without asking the app."""
+    with ServerProcess(
+        samples, tmp_path / "answers.sqlite", extra=SERVE_ARGS
+    ) as server:
+        cases = {
+            400: b"BLAH\r\n\r\n",
+            413: b"POST /api/answers HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+            + b" "
+            * 100_000,
+            431: b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 300_000 + b"\r\n\r\n",
+        }
+        for code, request in cases.items():
+            status, headers = _raw_head(server.port, request)
+            assert status == code, (code, status)
+            assert headers.get("x-content-type-options") == "nosniff", (code, headers)
+            assert "default-src 'self'" in headers.get("content-security-policy", "")
+            assert headers.get("x-frame-options") == "DENY"
+            assert headers.get("cache-control") == "no-store"

@@ -3,42 +3,67 @@
 Rater side (session cookie, set at registration):
 
 * ``GET /``: the rater page; ``GET /api/state``: progress and the next trial;
-* ``POST /api/raters`` ``{"rater_id": ...}``: register, get all trials;
+* ``POST /api/raters`` ``{"rater_id": ..., "invite": ...}``: register (with an
+  invitation code unless registration is open), get all trials; rate-limited
+  per client address (429 with ``Retry-After``);
 * ``POST /api/answers`` ``{"trial_id", "answer": "A"|"B", "response_ms"}``;
-* ``GET /audio/<trial_id>/<A|B|X>``: audio of one of *your own* trials.
+* ``GET /audio/<trial_id>/<A|B|X>``: audio of one of *your own* trials (single
+  byte ranges answered with 206).
 
 A rater sees only opaque trial ids and audio URLs, never a path, a speaker, a
 layer, the key or anyone's answers. Audio comes only from the registered
-stimuli. Every request is validated; bad ones get a 4xx JSON error.
+stimuli, exactly as checked at start (:meth:`Registry.read_audio`). Every
+request is validated (JSON objects with duplicate keys included); bad ones get a
+4xx JSON error.
 
-Admin side (token as ``Authorization: Bearer``, ``?token=`` or the cookie set by
-it): ``GET /admin``, ``/admin/her.csv``, ``/admin/her.png``, ``/admin/answers.csv``.
+Admin side (token as ``Authorization: Bearer``, or the cookie that ``GET
+/admin?token=...`` sets, which holds a hash of the token): ``GET /admin`` (results
+and invitation codes), ``POST /admin/invites`` (create codes; form with a CSRF
+field, same-origin only), ``/admin/her.csv``, ``/admin/her.png``,
+``/admin/answers.csv``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
-import io
+import json
+import logging
+import math
 import os
 import re
 import threading
+import time
+from collections import OrderedDict
+from urllib.parse import urlsplit
 
-from flask import Flask, Response, jsonify, make_response, redirect, request, send_file
+from flask import Flask, Response, jsonify, make_response, redirect, request
 from werkzeug.exceptions import HTTPException
 
 from .design import TripletDesign
 from .pages import APP_CSS, APP_JS, RATER_HTML, admin_html
-from .registry import Registry
+from .registry import AudioChanged, Registry
 from .results import (
     figure_png_bytes,
     her_table,
     merge_eer,
+    without_audio,
     write_answers_csv,
     write_her_csv,
 )
-from .store import AlreadyAnswered, RaterExists, Store, TooManyRaters, UnknownTrial
+from .store import (
+    AlreadyAnswered,
+    InvalidInvite,
+    RaterExists,
+    Store,
+    TooManyRaters,
+    UnknownTrial,
+    normalize_invite,
+)
 
-__all__ = ["create_app", "MAX_BODY_BYTES"]
+__all__ = ["create_app", "RateLimiter", "MAX_BODY_BYTES", "SECURITY_HEADERS"]
+
+log = logging.getLogger("speechbrain_probe.listening")
 
 #: Larger request bodies are refused with 413.
 MAX_BODY_BYTES = 1024
@@ -57,6 +82,21 @@ _CSP = (
     "default-src 'self'; media-src 'self'; img-src 'self'; object-src 'none'; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
+#: Headers of every reply, the server's own error replies included.
+SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Content-Security-Policy", _CSP),
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Frame-Options", "DENY"),
+)
+_INVITE_REQUIRED = (
+    "a valid invitation code is required: use the code or link you were given "
+    "(each code registers one rater)"
+)
+_ID_UNAVAILABLE = (
+    "this rater id cannot be used: choose another one (to resume, use the "
+    "browser you started in)"
+)
 
 
 class BadRequest(Exception):
@@ -66,11 +106,44 @@ class BadRequest(Exception):
         self.message = message
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _object_without_duplicates(pairs: list[tuple[str, object]]) -> dict:
+    data = {}
+    for key, value in pairs:
+        if key in data:
+            raise _DuplicateKey(key)
+        data[key] = value
+    return data
+
+
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
 def _json_body(allowed: dict[str, type], required: tuple[str, ...]) -> dict:
-    """The request's JSON object, checked against ``allowed`` field types."""
+    """The request's JSON object, checked against ``allowed`` field types.
+
+    A key given twice (``{"answer": "A", "answer": "B"}``, which most parsers
+    resolve silently to the last) and ``NaN``/``Infinity`` are refused.
+    """
     if request.mimetype != "application/json":
         raise BadRequest(415, "send the body as application/json")
-    data = request.get_json(silent=True)
+    raw = request.get_data()  # 413 beyond MAX_CONTENT_LENGTH
+    try:
+        data = json.loads(
+            raw,
+            object_pairs_hook=_object_without_duplicates,
+            parse_constant=_no_constants,
+        )
+    except _DuplicateKey as err:
+        raise BadRequest(
+            400, f"duplicate field {err.args[0]!r} in the JSON body"
+        ) from None
+    except (ValueError, RecursionError):
+        raise BadRequest(400, "the body must be one JSON object") from None
     if not isinstance(data, dict):
         raise BadRequest(400, "the body must be one JSON object")
     unknown = sorted(set(data) - set(allowed))
@@ -88,6 +161,70 @@ def _json_body(allowed: dict[str, type], required: tuple[str, ...]) -> dict:
     return data
 
 
+class RateLimiter:
+    """A token bucket per client: ``burst`` attempts at once, then
+    ``per_minute`` more each minute. Thread-safe; remembers at most
+    ``max_clients`` clients (the least recently seen are forgotten).
+
+    Parameters
+    ----------
+    per_minute : float
+        Refill rate; 0 or less: no limit.
+    burst : int
+        Bucket size.
+    clock : callable
+        Seconds, monotonic (a test can pass its own).
+    max_clients : int
+        Clients remembered.
+
+    Example
+    -------
+    >>> now = [0.0]
+    >>> limit = RateLimiter(per_minute=6, burst=2, clock=lambda: now[0])
+    >>> [limit.take("10.0.0.1") for _ in range(3)], limit.take("10.0.0.2")
+    ([0, 0, 10], 0)
+    >>> now[0] = 10.0; limit.take("10.0.0.1")
+    0
+    """
+
+    def __init__(
+        self,
+        per_minute: float,
+        burst: int,
+        clock=time.monotonic,
+        max_clients: int = 10_000,
+    ):
+        self.per_s = float(per_minute) / 60.0
+        self.burst = max(1, int(burst))
+        self.clock = clock
+        self.max_clients = max_clients
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, client: str) -> int:
+        """Spend one attempt of ``client``; return 0, or the seconds to wait."""
+        if self.per_s <= 0:
+            return 0
+        with self._lock:
+            now = self.clock()
+            tokens, last = self._buckets.pop(client, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + max(0.0, now - last) * self.per_s)
+            wait = 0
+            if tokens >= 1.0:
+                tokens -= 1.0
+            else:
+                wait = max(1, math.ceil((1.0 - tokens) / self.per_s))
+            self._buckets[client] = (tokens, now)
+            while len(self._buckets) > self.max_clients:
+                self._buckets.popitem(last=False)
+        return wait
+
+
+def _admin_cookie_value(admin_token: str) -> str:
+    """What the admin cookie holds: a hash of the token, never the token."""
+    return hashlib.sha256(f"speechbrain-probe-admin:{admin_token}".encode()).hexdigest()
+
+
 def create_app(
     registry: Registry,
     store: Store,
@@ -97,6 +234,11 @@ def create_app(
     eer_metric: str = "eer_ge2e",
     secure_cookies: bool = False,
     max_raters: int | None = 1000,
+    open_registration: bool = False,
+    register_per_minute: float = 10.0,
+    register_burst: int = 10,
+    clock=time.monotonic,
+    trust_proxy: bool = False,
 ) -> Flask:
     """Build the app.
 
@@ -114,6 +256,17 @@ def create_app(
         Mark cookies ``Secure`` (behind HTTPS).
     max_raters : int, optional
         Registrations beyond this many get 403 (None: no limit).
+    open_registration : bool
+        Anyone may register (a lab where everyone is trusted); otherwise a rater
+        needs an invitation code of :meth:`Store.create_invites`.
+    register_per_minute, register_burst : float, int
+        Registration attempts per client address (:class:`RateLimiter`);
+        ``register_per_minute <= 0``: no limit.
+    clock : callable
+        Monotonic seconds of the rate limit (for tests).
+    trust_proxy : bool
+        Take the client address, scheme and host from one reverse proxy's
+        ``X-Forwarded-*`` headers (only behind a proxy that sets them).
 
     Example
     -------
@@ -121,20 +274,36 @@ def create_app(
     >>> tmp = getfixture("tmp_path")
     >>> stims = [Stimulus(f"u{u}", f"s{s}", "m", "cnn1", "clean", str(tmp / f"{u}.wav"))
     ...          for s in range(2) for u in range(s * 5, s * 5 + 2)]
-    >>> reg = Registry(stims)
-    >>> app = create_app(reg, Store(tmp / "db.sqlite"), TripletDesign(reg, 2), "x" * 16)
+    >>> for s in stims: _ = open(s.path, "wb").write(b"RIFF" + s.utt_id.encode())
+    >>> reg, store = Registry(stims), Store(tmp / "db.sqlite")
+    >>> app = create_app(reg, store, TripletDesign(reg, 2), "x" * 16)
     >>> client = app.test_client()
     >>> client.get("/api/state").status_code
     401
-    >>> r = client.post("/api/raters", json={"rater_id": "alice"})
+    >>> client.post("/api/raters", json={"rater_id": "alice"}).status_code
+    403
+    >>> (code,) = store.create_invites(1)
+    >>> r = client.post("/api/raters", json={"rater_id": "alice", "invite": code})
     >>> r.status_code, r.get_json()["total"]
     (201, 2)
     """
     if len(admin_token) < 16:
         raise ValueError("the admin token must have at least 16 characters")
+    if not registry.verified:
+        registry.verify()
     app = Flask("speechbrain_probe.listening")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    if trust_proxy:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
     figure_lock = threading.Lock()
+    limiter = RateLimiter(register_per_minute, register_burst, clock=clock)
+    admin_cookie = _admin_cookie_value(admin_token)
+    csrf_value = hmac.new(
+        admin_token.encode(), b"speechbrain-probe-admin-form", hashlib.sha256
+    ).hexdigest()
+    registration = "open" if open_registration else "invite"
 
     def state_of(rater_id: str) -> dict:
         progress = store.progress(rater_id)
@@ -153,30 +322,49 @@ def create_app(
         token = request.cookies.get(SESSION_COOKIE, "")
         rater = store.rater_for_token(token) if 0 < len(token) <= 128 else None
         if rater is None:
-            raise BadRequest(
-                401, "no rater session: register with POST /api/raters first"
-            )
+            raise _NoSession()
         return rater
 
     def is_admin() -> bool:
         header = request.headers.get("Authorization", "")
-        candidates = [
-            header[7:] if header.startswith("Bearer ") else "",
-            request.args.get("token", ""),
-            request.cookies.get(ADMIN_COOKIE, ""),
-        ]
-        return any(
-            c and hmac.compare_digest(c.encode(), admin_token.encode())
-            for c in candidates
+        bearer = header[7:] if header.startswith("Bearer ") else ""
+        cookie = request.cookies.get(ADMIN_COOKIE, "")
+        return bool(
+            bearer and hmac.compare_digest(bearer.encode(), admin_token.encode())
+        ) or bool(
+            cookie and hmac.compare_digest(cookie.encode(), admin_cookie.encode())
         )
 
     def require_admin():
         if not is_admin():
             raise BadRequest(403, "admin token required")
 
+    def require_same_origin():
+        """Refuse a form posted from another site (besides SameSite and CSRF).
+
+        Browsers that send ``Sec-Fetch-Site`` are judged by it; ``Origin`` is
+        ``null`` on our own forms (``Referrer-Policy: no-referrer``), so only a
+        real foreign origin is refused by that header.
+        """
+        site = request.headers.get("Sec-Fetch-Site")
+        if site is not None:
+            if site not in ("same-origin", "none"):
+                raise BadRequest(403, "cross-site request refused")
+            return
+        origin = request.headers.get("Origin")
+        if origin not in (None, "null") and urlsplit(origin).netloc != request.host:
+            raise BadRequest(403, "cross-site request refused")
+
     def results_table():
         table = her_table(store.answered_cells())
         return merge_eer(table, metrics, eer_metric)
+
+    @app.errorhandler(_NoSession)
+    def _no_session(err):
+        return jsonify(
+            error="no rater session: register with POST /api/raters first",
+            registration=registration,
+        ), 401
 
     @app.errorhandler(BadRequest)
     def _bad(err: BadRequest):
@@ -188,10 +376,8 @@ def create_app(
 
     @app.after_request
     def _headers(resp: Response):
-        resp.headers["X-Content-Type-Options"] = "nosniff"
-        resp.headers["Content-Security-Policy"] = _CSP
-        resp.headers["Referrer-Policy"] = "no-referrer"
-        resp.headers["X-Frame-Options"] = "DENY"
+        for name, value in SECURITY_HEADERS:
+            resp.headers[name] = value
         if request.path.startswith(("/api/", "/audio/", "/admin")):
             resp.headers["Cache-Control"] = "no-store"
         return resp
@@ -220,25 +406,43 @@ def create_app(
 
     @app.post("/api/raters")
     def register():
-        data = _json_body({"rater_id": str}, required=("rater_id",))
+        wait = limiter.take(request.remote_addr or "unknown")
+        if wait:
+            resp = jsonify(
+                error=f"too many registrations from your address; try again in {wait} s"
+            )
+            resp.status_code = 429
+            resp.headers["Retry-After"] = str(wait)
+            return resp
+        data = _json_body({"rater_id": str, "invite": str}, required=("rater_id",))
         rater_id = data["rater_id"].strip()
         if not _RATER_ID.fullmatch(rater_id):
             raise BadRequest(
                 400,
                 "rater_id must be 1-64 letters, digits, dots, dashes or underscores",
             )
+        invite = data.get("invite")
+        if not open_registration and normalize_invite(invite or "") is None:
+            raise BadRequest(403, _INVITE_REQUIRED)
         token = request.cookies.get(SESSION_COOKIE, "")
         if token and store.rater_for_token(token) is not None:
             raise BadRequest(409, "this browser is registered already; reload the page")
         try:
-            token = store.create_rater(rater_id, design, max_raters=max_raters)
+            token = store.create_rater(
+                rater_id,
+                design,
+                max_raters=max_raters,
+                require_invite=not open_registration,
+                invite=invite,
+            )
+        except InvalidInvite:
+            raise BadRequest(403, _INVITE_REQUIRED) from None
         except TooManyRaters:
             raise BadRequest(403, "this test takes no more raters") from None
         except RaterExists:
-            raise BadRequest(
-                409,
-                f"rater id {rater_id!r} is taken; choose another or resume in its browser",
-            ) from None
+            # the id is not echoed; under invitations only a holder of a valid,
+            # unused code gets this far
+            raise BadRequest(409, _ID_UNAVAILABLE) from None
         resp = make_response(jsonify(state_of(rater_id)), 201)
         resp.set_cookie(
             SESSION_COOKIE,
@@ -287,35 +491,76 @@ def create_app(
             raise BadRequest(404, "no such audio") from None
         if not registry.is_registered(path):
             raise BadRequest(410, "this audio is no longer part of the test")
-        # read into memory: no file name, ETag or modification time reaches the rater
-        with open(path, "rb") as handle:
-            payload = handle.read()
+        # only the bytes checked at start; in memory: no file name, ETag or
+        # modification time reaches the rater
+        try:
+            payload = registry.read_audio(path)
+        except (KeyError, AudioChanged) as err:
+            log.warning("refused to serve stimulus: %s", err)
+            raise BadRequest(
+                410, "this audio changed on the server; please tell the experimenter"
+            ) from None
+        store.mark_fetched(trial_id, slot)
         mimetype = _AUDIO_TYPES.get(
             os.path.splitext(path)[1].lower(), "application/octet-stream"
         )
-        return send_file(
-            io.BytesIO(payload), mimetype=mimetype, etag=False, conditional=False
+        return _bytes_response(payload, mimetype)
+
+    def admin_page(new_codes: list[str] | None = None) -> Response:
+        answers = store.answered_cells()
+        table = merge_eer(her_table(answers), metrics, eer_metric)
+        page = admin_html(
+            table,
+            n_raters=len({a["rater_id"] for a in answers}),
+            n_answers=len(answers),
+            n_without_audio=sum(without_audio(a) for a in answers),
+            invites=store.list_invites(),
+            csrf=csrf_value,
+            registration=registration,
+            new_codes=new_codes,
+            base_url=request.host_url,
         )
+        return Response(page, mimetype="text/html")
 
     @app.get("/admin")
     def admin():
-        require_admin()
         if "token" in request.args:
-            # move the token from the URL into an HttpOnly cookie
+            # the only place a token in the URL counts: move it into a cookie
+            # (which holds its hash) and out of the address bar and history
+            given = request.args["token"]
+            if not hmac.compare_digest(given.encode(), admin_token.encode()):
+                raise BadRequest(403, "admin token required")
             resp = redirect("/admin", code=303)
             resp.set_cookie(
                 ADMIN_COOKIE,
-                request.args["token"],
+                admin_cookie,
                 httponly=True,
                 samesite="Strict",
                 secure=secure_cookies,
                 path="/admin",
             )
             return resp
-        answers = store.answered_cells()
-        table = merge_eer(her_table(answers), metrics, eer_metric)
-        n_raters = len({a["rater_id"] for a in answers})
-        return Response(admin_html(table, n_raters, len(answers)), mimetype="text/html")
+        require_admin()
+        return admin_page()
+
+    @app.post("/admin/invites")
+    def admin_invites():
+        require_admin()
+        require_same_origin()
+        form = request.form
+        if not hmac.compare_digest(form.get("csrf", "").encode(), csrf_value.encode()):
+            raise BadRequest(403, "stale or forged form: reload the admin page")
+        try:
+            count, uses = int(form.get("count", "1")), int(form.get("uses", "1"))
+        except ValueError:
+            raise BadRequest(400, "count and uses must be whole numbers") from None
+        label = form.get("label", "").strip()
+        if not 1 <= count <= 500 or not 1 <= uses <= 1000:
+            raise BadRequest(400, "create 1 to 500 codes of 1 to 1000 uses each")
+        if len(label) > 64 or not label.isprintable():
+            raise BadRequest(400, "the label must be at most 64 printable characters")
+        codes = store.create_invites(count, uses=uses, label=label)
+        return admin_page(new_codes=codes)
 
     @app.get("/admin/her.csv")
     def admin_csv():
@@ -349,3 +594,34 @@ def create_app(
         return Response(png, mimetype="image/png")
 
     return app
+
+
+class _NoSession(Exception):
+    """The request has no valid rater session."""
+
+
+def _bytes_response(payload: bytes, mimetype: str) -> Response:
+    """``payload``, or the one byte range the request asks for (206; 416 when it
+    cannot be satisfied). Several ranges, or an ``If-Range`` (there is no
+    validator to match), get the whole payload (200), as RFC 9110 allows."""
+    n = len(payload)
+    ranges = request.range if "If-Range" not in request.headers else None
+    if ranges is None or len(ranges.ranges) != 1 or ranges.units != "bytes":
+        resp = Response(payload, mimetype=mimetype)
+        resp.headers["Accept-Ranges"] = "bytes"
+        return resp
+    ((start, stop),) = ranges.ranges
+    if start < 0:  # suffix: the last -start bytes
+        start, stop = max(0, n + start), n
+    else:
+        stop = n if stop is None else min(stop, n)
+    if start >= stop:
+        resp = jsonify(error=f"the range lies outside the {n} bytes of this audio")
+        resp.status_code = 416
+        resp.headers["Content-Range"] = f"bytes */{n}"
+        resp.headers["Accept-Ranges"] = "bytes"
+        return resp
+    resp = Response(payload[start:stop], status=206, mimetype=mimetype)
+    resp.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{n}"
+    resp.headers["Accept-Ranges"] = "bytes"
+    return resp

@@ -6,6 +6,10 @@ starts the app on localhost with waitress (a multi-threaded WSGI server);
 [--metrics metrics.csv]`` writes ``her.csv``, ``her_eer.png`` and ``answers.csv``;
 ``python -m speechbrain_probe.listening demo --out-dir demo`` writes generated
 stimuli to try it without the rest of the pipeline.
+
+Bad input (a missing or unusable file or folder, a stimulus outside the study,
+an absurd setting) ends with exit status 2 and a message naming it, never a
+traceback; the database is created only once every check has passed.
 """
 
 from __future__ import annotations
@@ -15,10 +19,16 @@ import hashlib
 import json
 import os
 import secrets
+import sqlite3
 import sys
 from pathlib import Path
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "MAX_TRIALS_PER_RATER", "WARN_TRIALS_PER_RATER"]
+
+#: ``serve`` refuses designs with more trials per rater (about 14 hours at 10 s each).
+MAX_TRIALS_PER_RATER = 5000
+#: ``serve`` warns above this many trials per rater (about an hour at 10 s each).
+WARN_TRIALS_PER_RATER = 300
 
 
 def _csv_list(text: str | None) -> tuple[str, ...] | None:
@@ -91,6 +101,58 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-raters", type=int, default=1000, help="refuse more registrations"
     )
     serve.add_argument(
+        "--open",
+        action="store_true",
+        help="anyone who reaches the server may register, without an invitation "
+        "code (a lab where everyone is trusted)",
+    )
+    serve.add_argument(
+        "--invites",
+        type=int,
+        default=0,
+        metavar="N",
+        help="create N invitation codes now and print them with their links "
+        "(more on the admin page)",
+    )
+    serve.add_argument(
+        "--invite-uses",
+        type=int,
+        default=1,
+        help="registrations each code of --invites allows (default 1)",
+    )
+    serve.add_argument(
+        "--register-per-minute",
+        type=float,
+        default=10.0,
+        help="registration attempts per client address and minute, after a burst "
+        "of --register-burst (0: no limit)",
+    )
+    serve.add_argument(
+        "--register-burst",
+        type=int,
+        default=10,
+        help="registration attempts a client address may make at once",
+    )
+    serve.add_argument(
+        "--stimuli-root",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder the stimuli may lie in besides the samples CSV's folder "
+        "(repeatable)",
+    )
+    serve.add_argument(
+        "--secure-cookies",
+        action="store_true",
+        help="mark cookies Secure (when raters reach the app over HTTPS)",
+    )
+    serve.add_argument(
+        "--trust-proxy",
+        action="store_true",
+        help="behind one reverse proxy: take the client address, scheme and host "
+        "from its X-Forwarded-* headers (never without such a proxy)",
+    )
+    serve.add_argument(
         "--allow-design-change",
         action="store_true",
         help="reuse a database made with another seed, trials per layer or stimulus set",
@@ -130,55 +192,121 @@ def _eer(args):
     return read_eer(args.metrics, args.eer_metric, unit=args.eer_unit)
 
 
-def cmd_serve(args) -> int:
-    from waitress import create_server
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
 
+
+def _check_serve_args(args) -> str | None:
+    """What is wrong with the numbers and token of ``serve``, or None."""
+    if args.admin_token is not None and len(args.admin_token) < 16:
+        return (
+            "the admin token must have at least 16 characters; give a longer "
+            "--admin-token / $LISTENING_ADMIN_TOKEN, or none for a random one"
+        )
+    if args.invites < 0 or args.invites > 10_000:
+        return f"--invites must lie between 0 and 10000, got {args.invites}"
+    if not 1 <= args.invite_uses <= 100_000:
+        return f"--invite-uses must lie between 1 and 100000, got {args.invite_uses}"
+    if args.register_burst < 1:
+        return f"--register-burst must be at least 1, got {args.register_burst}"
+    if args.threads < 1 or args.connection_limit < 1:
+        return "--threads and --connection-limit must be at least 1"
+    if args.max_raters < 1:
+        return f"--max-raters must be at least 1, got {args.max_raters}"
+    return None
+
+
+def _check_trials(registry, trials_per_layer: int) -> tuple[str | None, str | None]:
+    """(error, warning) about the trials each rater would get."""
+    n_cells = len(registry.cells())
+    per_rater = trials_per_layer * n_cells
+    if per_rater > MAX_TRIALS_PER_RATER:
+        return (
+            f"--trials-per-layer {trials_per_layer} gives each rater {per_rater} trials "
+            f"({n_cells} layers and conditions); at most {MAX_TRIALS_PER_RATER} are "
+            "accepted: lower --trials-per-layer or select fewer --models, "
+            "--conditions or --layers",
+            None,
+        )
+    if per_rater > WARN_TRIALS_PER_RATER:
+        return None, (
+            f"warning: each rater gets {per_rater} trials ({trials_per_layer} per layer "
+            f"x {n_cells} layers and conditions), about {per_rater * 10 // 60} minutes "
+            "at 10 s a trial; consider a lower --trials-per-layer"
+        )
+    return None, None
+
+
+def cmd_serve(args) -> int:
     from .app import create_app
     from .design import TripletDesign
     from .registry import load_registry
+    from .server import create_server
     from .store import Store
 
+    problem = _check_serve_args(args)
+    if problem:
+        return _fail(problem)
     registry = load_registry(
         args.samples,
         kinds=_csv_list(args.kinds) or ("reconstruction",),
         models=_csv_list(args.models),
         conditions=_csv_list(args.conditions),
         layers=_csv_list(args.layers),
+        roots=args.stimuli_root,
     )
+    if args.trials_per_layer >= 1:
+        problem, warning = _check_trials(registry, args.trials_per_layer)
+        if problem:
+            return _fail(problem)
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
     design = TripletDesign(
         registry, trials_per_layer=args.trials_per_layer, seed=args.seed
     )
+    metrics = _eer(args)
     store = Store(args.db)
     fingerprint = _fingerprint(registry, args.trials_per_layer, args.seed)
     stored = store.set_meta_once("design", fingerprint)
     if stored != fingerprint and not args.allow_design_change:
-        print(
-            f"error: {args.db} holds answers of a different design (seed, trials per layer "
+        return _fail(
+            f"{args.db} holds answers of a different design (seed, trials per layer "
             "or stimuli changed); use a new --db, the original settings, or "
-            "--allow-design-change",
-            file=sys.stderr,
+            "--allow-design-change"
         )
-        return 2
     token = args.admin_token or secrets.token_urlsafe(18)
     app = create_app(
         registry,
         store,
         design,
         token,
-        metrics=_eer(args),
+        metrics=metrics,
         eer_metric=args.eer_metric,
         max_raters=args.max_raters,
+        open_registration=args.open,
+        register_per_minute=args.register_per_minute,
+        register_burst=args.register_burst,
+        secure_cookies=args.secure_cookies,
+        trust_proxy=args.trust_proxy,
     )
-    server = create_server(
-        app,
-        host=args.host,
-        port=args.port,
-        threads=args.threads,
-        connection_limit=args.connection_limit,
-        max_request_body_size=64 * 1024,
-        ident="speechbrain-probe-listening",
-    )
+    try:
+        server = create_server(
+            app,
+            host=args.host,
+            port=args.port,
+            threads=args.threads,
+            connection_limit=args.connection_limit,
+            max_request_body_size=64 * 1024,
+            ident="speechbrain-probe-listening",
+        )
+    except OSError as err:
+        return _fail(
+            f"cannot listen on {args.host}:{args.port}: {err.strerror or err}; "
+            "choose another --port (0 picks a free one) or --host"
+        )
     port = server.effective_port
+    base = f"http://{args.host}:{port}/"
     groups = ", ".join(
         f"{m}/{c}: {len(ls)} layers" for (m, c), ls in design.groups.items()
     )
@@ -187,11 +315,37 @@ def cmd_serve(args) -> int:
         f"{design.trials_per_rater} trials per rater",
         flush=True,
     )
-    print(f"serving on http://{args.host}:{port}/", flush=True)
-    if not args.admin_token:
-        print(f"admin page: http://{args.host}:{port}/admin?token={token}", flush=True)
+    if args.open:
+        print(
+            "registration: open (--open): anyone who can reach the server can register",
+            flush=True,
+        )
     else:
-        print(f"admin page: http://{args.host}:{port}/admin (token given)", flush=True)
+        codes = (
+            store.create_invites(
+                args.invites, uses=args.invite_uses, label="serve --invites"
+            )
+            if args.invites
+            else []
+        )
+        print(
+            "registration: by invitation code (create codes with --invites N or on "
+            "the admin page; --open for a lab where everyone is trusted)",
+            flush=True,
+        )
+        if codes:
+            print(
+                f"{len(codes)} invitation codes ({args.invite_uses} registration(s) "
+                "each; shown once, the database keeps only their hash):",
+                flush=True,
+            )
+            for code in codes:
+                print(f"invite: {code} {base}#invite={code}", flush=True)
+    if not args.admin_token:
+        print(f"admin page: {base}admin?token={token}", flush=True)
+    else:
+        print(f"admin page: {base}admin (token given)", flush=True)
+    print(f"serving on http://{args.host}:{port}/", flush=True)
     try:
         server.run()
     except KeyboardInterrupt:
@@ -210,24 +364,42 @@ def cmd_results(args) -> int:
     from .store import Store
 
     if not Path(args.db).is_file():
-        print(f"error: database {args.db} does not exist", file=sys.stderr)
-        return 2
+        return _fail(f"database {args.db} does not exist")
+    out = Path(args.out_dir)
+    blocker = next(
+        (p for p in [out, *out.parents] if p.exists() and not p.is_dir()), None
+    )
+    if blocker is not None:
+        return _fail(
+            f"cannot write the results to --out-dir {out}: {blocker} is a file, not "
+            "a folder; choose another --out-dir"
+        )
     store = Store(args.db)
     answers = store.answered_cells()
     table = merge_eer(her_table(answers), _eer(args), args.eer_metric)
     if not table:
-        print(f"error: {args.db} holds no answers yet", file=sys.stderr)
-        return 2
-    out = Path(args.out_dir)
-    csv_path = write_her_csv(table, out / "her.csv")
-    png_path = plot_her_eer(table, out / "her_eer.png")
-    answers_path = write_answers_csv(answers, out / "answers.csv")
+        return _fail(f"{args.db} holds no answers yet")
+    try:
+        csv_path = write_her_csv(table, out / "her.csv")
+        png_path = plot_her_eer(table, out / "her_eer.png")
+        answers_path = write_answers_csv(answers, out / "answers.csv")
+    except OSError as err:
+        return _fail(
+            f"cannot write the results to --out-dir {out}: {err.strerror or err}; "
+            "choose a folder you can write to"
+        )
     for row in table:
         eer = f"  EER {100 * row['eer']:.1f}%" if row["eer"] != "" else ""
         print(
             f"{row['model']:>20} {row['condition']:>7} {row['layer']:>14}  "
             f"HER {100 * row['her']:5.1f}% [{100 * row['ci_low']:.1f}, "
             f"{100 * row['ci_high']:.1f}]  n={row['n']}{eer}"
+        )
+    unheard = sum(row["without_audio"] for row in table)
+    if unheard:
+        print(
+            f"{unheard} of {len(answers)} answers came without all their audio "
+            "fetched (column without_audio of her.csv, audio_fetched of answers.csv)"
         )
     print(f"wrote {csv_path}, {png_path} and {answers_path}")
     return 0
@@ -258,5 +430,9 @@ def main(argv: list[str] | None = None) -> int:
         commands = {"serve": cmd_serve, "results": cmd_results, "demo": cmd_demo}
         return commands[args.command](args)
     except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return _fail(str(err))
+    except OSError as err:  # a path the checks above did not foresee
+        where = f" ({err.filename})" if err.filename else ""
+        return _fail(f"{err.strerror or err}{where}")
+    except sqlite3.Error as err:
+        return _fail(f"database problem: {err}")

@@ -34,14 +34,27 @@ class ServerProcess:
     port : int
         0 picks a free port (read back from the server's output).
     extra : list of str
-        More ``serve`` arguments.
+        More ``serve`` arguments (``--open`` for open registration).
+    invites : int
+        Ask ``serve`` for this many invitation codes (``--invites``); they are
+        read back into :attr:`invites`.
     """
 
-    def __init__(self, samples, db, port: int = 0, extra: list[str] | None = None):
+    def __init__(
+        self,
+        samples,
+        db,
+        port: int = 0,
+        extra: list[str] | None = None,
+        invites: int = 0,
+    ):
         self.samples, self.db, self.port = Path(samples), Path(db), port
         self.extra = list(extra or [])
+        if invites:
+            self.extra += ["--invites", str(invites)]
         self.proc: subprocess.Popen | None = None
         self.output: list[str] = []
+        self.invites: list[str] = []
 
     def start(self, timeout_s: float = 30.0) -> ServerProcess:
         cmd = [
@@ -68,6 +81,8 @@ class ServerProcess:
         def reader():
             for line in self.proc.stdout:
                 self.output.append(line)
+                if line.startswith("invite: "):
+                    self.invites.append(line.split()[1])
                 if line.startswith("serving on http://127.0.0.1:"):
                     self.port = int(line.rsplit(":", 1)[1].strip().strip("/"))
                     found.set()
@@ -127,8 +142,11 @@ class _Target:
 
 
 class _Rater:
-    def __init__(self, name, target, result, lock, deadline, audio_every, timeout_s):
+    def __init__(
+        self, name, target, result, lock, deadline, audio_every, timeout_s, invite=None
+    ):
         self.name, self.target, self.result, self.lock = name, target, result, lock
+        self.invite = invite
         self.deadline, self.audio_every, self.timeout_s = (
             deadline,
             audio_every,
@@ -189,7 +207,10 @@ class _Rater:
 
     def run(self, answers_each, registered: threading.Barrier | None):
         rng = random.Random(self.name)
-        status, state = self._retrying("POST", "/api/raters", {"rater_id": self.name})
+        body = {"rater_id": self.name}
+        if self.invite:
+            body["invite"] = self.invite
+        status, state = self._retrying("POST", "/api/raters", body)
         if registered is not None:
             registered.wait()
         if status != 201:
@@ -241,8 +262,11 @@ def run_raters(
     timeout_s: float = 10.0,
     prefix: str = "load",
     on_start=None,
+    invites: list[str] | None = None,
 ) -> LoadResult:
     """Run ``n_raters`` concurrent raters, each giving ``answers_each`` answers.
+
+    ``invites``: one invitation code per rater (for a server without ``--open``).
 
     ``port_or_target`` is a port or an object with a mutable ``port`` attribute
     (so that a test can restart the server elsewhere). ``on_start(result)``, if
@@ -256,8 +280,9 @@ def run_raters(
     >>> tmp = getfixture("tmp_path")
     >>> samples = write_demo_stimuli(tmp / "st", n_speakers=2, n_utts=2,
     ...                              layers=("cnn1",), duration_s=0.1)
-    >>> with ServerProcess(samples, tmp / "db.sqlite") as server:
-    ...     result = run_raters(server.port, n_raters=3, answers_each=2, deadline_s=30)
+    >>> with ServerProcess(samples, tmp / "db.sqlite", invites=3) as server:
+    ...     result = run_raters(server.port, n_raters=3, answers_each=2, deadline_s=30,
+    ...                         invites=server.invites)
     >>> len(result.acknowledged), result.server_errors, result.unexpected
     (6, 0, [])
     >>> check_db(tmp / "db.sqlite", result.acknowledged)["missing"]
@@ -269,9 +294,18 @@ def run_raters(
     result, lock = LoadResult(), threading.Lock()
     deadline = time.monotonic() + deadline_s
     barrier = threading.Barrier(n_raters + 1, timeout=deadline_s)
+    if invites is not None and len(invites) < n_raters:
+        raise ValueError(f"{n_raters} raters need as many invites, got {len(invites)}")
     raters = [
         _Rater(
-            f"{prefix}{i:03d}", target, result, lock, deadline, audio_every, timeout_s
+            f"{prefix}{i:03d}",
+            target,
+            result,
+            lock,
+            deadline,
+            audio_every,
+            timeout_s,
+            invite=invites[i] if invites else None,
         )
         for i in range(n_raters)
     ]

@@ -30,13 +30,19 @@ RATER_HTML = """<!doctype html>
 
   <section id="register" hidden>
     <form id="register-form">
+      <div id="invite-row" hidden>
+        <label for="invite">Invitation code</label>
+        <input id="invite" name="invite" maxlength="40" autocomplete="off"
+               spellcheck="false" placeholder="XXXX-XXXX-XXXX-XXXX">
+      </div>
       <label for="rater-id">Your rater code</label>
       <input id="rater-id" name="rater_id" required maxlength="64"
              pattern="[A-Za-z0-9_.\\-]{1,64}" autocomplete="off"
              placeholder="e.g. r017">
       <button type="submit" id="start">Start</button>
     </form>
-    <p class="hint">Letters, digits, dot, dash and underscore. Use the code you were given.</p>
+    <p class="hint">Rater code: letters, digits, dot, dash and underscore. Use the
+    codes you were given.</p>
   </section>
 
   <section id="trial" hidden>
@@ -85,6 +91,11 @@ h1 { margin-top: 0; font-size: 1.6rem; }
 label { display: block; font-weight: 600; margin-bottom: .3rem; }
 input { font-size: 1.1rem; padding: .5rem .7rem; border: 1px solid #b8c0cc; border-radius: 6px;
         width: 14rem; }
+#invite { width: 16rem; font-family: ui-monospace, monospace; margin-bottom: .8rem; }
+#invite-row label { margin-top: 0; }
+.codes { font-family: ui-monospace, monospace; }
+form.invites input { width: 6rem; margin-right: .8rem; }
+form.invites input[name=label] { width: 12rem; }
 button { font-size: 1.1rem; border-radius: 8px; border: 1px solid var(--accent); cursor: pointer;
          padding: .6rem 1.2rem; background: #fff; color: var(--accent); }
 button:disabled { opacity: .4; cursor: not-allowed; }
@@ -158,7 +169,13 @@ APP_JS = """
 
   async function refresh() {
     const { status, data } = await api("GET", "/api/state");
-    if (status === 401) { show("register"); return; }
+    if (status === 401) {
+      const invite = data.registration === "invite";
+      $("invite-row").hidden = !invite;
+      $("invite").required = invite;
+      show("register");
+      return;
+    }
     if (status !== 200) { message(data.error || ("error " + status)); return; }
     message("");
     render(data);
@@ -209,11 +226,22 @@ APP_JS = """
   document.addEventListener("DOMContentLoaded", () => {
     $("register-form").addEventListener("submit", async (ev) => {
       ev.preventDefault();
-      const { status, data } = await api("POST", "/api/raters",
-                                         { rater_id: $("rater-id").value.trim() });
+      const body = { rater_id: $("rater-id").value.trim() };
+      if (!$("invite-row").hidden) body.invite = $("invite").value.trim();
+      const { status, data } = await api("POST", "/api/raters", body);
       if (status === 201) { message(""); render(data); }
       else { message(data.error || ("error " + status)); }
     });
+    // an invitation link (/#invite=CODE): the fragment never reaches the server
+    function takeInvite() {
+      const m = /(?:^#|&)invite=([A-Za-z0-9-]{1,40})/.exec(location.hash);
+      if (m) {
+        $("invite").value = m[1];
+        history.replaceState(null, "", location.pathname);
+      }
+    }
+    window.addEventListener("hashchange", takeInvite);
+    takeInvite();
     for (const slot of ["A", "B", "X"]) {
       $("play-" + slot).addEventListener("click", () => play(slot));
       $("audio-" + slot).addEventListener("ended", () => ended(slot));
@@ -234,14 +262,44 @@ APP_JS = """
 """
 
 
-def admin_html(table: list[dict], n_raters: int, n_answers: int) -> str:
-    """The admin page: HER per cell and the figure.
+def admin_html(
+    table: list[dict],
+    n_raters: int,
+    n_answers: int,
+    n_without_audio: int = 0,
+    invites: list[dict] | None = None,
+    csrf: str = "",
+    registration: str = "invite",
+    new_codes: list[str] | None = None,
+    base_url: str = "/",
+) -> str:
+    """The admin page: HER per cell, the figure and the invitation codes.
+
+    Parameters
+    ----------
+    table : list of dict
+        Rows of :func:`results.her_table` (with EER columns).
+    n_raters, n_answers, n_without_audio : int
+        Counts for the summary line (answers given without all audio fetched).
+    invites : list of dict
+        Rows of :meth:`Store.list_invites`.
+    csrf : str
+        Value of the invitation form's CSRF field.
+    registration : str
+        ``"invite"`` or ``"open"``.
+    new_codes : list of str, optional
+        Codes just created: shown in full, this once.
+    base_url : str
+        The app's URL, for invitation links.
 
     Example
     -------
     >>> "HER" in admin_html([], 0, 0)
     True
+    >>> "ABCD-EFGH" in admin_html([], 0, 0, new_codes=["ABCD-EFGH-JKMN-PQRS"])
+    True
     """
+    esc = html.escape
 
     def fmt(value, pct=True):
         if value in (None, ""):
@@ -251,7 +309,7 @@ def admin_html(table: list[dict], n_raters: int, n_answers: int) -> str:
     rows = "\n".join(
         "<tr>"
         + "".join(
-            f"<td>{html.escape(str(c))}</td>"
+            f"<td>{esc(str(c))}</td>"
             for c in (
                 r["model"],
                 r["condition"],
@@ -261,6 +319,7 @@ def admin_html(table: list[dict], n_raters: int, n_answers: int) -> str:
                 fmt(r["her"]),
                 f"{fmt(r['ci_low'])} to {fmt(r['ci_high'])}",
                 fmt(r.get("eer")),
+                r.get("without_audio", ""),
             )
         )
         + "</tr>"
@@ -271,18 +330,65 @@ def admin_html(table: list[dict], n_raters: int, n_answers: int) -> str:
         if table
         else "<p>No answers yet.</p>"
     )
+    new = ""
+    if new_codes:
+        items = "\n".join(
+            f'<li><span class="codes">{esc(c)}</span> '
+            f'<a href="{esc(base_url)}#invite={esc(c)}">{esc(base_url)}#invite={esc(c)}</a></li>'
+            for c in new_codes
+        )
+        new = (
+            f"<h3>{len(new_codes)} new codes</h3><p>Copy them now: the server keeps "
+            f'only their hash and shows them this once.</p><ul id="new-codes">{items}</ul>'
+        )
+    invite_rows = "\n".join(
+        "<tr>"
+        + "".join(
+            f"<td>{esc(str(c))}</td>"
+            for c in (
+                f"{r['hint']}-…",
+                r["label"],
+                f"{r['used']} / {r['uses']}",
+                r["raters"],
+            )
+        )
+        + "</tr>"
+        for r in invites or []
+    )
+    mode = (
+        "Registration is <b>open</b> (serve --open): anyone who can reach this "
+        "server can register; codes are not needed."
+        if registration == "open"
+        else "Raters register with an invitation code (or link)."
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Listening test: results</title>
 <link rel="stylesheet" href="/static/app.css"></head>
 <body><main>
 <h1>Human error rate (HER) per layer</h1>
-<p>{n_raters} raters, {n_answers} answers. HER and EER in percent; interval: Wilson 95%.
+<p>{n_raters} raters, {n_answers} answers
+({n_without_audio} of them without all their audio fetched).
+HER and EER in percent; interval: Wilson 95%.
 <a href="/admin/her.csv">her.csv</a> <a href="/admin/answers.csv">answers.csv</a></p>
 <table><thead><tr><th>model</th><th>condition</th><th>layer</th><th>n</th><th>raters</th>
-<th>HER</th><th>95% CI</th><th>EER</th></tr></thead>
+<th>HER</th><th>95% CI</th><th>EER</th><th>without audio</th></tr></thead>
 <tbody>
 {rows}
 </tbody></table>
 {figure}
+<h2 id="invites">Invitation codes</h2>
+<p>{mode}</p>
+{new}
+<form class="invites" method="post" action="/admin/invites">
+<input type="hidden" name="csrf" value="{esc(csrf)}">
+<label>codes <input name="count" type="number" min="1" max="500" value="5" required></label>
+<label>uses each <input name="uses" type="number" min="1" max="1000" value="1" required></label>
+<label>label <input name="label" maxlength="64" placeholder="e.g. session 1"></label>
+<button type="submit" id="create-invites">Create</button>
+</form>
+<table><thead><tr><th>code</th><th>label</th><th>used</th><th>raters</th></tr></thead>
+<tbody>
+{invite_rows}
+</tbody></table>
 </main></body></html>
 """
