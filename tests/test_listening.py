@@ -562,6 +562,8 @@ def test_cli_results_writes_csv_and_figure_with_eer(
     )
     assert sum(int(r["errors"]) for r in rows) == wrong == keys
     assert (out / "her_eer.png").read_bytes()[:4] == b"\x89PNG"
+    for name in ("her.csv", "her_eer.png", "answers.csv"):
+        assert (out / name).stat().st_mode & 0o077 == 0, name
     answers = list(csv.DictReader(open(out / "answers.csv")))
     assert len(answers) == design.trials_per_rater and {
         a["answer"] for a in answers
@@ -1125,3 +1127,31 @@ def test_secure_cookies_option(app_parts, samples):
     assert "Secure" in resp.headers["Set-Cookie"]
     resp = client.get(f"/admin?token={TOKEN}")
     assert "Secure" in resp.headers["Set-Cookie"]
+
+
+def test_trust_proxy_limits_registration_per_forwarded_client(app_parts):
+    registry, design, store, _ = app_parts
+    app = create_app(
+        registry, store, design, TOKEN, trust_proxy=True, register_burst=1, **OPEN
+    )
+
+    def attempt(rater, forwarded):
+        return app.test_client().post(
+            "/api/raters",
+            json={"rater_id": rater},
+            headers={"X-Forwarded-For": forwarded},
+        )
+
+    assert attempt("p1", "198.51.100.1").status_code == 201
+    assert attempt("p2", "198.51.100.1").status_code == 429
+    assert attempt("p3", "198.51.100.2").status_code == 201
+
+
+def test_stimuli_root_allows_a_folder_besides_the_csv(tmp_path):
+    samples = _study_with_extra_row(tmp_path, "../elsewhere.wav")
+    (tmp_path / "elsewhere.wav").write_bytes(b"RIFF" * 20)
+    with pytest.raises(ValueError, match="outside the study"):
+        load_registry(samples)
+    registry = load_registry(samples, roots=[tmp_path])
+    path = str((tmp_path / "elsewhere.wav").resolve())
+    assert registry.read_audio(path) == b"RIFF" * 20

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import math
@@ -220,6 +221,28 @@ class RateLimiter:
         return wait
 
 
+def _client_key(address: str | None) -> str:
+    """The registration limit's key of a client address: the address itself, or
+    its /64 for IPv6 (one host usually holds a whole /64).
+
+    Example
+    -------
+    >>> _client_key("10.0.0.7"), _client_key("2001:db8:1:2:a::1"), _client_key(None)
+    ('10.0.0.7', '2001:db8:1:2::/64', 'unknown')
+    """
+    if not address:
+        return "unknown"
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
 def _admin_cookie_value(admin_token: str) -> str:
     """What the admin cookie holds: a hash of the token, never the token."""
     return hashlib.sha256(f"speechbrain-probe-admin:{admin_token}".encode()).hexdigest()
@@ -406,7 +429,7 @@ def create_app(
 
     @app.post("/api/raters")
     def register():
-        wait = limiter.take(request.remote_addr or "unknown")
+        wait = limiter.take(_client_key(request.remote_addr))
         if wait:
             resp = jsonify(
                 error=f"too many registrations from your address; try again in {wait} s"

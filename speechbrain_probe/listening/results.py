@@ -331,6 +331,7 @@ def plot_her_eer(table: list[dict], path: str | os.PathLike, title: str = "") ->
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=120)
+    os.chmod(tmp, 0o600)  # private like the CSV files (written through mkstemp)
     os.replace(tmp, path)
     return path
 
