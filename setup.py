@@ -22,6 +22,9 @@ INSTALL_REQUIRES = [
     "tqdm>=4.60",
     # offline speech synthesis for the built-in corpus (libespeak-ng + data)
     "espeakng-loader>=0.2",
+    # mimalloc for the demo's stage processes (LD_PRELOAD): glibc's malloc held
+    # twice the memory of an ASR training (README, "What the demo does")
+    'cmeel-mimalloc>=3.4; platform_system == "Linux"',
     # listening test web app
     "flask>=3.0",
     "waitress>=3.0",

@@ -18,6 +18,7 @@ that is killed resumes from its last checkpoint on the next ``make demo``.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata as metadata
 import os
 import sys
 import time
@@ -29,7 +30,15 @@ from .data.synthetic import build_corpus
 from .environment import check_environment
 from .pipeline import Stage, StageFailed, run_stages
 
-__all__ = ["main", "format_sizes", "Stage", "plan_stages", "DemoSettings", "stage_env"]
+__all__ = [
+    "main",
+    "format_sizes",
+    "Stage",
+    "plan_stages",
+    "DemoSettings",
+    "stage_env",
+    "shipped_mimalloc",
+]
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes" / "Synthetic"
@@ -75,7 +84,8 @@ def stage_threads(lanes: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, lanes))
 
 
-#: Where Debian/Ubuntu, Fedora and Homebrew put jemalloc.
+#: Where Debian/Ubuntu, Fedora and Homebrew put jemalloc (used when the
+#: project's own mimalloc is missing, e.g. a platform without its wheel).
 JEMALLOC_PATHS = (
     "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
     "/usr/lib/aarch64-linux-gnu/libjemalloc.so.2",
@@ -85,44 +95,78 @@ JEMALLOC_PATHS = (
 )
 
 #: jemalloc settings of the stages: freed pages kept 30 s for reuse, then
-#: returned; transparent huge pages. A 600-utterance robust VGG-LSTM run
-#: (2 epochs, 1 thread): glibc malloc 3.0-3.3 GB peak, 1.45 min training;
-#: jemalloc with these settings 1.34 GB, 1.53 min.
+#: returned; transparent huge pages.
 JEMALLOC_CONF = "thp:always,dirty_decay_ms:30000,muzzy_decay_ms:30000"
 
-#: Without jemalloc: glibc with a fixed 4 MB mmap threshold (large tensors go
-#: back to the system when freed) and transparent huge pages. The same run:
-#: 1.64 GB peak, training 14% slower than glibc's defaults (3.0-3.3 GB).
+#: Without another allocator: glibc with a fixed 4 MB mmap threshold (large
+#: tensors go back to the system when freed) and transparent huge pages.
 GLIBC_TUNABLES = "glibc.malloc.mmap_threshold=4194304:glibc.malloc.hugetlb=1"
 
 
-def stage_env(threads: int, base: dict | None = None) -> tuple[dict, str | None]:
-    """Environment of the stage processes, and the jemalloc library used.
-
-    Torch's default thread count follows ``OMP_NUM_THREADS``. glibc's malloc
-    keeps the freed buffers of variable-length batches as fragmented heap
-    (an ASR training held 2.7 of its 3.3 GB as free heap pages), so the
-    stages run with jemalloc when it is installed (``apt install
-    libjemalloc2``); ``SBPROBE_JEMALLOC`` names another library, or ``0``
-    keeps glibc's malloc. With glibc, :data:`GLIBC_TUNABLES` bound the
-    memory (unless ``GLIBC_TUNABLES`` is set already).
+def shipped_mimalloc() -> str | None:
+    """``libmimalloc.so`` of the ``cmeel-mimalloc`` wheel that the project
+    installs (Linux), or None when it is not installed.
 
     Example
     -------
-    >>> env, lib = stage_env(1, base={"SBPROBE_JEMALLOC": "0"})
+    >>> lib = shipped_mimalloc()
+    >>> lib is None or lib.endswith("libmimalloc.so")
+    True
+    """
+    try:
+        files = metadata.distribution("cmeel-mimalloc").files or []
+    except metadata.PackageNotFoundError:
+        return None
+    for file in files:
+        if file.name == "libmimalloc.so" and file.parent.name == "lib":
+            path = Path(file.locate())
+            if path.is_file():
+                return str(path)
+    return None
+
+
+def stage_env(threads: int, base: dict | None = None) -> tuple[dict, str | None]:
+    """Environment of the stage processes, and the malloc library preloaded.
+
+    Torch's default thread count follows ``OMP_NUM_THREADS``. glibc's malloc
+    keeps the freed buffers of variable-length batches as fragmented heap, so
+    the stages run with mimalloc from the ``cmeel-mimalloc`` wheel (a
+    dependency of the project, so every install has it), else a system
+    jemalloc, else glibc with :data:`GLIBC_TUNABLES` (unless
+    ``GLIBC_TUNABLES`` is set already). One epoch of the robust VGG-LSTM on
+    the quick corpus, one thread, 2-core AMD EPYC VM: glibc defaults 3.69 GB
+    peak, 1.79 training min; glibc tunables 1.83 GB, 1.74 min; jemalloc
+    1.65 GB, 1.66 min; mimalloc 1.66 GB, 1.65 min.
+
+    ``SBPROBE_MALLOC`` chooses: ``glibc``, or the path of a library to preload.
+
+    Example
+    -------
+    >>> env, lib = stage_env(1, base={"SBPROBE_MALLOC": "glibc"})
     >>> env["OMP_NUM_THREADS"], lib, "LD_PRELOAD" in env, env["GLIBC_TUNABLES"]
     ('1', None, False, 'glibc.malloc.mmap_threshold=4194304:glibc.malloc.hugetlb=1')
     """
     env = dict(os.environ if base is None else base)
     env["OMP_NUM_THREADS"] = str(threads)
-    choice = env.get("SBPROBE_JEMALLOC", "")
-    candidates = [] if choice == "0" else [choice] if choice else list(JEMALLOC_PATHS)
-    library = next((p for p in candidates if p and Path(p).exists()), None)
+    choice = env.get("SBPROBE_MALLOC", "")
+    if choice == "glibc":
+        library = None
+    elif choice:
+        if not Path(choice).is_file():
+            raise ValueError(
+                f"SBPROBE_MALLOC={choice}: no such library; name an existing "
+                "malloc library (.so), 'glibc', or unset it for the default"
+            )
+        library = choice
+    else:
+        found = (p for p in JEMALLOC_PATHS if Path(p).is_file())
+        library = shipped_mimalloc() or next(found, None)
     if library is None:
         env.setdefault("GLIBC_TUNABLES", GLIBC_TUNABLES)
         return env, None
     env["LD_PRELOAD"] = " ".join(x for x in (env.get("LD_PRELOAD"), library) if x)
-    env.setdefault("MALLOC_CONF", JEMALLOC_CONF)
+    if "jemalloc" in Path(library).name:
+        env.setdefault("MALLOC_CONF", JEMALLOC_CONF)
     return env, library
 
 
@@ -351,15 +395,14 @@ def _run_demo(args, settings: DemoSettings) -> int:
     )
     if not stages:
         return 0
-    env, jemalloc = stage_env(stage_threads(settings.lanes))
+    try:
+        env, allocator = stage_env(stage_threads(settings.lanes))
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
     print(
         f"{len(stages)} stages, {settings.lanes} at a time, "
         f"{env['OMP_NUM_THREADS']} torch thread(s) each; malloc: "
-        + (
-            jemalloc
-            or f"glibc, {env.get('GLIBC_TUNABLES')} (apt-get install libjemalloc2 "
-            "is faster at the same memory)"
-        )
+        + (allocator or f"glibc, {env.get('GLIBC_TUNABLES')}")
     )
     sys.stdout.flush()  # before the stages write to the same stream
     try:

@@ -1,5 +1,7 @@
 """The demo's stage runner: lanes, dependencies, failures, resume, peak memory."""
 
+import os
+import subprocess
 import sys
 import time
 
@@ -111,11 +113,30 @@ def test_demo_plan_runs_probes_after_their_asr_and_evaluation_last(tmp_path):
         "evaluation + report"
     }
     assert stages["ASR vgg_lstm_baseline"].needs == ()
-    env, _ = stage_env(1, base={"SBPROBE_JEMALLOC": str(tmp_path / "none.so")})
+    with pytest.raises(ValueError, match="none.so: no such library"):
+        stage_env(1, base={"SBPROBE_MALLOC": str(tmp_path / "none.so")})
+    env, _ = stage_env(1, base={"SBPROBE_MALLOC": "glibc"})
     assert "LD_PRELOAD" not in env and env["OMP_NUM_THREADS"] == "1"
 
 
+def test_stages_preload_the_mimalloc_the_project_installs():
+    env, library = stage_env(2, base={})
+    assert library is not None and library.endswith("libmimalloc.so")
+    assert env["LD_PRELOAD"] == library and "GLIBC_TUNABLES" not in env
+    # a process started with it really runs on mimalloc
+    probe = subprocess.run(
+        [sys.executable, "-c", "print(open('/proc/self/maps').read())"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "libmimalloc" in probe.stdout
+
+
 RUNNER = """
+import os
+import subprocess
 import sys
 from pathlib import Path
 from speechbrain_probe.pipeline import Stage, run_stages
