@@ -127,19 +127,27 @@ def test_sigkill_mid_load_keeps_every_acknowledged_answer(samples, tmp_path):
     )
 
 
-def _raw(port: int, request: bytes) -> int:
-    """Send raw bytes over one connection; return the HTTP status of the reply."""
+def _raw_head(port: int, request: bytes) -> tuple[int, dict[str, str]]:
+    """Send raw bytes; return the reply's status and headers (lower-case names)."""
     import socket
 
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(request)
+        try:
+            sock.sendall(request)
+        except OSError:
+            pass  # the server may answer and close before reading everything
         reply = b""
-        while b"\r\n" not in reply:
-            chunk = sock.recv(4096)
+        while b"\r\n\r\n" not in reply:
+            chunk = sock.recv(65536)
             if not chunk:
                 break
             reply += chunk
-    return int(reply.split(b" ", 2)[1])
+    head = reply.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    headers = {}
+    for line in head[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(head[0].split(" ", 2)[1]), headers
 
 
 def test_real_server_answers_bad_raw_requests_with_4xx(samples, tmp_path):
@@ -201,7 +209,7 @@ def test_real_server_answers_bad_raw_requests_with_4xx(samples, tmp_path):
                 400,
             ),
         ]
-        statuses = [_raw(port, req) for req, _ in cases]
+        statuses = [_raw_head(port, req)[0] for req, _ in cases]
         assert statuses == [code for _, code in cases], statuses
         assert server.proc.poll() is None
     import sqlite3
@@ -226,34 +234,13 @@ def test_many_open_browser_connections_do_not_lock_out_new_raters(samples, tmp_p
                 conn.getresponse().read()
                 idle.append(conn)  # kept open, idle
             start = time.monotonic()
-            status = _raw(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, _ = _raw_head(
+                server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+            )
             assert status == 200 and time.monotonic() - start < 5
         finally:
             for conn in idle:
                 conn.close()
-
-
-def _raw_head(port: int, request: bytes) -> tuple[int, dict[str, str]]:
-    """Send raw bytes; return the reply's status and headers (lower-case names)."""
-    import socket
-
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        try:
-            sock.sendall(request)
-        except OSError:
-            pass  # the server may answer and close before reading everything
-        reply = b""
-        while b"\r\n\r\n" not in reply:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            reply += chunk
-    head = reply.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
-    headers = {}
-    for line in head[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return int(head[0].split(" ", 2)[1]), headers
 
 
 def test_waitress_own_error_replies_carry_the_security_headers(samples, tmp_path):
