@@ -12,7 +12,22 @@ PIP_VERSION := 26.3
 # an environment that fails its check (a pip killed half-way, a package changed
 # by hand), rebuilds the venv instead of trusting the stamp.
 STAMP := $(VENV)/.installed
-WANT := $(shell cat setup.py $(LOCK) 2>/dev/null | sha256sum | cut -c1-16)
+WANT := $(shell { cat setup.py $(LOCK); $(PYTHON) --version; } 2>/dev/null | sha256sum | cut -c1-16)
+
+# Another Python than the tested one is said once per make command, here; the
+# environment checks of the stages stay quiet about it.
+PYVER := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+ifeq ($(PYVER),)
+ifneq ($(MAKECMDGOALS),clean)
+$(error $(PYTHON) does not run: install Python 3.11, or name one: make PYTHON=/path/to/python3.11 ...)
+endif
+endif
+ifeq ($(MAKELEVEL)$(if $(PYVER),,none),0)
+ifneq ($(PYVER),3.11)
+$(info note: $(PYTHON) is Python $(PYVER); the lock was made and tested on 3.11. The install tries the same versions and everything may work; if a package fails to install or a test fails, use 3.11: make PYTHON=python3.11 ...)
+endif
+endif
+export SBPROBE_ENV_NOTED := 1
 
 .PHONY: install reinstall test lint demo lock clean
 
@@ -26,10 +41,9 @@ install:
 
 reinstall:
 	@rm -f $(STAMP)
+	@if [ -x $(PY) ] && [ "$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')" != "$(PYVER)" ]; then \
+	  echo "$(VENV) was made with another Python: starting it anew"; rm -rf $(VENV); fi
 	@echo "installing the locked environment into $(VENV) (first time: a few minutes, ~6 GB)"
-	@$(PYTHON) -c 'import sys; sys.version_info[:2] == (3, 11) or print( \
-	  f"note: Python {sys.version.split()[0]}: the lock was made and tested on 3.11; " \
-	  "the install tries the same versions (make PYTHON=python3.11 uses another Python)")'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check 'pip==$(PIP_VERSION)'
 	$(PY) -m pip install -q -c $(LOCK) -e '.[test]'
