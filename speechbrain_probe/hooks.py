@@ -17,17 +17,17 @@ Usable without the rest of the project (it needs only ``torch``):
   output shape and time downsampling, measured by running two dummy inputs of
   different lengths.
 
-Command line (needs the rest of the package to load a model)::
+The command line that lists a model's layers is
+:mod:`speechbrain_probe.list_layers` (it needs the rest of the package to load
+a model)::
 
-    python -m speechbrain_probe.hooks list-layers <model dir or hub id> [--all]
+    python -m speechbrain_probe.list_layers <model dir or hub id> [--all]
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -319,9 +319,6 @@ class LayerCapture:
         ``{name: dotted path}``, or dotted paths (then each is its own name).
         Unknown paths raise a ``KeyError`` listing the available names before
         any hook is registered.
-    keep_raw : bool
-        Keep the raw outputs too (``raw[name]``), e.g. to compare with a plain
-        forward.
 
     Attributes
     ----------
@@ -341,19 +338,16 @@ class LayerCapture:
         self,
         model: nn.Module,
         layers: Mapping[str, str] | Iterable[str],
-        keep_raw: bool = False,
     ):
         if isinstance(layers, Mapping):
             self.paths = dict(layers)
         else:
             self.paths = {path: path for path in layers}
         self.model = model
-        self.keep_raw = keep_raw
         self.targets = {
             name: resolve_module(model, p) for name, p in self.paths.items()
         }
         self.outputs: dict[str, torch.Tensor | None] = {}
-        self.raw: dict[str, object] = {}
         self._handles: list = []
 
     def _hook_for(self, names: list[str]):
@@ -361,8 +355,6 @@ class LayerCapture:
             value = to_tensor(output, batch_first=getattr(module, "batch_first", True))
             for name in names:
                 self.outputs[name] = value
-                if self.keep_raw:
-                    self.raw[name] = output
 
         return hook
 
@@ -421,7 +413,6 @@ class LayerCapture:
     def clear(self) -> None:
         """Forget captured outputs (keeps the hooks)."""
         self.outputs.clear()
-        self.raw.clear()
 
     def __getitem__(self, name: str) -> torch.Tensor:
         if name not in self.paths:
@@ -601,40 +592,3 @@ def format_layer_table(reports: Iterable[LayerReport]) -> str:
         for row in [header, *rows]
     ]
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line: ``list-layers SOURCE [--all] [--savedir DIR]``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m speechbrain_probe.hooks",
-        description="Inspect the probe-able layers of a frozen ASR model.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    ls = sub.add_parser(
-        "list-layers",
-        help="print each probe-able layer's output dim and time downsampling",
-    )
-    ls.add_argument("source", help="exported model directory, HF model dir or hub id")
-    ls.add_argument(
-        "--all",
-        action="store_true",
-        help="every submodule with a time axis, not only the declared probe layers",
-    )
-    ls.add_argument("--savedir", default=None, help="where a hub model is cached")
-    args = parser.parse_args(argv)
-
-    from speechbrain_probe.frozen import load_asr
-
-    try:
-        asr = load_asr(args.source, savedir=args.savedir)
-        reports = asr.measure(all_modules=args.all)
-    except (FileNotFoundError, NotADirectoryError, KeyError, ValueError) as err:
-        print(f"error: {err.args[0] if err.args else err}", file=sys.stderr)
-        return 2
-    print(f"# {asr.describe()}")
-    print(format_layer_table(reports))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -8,13 +8,13 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from speechbrain_probe.hooks import (
     LayerCapture,
     candidate_paths,
-    main,
     measure_layers,
     resolve_module,
     to_frames,
     to_tensor,
     unroll_rnn,
 )
+from speechbrain_probe.list_layers import main
 
 
 class Encoder(nn.Module):
@@ -157,7 +157,7 @@ def test_measure_layers_reports_dims_and_downsampling():
 
 
 def test_cli_lists_layers_of_missing_dir_is_clear_error(tmp_path, capsys):
-    assert main(["list-layers", str(tmp_path / "nope")]) == 2
+    assert main([str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err
     assert (
         err.startswith("error: asr_source: local directory") and "does not exist" in err

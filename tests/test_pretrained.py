@@ -11,7 +11,7 @@ import torch
 from hyperpyyaml import load_hyperpyyaml
 
 from speechbrain_probe.frozen import HFEncoderASR, load_asr
-from speechbrain_probe.hooks import main as hooks_main
+from speechbrain_probe.list_layers import main as list_layers_main
 from speechbrain_probe.probe.recipe import load_probe_hparams
 from speechbrain_probe.probe.recipe import main as recipe_main
 
@@ -128,10 +128,10 @@ def test_missing_local_sources_never_reach_the_network(
 
 def test_cli_lists_layers(tmp_path, capsys, no_network):
     export = make_export(tmp_path / "asr")
-    assert hooks_main(["list-layers", str(export)]) == 0
+    assert list_layers_main([str(export)]) == 0
     out = capsys.readouterr().out
     assert "rnn1" in out and "encoder.rnn.rnn.l0" in out and "downsample" in out
-    hooks_main(["list-layers", str(export), "--all"])
+    list_layers_main([str(export), "--all"])
     out = capsys.readouterr().out
     assert "encoder.lin" in out and "encoder.rnn.rnn.l1" in out
 
