@@ -423,16 +423,6 @@ class CTCBrain(KillSafeCheckpoints, sb.Brain):
                 test_stats=stats,
             )
 
-    def transcribe_dataset(self, dataset, loader_kwargs=None):
-        """Evaluate on ``dataset``; returns ``{"wer", "cer", "n"}`` in percent."""
-        self.evaluate(dataset, test_loader_kwargs=loader_kwargs or {})
-        return {
-            "wer": self.last_stats["WER"],
-            "cer": self.last_stats["CER"],
-            "n": len(self.cer_metric.scores),
-        }
-
-
 def write_asr_results(path: str, rows: list[dict]):
     """Write (atomically) the ASR results table ``model,arch,training,condition,wer,cer,n``.
 
