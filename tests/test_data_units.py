@@ -1,10 +1,19 @@
-"""Building blocks of the data package: mixing, sentences, speakers, eSpeak, noises."""
+"""Building blocks of the data package: mixing, sentences, speakers, eSpeak, noises, atomic writes."""
+
+import re
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
+from speechbrain_probe.data.audio import write_wav
 from speechbrain_probe.data.espeak import Voice, synthesize
+from speechbrain_probe.data.manifest import (
+    atomic_output,
+    atomic_write_bytes,
+    write_manifest,
+)
 from speechbrain_probe.data.noise import (
     coloured_noise,
     fit_length,
@@ -64,17 +73,30 @@ def test_sentences_are_varied_real_and_normalised():
     # varied structure: many different opening words and sentence types
     assert len({s.split()[0] for s in sents}) > 60
     assert any(s.startswith(("WHERE ", "WHY ", "DID ", "WHO ")) for s in sents)
-    assert all(s == normalize_transcript(s) for s in sents)
+    # normalised: upper-case words of letters (an apostrophe only inside a word),
+    # one space between words, none at either end
+    word = r"[A-Z]+(?:'[A-Z]+)*"
+    assert all(re.fullmatch(rf"{word}(?: {word})*", s) for s in sents)
     assert len(vocabulary(5000)) > 1000
     assert SentenceGenerator(seed=0).sentences(5) == sents[:5]
     assert SentenceGenerator(seed=1).sentences(5) != sents[:5]
 
 
-def test_normalize_transcript_like_librispeech():
-    assert (
-        normalize_transcript("Mr. Smith's 'best' day -- ever!")
-        == "MR SMITH'S BEST DAY EVER"
-    )
+@pytest.mark.parametrize(
+    "raw, normalised",
+    [
+        ("Mr. Smith's 'best' day -- ever!", "MR SMITH'S BEST DAY EVER"),
+        ("  the  Doctor's   dog,\tran\nhome. ", "THE DOCTOR'S DOG RAN HOME"),
+        ("Where did the girl go?", "WHERE DID THE GIRL GO"),
+        ("'Tis the captains' ship", "TIS THE CAPTAINS SHIP"),
+        ("well-known 42 cats", "WELL KNOWN CATS"),
+        ("rock'n'roll", "ROCK'N'ROLL"),
+        ("there is a new whale", "THERE IS A NEW WHALE"),
+        (" ... ", ""),
+    ],
+)
+def test_normalize_transcript_like_librispeech(raw, normalised):
+    assert normalize_transcript(raw) == normalised
 
 
 def test_speakers_differ_and_splits_are_disjoint():
@@ -138,3 +160,33 @@ def test_noise_categories_differ():
 
     white = coloured_noise(n, 0.0, rng)
     assert flatness(music) < flatness(white) / 10
+
+
+def test_atomic_output_replaces_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "out" / "t.pt"
+    with atomic_output(target, suffix=".pt") as tmp:
+        assert tmp.parent == target.parent and tmp != target
+        torch.save(torch.arange(3), tmp)
+        assert not target.exists()  # nothing at the final path before the end
+    assert torch.equal(torch.load(target), torch.arange(3))
+    with pytest.raises(RuntimeError, match="killed"):
+        with atomic_output(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("killed while writing")
+    assert torch.equal(torch.load(target), torch.arange(3))  # old file kept
+    assert sorted(p.name for p in target.parent.iterdir()) == ["t.pt"]
+
+
+def test_atomic_writers_leave_no_temporary_file(tmp_path):
+    wav = write_wav(tmp_path / "a.wav", np.full(160, 0.5, dtype="float32"))
+    assert sf.info(str(wav)).frames == 160
+    atomic_write_bytes(tmp_path / "b.bin", b"\x00\x01")
+    rows = [dict(ID="u1", duration=1.0, wav="a.wav", spk_id="s", wrd="HI")]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    with pytest.raises(ValueError, match="duplicate utterance ID"):
+        write_manifest(manifest, rows + rows)
+    assert manifest.read_text().splitlines() == [
+        "ID,duration,wav,spk_id,wrd",
+        "u1,1.0,a.wav,s,HI",
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "b.bin", "m.csv"]

@@ -21,13 +21,13 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 
 import numpy as np
 import soundfile as sf
 import torch
 from tqdm import tqdm
 
+from speechbrain_probe.data.manifest import atomic_output
 from speechbrain_probe.features import ASRFeatures, MelConfig
 
 __all__ = [
@@ -176,17 +176,8 @@ def _cache_key(rows: list[dict], mel: MelConfig, extra: str = "") -> str:
 
 
 def _atomic_torch_save(obj, path: str):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix="tmp-", suffix=".pt", dir=os.path.dirname(os.path.abspath(path))
-    )
-    os.close(fd)
-    try:
+    with atomic_output(path, suffix=".pt") as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 @torch.no_grad()

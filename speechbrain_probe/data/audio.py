@@ -8,11 +8,12 @@ unreadable, empty, not mono or not at the expected rate.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from .manifest import atomic_output
 
 __all__ = [
     "AudioError",
@@ -44,18 +45,10 @@ def write_wav(
     160
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".wav")
-    os.close(fd)
-    try:
+    with atomic_output(path, suffix=".wav") as tmp:
         sf.write(
             tmp, np.clip(wav, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV"
         )
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 

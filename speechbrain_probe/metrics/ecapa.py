@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from speechbrain_probe.data.manifest import atomic_write_text
+from speechbrain_probe.data.manifest import atomic_output, atomic_write_text
 
 __all__ = ["ECAPA_DEFAULTS", "build_ecapa", "export_ecapa"]
 
@@ -153,19 +153,16 @@ def export_ecapa(
     if len(set(speakers)) != len(speakers):
         raise ValueError("speaker labels must be unique")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     for name, module in (
         ("embedding_model", embedding_model),
         ("classifier", classifier),
     ):
-        tmp = out / f".{name}.ckpt.tmp"
-        torch.save(module.state_dict(), tmp)
-        os.replace(tmp, out / f"{name}.ckpt")
+        with atomic_output(out / f"{name}.ckpt") as tmp:
+            torch.save(module.state_dict(), tmp)
     encoder = CategoricalEncoder()
     encoder.update_from_iterable(speakers)
-    tmp = out / ".label_encoder.ckpt.tmp"
-    encoder.save(tmp)
-    os.replace(tmp, out / "label_encoder.ckpt")
+    with atomic_output(out / "label_encoder.ckpt") as tmp:
+        encoder.save(tmp)
     text = _YAML.format(sample_rate=sample_rate, n_speakers=len(speakers), **cfg)
     atomic_write_text(out / "hyperparams.yaml", text)
     return out
