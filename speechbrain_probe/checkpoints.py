@@ -6,20 +6,34 @@ cannot be loaded (seen: ``EOFError`` on resume, 1 in 5 real SIGKILL runs).
 :class:`KillSafeCheckpoints` marks every finished checkpoint with a size list
 written last, and sets unmarked ``CKPT+*`` folders aside as ``incomplete-*``
 (kept, never loaded) before SpeechBrain looks for one to recover.
+:func:`find_complete_checkpoint` picks among the complete ones with
+SpeechBrain's own ``Checkpointer.find_checkpoint``.
+
+SpeechBrain 1.1.2 (``speechbrain/utils/checkpoints.py``) has no notion of an
+incomplete checkpoint: ``save_checkpoint`` writes ``CKPT.yaml`` first, and
+``_is_checkpoint_dir`` accepts any ``CKPT*`` folder holding a ``CKPT.yaml``, so
+``recover_if_possible`` (called by ``Brain.on_fit_start`` without a predicate)
+would load the half-written one. That is why the marker and the quarantine
+stay the project's own.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from pathlib import Path
 
 import speechbrain as sb
+from speechbrain.utils.checkpoints import Checkpoint, Checkpointer
+
+from speechbrain_probe.data.manifest import atomic_write_text
 
 __all__ = [
     "KillSafeCheckpoints",
     "checkpoint_is_complete",
+    "find_complete_checkpoint",
     "mark_checkpoint_complete",
     "quarantine_incomplete_checkpoints",
 ]
@@ -43,9 +57,7 @@ def mark_checkpoint_complete(ckpt_dir) -> None:
         for f in sorted(folder.iterdir())
         if f.is_file() and f.name != COMPLETE_MARKER
     }
-    tmp = folder / (COMPLETE_MARKER + ".tmp")
-    tmp.write_text(json.dumps(files, indent=1))
-    os.replace(tmp, folder / COMPLETE_MARKER)
+    atomic_write_text(folder / COMPLETE_MARKER, json.dumps(files, indent=1))
 
 
 def checkpoint_is_complete(ckpt_dir) -> bool:
@@ -74,6 +86,35 @@ def checkpoint_is_complete(ckpt_dir) -> bool:
     return all(
         (folder / n).is_file() and (folder / n).stat().st_size == size
         for n, size in files.items()
+    )
+
+
+def find_complete_checkpoint(checkpoints_dir, min_key: str) -> Checkpoint | None:
+    """The complete checkpoint with the lowest ``meta[min_key]``; None if none.
+
+    SpeechBrain's ``Checkpointer.find_checkpoint`` does the choosing, with
+    :func:`checkpoint_is_complete` as its predicate (half-written ones are
+    never picked, even when set aside by no one). Unlike its ``min_key``
+    argument, a complete checkpoint without ``min_key`` in its meta (an
+    intra-epoch one) is not dropped but ranks after every one that has it.
+    Among equal values the most recent wins. A missing folder gives None (and
+    is not created).
+
+    Example
+    -------
+    >>> from speechbrain.utils.checkpoints import Checkpointer
+    >>> ckpter = Checkpointer(getfixture("tmp_path"))
+    >>> for loss in (0.5, 0.2, 0.9):
+    ...     mark_checkpoint_complete(ckpter.save_checkpoint(meta={"loss": loss}).path)
+    >>> find_complete_checkpoint(ckpter.checkpoints_dir, "loss").meta["loss"]
+    0.2
+    """
+    folder = Path(checkpoints_dir)
+    if not folder.is_dir():
+        return None
+    return Checkpointer(folder).find_checkpoint(
+        importance_key=lambda ckpt: -float(ckpt.meta.get(min_key, math.inf)),
+        ckpt_predicate=lambda ckpt: checkpoint_is_complete(ckpt.path),
     )
 
 

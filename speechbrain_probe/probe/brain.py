@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,18 +37,14 @@ from torch import nn
 
 from speechbrain_probe.checkpoints import (
     KillSafeCheckpoints,
-    checkpoint_is_complete,
-    mark_checkpoint_complete,
-    quarantine_incomplete_checkpoints,
+    find_complete_checkpoint,
 )
+from speechbrain_probe.data.manifest import atomic_output
 from speechbrain_probe.features import LogMelSpectrogram
 from speechbrain_probe.probe.model import FrameAligner, HighwayProbe, frames_per_hidden
 from speechbrain_probe.probe.prefetch import PrefetchedBatches
 
 __all__ = [
-    "checkpoint_is_complete",
-    "mark_checkpoint_complete",
-    "quarantine_incomplete_checkpoints",
     "ProbeMismatchError",
     "ProbeIdentity",
     "build_probes",
@@ -216,11 +211,8 @@ class HiddenStateCache:
 
     def put(self, utt_id: str, layer: str, frames: torch.Tensor) -> None:
         """Store ``[T_h, D]`` frames."""
-        path = self._path(utt_id, layer)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save(frames.detach().to("cpu", torch.float16).clone(), tmp)
-        os.replace(tmp, path)
+        with atomic_output(self._path(utt_id, layer)) as tmp:
+            torch.save(frames.detach().to("cpu", torch.float16).clone(), tmp)
 
 
 def _valid(rel_lens: torch.Tensor, total: int) -> torch.Tensor:
@@ -287,14 +279,25 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
         (:mod:`~speechbrain_probe.probe.prefetch`): a step then costs about
         max(ASR, probes) instead of their sum. Worth it with a spare CPU core
         (run torch on half the cores) or on a GPU.
+    train_logger : speechbrain.utils.train_logger.TrainLogger, optional
+        Where each epoch's train and valid statistics go.
     **kwargs
         ``opt_class``, ``hparams``, ``run_opts``, ``checkpointer`` as for ``sb.Brain``.
     """
 
     def __init__(
-        self, asr, layers, modules, add_noise=None, cache=None, prefetch=False, **kwargs
+        self,
+        asr,
+        layers,
+        modules,
+        add_noise=None,
+        cache=None,
+        prefetch=False,
+        train_logger=None,
+        **kwargs,
     ):
         self.asr = asr
+        self.train_logger = train_logger
         self.prefetch = bool(prefetch)
         self.layers = asr.check_layers(layers)
         missing = [n for n in self.layers if n not in modules]
@@ -521,9 +524,8 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
                 if hasattr(self, "optimizer")
                 else None
             )
-            logger_obj = getattr(getattr(self, "hparams", None), "train_logger", None)
-            if logger_obj is not None:
-                logger_obj.log_stats(
+            if self.train_logger is not None:
+                self.train_logger.log_stats(
                     stats_meta={"epoch": epoch, "lr": lr},
                     train_stats=getattr(self, "train_stats", None),
                     valid_stats=stats,
@@ -565,16 +567,12 @@ def load_trained_probes(
     """
     folder = Path(checkpoint_dir)
     if not (folder / "probe_identity.ckpt").exists():
-        ckpts = [c for c in sorted(folder.glob("CKPT+*")) if checkpoint_is_complete(c)]
-        if not ckpts:
+        best = find_complete_checkpoint(folder, min_key="loss")
+        if best is None:
             raise FileNotFoundError(
                 f"no probe checkpoint in {folder}; train probes with train_probe.py first"
             )
-        best = min(
-            ckpts,
-            key=lambda c: float(_read_meta(c).get("loss", float("inf"))),
-        )
-        folder = best
+        folder = best.path
     stored = json.loads((folder / "probe_identity.ckpt").read_text())
     layers = list(stored["layers"]) if layers is None else asr.check_layers(layers)
     kwargs = {
@@ -623,10 +621,3 @@ def reconstruct_mel(
             0, 1
         )
     return out
-
-
-def _read_meta(ckpt: Path) -> dict:
-    import yaml
-
-    meta = ckpt / "CKPT.yaml"
-    return yaml.safe_load(meta.read_text()) if meta.exists() else {}
