@@ -20,6 +20,8 @@ INSTALL_REQUIRES = [
     "resemblyzer>=0.1.4",
     "matplotlib>=3.7",
     "tqdm>=4.60",
+    # folder locks of shared outputs (speechbrain_probe/data/locks.py)
+    "filelock>=3.12",
     # offline speech synthesis for the built-in corpus (libespeak-ng + data)
     "espeakng-loader>=0.2",
     # mimalloc for the demo's stage processes (LD_PRELOAD): glibc's malloc held

@@ -13,6 +13,8 @@ import contextlib
 import time
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 __all__ = ["folder_lock", "FolderBusy"]
 
 
@@ -24,9 +26,14 @@ class FolderBusy(RuntimeError):
 def folder_lock(folder, what: str = "files", echo=print, wait: bool = True):
     """Hold an exclusive lock on ``folder/.lock`` (created if needed).
 
-    A no-op where ``fcntl`` is missing (Windows). Inside a multi-process
-    (DDP) job only one process should take it (the one that builds).
-    With ``wait=False`` a lock held elsewhere raises :class:`FolderBusy`.
+    The lock is the ``filelock`` package's ``FileLock`` (``fcntl.flock`` on
+    Unix, as this function used before it, so a process of either version
+    waits for the other; ``msvcrt`` locking on Windows). What stays here is
+    the project's side: the folder is created, a wait is announced through
+    ``echo`` with the seconds it took, and ``wait=False`` raises
+    :class:`FolderBusy` naming the folder and the lock file. Inside a
+    multi-process (DDP) job only one process should take it (the one that
+    builds).
 
     Example
     -------
@@ -36,27 +43,22 @@ def folder_lock(folder, what: str = "files", echo=print, wait: bool = True):
     >>> sorted(p.name for p in (tmp / "cache").iterdir())
     ['.lock', 'built']
     """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if not wait:
-                raise FolderBusy(
-                    f"another process is using {folder} for {what} (it holds "
-                    f"{folder / '.lock'}); wait for it to finish or stop it"
-                ) from None
-            echo(f"waiting for another process preparing {what} in {folder} ...")
-            started = time.time()
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            echo(f"... done after {time.time() - started:.0f} s")
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    lock = FileLock(folder / ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if not wait:
+            raise FolderBusy(
+                f"another process is using {folder} for {what} (it holds "
+                f"{folder / '.lock'}); wait for it to finish or stop it"
+            ) from None
+        echo(f"waiting for another process preparing {what} in {folder} ...")
+        started = time.time()
+        lock.acquire()
+        echo(f"... done after {time.time() - started:.0f} s")
+    try:
+        yield
+    finally:
+        lock.release()
