@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 
 import torch
+from speechbrain.utils.data_utils import batch_pad_right
 
 from speechbrain_probe.features import (
     LogMelSpectrogram,
@@ -323,13 +324,7 @@ class GriffinLimVocoder(torch.nn.Module):
 
     def forward(self, mel: torch.Tensor, lengths=None):
         """Padded waveforms ``[B, S]`` and their relative lengths ``[B]``."""
-        wavs = self.synthesize(mel, lengths)
-        longest = max(w.shape[0] for w in wavs)
-        padded = torch.zeros(len(wavs), longest)
-        for i, w in enumerate(wavs):
-            padded[i, : w.shape[0]] = w
-        rel = torch.tensor([w.shape[0] / longest for w in wavs])
-        return padded, rel
+        return batch_pad_right([w.float() for w in self.synthesize(mel, lengths)])
 
 
 def copy_synthesis(
@@ -446,10 +441,6 @@ class HifiGanVocoder:
         return [w[pad : pad + (n - 1) * hop] for w, n in zip(wav, frames.tolist())]
 
     def __call__(self, mel, lengths=None):
-        """Padded waveforms ``[B, S]`` and relative lengths."""
+        """Padded waveforms ``[B, S]`` (on the CPU) and relative lengths."""
         wavs = self.synthesize(mel, lengths)
-        longest = max(w.shape[0] for w in wavs)
-        padded = torch.zeros(len(wavs), longest)
-        for i, w in enumerate(wavs):
-            padded[i, : w.shape[0]] = w
-        return padded, torch.tensor([w.shape[0] / longest for w in wavs])
+        return batch_pad_right([w.float().cpu() for w in wavs])

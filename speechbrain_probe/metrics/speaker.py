@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from speechbrain.utils.data_utils import batch_pad_right
 
 from speechbrain_probe.metrics.quality import Exclusion, check_waveform
 from speechbrain_probe.pretrained import resolve_source
@@ -192,11 +193,7 @@ class ECAPAVerifier(SpeakerVerifier):
             self.sample_rate = int(rate)
 
     def _embed(self, wavs):
-        longest = max(w.shape[0] for w in wavs)
-        batch = torch.zeros(len(wavs), longest)
-        for i, w in enumerate(wavs):
-            batch[i, : w.shape[0]] = torch.from_numpy(w)
-        lens = torch.tensor([w.shape[0] / longest for w in wavs])
+        batch, lens = batch_pad_right([torch.from_numpy(w).float() for w in wavs])
         with torch.no_grad():
             emb = self.model.encode_batch(batch.to(self.device), lens.to(self.device))
         return emb.reshape(len(wavs), -1)
