@@ -26,7 +26,6 @@ cells are queued at once, so the workers never wait for the embeddings.
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 import time
@@ -37,7 +36,7 @@ import torch
 from tqdm import tqdm
 
 from speechbrain_probe.data.audio import read_checked
-from speechbrain_probe.data.manifest import atomic_write_text, write_csv, write_manifest
+from speechbrain_probe.data.manifest import atomic_write_text, write_manifest
 from speechbrain_probe.evaluation.pool import EvaluationPool
 from speechbrain_probe.evaluation.scoring import (
     load_cell,
@@ -47,20 +46,26 @@ from speechbrain_probe.evaluation.scoring import (
 )
 from speechbrain_probe.evaluation.selection import first_per_speaker, select_subset
 from speechbrain_probe.evaluation.synthesis import (
-    sample_path,
     write_reconstructions,
     write_references,
 )
 from speechbrain_probe.features import LogMelSpectrogram
 from speechbrain_probe.metrics.quality import Exclusion, write_exclusions
 from speechbrain_probe.metrics.trials import load_trials, make_trials, save_trials
-from speechbrain_probe.report.results import ASR_FIELDS, METRICS_FIELDS, SAMPLES_FIELDS
+from speechbrain_probe.study_data import (
+    CONDITIONS,
+    AsrResult,
+    MetricRow,
+    Sample,
+    read_asr_results,
+    sample_path,
+    save_figure3_mels,
+    write_asr_results,
+    write_metrics,
+    write_samples,
+)
 
-__all__ = ["ModelSpec", "run_study", "REFERENCE_ROWS"]
-
-#: Reference rows of every table: the input audio itself, and copy synthesis.
-#: (Under noise, ``original`` is the mixture the ASR heard.)
-REFERENCE_ROWS = ("original", "copy_synthesis")
+__all__ = ["ModelSpec", "run_study"]
 
 
 @dataclass(frozen=True)
@@ -145,34 +150,28 @@ def _write_samples_csv(study: Path, subset, models, model_layers):
             for kind in kinds:
                 path = sample_path("samples", condition, kind, u.utt_id)
                 rows.append(
-                    dict(
-                        utt_id=u.utt_id,
-                        spk_id=u.spk_id,
-                        model="",
-                        layer="",
-                        condition=condition,
-                        kind=kind,
-                        path=path.as_posix(),
-                    )
+                    Sample(u.utt_id, u.spk_id, "", "", condition, kind, path.as_posix())
                 )
             for spec in models:
                 for layer in model_layers[spec.name]:
                     path = sample_path("samples", condition, spec.name, u.utt_id, layer)
                     rows.append(
-                        dict(
-                            utt_id=u.utt_id,
-                            spk_id=u.spk_id,
-                            model=spec.name,
-                            layer=layer,
-                            condition=condition,
-                            kind="reconstruction",
-                            path=path.as_posix(),
+                        Sample(
+                            u.utt_id,
+                            u.spk_id,
+                            spec.name,
+                            layer,
+                            condition,
+                            "reconstruction",
+                            path.as_posix(),
                         )
                     )
-    write_csv(study / "samples.csv", rows, SAMPLES_FIELDS)
+    write_samples(study / "samples.csv", rows)
 
 
 def _collect_asr_results(study: Path, models) -> None:
+    """Copy each model's ``asr_results.csv`` into the study's, under its spec's
+    name, architecture and training."""
     rows = []
     for spec in models:
         if not spec.asr_results:
@@ -181,24 +180,25 @@ def _collect_asr_results(study: Path, models) -> None:
         if not path.exists():
             print(f"note: no ASR results at {path}; Table 1 omits {spec.name}")
             continue
-        with open(path, newline="", encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
-                rows.append(
-                    {
-                        **row,
-                        "model": spec.name,
-                        "arch": spec.arch,
-                        "training": spec.training,
-                    }
+        for row in read_asr_results(path):
+            rows.append(
+                AsrResult(
+                    spec.name,
+                    spec.arch,
+                    spec.training,
+                    row.condition,
+                    row.wer,
+                    row.cer,
+                    row.n,
                 )
+            )
     if rows:
-        write_csv(study / "asr_results.csv", rows, ASR_FIELDS)
+        write_asr_results(study / "asr_results.csv", rows)
 
 
 def _figure3(study: Path, subset, models, loaded, condition: str):
     """Probe mels of the first utterance of ``condition`` (the paper's Figure 3)."""
     from speechbrain_probe.probe.brain import reconstruct_mel
-    from speechbrain_probe.report.build import save_figure3_mels
 
     if condition not in subset or not subset[condition]:
         return
@@ -257,7 +257,7 @@ def run_study(
     data_folder,
     output_folder,
     models: list[ModelSpec],
-    conditions=("clean", "snr20", "snr10", "snr0"),
+    conditions=CONDITIONS,
     utts_per_speaker: int | None = 4,
     verifiers: dict | None = None,
     griffin_lim_iters: int = 30,
@@ -464,7 +464,7 @@ def run_study(
                 save_cell(path, result)
             for metric, (value, low, high, n) in sorted(result["metrics"].items()):
                 metric_rows.append(
-                    dict(
+                    MetricRow(
                         model=spec.name if spec else "",
                         arch=spec.arch if spec else "",
                         training=spec.training if spec else "",
@@ -486,7 +486,7 @@ def run_study(
         # 4. result files and report ----------------------------------------------
         if pool is not None:
             pool.close()  # the workers have nothing left to do
-        write_csv(study / "metrics.csv", metric_rows, METRICS_FIELDS)
+        write_metrics(study / "metrics.csv", metric_rows)
         write_exclusions(study / "excluded.csv", exclusions)
         _collect_asr_results(study, models)
         page = build_report(study, title=title, note=note or "", verbose=False)

@@ -28,20 +28,9 @@ from speechbrain_probe.evaluation.pool import JobQueue, synthesize_to_file, trim
 from speechbrain_probe.evaluation.selection import TestUtterance
 from speechbrain_probe.features import LogMelSpectrogram, MelConfig
 from speechbrain_probe.probe.brain import reconstruct_mel
+from speechbrain_probe.study_data import sample_path
 
-__all__ = ["sample_path", "write_references", "write_reconstructions", "pad_batch"]
-
-
-def sample_path(root, condition: str, kind: str, utt_id: str, layer=None) -> Path:
-    """Where one sample lives (``kind`` is a reference kind or a model name).
-
-    Example
-    -------
-    >>> sample_path("s", "snr0", "vgg_lstm_baseline", "u1", "blstm3").as_posix()
-    's/snr0/vgg_lstm_baseline/blstm3/u1.wav'
-    """
-    parts = [condition, kind] + ([layer] if layer else [])
-    return Path(root).joinpath(*parts, f"{utt_id}.wav")
+__all__ = ["write_references", "write_reconstructions", "pad_batch"]
 
 
 def pad_batch(wavs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:

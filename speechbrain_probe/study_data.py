@@ -1,0 +1,629 @@
+"""The study's data model: its vocabulary and its result files.
+
+One place says what the study is made of and how its results are stored; the
+evaluation writes through it, the report, the listening test and the demo read
+through it.
+
+Vocabulary
+    A probed ASR model is an architecture x a training (:class:`ModelId`,
+    named e.g. ``vgg_lstm_baseline``); each architecture has its paper layers
+    in order (:data:`ARCH_LAYERS`); the input conditions are clean and three
+    SNRs (:data:`CONDITIONS`, :data:`CONDITION_SNR_DB`); the reference rows
+    of every table are the input audio and its copy synthesis
+    (:data:`REFERENCE_LAYERS`); layers sort with :func:`layer_sort_key`.
+
+Result files (CSV, one header line, written atomically)
+    ``metrics.csv``: :class:`MetricRow` (long format: one number per row with
+    its 95% interval). ``asr_results.csv``: :class:`AsrResult`.
+    ``samples.csv``: :class:`Sample`. ``figure3_mels.npz``: the probe mels of
+    Figure 3 (:func:`save_figure3_mels`).
+
+Units
+    EER (``eer_*``) is a **fraction** in [0, 1] in files and in memory; only
+    display (:func:`display_scale`, :func:`format_value`) shows it in percent.
+    minDCF and STOI are unitless, PESQ is on its MOS-like scale. WER and CER
+    are in **percent** (SpeechBrain's ``ErrorRateStats``). SNRs are in dB.
+
+A reader turns an empty, ``nan`` or infinite number into ``None`` (a missing
+cell, never a NaN); a file that lacks a column raises a ``ValueError`` naming
+the file and the missing columns.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from speechbrain_probe.data.manifest import atomic_write_bytes, atomic_write_text
+
+__all__ = [
+    "ARCH_LAYERS",
+    "ARCH_NAMES",
+    "TRAININGS",
+    "ModelId",
+    "CONDITIONS",
+    "CONDITION_NAMES",
+    "CONDITION_SNR_DB",
+    "NOISE_SNR_RANGES",
+    "REFERENCE_LAYERS",
+    "REFERENCE_NAMES",
+    "SAMPLE_KINDS",
+    "layer_sort_key",
+    "ordered",
+    "display_scale",
+    "format_value",
+    "parse_number",
+    "MetricRow",
+    "AsrResult",
+    "Sample",
+    "METRICS_FIELDS",
+    "ASR_FIELDS",
+    "SAMPLES_FIELDS",
+    "write_metrics",
+    "read_metrics",
+    "write_asr_results",
+    "read_asr_results",
+    "sample_path",
+    "write_samples",
+    "read_samples",
+    "FIGURE3_MELS",
+    "save_figure3_mels",
+    "load_figure3_mels",
+]
+
+# --- vocabulary ---------------------------------------------------------------
+
+#: The probed layers of each architecture, in the paper's order (Table 2).
+ARCH_LAYERS = {
+    "vgg_lstm": ("cnn1", "cnn2", "cnn4", "blstm1", "blstm3", "blstm5"),
+    "blstm": ("blstm1", "blstm2", "blstm3", "blstm4", "blstm5"),
+}
+#: Display names of the architectures.
+ARCH_NAMES = {"vgg_lstm": "VGG-LSTM", "blstm": "pure-LSTM"}
+#: Training regimes, in the order of the paper's Table 2 rows.
+TRAININGS = ("robust", "baseline")
+
+
+@dataclass(frozen=True)
+class ModelId:
+    """A probed ASR model: an architecture trained one way.
+
+    Example
+    -------
+    >>> ModelId("vgg_lstm", "baseline").name
+    'vgg_lstm_baseline'
+    >>> ModelId.parse("blstm_robust")
+    ModelId(arch='blstm', training='robust')
+    >>> ModelId.parse("vgg_lstm")
+    Traceback (most recent call last):
+    ...
+    ValueError: model id 'vgg_lstm' is not <arch>_<training> with training one of robust, baseline
+    """
+
+    arch: str
+    training: str
+
+    @property
+    def name(self) -> str:
+        """``<arch>_<training>``, the model's folder and row name."""
+        return f"{self.arch}_{self.training}"
+
+    @classmethod
+    def parse(cls, name: str) -> ModelId:
+        """The model id of a name ``<arch>_<training>``; ``ValueError`` otherwise."""
+        arch, _, training = name.rpartition("_")
+        if not arch or training not in TRAININGS:
+            raise ValueError(
+                f"model id {name!r} is not <arch>_<training> with training one of "
+                f"{', '.join(TRAININGS)}"
+            )
+        return cls(arch, training)
+
+
+#: Input conditions, clean first, then falling SNR.
+CONDITIONS = ("clean", "snr20", "snr10", "snr0")
+#: Display names of the conditions.
+CONDITION_NAMES = {"clean": "clean", "snr20": "20 dB", "snr10": "10 dB", "snr0": "0 dB"}
+#: SNR of each condition's test input in dB (``None``: no noise added).
+CONDITION_SNR_DB = {"clean": None, "snr20": 20.0, "snr10": 10.0, "snr0": 0.0}
+#: SNR ranges in dB (low, high) of the noise mixed into probe-training audio,
+#: by MUSAN category (Kaldi x-vector style); ``default`` for other categories.
+NOISE_SNR_RANGES = {
+    "noise": (0.0, 15.0),
+    "music": (5.0, 15.0),
+    "speech": (13.0, 20.0),
+    "default": (0.0, 20.0),
+}
+#: Reference rows of every table: the input audio itself (under noise, the
+#: mixture the ASR heard) and Griffin-Lim copy synthesis of its true mel.
+REFERENCE_LAYERS = ("original", "copy_synthesis")
+#: Display names of the reference rows.
+REFERENCE_NAMES = {"original": "original", "copy_synthesis": "copy synthesis"}
+#: Kinds of audio listed in ``samples.csv``.
+SAMPLE_KINDS = ("original", "noise", "mixture", "copy_synthesis", "reconstruction")
+
+_LAYER = re.compile(r"([A-Za-z_]*?)(\d+)")
+_FAMILY_RANK = {"cnn": 1, "conv": 1, "blstm": 2, "lstm": 2}
+
+
+def layer_sort_key(layer: str) -> tuple:
+    """Order layers as the paper does: references, CNN layers, then (B)LSTM
+    layers, then others; numbers compare as numbers.
+
+    Example
+    -------
+    >>> sorted(["blstm3", "cnn2", "blstm10", "copy_synthesis", "enc1", "original",
+    ...         "cnn1"], key=layer_sort_key)
+    ['original', 'copy_synthesis', 'cnn1', 'cnn2', 'blstm3', 'blstm10', 'enc1']
+    """
+    if layer in REFERENCE_LAYERS:
+        return (0, REFERENCE_LAYERS.index(layer), "", 0)
+    match = _LAYER.fullmatch(layer)
+    family = match.group(1) if match else layer
+    number = int(match.group(2)) if match else -1
+    return (_FAMILY_RANK.get(family.lower(), 3), 0, family, number)
+
+
+def ordered(values, preferred) -> list:
+    """Distinct ``values`` with those in ``preferred`` first (in its order).
+
+    Others follow sorted, so that nothing found in the data is dropped.
+
+    Example
+    -------
+    >>> ordered(["snr0", "clean", "snr5", "clean"], CONDITIONS)
+    ['clean', 'snr0', 'snr5']
+    """
+    present = set(values)
+    first = [v for v in preferred if v in present]
+    return first + sorted(present - set(first))
+
+
+# --- units --------------------------------------------------------------------
+
+
+def display_scale(metric: str) -> float:
+    """Factor from the stored value of ``metric`` to its display: 100 for an
+    EER (a fraction shown in percent), else 1 (WER/CER are stored in percent).
+
+    Example
+    -------
+    >>> display_scale("eer_ge2e"), display_scale("stoi"), display_scale("wer")
+    (100.0, 1.0, 1.0)
+    """
+    return 100.0 if metric.startswith("eer") else 1.0
+
+
+def format_value(metric: str, value: float | None, digits: int = 1) -> str:
+    """A stored value as displayed (EER in percent); ``None`` gives ``"-"``.
+
+    Example
+    -------
+    >>> format_value("eer_ge2e", 0.25), format_value("stoi", 0.714, 2)
+    ('25.0', '0.71')
+    >>> format_value("pesq", None)
+    '-'
+    """
+    if value is None:
+        return "-"
+    return f"{value * display_scale(metric):.{digits}f}"
+
+
+def parse_number(text) -> float | None:
+    """Parse a CSV number; empty, ``nan`` and infinite values give ``None``.
+
+    Example
+    -------
+    >>> parse_number("0.25"), parse_number(""), parse_number("nan"), parse_number("inf")
+    (0.25, None, None, None)
+    """
+    if text is None:
+        return None
+    if isinstance(text, (int, float)):
+        value = float(text)
+    else:
+        text = str(text).strip()
+        if not text:
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"not a number: {text!r}") from None
+    return value if math.isfinite(value) else None
+
+
+def _count(text) -> int | None:
+    value = parse_number(text)
+    return None if value is None else int(value)
+
+
+# --- result rows --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    """One number of ``metrics.csv``.
+
+    Attributes
+    ----------
+    model, arch, training : str
+        The probed model (all three empty for a reference row, which does not
+        depend on the model).
+    layer : str
+        A probed layer, or ``original`` / ``copy_synthesis``.
+    condition : str
+        One of :data:`CONDITIONS`.
+    metric : str
+        ``eer_<verifier>`` (fraction), ``mindcf_<verifier>``, ``stoi``,
+        ``pesq``.
+    value, ci_low, ci_high : float or None
+        The value and its 95% interval, in the metric's stored unit.
+    n : int or None
+        Trials (verification) or utterances (STOI/PESQ) behind the value.
+    """
+
+    model: str
+    arch: str
+    training: str
+    layer: str
+    condition: str
+    metric: str
+    value: float | None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int | None = None
+
+
+@dataclass(frozen=True)
+class AsrResult:
+    """One row of ``asr_results.csv``: an ASR model's error rates on a condition.
+
+    Attributes
+    ----------
+    model, arch, training, condition : str
+    wer, cer : float or None
+        Word and character error rates in percent.
+    n : int or None
+        Utterances scored.
+    """
+
+    model: str
+    arch: str
+    training: str
+    condition: str
+    wer: float | None
+    cer: float | None
+    n: int | None = None
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One audio file of ``samples.csv``.
+
+    Attributes
+    ----------
+    utt_id, spk_id, condition : str
+    model, layer : str
+        Empty except for a ``reconstruction``.
+    kind : str
+        One of :data:`SAMPLE_KINDS`.
+    path : str
+        POSIX path relative to the folder of ``samples.csv``.
+    file : Path or None
+        The absolute file, set by :func:`read_samples` (not written).
+    """
+
+    utt_id: str
+    spk_id: str
+    model: str
+    layer: str
+    condition: str
+    kind: str
+    path: str
+    file: Path | None = field(default=None, compare=False)
+
+
+def _columns(cls) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls) if f.name != "file")
+
+
+METRICS_FIELDS = _columns(MetricRow)
+ASR_FIELDS = _columns(AsrResult)
+SAMPLES_FIELDS = _columns(Sample)
+
+
+def _write(path, columns, rows) -> Path:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(row)
+    return atomic_write_text(path, buffer.getvalue())
+
+
+def _cell(value) -> str:
+    return "" if value is None else str(value)
+
+
+def _read(path, columns, what):
+    """``(path, [(line, {column: text})])`` of a result CSV, checked for columns."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{what} not found: {path}; run the evaluation first (it writes "
+            f"{path.name} with columns {','.join(columns)})"
+        )
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise ValueError(
+                f"{path} lacks column(s) {','.join(missing)}; expected header "
+                f"{','.join(columns)} (found {','.join(header) or 'nothing'})"
+            )
+        rows = [
+            (line, {(k or "").strip(): (v or "").strip() for k, v in raw.items()})
+            for line, raw in enumerate(reader, start=2)
+        ]
+    return path, rows
+
+
+def write_metrics(path: str | os.PathLike, rows) -> Path:
+    """Write :class:`MetricRow` rows as ``metrics.csv`` (atomically).
+
+    Numbers are written in full (``repr``); ``None`` as an empty cell.
+
+    Example
+    -------
+    >>> p = getfixture("tmp_path") / "metrics.csv"
+    >>> _ = write_metrics(p, [MetricRow("m", "blstm", "robust", "blstm1", "clean",
+    ...                                 "eer_ge2e", 0.25, 0.2, 0.3, 60)])
+    >>> p.read_text().splitlines()[1]
+    'm,blstm,robust,blstm1,clean,eer_ge2e,0.25,0.2,0.3,60'
+    """
+    return _write(
+        path,
+        METRICS_FIELDS,
+        (
+            [r.model, r.arch, r.training, r.layer, r.condition, r.metric]
+            + [_cell(x) for x in (r.value, r.ci_low, r.ci_high, r.n)]
+            for r in rows
+        ),
+    )
+
+
+def read_metrics(path: str | os.PathLike) -> list[MetricRow]:
+    """Read ``metrics.csv``; missing numbers are ``None``.
+
+    Example
+    -------
+    >>> p = getfixture("tmp_path") / "metrics.csv"
+    >>> _ = p.write_text(
+    ...     "model,arch,training,layer,condition,metric,value,ci_low,ci_high,n\\n"
+    ...     "m,vgg_lstm,baseline,cnn1,clean,stoi,0.9,0.85,0.95,32\\n"
+    ...     "m,vgg_lstm,baseline,cnn2,clean,stoi,nan,,,0\\n")
+    >>> rows = read_metrics(p)
+    >>> rows[0].value, rows[0].n, rows[1].value
+    (0.9, 32, None)
+    """
+    path, raw = _read(path, METRICS_FIELDS, "metrics file")
+    rows = []
+    for line, r in raw:
+        try:
+            rows.append(
+                MetricRow(
+                    r["model"],
+                    r["arch"],
+                    r["training"],
+                    r["layer"],
+                    r["condition"],
+                    r["metric"],
+                    parse_number(r["value"]),
+                    parse_number(r["ci_low"]),
+                    parse_number(r["ci_high"]),
+                    _count(r["n"]),
+                )
+            )
+        except ValueError as err:
+            raise ValueError(f"{path}, line {line}: {err}") from None
+    return rows
+
+
+def _rate(value) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def write_asr_results(path: str | os.PathLike, rows) -> Path:
+    """Write :class:`AsrResult` rows as ``asr_results.csv`` (atomically);
+    WER and CER in percent with two decimals.
+
+    Example
+    -------
+    >>> p = getfixture("tmp_path") / "asr_results.csv"
+    >>> _ = write_asr_results(p, [AsrResult("m", "blstm", "baseline", "clean",
+    ...                                     12.345, 4.5, 10)])
+    >>> p.read_text().splitlines()
+    ['model,arch,training,condition,wer,cer,n', 'm,blstm,baseline,clean,12.35,4.50,10']
+    """
+    return _write(
+        path,
+        ASR_FIELDS,
+        (
+            [r.model, r.arch, r.training, r.condition, _rate(r.wer), _rate(r.cer)]
+            + [_cell(r.n)]
+            for r in rows
+        ),
+    )
+
+
+def read_asr_results(path: str | os.PathLike) -> list[AsrResult]:
+    """Read ``asr_results.csv`` (WER/CER in percent; missing ones ``None``).
+
+    Example
+    -------
+    >>> p = getfixture("tmp_path") / "asr_results.csv"
+    >>> _ = p.write_text("model,arch,training,condition,wer,cer,n\\n"
+    ...                  "m,blstm,robust,clean,25.5,10.25,100\\n")
+    >>> row = read_asr_results(p)[0]
+    >>> row.wer, row.cer, row.n
+    (25.5, 10.25, 100)
+    """
+    path, raw = _read(path, ASR_FIELDS, "ASR results file")
+    rows = []
+    for line, r in raw:
+        try:
+            rows.append(
+                AsrResult(
+                    r["model"],
+                    r["arch"],
+                    r["training"],
+                    r["condition"],
+                    parse_number(r["wer"]),
+                    parse_number(r["cer"]),
+                    _count(r["n"]),
+                )
+            )
+        except ValueError as err:
+            raise ValueError(f"{path}, line {line}: {err}") from None
+    return rows
+
+
+def sample_path(root, condition: str, kind: str, utt_id: str, layer=None) -> Path:
+    """Where one sample lives under ``root`` (``kind`` is a reference kind or,
+    for a reconstruction, the model's name).
+
+    Example
+    -------
+    >>> sample_path("samples", "snr0", "vgg_lstm_baseline", "u1", "blstm3").as_posix()
+    'samples/snr0/vgg_lstm_baseline/blstm3/u1.wav'
+    >>> sample_path("samples", "clean", "original", "u1").as_posix()
+    'samples/clean/original/u1.wav'
+    """
+    parts = [condition, kind] + ([layer] if layer else [])
+    return Path(root).joinpath(*parts, f"{utt_id}.wav")
+
+
+def write_samples(path: str | os.PathLike, rows) -> Path:
+    """Write :class:`Sample` rows as ``samples.csv`` (atomically).
+
+    Example
+    -------
+    >>> p = getfixture("tmp_path") / "samples.csv"
+    >>> _ = write_samples(p, [Sample("u1", "s1", "", "", "clean", "original",
+    ...                              "samples/clean/original/u1.wav")])
+    >>> p.read_text().splitlines()[1]
+    'u1,s1,,,clean,original,samples/clean/original/u1.wav'
+    """
+    return _write(
+        path,
+        SAMPLES_FIELDS,
+        (
+            [r.utt_id, r.spk_id, r.model, r.layer, r.condition, r.kind, r.path]
+            for r in rows
+        ),
+    )
+
+
+def read_samples(path: str | os.PathLike) -> list[Sample]:
+    """Read ``samples.csv``; each row gets ``file``, its absolute wav path.
+
+    Rows of an unknown ``kind`` or without a path raise a ``ValueError``
+    naming the line.
+
+    Example
+    -------
+    >>> tmp = getfixture("tmp_path")
+    >>> _ = (tmp / "samples.csv").write_text(
+    ...     "utt_id,spk_id,model,layer,condition,kind,path\\n"
+    ...     "u1,s1,,,clean,original,audio/u1.wav\\n")
+    >>> row = read_samples(tmp / "samples.csv")[0]
+    >>> row.kind, row.file == (tmp / "audio" / "u1.wav").resolve()
+    ('original', True)
+    """
+    path, raw = _read(path, SAMPLES_FIELDS, "audio index")
+    base = path.resolve().parent
+    rows = []
+    for line, r in raw:
+        if r["kind"] not in SAMPLE_KINDS:
+            raise ValueError(
+                f"{path}, line {line}: unknown kind {r['kind']!r}; "
+                f"expected one of {', '.join(SAMPLE_KINDS)}"
+            )
+        if not r["path"]:
+            raise ValueError(f"{path}, line {line}: empty path")
+        rows.append(
+            Sample(
+                *(r[c] for c in SAMPLES_FIELDS),
+                file=(base / r["path"]).resolve(),
+            )
+        )
+    return rows
+
+
+# --- Figure 3 -----------------------------------------------------------------
+
+#: File name of the Figure 3 mels in a study folder.
+FIGURE3_MELS = "figure3_mels.npz"
+
+
+def save_figure3_mels(
+    path: str | os.PathLike, mels: dict, references: dict | None = None, title: str = ""
+) -> Path:
+    """Save the probe mels of Figure 3 (atomically, compressed ``.npz``).
+
+    Arguments
+    ---------
+    path : path
+        Usually ``<study>/figure3_mels.npz``.
+    mels : dict
+        training -> {``<arch>:<layer>`` or layer: log-mel ``[frames, n_mels]``}.
+    references : dict, optional
+        name -> log-mel (e.g. ``clean``, ``mixture``).
+    title : str
+        Which utterance, model and condition.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> tmp = getfixture("tmp_path")
+    >>> p = save_figure3_mels(tmp / "m.npz", {"robust": {"cnn1": np.ones((5, 80))}},
+    ...                       {"mixture": np.zeros((5, 80))}, "utt u, 0 dB")
+    >>> mels, refs, title = load_figure3_mels(p)
+    >>> mels["robust"]["cnn1"].shape, list(refs), title
+    ((5, 80), ['mixture'], 'utt u, 0 dB')
+    """
+    import numpy as np
+
+    arrays = {}
+    for training, by_layer in mels.items():
+        for layer, mel in by_layer.items():
+            arrays[f"mel/{training}/{layer}"] = np.asarray(mel, dtype=np.float32)
+    for name, mel in (references or {}).items():
+        arrays[f"ref/{name}"] = np.asarray(mel, dtype=np.float32)
+    arrays["title"] = np.array(title)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_figure3_mels(path: str | os.PathLike) -> tuple[dict, dict, str]:
+    """Read what :func:`save_figure3_mels` wrote: ``(mels, references, title)``."""
+    import numpy as np
+
+    mels, refs, title = {}, {}, ""
+    with np.load(path, allow_pickle=False) as npz:
+        for key in npz.files:
+            if key.startswith("mel/"):
+                _, training, layer = key.split("/", 2)
+                mels.setdefault(training, {})[layer] = npz[key]
+            elif key.startswith("ref/"):
+                refs[key[4:]] = npz[key]
+            elif key == "title":
+                title = str(npz[key])
+    return mels, refs, title
