@@ -24,6 +24,7 @@ from speechbrain_probe.listening.results import (
     wilson_interval,
 )
 from speechbrain_probe.listening.store import AlreadyAnswered, Store, UnknownTrial
+from speechbrain_probe.study_data import MetricRow, write_metrics
 
 LAYERS = ("cnn1", "blstm1", "blstm3")
 TOKEN = "admin-token-for-tests-0123"
@@ -485,33 +486,42 @@ def test_her_table_counts_errors_per_cell():
     assert table[1]["her"] == 0.5
 
 
-def test_read_eer_units(tmp_path):
-    header = "model,arch,training,layer,condition,metric,value,ci_low,ci_high,n\n"
-    (tmp_path / "frac.csv").write_text(
-        header + "m,a,t,cnn1,clean,eer_ge2e,0.05,0.04,0.06,9\n"
+def test_read_eer_reads_fractions_through_the_data_model(tmp_path):
+    write_metrics(
+        tmp_path / "metrics.csv",
+        [
+            MetricRow("m", "a", "t", "cnn1", "clean", "eer_ge2e", 0.05, 0.04, 0.06, 9),
+            MetricRow("m", "a", "t", "cnn2", "clean", "eer_ge2e", None),
+            MetricRow("", "", "", "original", "clean", "eer_ge2e", 0.02, 0.01, 0.03, 9),
+            MetricRow("m", "a", "t", "cnn1", "clean", "stoi", 0.9, None, None, 9),
+        ],
     )
-    (tmp_path / "pct.csv").write_text(
-        header + "m,a,t,cnn1,clean,eer_ge2e,5,4,6,9\nm,a,t,cnn1,clean,stoi,0.9,,,9\n"
-    )
-    assert read_eer(tmp_path / "frac.csv")[("m", "clean", "cnn1")] == pytest.approx(
-        (0.05, 0.04, 0.06)
-    )
-    assert read_eer(tmp_path / "pct.csv")[("m", "clean", "cnn1")] == pytest.approx(
-        (0.05, 0.04, 0.06)
-    )
-    assert read_eer(tmp_path / "frac.csv", unit="percent")[("m", "clean", "cnn1")][
-        0
-    ] == pytest.approx(5e-4)
-    with pytest.raises(ValueError, match="no rows of metric"):
-        read_eer(tmp_path / "pct.csv", metric="eer_ecapa")
+    eer = read_eer(tmp_path / "metrics.csv")
+    assert eer[("m", "clean", "cnn1")] == (0.05, 0.04, 0.06)
+    assert eer[("m", "clean", "cnn2")] == (None, None, None)
+    with pytest.raises(ValueError, match="no rows of metric 'eer_ecapa'"):
+        read_eer(tmp_path / "metrics.csv", metric="eer_ecapa")
     table = merge_eer(
         her_table(
-            [dict(model="m", condition="clean", layer="cnn1", rater_id="r", correct=1)]
+            [
+                dict(
+                    model="m", condition="clean", layer="cnn1", rater_id="r", correct=1
+                ),
+                dict(
+                    model="reference",
+                    condition="clean",
+                    layer="original",
+                    rater_id="r",
+                    correct=1,
+                ),
+            ]
         ),
-        read_eer(tmp_path / "pct.csv"),
+        eer,
         "eer_ge2e",
     )
-    assert table[0]["eer"] == pytest.approx(0.05)
+    by_layer = {row["layer"]: row["eer"] for row in table}
+    # the reference takes the model-independent row that run_study writes
+    assert by_layer == {"cnn1": 0.05, "original": 0.02}
 
 
 # -- CLI -----------------------------------------------------------------------------
@@ -527,13 +537,23 @@ def test_cli_results_writes_csv_and_figure_with_eer(
         state = client.post(
             "/api/answers", json={"trial_id": state["trial"]["trial_id"], "answer": "A"}
         ).get_json()
-    metrics = tmp_path / "metrics.csv"
-    metrics.write_text(
-        "model,arch,training,layer,condition,metric,value,ci_low,ci_high,n\n"
-        + "".join(
-            f"demo_model,blstm,baseline,{layer},clean,eer_ge2e,{eer},{eer - 1},{eer + 1},100\n"
-            for layer, eer in zip(LAYERS, (5, 20, 40))
-        )
+    metrics = write_metrics(
+        tmp_path / "metrics.csv",
+        [
+            MetricRow(
+                "demo_model",
+                "blstm",
+                "baseline",
+                layer,
+                "clean",
+                "eer_ge2e",
+                eer,
+                eer - 0.01,
+                eer + 0.01,
+                100,
+            )
+            for layer, eer in zip(LAYERS, (0.05, 0.2, 0.4))
+        ],
     )
     out = tmp_path / "out"
     assert (

@@ -96,14 +96,17 @@ def test_listening_page_in_chromium(tmp_path):
             recs = page.locator("#layers audio").evaluate_all(
                 "els => els.map(a => a.getAttribute('src'))"
             )
-            assert all(r.startswith("audio/spk1-utt1/snr0/") for r in recs)
+            assert all(
+                r.startswith("samples/snr0/") and r.endswith("/spk1-utt1.wav")
+                for r in recs
+            )
             # Each clip shows its layer's scores for the chosen condition.
             scores = page.locator("#layers td .score").all_text_contents()
             assert len(scores) == len(recs) and all("STOI" in t for t in scores)
             mixture = page.locator("#inputs audio[title^='mixture']").get_attribute(
                 "src"
             )
-            assert mixture == "audio/spk1-utt1/snr0/mixture.wav"
+            assert mixture == "samples/snr0/mixture/spk1-utt1.wav"
 
             # Every clip loads in the browser: metadata read, duration as written.
             page.wait_for_function(

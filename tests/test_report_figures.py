@@ -4,18 +4,23 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from speechbrain_probe.report.build import (
-    figure3_from_samples,
-    load_figure3_mels,
-    save_figure3_mels,
-)
+from speechbrain_probe.report.build import build_report
 from speechbrain_probe.report.example import make_example_results
 from speechbrain_probe.report.figures import (
     plot_mel_grid,
     plot_metric_vs_layer,
     plot_robust_vs_baseline,
 )
-from speechbrain_probe.report.results import read_metrics, read_samples
+from speechbrain_probe.study_data import (
+    MetricRow,
+    load_figure3_mels,
+    read_metrics,
+    save_figure3_mels,
+)
+
+#: Line colours of the figures (report/figures.py): conditions, trainings.
+CLEAN, SNR20, SNR10, SNR0 = "#1b7837", "#2166ac", "#b35806", "#b2182b"
+ROBUST, BASELINE = "#1f78b4", "#e66101"
 
 
 @pytest.fixture(scope="module")
@@ -36,27 +41,53 @@ def _png(path):
     return image
 
 
-def test_eer_vs_layer_figure(results, tmp_path):
+def _pixels_of(image, colour, tolerance=4):
+    """How many pixels of ``image`` have ``colour`` (``#rrggbb``)."""
+    rgb = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
+    pixels = np.round(image[..., :3] * 255)
+    return int((np.abs(pixels - rgb).max(axis=-1) <= tolerance).sum())
+
+
+def test_eer_vs_layer_figure_draws_a_line_per_condition(results, tmp_path):
     metrics = read_metrics(results / "metrics.csv")
-    out = plot_metric_vs_layer(
-        metrics, "eer_ge2e", tmp_path / "eer.png", note="example"
+    image = _png(
+        plot_metric_vs_layer(metrics, "eer_ge2e", tmp_path / "eer.png", note="example")
     )
-    _png(out)
+    for colour in (CLEAN, SNR20, SNR10, SNR0):
+        assert _pixels_of(image, colour) > 200, colour
+    clean_only = [r for r in metrics if r.condition == "clean"]
+    image = _png(plot_metric_vs_layer(clean_only, "eer_ge2e", tmp_path / "clean.png"))
+    assert _pixels_of(image, CLEAN) > 200
+    assert _pixels_of(image, SNR0) == 0 and _pixels_of(image, SNR20) == 0
 
 
-def test_stoi_robust_vs_baseline_figure(results, tmp_path):
+def test_stoi_robust_vs_baseline_figure_draws_both_trainings(results, tmp_path):
     metrics = read_metrics(results / "metrics.csv")
-    out = plot_robust_vs_baseline(metrics, tmp_path / "fig4.png")
-    image = _png(out)
+    image = _png(plot_robust_vs_baseline(metrics, tmp_path / "fig4.png"))
     # A grid of 2 archs x 4 conditions is wider than tall.
     assert image.shape[1] > image.shape[0]
+    assert _pixels_of(image, ROBUST) > 200 and _pixels_of(image, BASELINE) > 200
+    robust = [r for r in metrics if r.training != "baseline"]
+    image = _png(plot_robust_vs_baseline(robust, tmp_path / "robust.png"))
+    assert _pixels_of(image, ROBUST) > 200 and _pixels_of(image, BASELINE) == 0
+
+
+def test_an_eer_is_drawn_in_percent(tmp_path):
+    """Two EERs (fractions) on one line: the line spans most of the 0-50% axis,
+    so it is drawn x100 (a fraction drawn as is would sit flat at the bottom)."""
+    rows = [
+        MetricRow("m", "blstm", "baseline", layer, "clean", "eer_ge2e", value)
+        for layer, value in (("blstm1", 0.05), ("blstm5", 0.45))
+    ]
+    image = _png(plot_metric_vs_layer(rows, "eer_ge2e", tmp_path / "eer.png"))
+    ys = np.nonzero(
+        np.abs(np.round(image[..., :3] * 255) - [0x1B, 0x78, 0x37]).max(axis=-1) <= 4
+    )[0]
+    assert ys.max() - ys.min() > 0.3 * image.shape[0]
 
 
 def test_figures_survive_missing_models_and_conditions(tmp_path):
-    rows = [
-        dict(model="m", arch="blstm", training="robust", layer="blstm2",
-             condition="snr0", metric="stoi", value=0.6, ci_low=None, ci_high=None, n=2)
-    ]  # fmt: skip
+    rows = [MetricRow("m", "blstm", "robust", "blstm2", "snr0", "stoi", 0.6, n=2)]
     _png(plot_robust_vs_baseline(rows, tmp_path / "a.png"))
     _png(plot_metric_vs_layer(rows, "stoi", tmp_path / "b.png"))
 
@@ -73,6 +104,8 @@ def test_mel_grid_from_arrays(tmp_path):
     )
     image = _png(out)
     assert image.shape[1] > image.shape[0]
+    # the mels are drawn with the magma colour map: its bright yellow is there
+    assert _pixels_of(image, "#fcfdbf", tolerance=30) > 100
 
 
 def test_mel_grid_rejects_bad_arrays(tmp_path):
@@ -96,10 +129,13 @@ def test_figure3_mels_round_trip(tmp_path):
     assert list(refs) == ["clean"] and title == "t"
 
 
-def test_figure3_from_the_wavs_of_samples_csv(results, tmp_path):
-    rows = read_samples(results / "samples.csv")
-    out = figure3_from_samples(rows, tmp_path / "fig3.png")
-    _png(out)
-    # Nothing to show: no reconstructions at all.
-    no_recs = [r for r in rows if r["kind"] != "reconstruction"]
-    assert figure3_from_samples(no_recs, tmp_path / "none.png") is None
+def test_the_report_draws_figure3_from_the_saved_mels(tmp_path):
+    make_example_results(tmp_path, n_utts=1, conditions=("clean", "snr0"), seconds=0.2)
+    build_report(tmp_path, verbose=False)
+    _png(tmp_path / "figures" / "fig3_mel_grid.png")
+    (tmp_path / "figure3_mels.npz").unlink()
+    (tmp_path / "figures" / "fig3_mel_grid.png").unlink()
+    page = build_report(tmp_path, verbose=False)
+    # without the evaluation's mels there is no Figure 3 (no mel is recomputed)
+    assert not (tmp_path / "figures" / "fig3_mel_grid.png").exists()
+    assert "fig3_mel_grid.png" not in page.read_text()

@@ -153,7 +153,8 @@ def test_page_references_only_existing_files(built):
 
 def test_missing_audio_is_left_out_and_named(tmp_path):
     make_example_results(tmp_path, n_utts=1, conditions=("snr0",), seconds=0.1)
-    gone = tmp_path / "audio" / "spk0-utt0" / "snr0" / "blstm_robust" / "blstm3.wav"
+    # where run_study puts a reconstruction: samples/<condition>/<model>/<layer>/
+    gone = tmp_path / "samples" / "snr0" / "blstm_robust" / "blstm3" / "spk0-utt0.wav"
     gone.unlink()
     (tmp_path / "metrics.csv").unlink()  # no metric figures: keeps the test fast
     (tmp_path / "excluded.csv").write_text(
@@ -171,7 +172,7 @@ def test_missing_audio_is_left_out_and_named(tmp_path):
     assert "Excluded from the metrics" in text
     data = _embedded_data(_parse(text))
     assert "blstm3" not in data["audio"]["spk0-utt0"]["snr0"]["layers"]["blstm_robust"]
-    assert "1 listed file(s) do not exist" in text and "blstm3.wav" in text
+    assert "1 listed file(s) do not exist" in text and "blstm3/spk0-utt0.wav" in text
 
 
 def test_text_from_the_results_is_escaped(tmp_path):

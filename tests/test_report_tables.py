@@ -1,17 +1,24 @@
-"""Tables of the report: layout, values, missing cells, bad input."""
+"""Tables of the report: layout, values, missing cells, bad input.
+
+Expected cells are literal strings (not built with the formatter under test);
+the study-shaped files are written through :mod:`speechbrain_probe.study_data`
+in the layout ``run_study`` writes (see ``report/example.py``).
+"""
 
 import csv
 
 import pytest
 
 from speechbrain_probe.report.example import EXAMPLE_MODELS, make_example_results
-from speechbrain_probe.report.results import (
-    ARCH_LAYERS,
+from speechbrain_probe.report.tables import MISSING, table1, table2
+from speechbrain_probe.study_data import (
+    AsrResult,
+    MetricRow,
     read_asr_results,
     read_metrics,
-    read_samples,
+    write_asr_results,
+    write_metrics,
 )
-from speechbrain_probe.report.tables import MISSING, format_cell, table1, table2
 
 PAPER_COLUMNS = [
     ("VGG-LSTM", "cnn1"),
@@ -34,6 +41,7 @@ PAPER_ROWS = [
     for training in ("robust", "baseline")
 ]
 CONDITION_LABEL = {"clean": "clean", "snr20": "20 dB", "snr10": "10 dB", "snr0": "0 dB"}
+ARCH_LABEL = {"vgg_lstm": "VGG-LSTM", "blstm": "pure-LSTM"}
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +51,32 @@ def results(tmp_path_factory):
     return folder, out
 
 
-def _raw_rows(folder):
-    with open(folder / "metrics.csv", newline="") as handle:
-        return list(csv.DictReader(handle))
+def _row(layer, value, low=None, high=None, metric="eer_ge2e", **kw):
+    base = dict(
+        model="vgg_lstm_baseline",
+        arch="vgg_lstm",
+        training="baseline",
+        condition="clean",
+        n=60,
+    )
+    base.update(kw)
+    return MetricRow(
+        base["model"],
+        base["arch"],
+        base["training"],
+        layer,
+        base["condition"],
+        metric,
+        value,
+        low,
+        high,
+        base["n"],
+    )
+
+
+def _number(cell):
+    """The value a cell shows (its first number), parsed back."""
+    return float(cell.split()[0])
 
 
 def test_table2_layout_matches_the_paper(results):
@@ -57,44 +88,85 @@ def test_table2_layout_matches_the_paper(results):
     assert all(len(row) == len(PAPER_COLUMNS) for row in table.cells)
 
 
+def test_table2_cells_from_a_written_metrics_file(tmp_path):
+    rows = [
+        _row("cnn1", 0.04471, 0.039, 0.051),
+        _row("blstm3", 0.3287, 0.3010, 0.35519),
+        _row("blstm5", 0.48126),
+        _row("cnn1", 0.71, 0.69, 0.73, metric="stoi", condition="snr0"),
+        _row("cnn1", 1.2349, metric="pesq", training="robust", model="vgg_lstm_robust"),
+        _row("cnn1", 0.51234, metric="mindcf_ge2e"),
+    ]
+    metrics = read_metrics(write_metrics(tmp_path / "metrics.csv", rows))
+    eer = table2(metrics, "eer_ge2e")
+    assert eer.cell(("clean", "baseline"), ("VGG-LSTM", "cnn1")) == "4.47 [3.90, 5.10]"
+    assert (
+        eer.cell(("clean", "baseline"), ("VGG-LSTM", "blstm3"))
+        == "32.87 [30.10, 35.52]"
+    )
+    assert eer.cell(("clean", "baseline"), ("VGG-LSTM", "blstm5")) == "48.13"
+    assert eer.cell(("clean", "robust"), ("VGG-LSTM", "cnn1")) == MISSING
+    assert eer.title == (
+        "Table 2 layout: EER (%), GE2E verifier of speech reconstructed from each layer"
+    )
+    assert "metrics.csv holds fractions; shown here x100." in eer.notes
+    assert "n per cell: 60." in eer.notes
+    stoi = table2(metrics, "stoi")
+    assert (
+        stoi.cell(("0 dB", "baseline"), ("VGG-LSTM", "cnn1")) == "0.710 [0.690, 0.730]"
+    )
+    assert not any("x100" in note for note in stoi.notes)
+    pesq = table2(metrics, "pesq")
+    assert pesq.cell(("clean", "robust"), ("VGG-LSTM", "cnn1")) == "1.23"
+    mindcf = table2(metrics, "mindcf_ge2e")
+    assert mindcf.cell(("clean", "baseline"), ("VGG-LSTM", "cnn1")) == "0.512"
+    assert mindcf.to_csv().splitlines()[2].split(",")[:3] == [
+        "clean",
+        "baseline",
+        "0.512",
+    ]
+
+
 @pytest.mark.parametrize("metric", ["eer_ge2e", "eer_ecapa", "stoi", "pesq"])
-def test_table2_values_come_from_metrics_csv(results, metric):
+def test_table2_shows_every_value_of_the_study_files(results, metric):
     folder, _ = results
     table = table2(read_metrics(folder / "metrics.csv"), metric)
-    arch_label = {"vgg_lstm": "VGG-LSTM", "blstm": "pure-LSTM"}
+    scale = 100.0 if metric.startswith("eer") else 1.0
     checked = 0
-    for raw in _raw_rows(folder):
-        if raw["metric"] != metric or raw["layer"] in ("original", "copy_synthesis"):
-            continue
-        if raw["layer"] not in ARCH_LAYERS[raw["arch"]]:
-            continue
-        cell = table.cell(
-            (CONDITION_LABEL[raw["condition"]], raw["training"]),
-            (arch_label[raw["arch"]], raw["layer"]),
-        )
-        value = float(raw["value"])
-        if value != value:  # nan in the file
-            assert cell == MISSING
-            continue
-        scale = 100.0 if metric.startswith("eer") else 1.0  # example EERs are fractions
-        digits = 3 if metric == "stoi" else 2
-        expected = format_cell(
-            value * scale,
-            float(raw["ci_low"]) * scale,
-            float(raw["ci_high"]) * scale,
-            digits,
-        )
-        assert cell == expected
-        assert "[" in cell and "nan" not in cell.lower()
-        checked += 1
+    with open(folder / "metrics.csv", newline="") as handle:
+        raw_rows = [r for r in csv.DictReader(handle) if r["metric"] == metric]
+    for raw in raw_rows:
+        if raw["layer"] in ("original", "copy_synthesis"):
+            assert raw["model"] == ""  # run_study's references have no model
+            column = ("reference", raw["layer"].replace("_", " "))
+            rows = [
+                (CONDITION_LABEL[raw["condition"]], t) for t in ("robust", "baseline")
+            ]
+        else:
+            column = (ARCH_LABEL[raw["arch"]], raw["layer"])
+            rows = [(CONDITION_LABEL[raw["condition"]], raw["training"])]
+        for row in rows:
+            cell = table.cell(row, column)
+            if raw["value"] == "":
+                assert cell == MISSING
+                continue
+            assert _number(cell) == pytest.approx(
+                float(raw["value"]) * scale, abs=0.006
+            )
+            low, high = cell.split("[")[1].rstrip("]").split(", ")
+            assert float(low) == pytest.approx(float(raw["ci_low"]) * scale, abs=0.006)
+            assert float(high) == pytest.approx(
+                float(raw["ci_high"]) * scale, abs=0.006
+            )
+            checked += 1
     assert checked > 80
 
 
-def test_missing_and_nan_cells_are_an_explicit_dash(results):
+def test_missing_and_empty_cells_are_an_explicit_dash(results):
     folder, _ = results
     table = table2(read_metrics(folder / "metrics.csv"), "eer_ge2e")
-    # make_example_results leaves vgg_lstm_robust/cnn2/snr10 out, writes nan for
-    # blstm_baseline/blstm4/snr20.
+    # make_example_results leaves vgg_lstm_robust/cnn2/snr10 out, writes no value
+    # for blstm_baseline/blstm4/snr20.
     assert table.cell(("10 dB", "robust"), ("VGG-LSTM", "cnn2")) == MISSING
     assert table.cell(("20 dB", "baseline"), ("pure-LSTM", "blstm4")) == MISSING
     assert table.cell(("10 dB", "baseline"), ("VGG-LSTM", "cnn2")) != MISSING
@@ -102,7 +174,8 @@ def test_missing_and_nan_cells_are_an_explicit_dash(results):
         assert "nan" not in text.lower()
     rows = list(csv.reader(table.to_csv().splitlines()))
     assert rows[0][:3] == ["SNR", "ASR training", "VGG-LSTM cnn1"]
-    assert rows[5][2 + 1] == MISSING  # 10 dB robust, VGG-LSTM cnn2
+    assert rows[5][2 + 1] == "-"  # 10 dB robust, VGG-LSTM cnn2
+    assert '<td class="missing">-</td>' in table.to_html()
 
 
 def test_a_condition_without_any_result_is_a_row_of_dashes(tmp_path):
@@ -110,74 +183,53 @@ def test_a_condition_without_any_result_is_a_row_of_dashes(tmp_path):
     table = table2(read_metrics(tmp_path / "metrics.csv"), "stoi")
     assert table.row_labels == PAPER_ROWS
     row = table.row_labels.index(["10 dB", "robust"])
-    assert set(table.cells[row]) == {MISSING}
-    assert MISSING not in table.cells[table.row_labels.index(["0 dB", "robust"])][:11]
+    assert set(table.cells[row]) == {"-"}
+    assert "-" not in table.cells[table.row_labels.index(["0 dB", "robust"])]
 
 
-def test_reference_columns_prefer_the_rows_own_training(results):
-    folder, _ = results
-    rows = read_metrics(folder / "metrics.csv")
-    table = table2(rows, "pesq")
-    expected = next(
-        r
-        for r in rows
-        if r["metric"] == "pesq"
-        and r["layer"] == "copy_synthesis"
-        and r["condition"] == "snr0"
-        and r["model"] == "vgg_lstm_baseline"
-    )
-    cell = table.cell(("0 dB", "baseline"), ("reference", "copy synthesis"))
-    assert cell == format_cell(
-        expected["value"], expected["ci_low"], expected["ci_high"], 2
-    )
-
-
-def test_model_independent_reference_rows_fill_every_training(tmp_path):
+def test_model_independent_reference_rows_fill_every_training():
     rows = [
-        dict(model="", arch="", training="", layer="copy_synthesis", condition="clean",
-             metric="stoi", value=0.91, ci_low=None, ci_high=None, n=10),
-    ]  # fmt: skip
+        MetricRow("", "", "", "copy_synthesis", "clean", "stoi", 0.91, n=10),
+        MetricRow("", "", "", "original", "clean", "eer_ge2e", 0.0212, 0.01, 0.03, 10),
+    ]
     table = table2(rows, "stoi")
     for training in ("robust", "baseline"):
         assert (
             table.cell(("clean", training), ("reference", "copy synthesis")) == "0.910"
         )
-    assert table.cell(("clean", "robust"), ("reference", "original")) == MISSING
+    assert table.cell(("clean", "robust"), ("reference", "original")) == "-"
+    eer = table2(rows, "eer_ge2e")
+    assert (
+        eer.cell(("clean", "baseline"), ("reference", "original"))
+        == "2.12 [1.00, 3.00]"
+    )
 
 
-def test_percent_values_are_not_scaled_again():
-    rows = [
-        dict(model="m", arch="vgg_lstm", training="baseline", layer=layer,
-             condition="clean", metric="eer_ge2e", value=value, ci_low=None,
-             ci_high=None, n=10)
-        for layer, value in (("cnn1", 4.47), ("blstm5", 48.12))
-    ]  # fmt: skip
+def test_an_eer_is_a_fraction_shown_in_percent():
+    rows = [_row("cnn1", 0.0447), _row("blstm5", 0.4812)]
     table = table2(rows, "eer_ge2e")
     assert table.cell(("clean", "baseline"), ("VGG-LSTM", "cnn1")) == "4.47"
-    assert not any("x100" in note for note in table.notes)
-    fractions = [dict(r, value=r["value"] / 100) for r in rows]
-    table = table2(fractions, "eer_ge2e")
     assert table.cell(("clean", "baseline"), ("VGG-LSTM", "blstm5")) == "48.12"
-    assert any("x100" in note for note in table.notes)
+    assert table.values[1][0] == pytest.approx(4.47)
 
 
 def test_layers_outside_the_layout_are_named_not_dropped_silently():
     rows = [
-        dict(model="m", arch="vgg_lstm", training="robust", layer="cnn3",
-             condition="clean", metric="stoi", value=0.8, ci_low=None, ci_high=None, n=3),
-        dict(model="x", arch="crdnn", training="robust", layer="blstm2",
-             condition="clean", metric="stoi", value=0.7, ci_low=None, ci_high=None, n=3),
-    ]  # fmt: skip
+        _row("cnn3", 0.8, metric="stoi", model="m", training="robust"),
+        _row("blstm2", 0.7, metric="stoi", model="x", arch="crdnn", training="robust"),
+        _row("cnn1", 0.6, metric="stoi", model="x", arch="crdnn", training="robust"),
+    ]
     table = table2(rows, "stoi")
     assert any("vgg_lstm/cnn3" in note for note in table.notes)
-    assert ("crdnn", "blstm2") in table.columns
+    assert table.columns[-4:-2] == [("crdnn", "cnn1"), ("crdnn", "blstm2")]
     assert table.cell(("clean", "robust"), ("crdnn", "blstm2")) == "0.700"
 
 
 def test_two_models_for_one_cell_is_a_clear_error():
-    base = dict(arch="vgg_lstm", training="robust", layer="cnn1", condition="clean",
-                metric="stoi", ci_low=None, ci_high=None, n=3)  # fmt: skip
-    rows = [dict(base, model="a", value=0.8), dict(base, model="b", value=0.6)]
+    rows = [
+        _row("cnn1", 0.8, metric="stoi", model="a", training="robust"),
+        _row("cnn1", 0.6, metric="stoi", model="b", training="robust"),
+    ]
     with pytest.raises(ValueError, match="models=") as err:
         table2(rows, "stoi")
     assert "'a'" in str(err.value) and "'b'" in str(err.value)
@@ -185,32 +237,43 @@ def test_two_models_for_one_cell_is_a_clear_error():
     assert table.cell(("clean", "robust"), ("VGG-LSTM", "cnn1")) == "0.600"
 
 
-def test_table1_rows_models_columns_conditions(results):
-    folder, _ = results
-    asr = read_asr_results(folder / "asr_results.csv")
-    table = table1(asr)
-    assert [label[2] for label in table.row_labels] == [
-        "vgg_lstm_baseline",
-        "vgg_lstm_robust",
-        "blstm_baseline",
-        "blstm_robust",
+def test_table1_from_a_written_asr_results_file(tmp_path):
+    rows = [
+        AsrResult("blstm_robust", "blstm", "robust", "clean", 25.234, 10.5, 40),
+        AsrResult(
+            "vgg_lstm_baseline", "vgg_lstm", "baseline", "snr0", 61.0, 30.119, 40
+        ),
+        AsrResult(
+            "vgg_lstm_baseline", "vgg_lstm", "baseline", "clean", 29.02, 12.5, 40
+        ),
     ]
-    assert table.columns[:4] == [
+    asr = read_asr_results(write_asr_results(tmp_path / "asr_results.csv", rows))
+    table = table1(asr)
+    assert table.row_labels == [
+        ["VGG-LSTM", "baseline", "vgg_lstm_baseline"],
+        ["pure-LSTM", "robust", "blstm_robust"],
+    ]
+    assert table.columns == [
         ("clean", "WER"),
         ("clean", "CER"),
-        ("20 dB", "WER"),
-        ("20 dB", "CER"),
+        ("0 dB", "WER"),
+        ("0 dB", "CER"),
     ]
-    for row in asr:
-        label = (
-            {"vgg_lstm": "VGG-LSTM", "blstm": "pure-LSTM"}[row["arch"]],
-            row["training"],
-            row["model"],
-        )
-        condition = CONDITION_LABEL[row["condition"]]
-        assert table.cell(label, (condition, "WER")) == f"{row['wer']:.2f}"
-        assert table.cell(label, (condition, "CER")) == f"{row['cer']:.2f}"
-    assert len(EXAMPLE_MODELS) == len(table.row_labels)
+    assert table.cells == [
+        ["29.02", "12.50", "61.00", "30.12"],
+        ["25.23", "10.50", "-", "-"],
+    ]
+    assert table.notes == [
+        "WER and CER in %; - marks a model/condition without a result.",
+        "Utterances per condition: 40.",
+    ]
+
+
+def test_table1_of_the_study_files_has_every_model(results):
+    folder, _ = results
+    table = table1(read_asr_results(folder / "asr_results.csv"))
+    assert [label[2] for label in table.row_labels] == list(EXAMPLE_MODELS)
+    assert "-" not in {c for row in table.cells for c in row}
 
 
 def test_tables_written_as_csv_and_markdown(results, tmp_path):
@@ -228,28 +291,8 @@ def test_tables_written_as_csv_and_markdown(results, tmp_path):
 
 
 def test_markdown_and_html_escape_text():
-    rows = [
-        dict(model="m", arch="a|<b>", training="robust", layer="l1",
-             condition="clean", metric="stoi", value=0.5, ci_low=None, ci_high=None, n=1)
-    ]  # fmt: skip
+    rows = [_row("l1", 0.5, metric="stoi", model="m", arch="a|<b>", training="robust")]
     table = table2(rows, "stoi")
     assert "a\\|<b>" in table.to_markdown()
     html_text = table.to_html()
     assert "<b>" not in html_text and "a|&lt;b&gt;" in html_text
-
-
-def test_bad_files_give_clear_errors(tmp_path):
-    (tmp_path / "metrics.csv").write_text("model,arch,value\nm,a,1\n")
-    with pytest.raises(ValueError, match="lacks column"):
-        read_metrics(tmp_path / "metrics.csv")
-    with pytest.raises(FileNotFoundError, match="run the evaluation"):
-        read_asr_results(tmp_path / "nope.csv")
-    (tmp_path / "samples.csv").write_text(
-        "utt_id,spk_id,model,layer,condition,kind,path\nu,s,,,clean,bogus,a.wav\n"
-    )
-    with pytest.raises(ValueError, match="line 2: unknown kind 'bogus'"):
-        read_samples(tmp_path / "samples.csv")
-    header = "model,arch,training,layer,condition,metric,value,ci_low,ci_high,n\n"
-    (tmp_path / "metrics.csv").write_text(header + "m,a,t,l,clean,stoi,zero,,,1\n")
-    with pytest.raises(ValueError, match="line 2: not a number: 'zero'"):
-        read_metrics(tmp_path / "metrics.csv")

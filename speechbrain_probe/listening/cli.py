@@ -57,12 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--eer-metric", default="eer_ge2e", help="metric of metrics.csv to show"
         )
-        p.add_argument(
-            "--eer-unit",
-            default="auto",
-            choices=("auto", "fraction", "percent"),
-            help="how metrics.csv holds EER (auto: percent if any value > 1)",
-        )
 
     serve = sub.add_parser("serve", help="run the web app on localhost")
     serve.add_argument(
@@ -189,7 +183,7 @@ def _eer(args):
         return None
     from .results import read_eer
 
-    return read_eer(args.metrics, args.eer_metric, unit=args.eer_unit)
+    return read_eer(args.metrics, args.eer_metric)
 
 
 def _fail(message: str) -> int:

@@ -21,11 +21,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-import re
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..study_data import REFERENCE_LAYERS, SAMPLES_FIELDS, layer_sort_key, read_samples
 
 __all__ = [
     "AudioChanged",
@@ -33,11 +34,9 @@ __all__ = [
     "Stimulus",
     "Registry",
     "load_registry",
-    "layer_sort_key",
 ]
 
 _REQUIRED = ("model", "layer", "condition", "path")
-_REFERENCE_KINDS = ("original", "copy_synthesis")
 
 
 @dataclass(frozen=True)
@@ -112,23 +111,6 @@ def _read_regular(path: str, max_size: int | None = None) -> bytes:
 
 def _inside(path: str, roots: Iterable[str]) -> bool:
     return any(os.path.commonpath([path, root]) == root for root in roots)
-
-
-def layer_sort_key(layer: str) -> tuple:
-    """Order layers as the paper does: references, CNN layers, then (B)LSTM layers.
-
-    Example
-    -------
-    >>> sorted(["blstm3", "cnn2", "blstm10", "original", "cnn1"], key=layer_sort_key)
-    ['original', 'cnn1', 'cnn2', 'blstm3', 'blstm10']
-    """
-    if layer in _REFERENCE_KINDS:
-        return (0, _REFERENCE_KINDS.index(layer), "", 0)
-    match = re.fullmatch(r"([A-Za-z_]*?)(\d+)", layer)
-    family = match.group(1) if match else layer
-    number = int(match.group(2)) if match else -1
-    rank = {"cnn": 1, "conv": 1, "blstm": 2, "lstm": 2}.get(family.lower(), 3)
-    return (rank, 0, family, number)
 
 
 class Registry:
@@ -274,6 +256,38 @@ class Registry:
         return len(self.stimuli)
 
 
+def _rows(csv_path: Path):
+    """``(line, row)`` of a stimuli CSV: the evaluation's ``samples.csv`` read
+    through :func:`~speechbrain_probe.study_data.read_samples`, or any CSV with
+    ``model,layer,condition,speaker`` (or ``spk_id``) ``,path``."""
+    with open(csv_path, newline="", encoding="utf-8") as handle:
+        fields = set(csv.DictReader(handle).fieldnames or [])
+    if set(SAMPLES_FIELDS) <= fields:
+        for line, s in enumerate(read_samples(csv_path), start=2):
+            row = dict(
+                utt_id=s.utt_id,
+                speaker=s.spk_id,
+                model=s.model,
+                layer=s.layer,
+                condition=s.condition,
+                kind=s.kind,
+                path=str(s.file),
+            )
+            yield line, row
+        return
+    speaker_col = "speaker" if "speaker" in fields else "spk_id"
+    missing = [c for c in (*_REQUIRED, speaker_col) if c not in fields]
+    if missing:
+        raise ValueError(
+            f"{csv_path} lacks columns {missing}; it needs model,layer,condition,"
+            f"speaker (or spk_id),path and has {sorted(fields)}"
+        )
+    with open(csv_path, newline="", encoding="utf-8") as handle:
+        for line, row in enumerate(csv.DictReader(handle), start=2):
+            row["speaker"] = row[speaker_col]
+            yield line, row
+
+
 def load_registry(
     csv_path: str | os.PathLike,
     kinds: tuple[str, ...] = ("reconstruction",),
@@ -320,49 +334,38 @@ def load_registry(
         )
     base = csv_path.resolve().parent
     where: dict[str, str] = {}
-    with open(csv_path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        fields = set(reader.fieldnames or [])
-        speaker_col = "speaker" if "speaker" in fields else "spk_id"
-        missing = [c for c in (*_REQUIRED, speaker_col) if c not in fields]
-        if missing:
-            raise ValueError(
-                f"{csv_path} lacks columns {missing}; it needs model,layer,condition,"
-                f"speaker (or spk_id),path and has {sorted(fields)}"
+    stimuli = []
+    for line, row in _rows(csv_path):
+        kind = row.get("kind") or "reconstruction"
+        if kind not in kinds:
+            continue
+        layer = row["layer"] or kind
+        model = row["model"]
+        if kind in REFERENCE_LAYERS:
+            # references do not belong to an ASR model unless the CSV says so
+            layer, model = kind, model or "reference"
+        elif models and model not in models:
+            continue
+        if conditions and row["condition"] not in conditions:
+            continue
+        if layers and layer not in layers:
+            continue
+        empty = [c for c in ("condition", "speaker", "path") if not row[c]]
+        empty += [] if model else ["model"]
+        if empty:
+            raise ValueError(f"{csv_path} line {line}: empty {empty}")
+        path = Path(row["path"])
+        path = (path if path.is_absolute() else base / path).resolve()
+        where.setdefault(str(path), f"{csv_path} line {line}")
+        stimuli.append(
+            Stimulus(
+                utt_id=row.get("utt_id") or path.stem,
+                speaker=row["speaker"],
+                model=model,
+                layer=layer,
+                condition=row["condition"],
+                path=str(path),
             )
-        stimuli = []
-        for line, row in enumerate(reader, start=2):
-            kind = row.get("kind") or "reconstruction"
-            if kind not in kinds:
-                continue
-            layer = row["layer"] or kind
-            model = row["model"]
-            if kind in _REFERENCE_KINDS:
-                # references do not belong to an ASR model unless the CSV says so
-                layer, model = kind, model or "reference"
-            elif models and model not in models:
-                continue
-            if conditions and row["condition"] not in conditions:
-                continue
-            if layers and layer not in layers:
-                continue
-            empty = [c for c in ("condition", speaker_col, "path") if not row[c]]
-            empty += [] if model else ["model"]
-            if empty:
-                raise ValueError(f"{csv_path} line {line}: empty {empty}")
-            path = Path(row["path"])
-            path = (path if path.is_absolute() else base / path).resolve()
-            where.setdefault(str(path), f"{csv_path} line {line}")
-            utt_id = row.get("utt_id") or path.stem
-            stimuli.append(
-                Stimulus(
-                    utt_id=utt_id,
-                    speaker=row[speaker_col],
-                    model=model,
-                    layer=layer,
-                    condition=row["condition"],
-                    path=str(path),
-                )
-            )
+        )
     registry = Registry(stimuli, roots=[base, *roots])
     return registry.verify(where) if check_files else registry

@@ -21,8 +21,8 @@ import math
 import os
 from pathlib import Path
 
-from ..data.manifest import atomic_write_text
-from .registry import layer_sort_key
+from ..data.manifest import atomic_write_bytes, atomic_write_text
+from ..study_data import layer_sort_key, read_metrics
 
 __all__ = [
     "wilson_interval",
@@ -137,52 +137,25 @@ def without_audio(answer: dict) -> bool:
 
 
 def read_eer(
-    metrics_csv: str | os.PathLike, metric: str = "eer_ge2e", unit: str = "auto"
-) -> dict[tuple[str, str, str], tuple[float, float, float]]:
+    metrics_csv: str | os.PathLike, metric: str = "eer_ge2e"
+) -> dict[tuple[str, str, str], tuple[float | None, float | None, float | None]]:
     """EER of each (model, condition, layer) from the evaluation's ``metrics.csv``.
 
-    Values are returned as fractions. ``unit`` says how the file holds them:
-    ``"fraction"``, ``"percent"``, or ``"auto"``: percent when any EER row of the
-    file exceeds 1, else fractions.
+    Values are fractions, as the file holds them (see
+    :mod:`speechbrain_probe.study_data`); a missing number is ``None``.
 
     Example
     -------
     >>> p = getfixture("tmp_path") / "metrics.csv"
     >>> _ = p.write_text("model,arch,training,layer,condition,metric,value,ci_low,ci_high,n\\n"
-    ...     "m,blstm,baseline,cnn1,clean,eer_ge2e,4.5,3.0,6.0,100\\n")
+    ...     "m,blstm,baseline,cnn1,clean,eer_ge2e,0.045,0.03,0.06,100\\n")
     >>> read_eer(p)[("m", "clean", "cnn1")]
     (0.045, 0.03, 0.06)
     """
-    metrics_csv = Path(metrics_csv)
-    if not metrics_csv.is_file():
-        raise FileNotFoundError(f"metrics file {metrics_csv} does not exist")
-    with open(metrics_csv, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        need = {"model", "layer", "condition", "metric", "value"}
-        missing = need - set(reader.fieldnames or [])
-        if missing:
-            raise ValueError(f"{metrics_csv} lacks columns {sorted(missing)}")
-        rows = [r for r in reader if r["metric"] == metric]
+    rows = [r for r in read_metrics(metrics_csv) if r.metric == metric]
     if not rows:
         raise ValueError(f"{metrics_csv} has no rows of metric {metric!r}")
-
-    def num(value):
-        return float(value) if value not in (None, "") else float("nan")
-
-    if unit not in ("auto", "fraction", "percent"):
-        raise ValueError(f"unit must be auto, fraction or percent; got {unit!r}")
-    percent = unit == "percent" or (
-        unit == "auto" and any(num(r["value"]) > 1 for r in rows)
-    )
-    scale = 0.01 if percent else 1.0
-    return {
-        (r["model"], r["condition"], r["layer"]): (
-            num(r["value"]) * scale,
-            num(r.get("ci_low")) * scale,
-            num(r.get("ci_high")) * scale,
-        )
-        for r in rows
-    }
+    return {(r.model, r.condition, r.layer): (r.value, r.ci_low, r.ci_high) for r in rows}
 
 
 def merge_eer(table: list[dict], eer: dict | None, metric: str) -> list[dict]:
@@ -327,13 +300,10 @@ def plot_her_eer(table: list[dict], path: str | os.PathLike, title: str = "") ->
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    os.chmod(tmp, 0o600)  # private like the CSV files (written through mkstemp)
-    os.replace(tmp, path)
-    return path
+    # private like the CSV files: both go through mkstemp (mode 0600)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    return atomic_write_bytes(path, buffer.getvalue())
 
 
 def figure_png_bytes(table: list[dict]) -> bytes:

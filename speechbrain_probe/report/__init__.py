@@ -6,12 +6,7 @@ into the paper's Table 1 and Table 2 layouts (CSV and Markdown), its figures
 (PNG) and a self-contained ``report.html``.
 """
 
-from speechbrain_probe.report.build import (
-    build_report,
-    figure3_from_samples,
-    load_figure3_mels,
-    save_figure3_mels,
-)
+from speechbrain_probe.report.build import build_report
 from speechbrain_probe.report.figures import (
     plot_mel_grid,
     plot_metric_vs_layer,
@@ -22,9 +17,6 @@ from speechbrain_probe.report.tables import MISSING, Table, table1, table2
 
 __all__ = [
     "build_report",
-    "figure3_from_samples",
-    "load_figure3_mels",
-    "save_figure3_mels",
     "plot_mel_grid",
     "plot_metric_vs_layer",
     "plot_robust_vs_baseline",

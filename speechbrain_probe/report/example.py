@@ -1,45 +1,51 @@
 """Generate a small, well-formed but *made-up* results folder.
 
 Used by the tests and to preview the report's layout before an evaluation has
-run. Every number is random (shaped only so that plots look like plots); the
-wavs are short tones in noise. Nothing here is a result.
+run. The files are written through :mod:`speechbrain_probe.study_data` in the
+layout :func:`~speechbrain_probe.evaluation.study.run_study` writes
+(``metrics.csv`` with model-independent reference rows, ``asr_results.csv``,
+``samples.csv`` with wavs under ``samples/``, ``figure3_mels.npz``). Every
+number is random (shaped only so that plots look like plots); the wavs are
+short tones in noise. Nothing here is a result.
 """
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from speechbrain_probe.report.results import (
+from speechbrain_probe.study_data import (
     ARCH_LAYERS,
-    ASR_FIELDS,
     CONDITIONS,
-    METRICS_FIELDS,
-    SAMPLES_FIELDS,
+    REFERENCE_LAYERS,
+    AsrResult,
+    MetricRow,
+    ModelId,
+    Sample,
+    sample_path,
+    save_figure3_mels,
+    write_asr_results,
+    write_metrics,
+    write_samples,
 )
 
 __all__ = ["make_example_results", "EXAMPLE_MODELS"]
 
 #: model id -> (arch, training) of the example results.
 EXAMPLE_MODELS = {
-    "vgg_lstm_baseline": ("vgg_lstm", "baseline"),
-    "vgg_lstm_robust": ("vgg_lstm", "robust"),
-    "blstm_baseline": ("blstm", "baseline"),
-    "blstm_robust": ("blstm", "robust"),
+    m.name: (m.arch, m.training)
+    for m in (
+        ModelId("vgg_lstm", "baseline"),
+        ModelId("vgg_lstm", "robust"),
+        ModelId("blstm", "baseline"),
+        ModelId("blstm", "robust"),
+    )
 }
 
 _METRICS = ("eer_ge2e", "eer_ecapa", "stoi", "pesq")
-
-
-def _write_csv(path, fields, rows):
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def _metric_value(rng, metric, depth, snr_penalty, robust):
@@ -62,7 +68,8 @@ def make_example_results(
     missing=(("vgg_lstm_robust", "cnn2", "snr10"),),
     nan_cells=(("blstm_baseline", "blstm4", "snr20"),),
 ) -> dict:
-    """Write ``metrics.csv``, ``asr_results.csv``, ``samples.csv`` and wavs.
+    """Write ``metrics.csv``, ``asr_results.csv``, ``samples.csv``, wavs and
+    ``figure3_mels.npz`` as :func:`~speechbrain_probe.evaluation.run_study` does.
 
     Arguments
     ---------
@@ -79,12 +86,13 @@ def make_example_results(
     missing : sequence of (model, layer, condition)
         Cells left out of ``metrics.csv`` (to exercise missing cells).
     nan_cells : sequence of (model, layer, condition)
-        Cells written with value ``nan`` and no interval.
+        Cells written without a value or interval (a missing number).
 
     Returns
     -------
     dict
-        ``metrics``, ``asr``, ``samples`` paths and the ``rows`` of metrics.csv.
+        ``metrics``, ``asr``, ``samples`` paths and the ``rows`` of metrics.csv
+        (:class:`~speechbrain_probe.study_data.MetricRow`).
 
     Example
     -------
@@ -99,118 +107,104 @@ def make_example_results(
     missing, nan_cells = set(map(tuple, missing)), set(map(tuple, nan_cells))
     snr_penalty = {"clean": 0.0, "snr20": 0.2, "snr10": 0.5, "snr0": 1.0}
     metric_rows = []
-    for model, (arch, training) in EXAMPLE_MODELS.items():
-        layers = ARCH_LAYERS[arch]
-        for condition in conditions:
-            penalty = snr_penalty.get(condition, 0.5)
-            refs = (("original", -0.1), ("copy_synthesis", 0.0))
-            entries = [(layer, (i + 1) / len(layers)) for i, layer in enumerate(layers)]
-            for layer, depth in list(refs) + entries:
-                for metric in _METRICS:
-                    depth_ = max(depth, 0.0)
-                    value, half = _metric_value(
-                        rng, metric, depth_, penalty, training == "robust"
-                    )
-                    row = dict(
-                        model=model,
-                        arch=arch,
-                        training=training,
-                        layer=layer,
-                        condition=condition,
-                        metric=metric,
-                        value=f"{value:.6f}",
-                        ci_low=f"{max(value - half, 0.0):.6f}",
-                        ci_high=f"{value + half:.6f}",
-                        n=40,
-                    )
-                    if (model, layer, condition) in missing:
-                        continue
-                    if (model, layer, condition) in nan_cells:
-                        row.update(value="nan", ci_low="", ci_high="", n=0)
-                    metric_rows.append(row)
-    _write_csv(out_dir / "metrics.csv", METRICS_FIELDS, metric_rows)
+
+    def add(model, arch, training, layer, condition, depth, robust):
+        for metric in _METRICS:
+            value, half = _metric_value(
+                rng, metric, depth, snr_penalty.get(condition, 0.5), robust
+            )
+            value = round(value, 6)
+            row = MetricRow(
+                model,
+                arch,
+                training,
+                layer,
+                condition,
+                metric,
+                value,
+                round(max(value - half, 0.0), 6),
+                round(value + half, 6),
+                40,
+            )
+            if (model, layer, condition) in missing:
+                continue
+            if (model, layer, condition) in nan_cells:
+                row = MetricRow(model, arch, training, layer, condition, metric, None)
+            metric_rows.append(row)
+
+    for condition in conditions:
+        # the references do not depend on the model: one row each, no model
+        for layer in REFERENCE_LAYERS:
+            add("", "", "", layer, condition, 0.0, False)
+        for model, (arch, training) in EXAMPLE_MODELS.items():
+            layers = ARCH_LAYERS[arch]
+            for i, layer in enumerate(layers):
+                depth = (i + 1) / len(layers)
+                add(
+                    model, arch, training, layer, condition, depth, training == "robust"
+                )
+    write_metrics(out_dir / "metrics.csv", metric_rows)
 
     asr_rows = []
     for model, (arch, training) in EXAMPLE_MODELS.items():
         for condition in conditions:
             wer = 25 + 20 * snr_penalty.get(condition, 0.5) + rng.normal(0, 2)
             asr_rows.append(
-                dict(
-                    model=model,
-                    arch=arch,
-                    training=training,
-                    condition=condition,
-                    wer=f"{wer:.2f}",
-                    cer=f"{wer / 2.5:.2f}",
-                    n=40,
-                )
+                AsrResult(model, arch, training, condition, wer, wer / 2.5, 40)
             )
-    _write_csv(out_dir / "asr_results.csv", ASR_FIELDS, asr_rows)
+    write_asr_results(out_dir / "asr_results.csv", asr_rows)
 
     sr = 16000
     t = np.arange(int(seconds * sr)) / sr
     sample_rows = []
 
-    def wav(rel, freq):
+    def wav(utt, spk, condition, kind, freq, model="", layer=""):
+        rel = sample_path("samples", condition, model or kind, utt, layer or None)
         path = out_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         signal = 0.2 * np.sin(2 * np.pi * freq * t) + 0.01 * rng.standard_normal(t.size)
         sf.write(path, signal.astype(np.float32), sr)
-        return rel
+        sample_rows.append(
+            Sample(utt, spk, model, layer, condition, kind, rel.as_posix())
+        )
 
     for u in range(n_utts):
         utt, spk = f"spk{u % 2}-utt{u}", f"spk{u % 2}"
-        base = dict(utt_id=utt, spk_id=spk, model="", layer="")
-        sample_rows.append(
-            dict(
-                base,
-                condition="clean",
-                kind="original",
-                path=wav(f"audio/{utt}/clean/original.wav", 220),
-            )
-        )
         for c, condition in enumerate(conditions):
-            folder = f"audio/{utt}/{condition}"
+            wav(utt, spk, condition, "original", 220)
+            wav(utt, spk, condition, "copy_synthesis", 230 + c)
             if condition != "clean":
-                sample_rows.append(
-                    dict(
-                        base,
-                        condition=condition,
-                        kind="noise",
-                        path=wav(f"{folder}/noise.wav", 900),
-                    )
-                )
-                sample_rows.append(
-                    dict(
-                        base,
-                        condition=condition,
-                        kind="mixture",
-                        path=wav(f"{folder}/mixture.wav", 500),
-                    )
-                )
-            sample_rows.append(
-                dict(
-                    base,
-                    condition=condition,
-                    kind="copy_synthesis",
-                    path=wav(f"{folder}/copy_synthesis.wav", 230 + c),
-                )
-            )
+                wav(utt, spk, condition, "mixture", 500)
+                wav(utt, spk, condition, "noise", 900)
             for model, (arch, _) in EXAMPLE_MODELS.items():
                 for i, layer in enumerate(ARCH_LAYERS[arch]):
-                    rel = wav(f"{folder}/{model}/{layer}.wav", 240 + 20 * i + c)
-                    sample_rows.append(
-                        dict(
-                            utt_id=utt,
-                            spk_id=spk,
-                            model=model,
-                            layer=layer,
-                            condition=condition,
-                            kind="reconstruction",
-                            path=rel,
-                        )
+                    wav(
+                        utt,
+                        spk,
+                        condition,
+                        "reconstruction",
+                        240 + 20 * i + c,
+                        model,
+                        layer,
                     )
-    _write_csv(out_dir / "samples.csv", SAMPLES_FIELDS, sample_rows)
+    write_samples(out_dir / "samples.csv", sample_rows)
+
+    # Figure 3's probe mels, as the evaluation saves them (smooth made-up images)
+    frames = max(int(seconds / 0.0125), 2)
+    grid = np.linspace(0.0, 1.0, 80)[None, :] * np.linspace(1.0, 0.2, frames)[:, None]
+    save_figure3_mels(
+        out_dir / "figure3_mels.npz",
+        {
+            training: {
+                f"{arch}:{layer}": np.clip(grid * (1 - 0.1 * i), 0, 1)
+                for arch in ARCH_LAYERS
+                for i, layer in enumerate(ARCH_LAYERS[arch])
+            }
+            for training in ("baseline", "robust")
+        },
+        {"clean": grid, "mixture": np.clip(grid + 0.2, 0, 1)},
+        f"Made-up probe mels of spk0-utt0 at {conditions[-1]}",
+    )
     return {
         "metrics": out_dir / "metrics.csv",
         "asr": out_dir / "asr_results.csv",

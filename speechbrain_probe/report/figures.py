@@ -14,25 +14,28 @@ Every function writes the PNG atomically and returns its path.
 
 from __future__ import annotations
 
+import io
 import os
-import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from speechbrain_probe.report.results import (
+from speechbrain_probe.data.manifest import atomic_write_bytes
+from speechbrain_probe.report.tables import METRIC_SPECS, MetricSpec
+from speechbrain_probe.study_data import (
     ARCH_LAYERS,
     ARCH_NAMES,
     CONDITION_NAMES,
     CONDITIONS,
     REFERENCE_LAYERS,
     TRAININGS,
+    MetricRow,
+    display_scale,
+    layer_sort_key,
     ordered,
 )
-from speechbrain_probe.report.tables import METRIC_SPECS, MetricSpec, percent_scale
 
 __all__ = [
     "plot_metric_vs_layer",
@@ -63,43 +66,34 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 110) -> Path:
     >>> save_figure(fig, tmp / "a.png").stat().st_size > 0
     True
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return atomic_write_bytes(path, buffer.getvalue())
 
 
-def _natural(layer):
-    match = re.fullmatch(r"([A-Za-z_]+?)(\d+)", layer)
-    if not match:
-        return (2, layer, 0)
-    prefix, number = match.groups()
-    return (0 if prefix == "cnn" else 1, prefix, int(number))
+def _grid_key(key: str) -> tuple:
+    """Order Figure 3's ``<arch>:<layer>`` (or plain layer) columns: the
+    paper's architectures first, then layers by :func:`layer_sort_key`."""
+    arch, _, layer = key.rpartition(":")
+    rank = list(ARCH_LAYERS).index(arch) if arch in ARCH_LAYERS else len(ARCH_LAYERS)
+    return (rank, arch, layer_sort_key(layer))
 
 
 def _arch_layers(rows, arch):
     """Layers to plot for ``arch``: the paper's and any others with data."""
-    found = {r["layer"] for r in rows if r["arch"] == arch and r["value"] is not None}
+    found = {r.layer for r in rows if r.arch == arch and r.value is not None}
     found -= set(REFERENCE_LAYERS)
     layers = set(ARCH_LAYERS.get(arch, ())) | found
-    return sorted(layers, key=_natural)
+    return sorted(layers, key=layer_sort_key)
 
 
 def _prepare(metric_rows, metric):
     spec = METRIC_SPECS.get(metric, MetricSpec(metric, 3))
-    rows = [r for r in metric_rows if r["metric"] == metric]
-    scale = percent_scale([r["value"] for r in rows], spec.percent)
+    rows = [r for r in metric_rows if r.metric == metric]
+    scale = display_scale(metric) if spec.percent else 1.0
     archs = ordered(
-        [r["arch"] for r in rows if r["layer"] not in REFERENCE_LAYERS and r["arch"]],
+        [r.arch for r in rows if r.layer not in REFERENCE_LAYERS and r.arch],
         tuple(ARCH_LAYERS),
     )
     return spec, rows, scale, archs
@@ -109,19 +103,19 @@ def _series(rows, arch, training, condition, layers, scale):
     """x positions, values and error-bar half-widths of one line."""
     lookup = {}
     for r in rows:
-        if (r["arch"], r["training"], r["condition"]) == (arch, training, condition):
-            lookup[r["layer"]] = r
+        if (r.arch, r.training, r.condition) == (arch, training, condition):
+            lookup[r.layer] = r
     xs, ys, lows, highs = [], [], [], []
     for i, layer in enumerate(layers):
         r = lookup.get(layer)
-        if r is None or r["value"] is None:
+        if r is None or r.value is None:
             continue
-        value = r["value"] * scale
+        value = r.value * scale
         xs.append(i)
         ys.append(value)
-        if r["ci_low"] is not None and r["ci_high"] is not None:
-            lows.append(max(value - r["ci_low"] * scale, 0.0))
-            highs.append(max(r["ci_high"] * scale - value, 0.0))
+        if r.ci_low is not None and r.ci_high is not None:
+            lows.append(max(value - r.ci_low * scale, 0.0))
+            highs.append(max(r.ci_high * scale - value, 0.0))
         else:
             lows.append(0.0)
             highs.append(0.0)
@@ -132,12 +126,12 @@ def _copy_synthesis(rows, condition, training, scale):
     candidates = [
         r
         for r in rows
-        if r["layer"] == "copy_synthesis"
-        and r["condition"] == condition
-        and r["value"] is not None
+        if r.layer == "copy_synthesis"
+        and r.condition == condition
+        and r.value is not None
     ]
-    candidates.sort(key=lambda r: r["training"] != training)
-    return candidates[0]["value"] * scale if candidates else None
+    candidates.sort(key=lambda r: r.training != training)
+    return candidates[0].value * scale if candidates else None
 
 
 def _figure_legend(fig, axes):
@@ -163,7 +157,7 @@ def _no_data(ax, text="no data"):
 
 
 def plot_metric_vs_layer(
-    metric_rows: list[dict],
+    metric_rows: list[MetricRow],
     metric: str,
     path: str | os.PathLike,
     conditions=None,
@@ -177,8 +171,8 @@ def plot_metric_vs_layer(
 
     Arguments
     ---------
-    metric_rows : list of dict
-        Rows of ``metrics.csv``.
+    metric_rows : list of MetricRow
+        Rows of ``metrics.csv`` (an EER, stored as a fraction, is drawn in %).
     metric : str
         e.g. ``eer_ge2e``.
     path : path
@@ -191,18 +185,16 @@ def plot_metric_vs_layer(
     Example
     -------
     >>> tmp = getfixture("tmp_path")
-    >>> rows = [dict(model="v", arch="vgg_lstm", training="baseline", layer=l,
-    ...              condition="clean", metric="eer_ge2e", value=v,
-    ...              ci_low=None, ci_high=None, n=10)
-    ...         for l, v in [("cnn1", 4.5), ("blstm5", 48.1)]]
+    >>> rows = [MetricRow("v", "vgg_lstm", "baseline", l, "clean", "eer_ge2e", v)
+    ...         for l, v in [("cnn1", 0.045), ("blstm5", 0.481)]]
     >>> plot_metric_vs_layer(rows, "eer_ge2e", tmp / "eer.png").stat().st_size > 0
     True
     """
     spec, rows, scale, archs = _prepare(metric_rows, metric)
     if conditions is None:
-        conditions = ordered([r["condition"] for r in rows], CONDITIONS)
+        conditions = ordered([r.condition for r in rows], CONDITIONS)
     trainings = ordered(
-        [r["training"] for r in rows if r["layer"] not in REFERENCE_LAYERS], TRAININGS
+        [r.training for r in rows if r.layer not in REFERENCE_LAYERS], TRAININGS
     ) or list(TRAININGS)
     archs = archs or list(ARCH_LAYERS)
     fig = Figure(
@@ -254,7 +246,7 @@ def plot_metric_vs_layer(
 
 
 def plot_robust_vs_baseline(
-    metric_rows: list[dict],
+    metric_rows: list[MetricRow],
     path: str | os.PathLike,
     metric: str = "stoi",
     conditions=None,
@@ -268,8 +260,7 @@ def plot_robust_vs_baseline(
     Example
     -------
     >>> tmp = getfixture("tmp_path")
-    >>> rows = [dict(model=t, arch="blstm", training=t, layer=l, condition="snr0",
-    ...              metric="stoi", value=v, ci_low=v - .02, ci_high=v + .02, n=9)
+    >>> rows = [MetricRow(t, "blstm", t, l, "snr0", "stoi", v, v - .02, v + .02, 9)
     ...         for t in ("robust", "baseline")
     ...         for l, v in [("blstm1", .8), ("blstm5", .6)]]
     >>> plot_robust_vs_baseline(rows, tmp / "stoi.png").stat().st_size > 0
@@ -277,12 +268,12 @@ def plot_robust_vs_baseline(
     """
     spec, rows, scale, archs = _prepare(metric_rows, metric)
     if conditions is None:
-        conditions = ordered([r["condition"] for r in rows], CONDITIONS) or list(
+        conditions = ordered([r.condition for r in rows], CONDITIONS) or list(
             CONDITIONS
         )
     archs = archs or list(ARCH_LAYERS)
     trainings = ordered(
-        [r["training"] for r in rows if r["layer"] not in REFERENCE_LAYERS], TRAININGS
+        [r.training for r in rows if r.layer not in REFERENCE_LAYERS], TRAININGS
     )
     fig = Figure(
         figsize=(3.2 * len(conditions), 2.8 * len(archs) + 0.8), layout="constrained"
@@ -399,7 +390,7 @@ def plot_mel_grid(
     refs = {name: _check_mel(name, mel) for name, mel in (references or {}).items()}
     trainings = ordered(list(checked), ("baseline", "robust"))
     layers = sorted(
-        {layer for by_layer in checked.values() for layer in by_layer}, key=_natural
+        {layer for by_layer in checked.values() for layer in by_layer}, key=_grid_key
     )
     everything = [m for by in checked.values() for m in by.values()] + list(
         refs.values()

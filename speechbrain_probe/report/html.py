@@ -17,22 +17,25 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
 from speechbrain_probe.data.manifest import atomic_write_text
-from speechbrain_probe.report.results import (
+from speechbrain_probe.report.tables import METRIC_SPECS
+from speechbrain_probe.study_data import (
     ARCH_LAYERS,
     ARCH_NAMES,
     CONDITION_NAMES,
     CONDITIONS,
     REFERENCE_LAYERS,
-    TRAININGS,
+    MetricRow,
+    ModelId,
+    Sample,
+    display_scale,
+    layer_sort_key,
     ordered,
 )
-from speechbrain_probe.report.tables import METRIC_SPECS, percent_scale
 
 __all__ = [
     "page_data",
@@ -59,16 +62,8 @@ def relative_url(target: str | os.PathLike, page_dir: str | os.PathLike) -> str:
     return "/".join(quote(part) for part in Path(rel).parts)
 
 
-def _natural(layer):
-    match = re.fullmatch(r"([A-Za-z_]+?)(\d+)", layer)
-    if not match:
-        return (2, layer, 0)
-    prefix, number = match.groups()
-    return (0 if prefix == "cnn" else 1, prefix, int(number))
-
-
 def page_data(
-    sample_rows: list[dict],
+    sample_rows: list[Sample],
     page_dir: str | os.PathLike,
     model_info: dict | None = None,
 ) -> tuple[dict, list[str]]:
@@ -76,9 +71,9 @@ def page_data(
 
     Arguments
     ---------
-    sample_rows : list of dict
+    sample_rows : list of Sample
         Rows of ``samples.csv`` with the absolute ``file`` added by
-        :func:`~.results.read_samples`.
+        :func:`~speechbrain_probe.study_data.read_samples`.
     page_dir : path
         Folder of the HTML page (audio URLs are relative to it).
     model_info : dict, optional
@@ -99,10 +94,9 @@ def page_data(
     -------
     >>> tmp = getfixture("tmp_path")
     >>> _ = (tmp / "a.wav").write_bytes(b"RIFF")
-    >>> rows = [dict(utt_id="u", spk_id="s", model="", layer="", condition="clean",
-    ...              kind="original", file=tmp / "a.wav"),
-    ...         dict(utt_id="u", spk_id="s", model="vgg_lstm_robust", layer="cnn1",
-    ...              condition="clean", kind="reconstruction", file=tmp / "b.wav")]
+    >>> rows = [Sample("u", "s", "", "", "clean", "original", "a.wav", tmp / "a.wav"),
+    ...         Sample("u", "s", "vgg_lstm_robust", "cnn1", "clean", "reconstruction",
+    ...                "b.wav", tmp / "b.wav")]
     >>> data, missing = page_data(rows, tmp)
     >>> data["audio"]["u"]["clean"]["original"], [Path(m).name for m in missing]
     ('a.wav', ['b.wav'])
@@ -111,22 +105,22 @@ def page_data(
     audio, missing = {}, []
     speakers, models, conditions = {}, {}, []
     for row in sample_rows:
-        file = Path(row["file"])
+        file = Path(row.file)
         if not file.is_file():
             missing.append(str(file))
             continue
-        utt, condition = row["utt_id"], row["condition"] or "clean"
-        speakers.setdefault(utt, row.get("spk_id", ""))
+        utt, condition = row.utt_id, row.condition or "clean"
+        speakers.setdefault(utt, row.spk_id)
         conditions.append(condition)
         url = relative_url(file, page_dir)
         slot = audio.setdefault(utt, {}).setdefault(condition, {})
-        if row["kind"] == "reconstruction":
-            slot.setdefault("layers", {}).setdefault(row["model"], {})[row["layer"]] = (
+        if row.kind == "reconstruction":
+            slot.setdefault("layers", {}).setdefault(row.model, {})[row.layer] = (
                 url
             )
-            models.setdefault(row["model"], set()).add(row["layer"])
+            models.setdefault(row.model, set()).add(row.layer)
         else:
-            slot[row["kind"]] = url
+            slot[row.kind] = url
     conditions = ordered(conditions, CONDITIONS)
     # The clean input is the same for every condition: fill it in where absent.
     for by_condition in audio.values():
@@ -143,26 +137,20 @@ def page_data(
                 slot.setdefault("original", clean)
 
     def describe(model):
-        arch, training = model_info.get(model, (None, None))
-        if arch is None:
-            arch = next(
-                (
-                    a
-                    for a in sorted(ARCH_LAYERS, key=len, reverse=True)
-                    if model.startswith(a)
-                ),
-                "",
-            )
-        if training is None:
-            training = next((t for t in TRAININGS if model.endswith(t)), "")
-        return arch, training
+        if model in model_info:
+            return model_info[model]
+        try:
+            found = ModelId.parse(model)
+        except ValueError:
+            return "", ""
+        return found.arch, found.training
 
     model_list = []
     for model, layers in models.items():
         arch, training = describe(model)
         paper = ARCH_LAYERS.get(arch, ())
         layer_order = [x for x in paper if x in layers]
-        layer_order += sorted(layers - set(paper), key=_natural)
+        layer_order += sorted(layers - set(paper), key=layer_sort_key)
         label = ARCH_NAMES.get(arch, arch or model)
         model_list.append(
             dict(
@@ -201,7 +189,7 @@ _SHORT_NAMES = {
 }
 
 
-def cell_scores(metric_rows: list[dict]) -> dict:
+def cell_scores(metric_rows: list[MetricRow]) -> dict:
     """Short score lines to show under each clip, from ``metrics.csv`` rows.
 
     Returns ``{"layers": {model: {condition: {layer: text}}},
@@ -209,37 +197,35 @@ def cell_scores(metric_rows: list[dict]) -> dict:
 
     Example
     -------
-    >>> rows = [dict(model="m", arch="blstm", training="robust", layer="blstm1",
-    ...              condition="snr0", metric=m, value=v, ci_low=None,
-    ...              ci_high=None, n=3)
+    >>> rows = [MetricRow("m", "blstm", "robust", "blstm1", "snr0", m, v, n=3)
     ...         for m, v in (("eer_ge2e", 0.3287), ("stoi", 0.714))]
     >>> cell_scores(rows)["layers"]["m"]["snr0"]["blstm1"]
     'EER GE2E 32.9%\\nSTOI 0.71'
     """
     by_metric = {}
     for row in metric_rows:
-        if row["metric"] in _SHORT_NAMES:
-            by_metric.setdefault(row["metric"], []).append(row)
+        if row.metric in _SHORT_NAMES:
+            by_metric.setdefault(row.metric, []).append(row)
     parts_layers, parts_refs = {}, {}
     arch_rank = {a: i for i, a in enumerate(ARCH_LAYERS)}
     for metric in _SHORT_NAMES:
         rows = by_metric.get(metric, [])
         spec = METRIC_SPECS[metric]
-        scale = percent_scale([r["value"] for r in rows], spec.percent)
+        scale = display_scale(metric)
         unit = "%" if spec.percent else ""
         digits = 1 if spec.percent else 2
-        rows = sorted(rows, key=lambda r: (arch_rank.get(r["arch"], 99), r["model"]))
+        rows = sorted(rows, key=lambda r: (arch_rank.get(r.arch, 99), r.model))
         for row in rows:
-            if row["value"] is None:
+            if row.value is None:
                 continue
-            text = f"{_SHORT_NAMES[metric]} {row['value'] * scale:.{digits}f}{unit}"
-            if row["layer"] in REFERENCE_LAYERS:
-                slot = parts_refs.setdefault(row["condition"], {})
-                slot.setdefault(row["layer"], {}).setdefault(metric, text)
+            text = f"{_SHORT_NAMES[metric]} {row.value * scale:.{digits}f}{unit}"
+            if row.layer in REFERENCE_LAYERS:
+                slot = parts_refs.setdefault(row.condition, {})
+                slot.setdefault(row.layer, {}).setdefault(metric, text)
             else:
-                slot = parts_layers.setdefault(row["model"], {})
-                slot = slot.setdefault(row["condition"], {}).setdefault(
-                    row["layer"], {}
+                slot = parts_layers.setdefault(row.model, {})
+                slot = slot.setdefault(row.condition, {}).setdefault(
+                    row.layer, {}
                 )
                 slot[metric] = text
     return {
@@ -504,7 +490,7 @@ def render_page(
 
 def write_listening_page(
     path: str | os.PathLike,
-    sample_rows: list[dict],
+    sample_rows: list[Sample],
     tables_html=(),
     figures=(),
     model_info: dict | None = None,
@@ -518,8 +504,8 @@ def write_listening_page(
     ---------
     path : path
         The HTML file to write.
-    sample_rows : list of dict
-        Rows of ``samples.csv`` (see :func:`~.results.read_samples`).
+    sample_rows : list of Sample
+        Rows of ``samples.csv`` (see :func:`~speechbrain_probe.study_data.read_samples`).
     tables_html : sequence of str
         HTML fragments of the tables.
     figures : sequence of (str, path)
@@ -530,7 +516,7 @@ def write_listening_page(
         Page title.
     notes : sequence of str
         Sentences under the title.
-    metric_rows : list of dict
+    metric_rows : list of MetricRow
         Rows of ``metrics.csv``: each clip shows its layer's scores.
 
     Returns

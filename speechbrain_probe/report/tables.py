@@ -19,19 +19,23 @@ from __future__ import annotations
 import csv
 import io
 import os
-import re
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 
 from speechbrain_probe.data.manifest import atomic_write_text
-from speechbrain_probe.report.results import (
+from speechbrain_probe.study_data import (
     ARCH_LAYERS,
     ARCH_NAMES,
     CONDITION_NAMES,
     CONDITIONS,
     REFERENCE_LAYERS,
+    REFERENCE_NAMES,
     TRAININGS,
+    AsrResult,
+    MetricRow,
+    display_scale,
+    layer_sort_key,
     ordered,
 )
 
@@ -44,7 +48,6 @@ __all__ = [
     "table1",
     "table2",
     "layer_columns",
-    "percent_scale",
     "exclusions_table",
 ]
 
@@ -63,8 +66,9 @@ class MetricSpec:
     digits : int
         Decimals printed.
     percent : bool
-        The paper shows it in percent; values stored as fractions (all within
-        [0, 1]) are multiplied by 100 (see :func:`percent_scale`).
+        Shown in percent (an EER is stored as a fraction and shown x100, see
+        :func:`~speechbrain_probe.study_data.display_scale`; WER and CER are
+        stored in percent).
     """
 
     label: str
@@ -83,9 +87,6 @@ METRIC_SPECS = {
     "wer": MetricSpec("WER (%)", 2, True),
     "cer": MetricSpec("CER (%)", 2, True),
 }
-
-_REFERENCE_NAMES = {"original": "original", "copy_synthesis": "copy synthesis"}
-
 
 def _spec(metric: str) -> MetricSpec:
     return METRIC_SPECS.get(metric, MetricSpec(metric, 3))
@@ -107,26 +108,6 @@ def format_cell(value, ci_low=None, ci_high=None, digits: int = 2) -> str:
     if ci_low is not None and ci_high is not None:
         text += f" [{ci_low:.{digits}f}, {ci_high:.{digits}f}]"
     return text
-
-
-def percent_scale(values, percent: bool) -> float:
-    """Factor that shows ``values`` in percent: 100 for fractions, else 1.
-
-    Values are read as fractions when every one lies within [0, 1] (a real
-    EER or WER in percent is above 1 for some layer or model). Pass the
-    values, not their intervals (an interval may reach past the range).
-
-    Example
-    -------
-    >>> percent_scale([0.05, 0.48], True), percent_scale([4.5, 48.1], True)
-    (100.0, 1.0)
-    >>> percent_scale([0.5], False)
-    1.0
-    """
-    finite = [v for v in values if v is not None]
-    if percent and finite and all(0.0 <= v <= 1.0 for v in finite):
-        return 100.0
-    return 1.0
 
 
 @dataclass
@@ -265,26 +246,26 @@ class Table:
 
 def _model_order(row):
     arch_rank = (
-        list(ARCH_LAYERS).index(row["arch"]) if row["arch"] in ARCH_LAYERS else 99
+        list(ARCH_LAYERS).index(row.arch) if row.arch in ARCH_LAYERS else 99
     )
-    train_rank = {"baseline": 0, "robust": 1}.get(row["training"], 2)
-    return (arch_rank, row["arch"], train_rank, row["training"], row["model"])
+    train_rank = {"baseline": 0, "robust": 1}.get(row.training, 2)
+    return (arch_rank, row.arch, train_rank, row.training, row.model)
 
 
-def table1(asr_rows: list[dict], conditions=None) -> Table:
+def table1(asr_rows: list[AsrResult], conditions=None) -> Table:
     """Table 1: WER and CER per ASR model (rows) and input condition (columns).
 
     Arguments
     ---------
-    asr_rows : list of dict
-        Rows of ``asr_results.csv`` (see :func:`~.results.read_asr_results`).
+    asr_rows : list of AsrResult
+        Rows of ``asr_results.csv`` (WER and CER in percent; see
+        :func:`~speechbrain_probe.study_data.read_asr_results`).
     conditions : sequence of str, optional
         Conditions to show; default: those in the data, clean first.
 
     Example
     -------
-    >>> rows = [dict(model="v", arch="vgg_lstm", training="baseline",
-    ...              condition="clean", wer=29.02, cer=12.5, n=100)]
+    >>> rows = [AsrResult("v", "vgg_lstm", "baseline", "clean", 29.02, 12.5, 100)]
     >>> t = table1(rows, conditions=["clean", "snr0"])
     >>> t.cell(("VGG-LSTM", "baseline", "v"), ("clean", "WER"))
     '29.02'
@@ -292,17 +273,13 @@ def table1(asr_rows: list[dict], conditions=None) -> Table:
     '-'
     """
     if conditions is None:
-        conditions = ordered([r["condition"] for r in asr_rows], CONDITIONS)
-    scale = {
-        m: percent_scale([r[m] for r in asr_rows], METRIC_SPECS[m].percent)
-        for m in ("wer", "cer")
-    }
+        conditions = ordered([r.condition for r in asr_rows], CONDITIONS)
     by_key = {}
     for row in asr_rows:
-        key = (row["model"], row["condition"])
-        if key in by_key and (by_key[key]["wer"], by_key[key]["cer"]) != (
-            row["wer"],
-            row["cer"],
+        key = (row.model, row.condition)
+        if key in by_key and (by_key[key].wer, by_key[key].cer) != (
+            row.wer,
+            row.cer,
         ):
             raise ValueError(
                 f"asr_results.csv has two different rows for model {key[0]!r}, "
@@ -311,7 +288,7 @@ def table1(asr_rows: list[dict], conditions=None) -> Table:
         by_key[key] = row
     models = {}
     for row in sorted(asr_rows, key=_model_order):
-        models.setdefault(row["model"], row)
+        models.setdefault(row.model, row)
     columns = [
         (CONDITION_NAMES.get(c, c), m.upper())
         for c in conditions
@@ -321,23 +298,20 @@ def table1(asr_rows: list[dict], conditions=None) -> Table:
     counts = set()
     for model, first in models.items():
         labels.append(
-            [ARCH_NAMES.get(first["arch"], first["arch"]), first["training"], model]
+            [ARCH_NAMES.get(first.arch, first.arch), first.training, model]
         )
         row_cells, row_values = [], []
         for cond in conditions:
             row = by_key.get((model, cond))
-            if row is not None and row["n"] is not None:
-                counts.add(row["n"])
+            if row is not None and row.n is not None:
+                counts.add(row.n)
             for metric in ("wer", "cer"):
-                value = None if row is None or row[metric] is None else row[metric]
-                value = None if value is None else value * scale[metric]
+                value = None if row is None else getattr(row, metric)
                 row_values.append(value)
                 row_cells.append(format_cell(value, digits=METRIC_SPECS[metric].digits))
         cells.append(row_cells)
         values.append(row_values)
     notes = ["WER and CER in %; - marks a model/condition without a result."]
-    if any(s != 1.0 for s in scale.values()):
-        notes.append("asr_results.csv holds fractions; shown here x100.")
     if counts:
         notes.append(
             "Utterances per condition: "
@@ -355,18 +329,10 @@ def table1(asr_rows: list[dict], conditions=None) -> Table:
     )
 
 
-def _natural(layer):
-    match = re.fullmatch(r"([A-Za-z_]+?)(\d+)", layer)
-    if not match:
-        return (2, layer, 0)
-    prefix, number = match.groups()
-    return (0 if prefix == "cnn" else 1, prefix, int(number))
-
-
-def layer_columns(metric_rows: list[dict], layers: dict | None = None) -> list:
+def layer_columns(metric_rows: list[MetricRow], layers: dict | None = None) -> list:
     """``(arch, layer)`` columns of Table 2: the paper's, then unknown archs.
 
-    Architectures not in ``layers`` (default :data:`~.results.ARCH_LAYERS`)
+    Architectures not in ``layers`` (default :data:`~speechbrain_probe.study_data.ARCH_LAYERS`)
     that appear in the data are appended with all their layers.
 
     Example
@@ -382,18 +348,18 @@ def layer_columns(metric_rows: list[dict], layers: dict | None = None) -> list:
     extra = {}
     for row in metric_rows:
         if (
-            row["arch"]
-            and row["arch"] not in layers
-            and row["layer"] not in REFERENCE_LAYERS
+            row.arch
+            and row.arch not in layers
+            and row.layer not in REFERENCE_LAYERS
         ):
-            extra.setdefault(row["arch"], set()).add(row["layer"])
+            extra.setdefault(row.arch, set()).add(row.layer)
     for arch in sorted(extra):
-        columns.extend((arch, layer) for layer in sorted(extra[arch], key=_natural))
+        columns.extend((arch, layer) for layer in sorted(extra[arch], key=layer_sort_key))
     return columns
 
 
 def table2(
-    metric_rows: list[dict],
+    metric_rows: list[MetricRow],
     metric: str,
     conditions=CONDITIONS,
     trainings=TRAININGS,
@@ -404,10 +370,12 @@ def table2(
 
     Arguments
     ---------
-    metric_rows : list of dict
-        Rows of ``metrics.csv`` (see :func:`~.results.read_metrics`).
+    metric_rows : list of MetricRow
+        Rows of ``metrics.csv`` (see
+        :func:`~speechbrain_probe.study_data.read_metrics`).
     metric : str
-        e.g. ``eer_ge2e``, ``eer_ecapa``, ``stoi``, ``pesq``.
+        e.g. ``eer_ge2e``, ``eer_ecapa`` (stored as fractions, shown in
+        percent), ``stoi``, ``pesq``.
     conditions, trainings : sequence of str
         Row blocks shown even when empty (explicit dashes); other values found
         in the data are appended.
@@ -418,9 +386,8 @@ def table2(
 
     Example
     -------
-    >>> rows = [dict(model="v", arch="vgg_lstm", training="robust", layer="cnn1",
-    ...              condition="snr0", metric="stoi", value=0.71, ci_low=0.69,
-    ...              ci_high=0.73, n=20)]
+    >>> rows = [MetricRow("v", "vgg_lstm", "robust", "cnn1", "snr0", "stoi",
+    ...                   0.71, 0.69, 0.73, 20)]
     >>> t = table2(rows, "stoi")
     >>> t.cell(("0 dB", "robust"), ("VGG-LSTM", "cnn1"))
     '0.710 [0.690, 0.730]'
@@ -430,33 +397,36 @@ def table2(
     (8, 13)
     """
     spec = _spec(metric)
-    rows = [r for r in metric_rows if r["metric"] == metric]
+    rows = [r for r in metric_rows if r.metric == metric]
     if models is not None:
-        rows = [r for r in rows if r["model"] in set(models)]
-    scale = percent_scale([r["value"] for r in rows], spec.percent)
-    conditions = ordered(list(conditions) + [r["condition"] for r in rows], conditions)
+        rows = [r for r in rows if r.model in set(models)]
+    # An EER is a fraction, shown in percent (the note says so when it shows).
+    scale = display_scale(metric) if spec.percent else 1.0
+    if all(r.value is None for r in rows):
+        scale = 1.0
+    conditions = ordered(list(conditions) + [r.condition for r in rows], conditions)
     trainings = ordered(
         list(trainings)
-        + [r["training"] for r in rows if r["layer"] not in REFERENCE_LAYERS],
+        + [r.training for r in rows if r.layer not in REFERENCE_LAYERS],
         trainings,
     )
     # One value per (arch, training, layer, condition); two models there is ambiguous.
     cells_by_key, owner = {}, {}
     for row in rows:
-        if row["layer"] in REFERENCE_LAYERS:
+        if row.layer in REFERENCE_LAYERS:
             continue
-        key = (row["arch"], row["training"], row["layer"], row["condition"])
-        numbers = (row["value"], row["ci_low"], row["ci_high"])
+        key = (row.arch, row.training, row.layer, row.condition)
+        numbers = (row.value, row.ci_low, row.ci_high)
         if key in cells_by_key and cells_by_key[key] != numbers:
             other = owner[key]
-            what = "models" if other != row["model"] else "rows of model"
+            what = "models" if other != row.model else "rows of model"
             raise ValueError(
                 f"metrics.csv has two {metric} values for {'/'.join(key)} "
-                f"({what} {other!r} and {row['model']!r}); keep one row, or pass "
+                f"({what} {other!r} and {row.model!r}); keep one row, or pass "
                 "models=[...] to choose the models of the table"
             )
         cells_by_key[key] = numbers
-        owner[key] = row["model"]
+        owner[key] = row.model
     columns = layer_columns(rows, layers)
     shown = set(columns)
     hidden = sorted(
@@ -469,21 +439,21 @@ def table2(
 
     def reference(layer, condition, training):
         candidates = [
-            r for r in rows if r["layer"] == layer and r["condition"] == condition
+            r for r in rows if r.layer == layer and r.condition == condition
         ]
         if not candidates:
             return (None, None, None)
         arch_rank = {a: i for i, a in enumerate(ARCH_LAYERS)}
         candidates.sort(
             key=lambda r: (
-                r["training"] != training,
-                r["value"] is None,
-                arch_rank.get(r["arch"], 99),
-                r["model"],
+                r.training != training,
+                r.value is None,
+                arch_rank.get(r.arch, 99),
+                r.model,
             )
         )
         best = candidates[0]
-        return (best["value"], best["ci_low"], best["ci_high"])
+        return (best.value, best.ci_low, best.ci_high)
 
     labels, cells, values = [], [], []
     for condition in conditions:
@@ -504,7 +474,7 @@ def table2(
             values.append(row_values)
             cells.append(row_cells)
     header = [(ARCH_NAMES.get(arch, arch), layer) for arch, layer in columns]
-    header += [("reference", _REFERENCE_NAMES[ref]) for ref in REFERENCE_LAYERS]
+    header += [("reference", REFERENCE_NAMES[ref]) for ref in REFERENCE_LAYERS]
     notes = [
         "Cells: value [95% interval] where the interval is known; - marks a missing "
         "result. Reference columns: the input audio itself and Griffin-Lim copy "
@@ -516,7 +486,7 @@ def table2(
         notes.append(
             "Also in metrics.csv, not in this layout: " + ", ".join(hidden) + "."
         )
-    n_values = sorted({r["n"] for r in rows if r["n"] is not None})
+    n_values = sorted({r.n for r in rows if r.n is not None})
     if n_values:
         notes.append(
             f"n per cell: {n_values[0]}"
