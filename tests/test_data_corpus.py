@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-import time
 
 import numpy as np
 import pytest
@@ -39,16 +38,23 @@ def _digest(folder):
     return h.hexdigest()
 
 
+def _stamps(folder):
+    """``path -> (mtime_ns, size)`` of every file under ``folder``."""
+    return {
+        str(p): (p.stat().st_mtime_ns, p.stat().st_size)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     out = tmp_path_factory.mktemp("corpus")
-    start = time.time()
-    info = build_corpus(out, seed=7, progress=False, **SMALL)
-    return out, info, time.time() - start
+    return out, build_corpus(out, seed=7, progress=False, **SMALL)
 
 
 def test_speakers_and_splits(corpus):
-    out, info, _ = corpus
+    out, info = corpus
     splits = {s: read_manifest(out / f"{s}.csv") for s in ("train", "dev", "test")}
     spk = {s: {r["spk_id"] for r in rows} for s, rows in splits.items()}
     assert len(spk["train"]) == 5 and len(spk["dev"]) == 2 and len(spk["test"]) == 4
@@ -61,7 +67,7 @@ def test_speakers_and_splits(corpus):
 
 
 def test_transcripts_match_audio(corpus):
-    out, _, _ = corpus
+    out, _ = corpus
     rows = [
         r for s in ("train", "dev", "test") for r in read_manifest(out / f"{s}.csv")
     ]
@@ -82,7 +88,7 @@ def test_transcripts_match_audio(corpus):
 
 
 def test_noise_bank(corpus):
-    out, _, _ = corpus
+    out, _ = corpus
     train = read_manifest(out / "noise_train.csv")
     test = read_manifest(out / "noise_test.csv")
     assert {r["category"] for r in train} == set(NOISE_CATEGORIES)
@@ -96,7 +102,7 @@ def test_noise_bank(corpus):
 
 
 def test_noisy_sets_have_exact_snr(corpus):
-    out, _, _ = corpus
+    out, _ = corpus
     test_ids = {r["ID"] for r in read_manifest(out / "test.csv")}
     held_out = {r["ID"] for r in read_manifest(out / "noise_test.csv")}
     for snr in (20, 10, 0):
@@ -110,12 +116,24 @@ def test_noisy_sets_have_exact_snr(corpus):
             assert np.abs(mix).max() <= 1.0
 
 
-def test_idempotent_deterministic_and_resumable(corpus, tmp_path):
-    out, info, cold = corpus
-    before = _digest(out)
-    start = time.time()
+def test_idempotent_deterministic_and_resumable(corpus, tmp_path, monkeypatch):
+    import speechbrain_probe.data.synthetic as synthetic
+
+    out, info = corpus
+    before, stamps = _digest(out), _stamps(out)
+    # a second call on a built corpus reuses it: no step of a build runs
+    work = []
+    for step in (
+        "_run_synthesis",
+        "_build_noise_bank",
+        "build_noisy_test_sets",
+        "write_manifest",
+        "atomic_write_text",
+    ):
+        monkeypatch.setattr(synthetic, step, lambda *a, _s=step, **k: work.append(_s))
     again = build_corpus(out, seed=7, progress=False, **SMALL)
-    assert time.time() - start < 0.5 < cold
+    monkeypatch.undo()
+    assert work == [] and _stamps(out) == stamps  # not one file written again
     assert again == info and _digest(out) == before
 
     # the same seed elsewhere gives byte-identical audio and manifests
@@ -138,7 +156,7 @@ def test_idempotent_deterministic_and_resumable(corpus, tmp_path):
 
 
 def test_another_seed_gives_another_corpus(corpus, tmp_path):
-    out, _, _ = corpus
+    out, _ = corpus
     tiny = dict(SMALL, num_train_speakers=2, num_dev_speakers=1, num_test_speakers=2)
     tiny.update(num_train_noises=1, num_test_noises=1)
     build_corpus(tmp_path, seed=8, progress=False, **tiny)
@@ -148,7 +166,7 @@ def test_another_seed_gives_another_corpus(corpus, tmp_path):
 
 
 def test_other_settings_in_same_folder_are_refused(corpus):
-    out, _, _ = corpus
+    out, _ = corpus
     with pytest.raises(ValueError, match="other settings"):
         build_corpus(out, seed=8, progress=False, **SMALL)
     with pytest.raises(ValueError, match="unknown corpus setting"):
@@ -161,7 +179,7 @@ def test_speakers_really_differ_for_a_speaker_verifier(corpus):
     """resemblyzer's GE2E (shipped weights) separates the unseen test speakers."""
     from resemblyzer import VoiceEncoder, preprocess_wav
 
-    out, _, _ = corpus
+    out, _ = corpus
     rows = read_manifest(out / "test.csv") + read_manifest(out / "dev.csv")
     encoder = VoiceEncoder("cpu", verbose=False)
     emb = np.stack(
