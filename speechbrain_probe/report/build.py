@@ -1,14 +1,15 @@
 """Build the whole report of an evaluation from its results folder.
 
 ``build_report(results_dir)`` reads ``metrics.csv``, ``asr_results.csv`` and
-``samples.csv`` (whichever exist; formats in TEAM.md) and writes, inside the
+``samples.csv`` (whichever exist; formats and units in
+:mod:`speechbrain_probe.study_data`) and writes, inside the
 same folder:
 
 * ``tables/table1_asr.{csv,md}`` and ``tables/table2_<metric>.{csv,md}``
   (and ``tables/excluded.{csv,md}``, counts of the exclusion record
   ``excluded.csv`` (``utt_id,metric,reason``) when the evaluation wrote one);
 * ``figures/eer_vs_layer_<verifier>.png``, ``figures/fig4_<metric>_robust_vs_baseline.png``
-  and ``figures/fig3_mel_grid.png``;
+  and ``figures/fig3_mel_grid.png`` (from ``figure3_mels.npz``);
 * ``report.html``, the listening page with the tables and figures.
 
 Running it again rewrites the same files (atomically), so it is safe to call
