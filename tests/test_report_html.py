@@ -237,3 +237,17 @@ def test_cli_prints_where_the_report_is(tmp_path, capsys):
     text = Path(tmp_path / "report.html").read_text(encoding="utf-8")
     assert "No audio: there is no samples.csv" in text
     assert text.count('class="results"') == 1 + 4  # Table 1, Table 2 x 4 metrics
+
+
+def test_a_relative_results_folder_keeps_its_figures(tmp_path, monkeypatch):
+    """The demo passes a relative study folder: the page must still link every
+    figure (it once resolved them against its own folder and dropped them all)."""
+    make_example_results(
+        tmp_path / "study", n_utts=1, conditions=("clean",), seconds=0.1
+    )
+    monkeypatch.chdir(tmp_path)
+    page = build_report("study", verbose=False)
+    text = page.read_text(encoding="utf-8")
+    assert "do not exist" not in text
+    figures = [u for u in _parse(text).links if u.endswith(".png")]
+    assert len(figures) == 5 and all(u.startswith("figures/") for u in figures)

@@ -108,7 +108,8 @@ def build_report(
     )
     samples = read_samples(paths["samples"]) if paths["samples"].is_file() else []
     info = _model_info(metrics, asr)
-    table_dir, figure_dir = results_dir / "tables", results_dir / "figures"
+    # absolute: the page resolves a relative figure path against its own folder
+    table_dir, figure_dir = results_dir / "tables", results_dir.resolve() / "figures"
 
     tables = []
     if asr:
