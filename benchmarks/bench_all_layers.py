@@ -3,8 +3,8 @@
 
 Same ASR, same batches, same number of training steps (``ProbeBrain.fit_batch``:
 ASR forward, mel target, probe forward/backward, optimizer step), with the
-recipe's optimizer (``opt_class`` of ``recipes/Synthetic/probe/hparams/
-probe_base.yaml``). Each round times the all-layers brain for ``--steps``
+recipe's optimizer (``opt_class`` of
+``recipes/Synthetic/Probe/Highway/hparams/all_layers.yaml``). Each round times the all-layers brain for ``--steps``
 steps, then each single-layer brain, then the shared work alone (mel target,
 ASR forward with every hook), so all of them see the same machine load.
 Target: the L separate runs take at least 0.8*L times as long as the one-pass
@@ -48,16 +48,11 @@ from speechbrain.dataio.batch import PaddedBatch
 
 from speechbrain_probe.features import LogMelSpectrogram
 from speechbrain_probe.probe.brain import ProbeBrain, build_probes
-from speechbrain_probe.probe.recipe import load_probe_hparams
 
-RECIPE_HPARAMS = (
-    Path(__file__).resolve().parents[1]
-    / "recipes"
-    / "Synthetic"
-    / "probe"
-    / "hparams"
-    / "probe_base.yaml"
+RECIPE = (
+    Path(__file__).resolve().parents[1] / "recipes" / "Synthetic" / "Probe" / "Highway"
 )
+RECIPE_HPARAMS = RECIPE / "hparams" / "all_layers.yaml"
 
 PAPER = {
     "vgg_lstm": ["cnn1", "cnn2", "cnn4", "blstm1", "blstm3", "blstm5"],
@@ -66,9 +61,11 @@ PAPER = {
 
 
 def recipe_optimizer():
-    """The ``opt_class`` that ``train_probe.py`` uses (from probe_base.yaml)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        hparams, _, _ = load_probe_hparams(RECIPE_HPARAMS, {"output_folder": tmp})
+    """The ``opt_class`` that ``train_probe.py`` uses (from all_layers.yaml)."""
+    from hyperpyyaml import load_hyperpyyaml
+
+    with tempfile.TemporaryDirectory() as tmp, open(RECIPE_HPARAMS) as fin:
+        hparams = load_hyperpyyaml(fin, {"output_folder": tmp})
     return hparams["opt_class"]
 
 
@@ -233,9 +230,16 @@ def main():
 
 def time_runs(asr, layers, args):
     """Whole runs: one epoch on ``train_utts`` + validation on ``valid_utts``."""
+    import importlib.util
+
     from speechbrain.utils.epoch_loop import EpochCounter
 
-    from speechbrain_probe.probe.recipe import dataio_prepare
+    spec = importlib.util.spec_from_file_location(
+        "train_probe", RECIPE / "train_probe.py"
+    )
+    train_probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_probe)
+    dataio_prepare = train_probe.dataio_prepare
 
     hp = {
         "data_folder": args.runs,

@@ -30,7 +30,7 @@ from speechbrain_probe.demo import (
     shipped_mimalloc,
 )
 
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "Synthetic" / "ASR"
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "Synthetic" / "ASR" / "CTC"
 
 
 def allocators() -> dict[str, dict]:
@@ -60,8 +60,10 @@ def run_once(name: str, extra: dict, args, out: Path) -> tuple[float, float, flo
         "peak_kb=%M wall_s=%e",
         sys.executable,
         str(RECIPE / "train_asr.py"),
-        str(RECIPE / "hparams" / "vgg_lstm_robust.yaml"),
+        str(RECIPE / "hparams" / "vgg_lstm.yaml"),
+        "--training=robust",
         f"--data_folder={args.data}",
+        "--skip_prep=True",
         f"--output_root={out}",
         f"--number_of_epochs={args.epochs}",
         "--num_threads=1",

@@ -40,8 +40,9 @@ __all__ = [
     "shipped_mimalloc",
 ]
 
-REPO = Path(__file__).resolve().parents[1]
-RECIPES = REPO / "recipes" / "Synthetic"
+#: The recipes, relative to the folder the demo runs in (``make demo`` runs
+#: it from the repository root; ``--recipes-dir`` points elsewhere).
+RECIPES_DIR = Path("recipes")
 
 
 def format_sizes(sizes: dict) -> str:
@@ -177,8 +178,8 @@ class DemoSettings:
     Example
     -------
     >>> s = DemoSettings.make(quick=True, data_dir="data", results_dir="results")
-    >>> s.models, s.corpus.name, s.lanes
-    (['vgg_lstm_baseline'], 'synthetic_quick', 1)
+    >>> s.models, s.corpus.name, s.lanes, s.corpus.is_absolute()
+    (['vgg_lstm_baseline'], 'synthetic_quick', 1, True)
     """
 
     corpus: Path
@@ -196,11 +197,13 @@ class DemoSettings:
 
     @classmethod
     def make(cls, quick: bool, data_dir, results_dir) -> DemoSettings:
-        """The default study, or (``quick``) a small one of one architecture."""
+        """The default study, or (``quick``) a small one of one architecture.
+        Paths are made absolute: the stages run in other folders."""
+        data_dir, results_dir = Path(data_dir).resolve(), Path(results_dir).resolve()
         if quick:
             return cls(
-                corpus=Path(data_dir) / "synthetic_quick",
-                results=Path(results_dir) / "demo_quick",
+                corpus=data_dir / "synthetic_quick",
+                results=results_dir / "demo_quick",
                 preset="quick",
                 # one ASR: nothing heavy to run beside it
                 lanes=1,
@@ -224,8 +227,8 @@ class DemoSettings:
                 ],
             )
         return cls(
-            corpus=Path(data_dir) / "synthetic",
-            results=Path(results_dir) / "demo",
+            corpus=data_dir / "synthetic",
+            results=results_dir / "demo",
             preset="default",
             lanes=default_lanes(),
             models=[
@@ -234,6 +237,9 @@ class DemoSettings:
                 "blstm_baseline",
                 "blstm_robust",
             ],
+            # robust models see every utterance twice per epoch (clean and
+            # noisy): half the baseline's 4 epochs is the same number of updates
+            asr_epochs={"vgg_lstm_robust": 2, "blstm_robust": 2},
             # the 30-minute budget: a 2-epoch ECAPA, 3 test utterances per
             # speaker (48 positive + 48 negative trials per cell), PESQ on one
             # of them per speaker (16 per cell; PESQ was 72% of the scoring
@@ -243,12 +249,12 @@ class DemoSettings:
         )
 
 
-def _asr_yaml(model: str) -> str:
-    arch, training = model.rsplit("_", 1)
-    return f"{arch}_robust.yaml" if training == "robust" else f"{arch}.yaml"
-
-
-def plan_stages(s: DemoSettings, python: str = sys.executable) -> list[Stage]:
+def plan_stages(
+    s: DemoSettings,
+    python: str = sys.executable,
+    recipes: Path = RECIPES_DIR,
+    corpus_seed: int = 0,
+) -> list[Stage]:
     """The recipe commands of the study, in order (corpus excluded).
 
     Example
@@ -259,45 +265,56 @@ def plan_stages(s: DemoSettings, python: str = sys.executable) -> list[Stage]:
      ('probes vgg_lstm_baseline', ('ASR vgg_lstm_baseline',)),
      ('evaluation + report', ('ASR vgg_lstm_baseline', 'ECAPA verifier',
                               'probes vgg_lstm_baseline'))]
+    >>> plan_stages(s)[0].command[1:3]
+    ['recipes/Synthetic/ASR/CTC/train_asr.py', 'recipes/Synthetic/ASR/CTC/hparams/vgg_lstm.yaml']
     """
     threads = stage_threads(s.lanes)
+    synthetic = Path(recipes) / "Synthetic"
+    corpus = [
+        f"--data_folder={s.corpus}",
+        f"--corpus_preset={s.preset}",
+        f"--corpus_seed={corpus_seed}",
+    ]
 
     def recipe(name, folder, script, yaml, args, done_marker, needs=()) -> Stage:
-        """``python recipes/Synthetic/<folder>/<script> <hparams yaml> --data_folder=... args``"""
+        """``python recipes/Synthetic/<folder>/<script> <folder>/hparams/<yaml> args``"""
         command = [
             python,
-            str(RECIPES / folder / script),
-            str(RECIPES / folder / "hparams" / yaml),
-            f"--data_folder={s.corpus}",
+            str(synthetic / folder / script),
+            str(synthetic / folder / "hparams" / yaml),
             *args,
         ]
         return Stage(name, command, done_marker, tuple(needs))
 
+    asr = s.results / "asr"
     stages = []
     for model in s.models:
+        arch, training = model.rsplit("_", 1)
         epochs = s.asr_epochs.get(model)
         stages.append(
             recipe(
                 f"ASR {model}",
-                "ASR",
+                "ASR/CTC",
                 "train_asr.py",
-                _asr_yaml(model),
+                f"{arch}.yaml",
                 [
-                    f"--output_root={s.results / 'asr'}",
+                    *corpus,
+                    f"--training={training}",
+                    f"--output_root={asr}",
                     f"--num_threads={threads}",
                     *([f"--number_of_epochs={epochs}"] if epochs else []),
                 ],
-                s.results / "asr" / model / "export" / "hyperparams.yaml",
+                asr / model / "export" / "hyperparams.yaml",
             )
         )
     ecapa = s.results / "ecapa"
     stages.append(
         recipe(
             "ECAPA verifier",
-            "ECAPA",
+            "SpeakerRec/ECAPA",
             "train_ecapa.py",
-            "train_ecapa.yaml",
-            [f"--output_folder={ecapa}", *s.ecapa_overrides],
+            "ecapa.yaml",
+            [*corpus, f"--output_folder={ecapa}", *s.ecapa_overrides],
             ecapa / "model" / "hyperparams.yaml",
         )
     )
@@ -307,13 +324,14 @@ def plan_stages(s: DemoSettings, python: str = sys.executable) -> list[Stage]:
         stages.append(
             recipe(
                 f"probes {model}",
-                "probe",
+                "Probe/Highway",
                 "train_probe.py",
                 "all_layers.yaml",
                 [
+                    *corpus,
                     f"--arch={arch}",
                     f"--training={training}",
-                    f"--asr_folder={s.results / 'asr'}",
+                    f"--asr_folder={asr}",
                     f"--output_folder={out}",
                     *s.probe_overrides,
                 ],
@@ -325,11 +343,13 @@ def plan_stages(s: DemoSettings, python: str = sys.executable) -> list[Stage]:
     stages.append(
         recipe(
             "evaluation + report",
-            "evaluate",
+            "Probe/Highway",
             "evaluate.py",
             "evaluate.yaml",
             [
-                f"--results_folder={s.results}",
+                f"--data_folder={s.corpus}",
+                f"--asr_folder={asr}",
+                f"--probe_folder={s.results / 'probe'}",
                 f"--output_folder={study}",
                 f"--ecapa_source={ecapa / 'model'}",
                 f"--use_models=[{','.join(s.models)}]",
@@ -362,7 +382,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--corpus-only", action="store_true", help="build the corpus and stop"
     )
+    parser.add_argument(
+        "--recipes-dir",
+        type=Path,
+        default=RECIPES_DIR,
+        help="the repository's recipes/ folder (default: ./recipes)",
+    )
     args = parser.parse_args(argv)
+    if not (args.recipes_dir / "Synthetic").is_dir():
+        raise SystemExit(
+            f"no recipes in {args.recipes_dir.resolve()}: run the demo from the "
+            "repository root (make demo), or pass --recipes-dir=<repository>/recipes"
+        )
     # a broken install (e.g. a torchaudio built for another torch) stops here,
     # in seconds, not in the first ASR stage minutes later
     check_environment()
@@ -380,7 +411,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_demo(args, settings: DemoSettings) -> int:
-    stages = [] if args.corpus_only else plan_stages(settings)
+    stages = (
+        []
+        if args.corpus_only
+        else plan_stages(settings, recipes=args.recipes_dir, corpus_seed=args.seed)
+    )
     started = time.time()
     print(f"built-in corpus ({settings.preset}) in {settings.corpus.resolve()}")
     info = build_corpus(settings.corpus, seed=args.seed, preset=settings.preset)
@@ -416,7 +451,7 @@ def _run_demo(args, settings: DemoSettings) -> int:
             lanes=settings.lanes,
             log_dir=settings.results / "logs",
             env=env,
-            cwd=REPO,
+            cwd=Path.cwd(),
         )
     except StageFailed as failure:
         raise SystemExit(

@@ -196,11 +196,11 @@ def test_mismatch_stops_the_demo_before_the_corpus(mismatched_venv, tmp_path):
 @pytest.mark.parametrize(
     "script",
     [
-        "recipes/Synthetic/ASR/train_asr.py",
-        "recipes/Synthetic/ECAPA/train_ecapa.py",
-        "recipes/Synthetic/probe/train_probe.py",
-        "recipes/Synthetic/evaluate/evaluate.py",
-        "recipes/LibriSpeech/ASR/train_asr.py",
+        "recipes/Synthetic/ASR/CTC/train_asr.py",
+        "recipes/Synthetic/SpeakerRec/ECAPA/train_ecapa.py",
+        "recipes/Synthetic/Probe/Highway/train_probe.py",
+        "recipes/Synthetic/Probe/Highway/evaluate.py",
+        "recipes/LibriSpeech/ASR/CTC/train_asr.py",
     ],
 )
 def test_mismatch_stops_every_recipe_at_start(mismatched_venv, tmp_path, script):

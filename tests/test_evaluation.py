@@ -8,12 +8,19 @@ import torch
 
 from speechbrain_probe.data import synthetic
 from speechbrain_probe.evaluation import ModelSpec, run_study
-from speechbrain_probe.evaluation.recipe import main as evaluate_main
 from speechbrain_probe.evaluation.selection import select_subset
-from speechbrain_probe.probe.recipe import main as probe_main
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+from recipe_scripts import load_recipe  # noqa: E402
 from test_pretrained import RECIPE, make_export  # noqa: E402
+
+
+def probe_main(argv):
+    return load_recipe(RECIPE / "train_probe.py").main(argv)
+
+
+def evaluate_main(argv):
+    return load_recipe(RECIPE / "evaluate.py").main(argv)
 
 TINY = dict(
     num_train_speakers=3,
@@ -43,6 +50,7 @@ def study_inputs(tmp_path_factory):
         probe_main(
             [
                 str(RECIPE / "hparams" / "blstm3.yaml"),
+                "--skip_prep=True",
                 f"--asr_source={export}",
                 f"--data_folder={corpus}",
                 f"--output_folder={probes}",
@@ -180,13 +188,10 @@ def test_worker_pool_writes_the_same_audio_and_scores_as_one_process(
 
 
 def test_evaluate_recipe_refuses_unknown_models_and_missing_corpus(tmp_path):
-    yaml = tmp_path / "study.yaml"
-    yaml.write_text(
-        f"data_folder: {tmp_path / 'nothing'}\noutput_folder: {tmp_path / 'out'}\n"
-        "models:\n  a: {arch: blstm, training: baseline, asr: x, probes: y}\n"
-        "use_models: [b]\n"
-    )
-    with pytest.raises(ValueError, match=r"unknown model\(s\) \['b'\]; available: a"):
-        evaluate_main([str(yaml)])
+    study = RECIPE / "hparams" / "evaluate.yaml"
+    out = f"--output_folder={tmp_path / 'out'}"
+    missing = f"--data_folder={tmp_path / 'nothing'}"
+    with pytest.raises(ValueError, match=r"unknown model\(s\) \['b'\]; available: vgg_lstm_baseline"):
+        evaluate_main([str(study), out, missing, "--use_models=[b]"])
     with pytest.raises(FileNotFoundError, match="build the corpus"):
-        evaluate_main([str(yaml), "--use_models=[a]"])
+        evaluate_main([str(study), out, missing, "--use_models=[blstm_robust]"])

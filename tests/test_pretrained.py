@@ -12,10 +12,16 @@ from hyperpyyaml import load_hyperpyyaml
 
 from speechbrain_probe.frozen import HFEncoderASR, load_asr
 from speechbrain_probe.list_layers import main as list_layers_main
-from speechbrain_probe.probe.recipe import load_probe_hparams
-from speechbrain_probe.probe.recipe import main as recipe_main
+from speechbrain_probe.study_data import ARCH_LAYERS
 
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "Synthetic" / "probe"
+sys.path.insert(0, str(Path(__file__).parent))
+from recipe_scripts import PROBE_RECIPE as RECIPE  # noqa: E402
+from recipe_scripts import load_recipe  # noqa: E402
+
+
+def recipe_main(argv):
+    return load_recipe(RECIPE / "train_probe.py").main(argv)
+
 
 EXPORT_YAML = textwrap.dedent(
     """\
@@ -142,6 +148,7 @@ def test_train_probe_recipe_on_local_export(tmp_path, no_network, monkeypatch):
     out = tmp_path / "out"
     argv = [
         str(RECIPE / "hparams" / "blstm3.yaml"),
+        "--skip_prep=True",
         f"--asr_source={export}",
         f"--data_folder={data}",
         f"--output_folder={out}",
@@ -180,6 +187,7 @@ def test_train_probe_resumes_after_sigkill(tmp_path):
             sys.executable,
             str(RECIPE / "train_probe.py"),
             str(RECIPE / "hparams" / "blstm3.yaml"),
+            "--skip_prep=True",
             f"--asr_source={export}",
             f"--data_folder={data}",
             f"--output_folder={out}",
@@ -224,24 +232,34 @@ def test_train_probe_resumes_after_sigkill(tmp_path):
     assert "valid_l1 rnn1" in result.stdout
 
 
-def test_every_paper_layer_has_a_hparams_file(tmp_path, monkeypatch):
+def test_probe_hparams_name_the_paper_layers_of_the_study(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the Checkpointer creates its folder on load
-    expected = {
-        "vgg_lstm": ["cnn1", "cnn2", "cnn4", "blstm1", "blstm3", "blstm5"],
-        "blstm": ["blstm1", "blstm2", "blstm3", "blstm4", "blstm5"],
-    }
-    for arch, layers in expected.items():
-        for layer in layers:
-            hp, base, _ = load_probe_hparams(
-                RECIPE / "hparams" / arch / f"{layer}.yaml"
-            )
-            assert (hp["arch"], hp["layers"]) == (arch, [layer])
-            assert hp["output_folder"].endswith(f"{arch}_baseline/{layer}")
-            assert hp["paper_layers"][arch] == layers
-    hp, _, _ = load_probe_hparams(RECIPE / "hparams" / "all_layers.yaml", "arch: blstm")
-    assert hp["layers"] == "paper" and hp["output_folder"].endswith(
-        "blstm_baseline/all_layers"
-    )
+    for name, arch, layers, folder in (
+        ("blstm3.yaml", "vgg_lstm", ["blstm3"], "vgg_lstm_baseline/blstm3"),
+        ("all_layers.yaml", "blstm", "paper", "blstm_baseline/all_layers"),
+    ):
+        with open(RECIPE / "hparams" / name, encoding="utf-8") as fin:
+            hp = load_hyperpyyaml(fin, {"arch": arch})
+        assert hp["layers"] == layers
+        assert hp["output_folder"] == f"results/{folder}"
+        # the YAML's paper layers are the study's (the tables' columns)
+        assert {k: tuple(v) for k, v in hp["paper_layers"].items()} == dict(ARCH_LAYERS)
+
+
+def test_train_probe_names_the_command_that_makes_a_missing_asr(tmp_path):
+    data = write_corpus(tmp_path / "data")
+    with pytest.raises(FileNotFoundError, match=r"python train_asr.py hparams/blstm.yaml --training=robust"):
+        recipe_main(
+            [
+                str(RECIPE / "hparams" / "blstm3.yaml"),
+                "--skip_prep=True",
+                f"--data_folder={data}",
+                f"--asr_folder={tmp_path / 'no_asr_here'}",
+                "--arch=blstm",
+                "--training=robust",
+                f"--output_folder={tmp_path / 'out'}",
+            ]
+        )
 
 
 # --------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The CTC training Brain, its datasets and the results table.
+"""The CTC training Brain and its datasets.
 
 :class:`CTCBrain` trains any :class:`~speechbrain_probe.asr.models.CTCEncoder`
 on cached features (see :mod:`.data`): global mean/variance normalisation
@@ -9,9 +9,7 @@ SpecAugment-style masking, a linear CTC output layer over SentencePiece units
 
 from __future__ import annotations
 
-import csv
 import logging
-import os
 import time
 
 import speechbrain as sb
@@ -35,13 +33,9 @@ __all__ = [
     "SortaGradSampler",
     "TrainTimer",
     "make_ctc_dataset",
-    "write_asr_results",
-    "ASR_RESULT_COLUMNS",
 ]
 
 logger = logging.getLogger(__name__)
-
-ASR_RESULT_COLUMNS = ("model", "arch", "training", "condition", "wer", "cer", "n")
 
 
 @register_checkpoint_hooks
@@ -280,28 +274,92 @@ class CTCBrain(KillSafeCheckpoints, sb.Brain):
     """Train a CTC encoder on cached features.
 
     Expected ``modules``: ``model`` (a CTCEncoder), ``ctc_lin`` (Linear to the
-    vocabulary), ``normalize`` (InputNormalization, global). Expected
-    ``hparams``: ``blank_index``, ``tokenizer`` (a SentencePieceProcessor),
-    ``epoch_counter``, ``train_logger``; optional ``augment`` (a
-    :class:`~speechbrain_probe.asr.augment.FeatureMasking`), ``lr_annealing``
-    (a NewBobScheduler on the valid loss), ``timer`` (a :class:`TrainTimer`).
+    vocabulary), ``normalize`` (InputNormalization, global), optionally
+    ``inter_ctc_lin`` (the intermediate layer's own head). Every setting is an
+    argument (the recipe script passes its hparams by name), none is read
+    from ``hparams``.
+
+    Arguments
+    ---------
+    tokenizer : sentencepiece.SentencePieceProcessor
+        Decodes the greedy transcripts.
+    epoch_counter : speechbrain.utils.epoch_loop.EpochCounter
+        The fit's counter (normalisation statistics and masking follow it).
+    train_logger : speechbrain.utils.train_logger.TrainLogger
+        Where each epoch's statistics go.
+    blank_index : int
+        CTC blank.
+    augment : callable, optional
+        Masking of training features (e.g.
+        :class:`~speechbrain_probe.asr.augment.FeatureMasking`).
+    augment_from_epoch : int
+        No masking before this epoch.
+    inter_ctc_layer : str, optional
+        Layer of an intermediate CTC loss (e.g. ``blstm2``).
+    inter_ctc_weight : float
+        Its weight (0 = off).
+    inter_ctc_epochs : int, optional
+        Epochs with the intermediate loss (None = all).
+    lr_schedule : callable, optional
+        Per-step ``schedule(optimizer)``, e.g. a
+        :class:`~speechbrain_probe.asr.schedule.WarmupLinearDecay`.
+    lr_annealing : callable, optional
+        Per-epoch annealing on the valid loss (a NewBobScheduler).
+    timer : TrainTimer, optional
+        Adds up the training time of the epochs.
+    **kwargs
+        ``modules``, ``opt_class``, ``hparams``, ``run_opts``, ``checkpointer``
+        as for ``sb.Brain``.
 
     Example
     -------
-    See ``recipes/Synthetic/ASR/train_asr.py`` and ``tests/test_asr_train.py``.
+    See ``recipes/Synthetic/ASR/CTC/train_asr.py`` and ``tests/test_asr_train.py``.
     """
+
+    def __init__(
+        self,
+        *,
+        tokenizer,
+        epoch_counter,
+        train_logger,
+        blank_index: int = 0,
+        augment=None,
+        augment_from_epoch: int = 1,
+        inter_ctc_layer: str | None = None,
+        inter_ctc_weight: float = 0.0,
+        inter_ctc_epochs: int | None = None,
+        lr_schedule=None,
+        lr_annealing=None,
+        timer=None,
+        **kwargs,
+    ):
+        self.tokenizer = tokenizer
+        self.epoch_counter = epoch_counter
+        self.train_logger = train_logger
+        self.blank_index = int(blank_index)
+        self.augment = augment
+        self.augment_from_epoch = int(augment_from_epoch or 1)
+        self.inter_ctc_layer = inter_ctc_layer
+        self.inter_ctc_weight = float(inter_ctc_weight or 0.0)
+        self.inter_ctc_epochs = inter_ctc_epochs
+        self.lr_schedule = lr_schedule
+        self.lr_annealing = lr_annealing
+        self.timer = timer
+        super().__init__(**kwargs)
 
     def compute_forward(self, batch, stage):
         """Features -> normalisation (-> masking) -> encoder -> CTC log-probs."""
         batch = batch.to(self.device)
         feats, lens = batch.feats
-        epoch = self.hparams.epoch_counter.current
+        epoch = self.epoch_counter.current
         feats = self.modules.normalize(feats, lens, epoch=epoch)
-        augment = getattr(self.hparams, "augment", None)
         # no masking while the model is still learning to emit non-blank units
-        augment_from = getattr(self.hparams, "augment_from_epoch", 1) or 1
-        if stage == sb.Stage.TRAIN and augment is not None and epoch >= augment_from:
-            feats = augment(feats)
+        if (
+            stage == sb.Stage.TRAIN
+            and self.augment is not None
+            and epoch >= self.augment_from_epoch
+        ):
+            feats = self.augment(feats)
         inter_name = self._inter_ctc_layer(stage, epoch)
         captured = {}
         handle = None
@@ -327,9 +385,8 @@ class CTCBrain(KillSafeCheckpoints, sb.Brain):
     def on_fit_batch_start(self, batch, should_step):
         """Per-step learning rate (``lr_schedule``, e.g. a
         :class:`~speechbrain_probe.asr.schedule.WarmupLinearDecay`)."""
-        schedule = getattr(self.hparams, "lr_schedule", None)
-        if schedule is not None and should_step:
-            schedule(self.optimizer)
+        if self.lr_schedule is not None and should_step:
+            self.lr_schedule(self.optimizer)
 
     def _inter_ctc_layer(self, stage, epoch):
         """The layer of the intermediate CTC loss now, or None.
@@ -339,9 +396,9 @@ class CTCBrain(KillSafeCheckpoints, sb.Brain):
         the short gradient path lets a 5-deep stack leave the blank plateau
         about as fast as a 2-deep one; later epochs train the top loss only.
         """
-        name = getattr(self.hparams, "inter_ctc_layer", None)
-        weight = getattr(self.hparams, "inter_ctc_weight", 0.0) or 0.0
-        last = getattr(self.hparams, "inter_ctc_epochs", None)
+        name = self.inter_ctc_layer
+        weight = self.inter_ctc_weight
+        last = self.inter_ctc_epochs
         if stage != sb.Stage.TRAIN or not name or weight <= 0:
             return None
         if last is not None and epoch is not None and epoch > int(last):
@@ -353,22 +410,22 @@ class CTCBrain(KillSafeCheckpoints, sb.Brain):
         log_probs, lens = predictions[:2]
         tokens, token_lens = batch.tokens
         loss = sb.nnet.losses.ctc_loss(
-            log_probs, tokens, lens, token_lens, self.hparams.blank_index
+            log_probs, tokens, lens, token_lens, self.blank_index
         )
         if len(predictions) > 2:
-            weight = float(self.hparams.inter_ctc_weight)
+            weight = self.inter_ctc_weight
             inter_tokens, inter_lens = getattr(batch, "inter_tokens", batch.tokens)
             inter = sb.nnet.losses.ctc_loss(
                 predictions[2],
                 inter_tokens,
                 lens,
                 inter_lens,
-                self.hparams.blank_index,
+                self.blank_index,
             )
             loss = (1.0 - weight) * loss + weight * inter
         if stage != sb.Stage.TRAIN:
-            hyps = ctc_greedy_decode(log_probs, lens, blank_id=self.hparams.blank_index)
-            sp = self.hparams.tokenizer
+            hyps = ctc_greedy_decode(log_probs, lens, blank_id=self.blank_index)
+            sp = self.tokenizer
             words = [sp.decode_ids(h).split() for h in hyps]
             refs = [w.split() for w in batch.wrd]
             self.wer_metric.append(batch.id, words, refs)
@@ -387,9 +444,8 @@ class CTCBrain(KillSafeCheckpoints, sb.Brain):
         """Log, anneal the learning rate, checkpoint on valid CER."""
         if stage == sb.Stage.TRAIN:
             self.train_loss = stage_loss
-            timer = getattr(self.hparams, "timer", None)
-            if timer is not None:
-                timer.add(time.time() - self._epoch_start)
+            if self.timer is not None:
+                self.timer.add(time.time() - self._epoch_start)
             return
         stats = {
             "loss": stage_loss,
@@ -399,15 +455,13 @@ class CTCBrain(KillSafeCheckpoints, sb.Brain):
         self.last_stats = stats
         if stage == sb.Stage.VALID:
             lr = self.optimizer.param_groups[0]["lr"]
-            annealing = getattr(self.hparams, "lr_annealing", None)
-            if annealing is not None:
-                _, new_lr = annealing(stats["loss"])
+            if self.lr_annealing is not None:
+                _, new_lr = self.lr_annealing(stats["loss"])
                 sb.nnet.schedulers.update_learning_rate(self.optimizer, new_lr)
-            timer = getattr(self.hparams, "timer", None)
             meta = dict(stats)
-            if timer is not None:
-                meta["train_minutes"] = timer.seconds / 60.0
-            self.hparams.train_logger.log_stats(
+            if self.timer is not None:
+                meta["train_minutes"] = self.timer.seconds / 60.0
+            self.train_logger.log_stats(
                 stats_meta={
                     "epoch": epoch,
                     "lr": lr,
@@ -418,36 +472,7 @@ class CTCBrain(KillSafeCheckpoints, sb.Brain):
             )
             self.checkpointer.save_and_keep_only(meta=meta, min_keys=["CER"])
         elif stage == sb.Stage.TEST:
-            self.hparams.train_logger.log_stats(
-                stats_meta={"epoch loaded": self.hparams.epoch_counter.current},
+            self.train_logger.log_stats(
+                stats_meta={"epoch loaded": self.epoch_counter.current},
                 test_stats=stats,
             )
-
-def write_asr_results(path: str, rows: list[dict]):
-    """Write (atomically) the ASR results table ``model,arch,training,condition,wer,cer,n``.
-
-    Example
-    -------
-    >>> p = getfixture("tmp_path") / "asr_results.csv"
-    >>> write_asr_results(str(p), [dict(model="m", arch="blstm", training="baseline",
-    ...     condition="clean", wer=12.345, cer=4.5, n=10)])
-    >>> p.read_text().splitlines()[1]
-    'm,blstm,baseline,clean,12.35,4.50,10'
-    """
-    from speechbrain_probe.data.manifest import atomic_write_text
-
-    lines = [",".join(ASR_RESULT_COLUMNS)]
-    for r in rows:
-        lines.append(
-            f"{r['model']},{r['arch']},{r['training']},{r['condition']},"
-            f"{r['wer']:.2f},{r['cer']:.2f},{int(r['n'])}"
-        )
-    atomic_write_text(path, "\n".join(lines) + "\n")
-
-
-def read_asr_results(path: str) -> list[dict]:
-    """Read a results table written by :func:`write_asr_results`."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} not found; run the ASR recipe first")
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))

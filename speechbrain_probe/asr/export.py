@@ -199,7 +199,7 @@ def load_exported_asr(path: str, device: str = "cpu"):
         raise FileNotFoundError(
             f"{path} is not an exported ASR directory (missing {', '.join(missing)}); "
             "export one with speechbrain_probe.asr.export.export_asr or "
-            "recipes/*/ASR/train_asr.py"
+            "recipes/*/ASR/CTC/train_asr.py"
         )
     path = os.path.abspath(path)
     return EncoderASR.from_hparams(

@@ -47,7 +47,8 @@ from .text import SentenceGenerator
 __all__ = ["build_corpus", "PRESETS", "corpus_summary", "NOISE_FIELDS"]
 
 #: Size presets. ``default``: 3000 training utterances of 60 speakers (about
-#: 2.5 h); ``quick``: a few minutes of work for the whole study.
+#: 2.5 h); ``quick``: a few minutes of work for the whole study; ``tiny``:
+#: seconds, for the recipes' debug runs (tests/recipes/Synthetic.csv).
 PRESETS = {
     "default": dict(
         num_train_speakers=60,
@@ -70,6 +71,17 @@ PRESETS = {
         num_train_noises=8,
         num_test_noises=4,
         noise_seconds=8.0,
+    ),
+    "tiny": dict(
+        num_train_speakers=4,
+        num_dev_speakers=2,
+        num_test_speakers=4,
+        train_utts_per_speaker=4,
+        dev_utts_per_speaker=2,
+        test_utts_per_speaker=2,
+        num_train_noises=1,
+        num_test_noises=1,
+        noise_seconds=3.0,
     ),
 }
 
@@ -352,7 +364,7 @@ def build_corpus(
     seed : int
         Everything (speakers, sentences, prosody, noises, mixing) follows it.
     preset : str
-        ``default`` or ``quick`` (see :data:`PRESETS`); keyword settings
+        ``default``, ``quick`` or ``tiny`` (see :data:`PRESETS`); keyword settings
         override single values: ``num_train_speakers``, ``num_dev_speakers``,
         ``num_test_speakers``, ``train_utts_per_speaker``,
         ``dev_utts_per_speaker``, ``test_utts_per_speaker``,

@@ -5,7 +5,7 @@
 (``hyperparams.yaml``, ``embedding_model.ckpt``, ``classifier.ckpt``,
 ``label_encoder.ckpt``), so :class:`~speechbrain_probe.metrics.speaker.ECAPAVerifier`
 can use an ECAPA trained on the built-in corpus
-(``recipes/Synthetic/ECAPA/train_ecapa.py``).
+(``recipes/Synthetic/SpeakerRec/ECAPA/train_ecapa.py``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 * :class:`GE2EVerifier`: the LSTM GE2E speaker encoder whose pretrained
   weights ship inside the ``resemblyzer`` wheel (offline, no download).
 * :class:`ECAPAVerifier`: SpeechBrain's ECAPA-TDNN ``EncoderClassifier``
-  from a local directory (e.g. the one ``recipes/Synthetic/ECAPA`` exports)
+  from a local directory (e.g. the one ``recipes/Synthetic/SpeakerRec/ECAPA`` exports)
   or a hub id such as ``speechbrain/spkrec-ecapa-voxceleb``.
 
 :func:`score_trials` scores a trial list and reports the trials it had to
@@ -215,7 +215,7 @@ def build_verifier(name: str, source=None, device=None) -> SpeakerVerifier:
         if source is None:
             raise ValueError(
                 "the ECAPA verifier needs source= a local directory (train one with "
-                "recipes/Synthetic/ECAPA/train_ecapa.py) or a hub id"
+                "recipes/Synthetic/SpeakerRec/ECAPA/train_ecapa.py) or a hub id"
             )
         return ECAPAVerifier(source, device=device)
     raise ValueError(f"unknown verifier {name!r}; available: ge2e, ecapa")
