@@ -9,6 +9,7 @@ import torch
 from speechbrain_probe.data import synthetic
 from speechbrain_probe.evaluation import ModelSpec, run_study
 from speechbrain_probe.evaluation.selection import select_subset
+from speechbrain_probe.report import build_report
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
 from recipe_scripts import load_recipe  # noqa: E402
@@ -21,6 +22,7 @@ def probe_main(argv):
 
 def evaluate_main(argv):
     return load_recipe(RECIPE / "evaluate.py").main(argv)
+
 
 TINY = dict(
     num_train_speakers=3,
@@ -100,7 +102,8 @@ def test_study_scores_every_cell_and_resumes_without_recomputing(study_inputs):
         n_boot=20,
         n_jobs=1,
     )
-    page = run_study(corpus, out, models, **kwargs)
+    assert run_study(corpus, out, models, **kwargs) == out
+    page = build_report(out, verbose=False)
     assert page.exists() and page.name == "report.html"
 
     rows = _rows(out / "metrics.csv")
@@ -191,7 +194,9 @@ def test_evaluate_recipe_refuses_unknown_models_and_missing_corpus(tmp_path):
     study = RECIPE / "hparams" / "evaluate.yaml"
     out = f"--output_folder={tmp_path / 'out'}"
     missing = f"--data_folder={tmp_path / 'nothing'}"
-    with pytest.raises(ValueError, match=r"unknown model\(s\) \['b'\]; available: vgg_lstm_baseline"):
+    with pytest.raises(
+        ValueError, match=r"unknown model\(s\) \['b'\]; available: vgg_lstm_baseline"
+    ):
         evaluate_main([str(study), out, missing, "--use_models=[b]"])
     with pytest.raises(FileNotFoundError, match="build the corpus"):
         evaluate_main([str(study), out, missing, "--use_models=[blstm_robust]"])

@@ -1,7 +1,8 @@
 """Run the whole evaluation: every (model x layer x condition), resumable.
 
 One call of :func:`run_study` goes from trained ASR models and their trained
-probes to the report folder:
+probes to the study's result files (the report is built from them by
+:func:`speechbrain_probe.report.build_report`; the evaluation recipe calls both):
 
 1. pick a fixed subset of the unseen test speakers' utterances and a fixed,
    balanced trial list (``subset.csv``, ``trials.csv``);
@@ -10,10 +11,10 @@ probes to the report folder:
 3. score every cell (speaker EER/minDCF per verifier, STOI and PESQ against
    the clean reference), each stored as it finishes in ``cells/``;
 4. write ``metrics.csv``, ``samples.csv``, ``asr_results.csv``,
-   ``excluded.csv`` and the report (tables, figures, ``report.html``).
+   ``excluded.csv`` and ``figure3_mels.npz``, through :mod:`speechbrain_probe.study_data`.
 
 Finished audio and cells are never recomputed, so a killed run resumes and a
-second run on a finished study only rebuilds the (identical) report.
+second run on a finished study rewrites the same result files.
 
 Speed: this process runs on ``num_threads`` torch threads (default one) and
 one pool of ``n_jobs`` single-threaded worker processes lives for the whole
@@ -266,12 +267,14 @@ def run_study(
     batch_size: int = 8,
     device: str = "cpu",
     seed: int = 0,
-    title: str = "What does a network layer hear?",
-    note: str | None = None,
     num_threads: int | None = 1,
     pesq_per_speaker: int | None = None,
 ) -> Path:
-    """Evaluate every model x layer x condition and build the report.
+    """Evaluate every model x layer x condition; write the result files.
+
+    The report is built from what this writes
+    (:func:`speechbrain_probe.report.build_report`), by the caller: the
+    evaluation recipe calls both.
 
     Arguments
     ---------
@@ -306,12 +309,12 @@ def run_study(
     Returns
     -------
     Path
-        The report page.
+        The study folder (``metrics.csv``, ``samples.csv``, ``asr_results.csv``,
+        ``excluded.csv``, ``figure3_mels.npz``, ``samples/``, ``cells/``).
     """
     from speechbrain_probe.frozen import load_asr
     from speechbrain_probe.metrics.speaker import build_verifier
     from speechbrain_probe.probe.brain import load_trained_probes
-    from speechbrain_probe.report import build_report
     from speechbrain_probe.vocoder import GriffinLimVocoder
 
     with _study_workers(n_jobs, num_threads) as pool:
@@ -489,9 +492,8 @@ def run_study(
         write_metrics(study / "metrics.csv", metric_rows)
         write_exclusions(study / "excluded.csv", exclusions)
         _collect_asr_results(study, models)
-        page = build_report(study, title=title, note=note or "", verbose=False)
         print(
             f"evaluation: {len(cells)} cells, {len(exclusions)} exclusions, "
-            f"{time.time() - started:.0f} s; report: {page}"
+            f"{time.time() - started:.0f} s; results in {study}"
         )
-        return page
+        return study

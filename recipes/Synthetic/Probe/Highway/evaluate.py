@@ -32,6 +32,7 @@ import speechbrain as sb  # noqa: E402
 from hyperpyyaml import load_hyperpyyaml  # noqa: E402
 
 from speechbrain_probe.evaluation.study import ModelSpec, run_study  # noqa: E402
+from speechbrain_probe.report import build_report  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def main(argv=None) -> int:
         # two per speaker: the fewest that make a same-speaker trial
         utts_per_speaker, pesq_per_speaker, n_boot = 2, 1, min(n_boot, 50)
         logger.info("debug: 2 utterances per speaker, %d bootstrap samples", n_boot)
-    run_study(
+    study = run_study(
         data_folder=hparams["data_folder"],
         output_folder=hparams["output_folder"],
         models=models,
@@ -85,11 +86,13 @@ def main(argv=None) -> int:
         batch_size=hparams["batch_size"],
         device=run_opts.get("device", "cpu"),
         seed=hparams["seed"],
-        title=hparams["title"],
-        note=hparams["note"],
         num_threads=hparams["num_threads"],
         pesq_per_speaker=pesq_per_speaker,
     )
+    page = build_report(
+        study, title=hparams["title"], note=hparams["note"] or "", verbose=False
+    )
+    print(f"report: {page}")
     return 0
 
 
