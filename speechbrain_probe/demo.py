@@ -22,13 +22,14 @@ import importlib.metadata as metadata
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 
 from .data.locks import FolderBusy, folder_lock
 from .data.synthetic import build_corpus
 from .environment import check_environment
 from .pipeline import Stage, StageFailed, run_stages
+from .study_data import ModelId
 
 __all__ = [
     "main",
@@ -289,7 +290,7 @@ def plan_stages(
     asr = s.results / "asr"
     stages = []
     for model in s.models:
-        arch, training = model.rsplit("_", 1)
+        arch, training = astuple(ModelId.parse(model))
         epochs = s.asr_epochs.get(model)
         stages.append(
             recipe(
@@ -319,7 +320,7 @@ def plan_stages(
         )
     )
     for model in s.models:
-        arch, training = model.rsplit("_", 1)
+        arch, training = astuple(ModelId.parse(model))
         out = s.results / "probe" / model / "all_layers"
         stages.append(
             recipe(

@@ -126,6 +126,8 @@ def main(argv=None):
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
+    # the ASR first: a missing one is reported before a minute of corpus building
+    asr = load_frozen_asr(hparams, run_opts.get("device", "cpu"))
     # the built-in corpus: built once (seeded), reused afterwards
     if not hparams["skip_prep"]:
         run_on_main(
@@ -137,7 +139,6 @@ def main(argv=None):
             ),
         )
 
-    asr = load_frozen_asr(hparams, run_opts.get("device", "cpu"))
     layers = probe_layers(hparams, asr)
     probes = build_probes(
         asr, layers, n_highway=hparams["n_highway"], gate_bias=hparams["gate_bias"]
