@@ -412,27 +412,7 @@ def read_metrics(path: str | os.PathLike) -> list[MetricRow]:
     >>> rows[0].value, rows[0].n, rows[1].value
     (0.9, 32, None)
     """
-    path, raw = _read(path, METRICS_FIELDS, "metrics file")
-    rows = []
-    for line, r in raw:
-        try:
-            rows.append(
-                MetricRow(
-                    r["model"],
-                    r["arch"],
-                    r["training"],
-                    r["layer"],
-                    r["condition"],
-                    r["metric"],
-                    parse_number(r["value"]),
-                    parse_number(r["ci_low"]),
-                    parse_number(r["ci_high"]),
-                    _count(r["n"]),
-                )
-            )
-        except ValueError as err:
-            raise ValueError(f"{path}, line {line}: {err}") from None
-    return rows
+    return _read_rows(path, MetricRow, "metrics file", _METRIC_PARSERS)
 
 
 def _rate(value) -> str:
@@ -474,24 +454,7 @@ def read_asr_results(path: str | os.PathLike) -> list[AsrResult]:
     >>> row.wer, row.cer, row.n
     (25.5, 10.25, 100)
     """
-    path, raw = _read(path, ASR_FIELDS, "ASR results file")
-    rows = []
-    for line, r in raw:
-        try:
-            rows.append(
-                AsrResult(
-                    r["model"],
-                    r["arch"],
-                    r["training"],
-                    r["condition"],
-                    parse_number(r["wer"]),
-                    parse_number(r["cer"]),
-                    _count(r["n"]),
-                )
-            )
-        except ValueError as err:
-            raise ValueError(f"{path}, line {line}: {err}") from None
-    return rows
+    return _read_rows(path, AsrResult, "ASR results file", _ASR_PARSERS)
 
 
 def sample_path(root, condition: str, kind: str, utt_id: str, layer=None) -> Path:
@@ -528,6 +491,30 @@ def write_samples(path: str | os.PathLike, rows) -> Path:
             for r in rows
         ),
     )
+
+
+#: How the number columns of the result rows are read (others stay text).
+_METRIC_PARSERS = {
+    "value": parse_number,
+    "ci_low": parse_number,
+    "ci_high": parse_number,
+    "n": _count,
+}
+_ASR_PARSERS = {"wer": parse_number, "cer": parse_number, "n": _count}
+
+
+def _read_rows(path, cls, what: str, parsers: dict) -> list:
+    """Rows of a result CSV as ``cls`` objects, numbers parsed by ``parsers``;
+    a value that does not parse raises a ``ValueError`` naming the line."""
+    columns = _columns(cls)
+    path, raw = _read(path, columns, what)
+    rows = []
+    for line, r in raw:
+        try:
+            rows.append(cls(*(parsers.get(c, str)(r[c]) for c in columns)))
+        except ValueError as err:
+            raise ValueError(f"{path}, line {line}: {err}") from None
+    return rows
 
 
 def read_samples(path: str | os.PathLike) -> list[Sample]:
