@@ -2,6 +2,10 @@
 
 import pytest
 
+# what the recipe rows of test_recipes.py write (SpeechBrain copies each
+# recipe script into its output folder): outputs, not tests
+collect_ignore = ["tmp"]
+
 
 @pytest.fixture(autouse=True)
 def _torch_seed():
