@@ -35,6 +35,7 @@ def _train(corpus, export, out, port, prefetch):
         f"--master_port={port}",
         str(RECIPE / "train_probe.py"),
         str(RECIPE / "hparams" / "blstm3.yaml"),
+        "--skip_prep=True",  # the test's own corpus, not the built-in one
         f"--asr_source={export}",
         f"--data_folder={corpus}",
         f"--output_folder={out}",
