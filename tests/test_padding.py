@@ -5,13 +5,14 @@ import numpy as np
 import pytest
 import torch
 
+from speechbrain_probe.evaluation.synthesis import pad_batch
 from speechbrain_probe.metrics.speaker import ECAPAVerifier
 from speechbrain_probe.vocoder import GriffinLimVocoder, HifiGanVocoder
 
 
 def old_pad(wavs):
-    """The loop of GriffinLimVocoder.forward, HifiGanVocoder.__call__ and
-    ECAPAVerifier._embed before (commit 8cac91f)."""
+    """The loop of GriffinLimVocoder.forward, HifiGanVocoder.__call__,
+    ECAPAVerifier._embed and evaluation.synthesis.pad_batch before (commit 8cac91f)."""
     longest = max(w.shape[0] for w in wavs)
     padded = torch.zeros(len(wavs), longest)
     for i, w in enumerate(wavs):
@@ -71,3 +72,11 @@ def test_ecapa_batch_is_padded_as_before(lengths, dtype):
     (seen,) = verifier.model.seen
     assert_same(seen, old_pad(wavs))
     assert emb.shape == (len(wavs), 1)
+
+
+@pytest.mark.parametrize("lengths", BATCHES.values(), ids=BATCHES.keys())
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_evaluation_batches_are_padded_as_before(lengths, dtype):
+    wavs = wavs_of(lengths, dtype, seed=2)
+    old = old_pad([torch.as_tensor(w, dtype=torch.float32) for w in wavs])
+    assert_same(pad_batch(wavs), old)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from speechbrain.utils.data_utils import batch_pad_right
 from tqdm import tqdm
 
 from speechbrain_probe.data.audio import read_checked, write_wav
@@ -34,20 +35,16 @@ __all__ = ["write_references", "write_reconstructions", "pad_batch"]
 
 
 def pad_batch(wavs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Zero-padded ``[B, S]`` batch and relative lengths of 1-D arrays.
+    """Zero-padded float32 ``[B, S]`` batch and relative lengths of 1-D arrays
+    (SpeechBrain's ``batch_pad_right``).
 
     Example
     -------
     >>> x, lens = pad_batch([np.ones(4), np.ones(2)])
-    >>> x.shape, lens.tolist()
-    (torch.Size([2, 4]), [1.0, 0.5])
+    >>> x.shape, x.dtype, lens.tolist()
+    (torch.Size([2, 4]), torch.float32, [1.0, 0.5])
     """
-    longest = max(len(w) for w in wavs)
-    batch = torch.zeros(len(wavs), longest)
-    for i, w in enumerate(wavs):
-        batch[i, : len(w)] = torch.as_tensor(w, dtype=torch.float32)
-    lens = torch.tensor([len(w) / longest for w in wavs])
-    return batch, lens
+    return batch_pad_right([torch.as_tensor(w, dtype=torch.float32) for w in wavs])
 
 
 def write_references(
