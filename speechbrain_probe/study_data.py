@@ -39,7 +39,7 @@ import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from speechbrain_probe.data.manifest import atomic_write_bytes, atomic_write_text
+from speechbrain_probe.data.manifest import atomic_write_bytes, write_csv
 
 __all__ = [
     "ARCH_LAYERS",
@@ -337,17 +337,18 @@ ASR_FIELDS = _columns(AsrResult)
 SAMPLES_FIELDS = _columns(Sample)
 
 
-def _write(path, columns, rows) -> Path:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow(row)
-    return atomic_write_text(path, buffer.getvalue())
-
-
 def _cell(value) -> str:
     return "" if value is None else str(value)
+
+
+def _write_rows(path, cls, rows, formatters=None) -> Path:
+    """Rows of ``cls`` as a result CSV (header: its fields), atomically;
+    ``formatters`` turn a column's values into text (default: ``str``, empty
+    for None)."""
+    formatters = formatters or {}
+    columns = _columns(cls)
+    table = ({c: formatters.get(c, _cell)(getattr(r, c)) for c in columns} for r in rows)
+    return write_csv(path, table, columns)
 
 
 def _read(path, columns, what):
@@ -387,15 +388,7 @@ def write_metrics(path: str | os.PathLike, rows) -> Path:
     >>> p.read_text().splitlines()[1]
     'm,blstm,robust,blstm1,clean,eer_ge2e,0.25,0.2,0.3,60'
     """
-    return _write(
-        path,
-        METRICS_FIELDS,
-        (
-            [r.model, r.arch, r.training, r.layer, r.condition, r.metric]
-            + [_cell(x) for x in (r.value, r.ci_low, r.ci_high, r.n)]
-            for r in rows
-        ),
-    )
+    return _write_rows(path, MetricRow, rows)
 
 
 def read_metrics(path: str | os.PathLike) -> list[MetricRow]:
@@ -431,15 +424,7 @@ def write_asr_results(path: str | os.PathLike, rows) -> Path:
     >>> p.read_text().splitlines()
     ['model,arch,training,condition,wer,cer,n', 'm,blstm,baseline,clean,12.35,4.50,10']
     """
-    return _write(
-        path,
-        ASR_FIELDS,
-        (
-            [r.model, r.arch, r.training, r.condition, _rate(r.wer), _rate(r.cer)]
-            + [_cell(r.n)]
-            for r in rows
-        ),
-    )
+    return _write_rows(path, AsrResult, rows, {"wer": _rate, "cer": _rate})
 
 
 def read_asr_results(path: str | os.PathLike) -> list[AsrResult]:
@@ -483,14 +468,7 @@ def write_samples(path: str | os.PathLike, rows) -> Path:
     >>> p.read_text().splitlines()[1]
     'u1,s1,,,clean,original,samples/clean/original/u1.wav'
     """
-    return _write(
-        path,
-        SAMPLES_FIELDS,
-        (
-            [r.utt_id, r.spk_id, r.model, r.layer, r.condition, r.kind, r.path]
-            for r in rows
-        ),
-    )
+    return _write_rows(path, Sample, rows)
 
 
 #: How the number columns of the result rows are read (others stay text).
