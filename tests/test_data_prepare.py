@@ -21,8 +21,11 @@ def _tone(rng, seconds=0.5, sr=16000):
     ) + 0.02 * rng.standard_normal(len(t))
 
 
-def fake_librispeech(root, split, speakers=(19, 84), chapters=2, utts=3, seed=0):
-    """``<split>/<spk>/<chapter>/<spk>-<chapter>.trans.txt`` + ``.flac``."""
+def fake_librispeech(
+    root, split, speakers=(19, 84), chapters=2, utts=3, seed=0, seconds=0.5
+):
+    """``<split>/<spk>/<chapter>/<spk>-<chapter>.trans.txt`` + ``.flac`` files
+    of ``seconds`` each."""
     rng = np.random.default_rng(seed)
     for spk in speakers:
         for c in range(chapters):
@@ -32,7 +35,7 @@ def fake_librispeech(root, split, speakers=(19, 84), chapters=2, utts=3, seed=0)
             lines = []
             for u in range(utts):
                 utt_id = f"{spk}-{chap}-{u:04d}"
-                sf.write(folder / f"{utt_id}.flac", _tone(rng), 16000)
+                sf.write(folder / f"{utt_id}.flac", _tone(rng, seconds), 16000)
                 words = " ".join(rng.choice(WORDS, size=4))
                 lines.append(f"{utt_id} {words}")
             (folder / f"{spk}-{chap}.trans.txt").write_text("\n".join(lines) + "\n")

@@ -18,7 +18,6 @@ refused.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import re
 import shlex
 import shutil
@@ -28,7 +27,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+from recipe_scripts import REPO, load_recipe  # noqa: E402
+
 TMP = REPO / "tests" / "tmp"
 COLUMNS = [
     "Task",
@@ -84,35 +85,10 @@ def fresh_tmp():
     return TMP
 
 
-def _fake_librispeech(root: Path, split: str, speakers, seed: int) -> None:
-    """``<split>/<spk>/<chapter>/<spk>-<chapter>.trans.txt`` and 2-s ``.flac``
-    files (long enough for the pure-BLSTM's 8x time reduction)."""
-    import numpy as np
-    import soundfile as sf
-
-    words = ["HELLO", "WORLD", "A", "CAT", "SAT", "ON", "THE", "MAT", "I'M", "HERE"]
-    rng = np.random.default_rng(seed)
-    t = np.arange(32000) / 16000
-    for spk in speakers:
-        chapter = 1000 + spk
-        folder = root / split / str(spk) / str(chapter)
-        folder.mkdir(parents=True)
-        lines = []
-        for u in range(3):
-            utt = f"{spk}-{chapter}-{u:04d}"
-            tone = 0.2 * np.sin(2 * np.pi * rng.uniform(100, 400) * t)
-            sf.write(
-                folder / f"{utt}.flac", tone + 0.02 * rng.standard_normal(len(t)), 16000
-            )
-            lines.append(f"{utt} {' '.join(rng.choice(words, size=3))}")
-        (folder / f"{spk}-{chapter}.trans.txt").write_text("\n".join(lines) + "\n")
-
-
 @pytest.fixture(scope="session")
 def librispeech_tree(fresh_tmp):
     """A small LibriSpeech + MUSAN tree in the real layouts (tones, random words)."""
-    sys.path.insert(0, str(REPO / "tests"))
-    from test_data_prepare import fake_musan
+    from test_data_prepare import fake_librispeech, fake_musan
 
     root = fresh_tmp / "LibriSpeech" / "data"
     for seed, (split, speakers) in enumerate(
@@ -122,7 +98,10 @@ def librispeech_tree(fresh_tmp):
             "test-clean": (61, 121),
         }.items()
     ):
-        _fake_librispeech(root / "LibriSpeech", split, speakers, seed)
+        # 2-s files: long enough for the pure-BLSTM's 8x time reduction
+        fake_librispeech(
+            root / "LibriSpeech", split, speakers, chapters=1, seed=seed, seconds=2.0
+        )
     fake_musan(root, per_category=8)
     return root
 
@@ -211,16 +190,9 @@ def test_the_key_check_sees_an_unused_key():
     assert _unused_keys(yaml_text, 'opt = hparams["opt"]') == ["forgotten"]
 
 
-def _load_script(path: Path):
-    spec = importlib.util.spec_from_file_location(f"recipe_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("row", ROWS)
 def test_a_mistyped_override_is_refused(row, tmp_path):
-    script = _load_script(REPO / row["Script_file"])
+    script = load_recipe(REPO / row["Script_file"])
     args = [
         str(REPO / row["Hparam_file"]),
         f"--output_folder={tmp_path / 'out'}",
