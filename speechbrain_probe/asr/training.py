@@ -9,10 +9,16 @@ under DDP.
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
+import os
 
 import torch
+from speechbrain.utils.distributed import if_main_process
 
 from speechbrain_probe.data.locks import folder_lock
+from speechbrain_probe.data.manifest import atomic_write_text
+from speechbrain_probe.study_data import CONDITIONS, AsrResult, write_asr_results
 
 from .brain import SortaGradSampler
 from .data import (
@@ -29,7 +35,10 @@ __all__ = [
     "shared_folder",
     "intermediate_tokenizer",
     "unwrap",
+    "run_test_sets",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 def prepare_features(
@@ -177,3 +186,71 @@ def intermediate_tokenizer(train_csv, tokenizer_folder, vocab_size, token_type, 
 def unwrap(module):
     """The plain module inside a DDP / DataParallel wrapper."""
     return getattr(module, "module", module)
+
+
+def run_test_sets(
+    asr_brain,
+    datasets: dict,
+    loader_opts: dict,
+    model: str,
+    arch: str,
+    training: str,
+    output_folder,
+):
+    """Test on every condition of ``datasets`` with the best (lowest valid CER)
+    checkpoint and write the run's results (``model``, ``arch``, ``training``
+    name their rows).
+
+    Writes ``wer_<condition>.txt`` (per-utterance alignments),
+    ``asr_results.csv`` (WER/CER in percent per condition) and
+    ``train_time.json`` (minutes of the training epochs, from the Brain's
+    ``timer``) into ``output_folder`` on the main process.
+
+    Returns
+    -------
+    list of AsrResult
+        One row per tested condition, in :data:`~speechbrain_probe.study_data.CONDITIONS` order.
+    """
+    results = []
+    for condition in CONDITIONS:
+        if condition not in datasets:
+            continue
+        asr_brain.evaluate(
+            datasets[condition].filtered_sorted(sort_key="duration"),
+            min_key="CER",
+            test_loader_kwargs=loader_opts,
+        )
+        results.append(
+            AsrResult(
+                model=model,
+                arch=arch,
+                training=training,
+                condition=condition,
+                wer=asr_brain.last_stats["WER"],
+                cer=asr_brain.last_stats["CER"],
+                n=len(asr_brain.cer_metric.scores),
+            )
+        )
+        if if_main_process():
+            out = os.path.join(output_folder, f"wer_{condition}.txt")
+            with open(out, "w", encoding="utf-8") as w:
+                asr_brain.wer_metric.write_stats(w)
+    if if_main_process():
+        if results:
+            write_asr_results(os.path.join(output_folder, "asr_results.csv"), results)
+        minutes = asr_brain.timer.seconds / 60.0
+        atomic_write_text(
+            os.path.join(output_folder, "train_time.json"),
+            json.dumps({"train_minutes": minutes}),
+        )
+        logger.info("training took %.2f minutes (epochs only)", minutes)
+        for r in results:
+            logger.info(
+                "%s %s: WER %.2f CER %.2f (n=%d)",
+                r.model,
+                r.condition,
+                r.wer,
+                r.cer,
+                r.n,
+            )
+    return results

@@ -21,7 +21,6 @@ again. Outputs in ``output_folder``: ``train_log.txt``, ``asr_results.csv``,
 """
 
 import json
-import logging
 import os
 import sys
 
@@ -41,19 +40,13 @@ from speechbrain_probe.asr.tokenizer import train_tokenizer  # noqa: E402
 from speechbrain_probe.asr.training import (  # noqa: E402
     intermediate_tokenizer,
     prepare_features,
+    run_test_sets,
     shared_folder,
     train_order,
     unwrap,
 )
 from speechbrain_probe.data.manifest import atomic_write_text  # noqa: E402
 from speechbrain_probe.data.synthetic import build_corpus  # noqa: E402
-from speechbrain_probe.study_data import (  # noqa: E402
-    CONDITIONS,
-    AsrResult,
-    write_asr_results,
-)
-
-logger = logging.getLogger(__name__)
 
 
 def dataio_prepare(hparams, tokenizer, inter_tokenizer, output_frames):
@@ -217,50 +210,15 @@ def main(argv=None):
     )
 
     # every test condition, with the best (lowest valid CER) checkpoint
-    results = []
-    for condition in CONDITIONS:
-        if condition not in datasets:
-            continue
-        asr_brain.evaluate(
-            datasets[condition].filtered_sorted(sort_key="duration"),
-            min_key="CER",
-            test_loader_kwargs=hparams["valid_dataloader_opts"],
-        )
-        results.append(
-            AsrResult(
-                model=hparams["model_name"],
-                arch=model.arch,
-                training=hparams["training"],
-                condition=condition,
-                wer=asr_brain.last_stats["WER"],
-                cer=asr_brain.last_stats["CER"],
-                n=len(asr_brain.cer_metric.scores),
-            )
-        )
-        if if_main_process():
-            out = os.path.join(hparams["output_folder"], f"wer_{condition}.txt")
-            with open(out, "w", encoding="utf-8") as w:
-                asr_brain.wer_metric.write_stats(w)
-    if if_main_process():
-        if results:
-            write_asr_results(
-                os.path.join(hparams["output_folder"], "asr_results.csv"), results
-            )
-        minutes = hparams["timer"].seconds / 60.0
-        atomic_write_text(
-            os.path.join(hparams["output_folder"], "train_time.json"),
-            json.dumps({"train_minutes": minutes}),
-        )
-        logger.info("training took %.2f minutes (epochs only)", minutes)
-        for r in results:
-            logger.info(
-                "%s %s: WER %.2f CER %.2f (n=%d)",
-                r.model,
-                r.condition,
-                r.wer,
-                r.cer,
-                r.n,
-            )
+    results = run_test_sets(
+        asr_brain,
+        datasets,
+        hparams["valid_dataloader_opts"],
+        hparams["model_name"],
+        model.arch,
+        hparams["training"],
+        hparams["output_folder"],
+    )
     run_on_main(
         export_asr,
         kwargs=dict(
