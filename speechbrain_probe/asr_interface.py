@@ -1,0 +1,292 @@
+"""The interface every probed ASR offers: named layers read as frame sequences.
+
+:class:`FrozenASR` is the common base (layer names, geometry, hidden states
+under hooks); :class:`ModuleASR` wraps any ``torch.nn.Module`` called as
+``module(wavs, wav_lens)``. The SpeechBrain and Hugging Face wrappers live in
+:mod:`speechbrain_probe.sb_inference` and :mod:`speechbrain_probe.hf_encoder`;
+:func:`speechbrain_probe.frozen.load_asr` picks one for a source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from speechbrain_probe.features import MelConfig
+from speechbrain_probe.hooks import (
+    LayerCapture,
+    LayerReport,
+    candidate_paths,
+    measure_layers,
+    resolve_module,
+    to_frames,
+)
+from speechbrain_probe.pretrained import resolve_source
+
+__all__ = [
+    "Geometry",
+    "FrozenASR",
+    "ModuleASR",
+    "looks_local",
+    "check_local",
+    "model_fingerprint",
+]
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where a layer's frames lie in time.
+
+    Attributes
+    ----------
+    dim : int
+        Features per hidden frame.
+    downsample : float
+        Target frames per hidden frame.
+    offset : float
+        Target frames before hidden frame 0 starts (0 for our own models).
+    """
+
+    dim: int
+    downsample: float
+    offset: float = 0.0
+
+
+def model_fingerprint(module: nn.Module) -> str:
+    """A hash of a model's parameter and buffer values (names, shapes, bytes).
+
+    Example
+    -------
+    >>> a, b = nn.Linear(2, 2), nn.Linear(2, 2)
+    >>> model_fingerprint(a) == model_fingerprint(a), model_fingerprint(a) == model_fingerprint(b)
+    (True, False)
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    for name, value in sorted(module.state_dict().items()):
+        if not isinstance(value, torch.Tensor):
+            continue
+        digest.update(f"{name}:{tuple(value.shape)}:{value.dtype}".encode())
+        tensor = value.detach().to("cpu").contiguous()
+        if tensor.dtype == torch.bfloat16:
+            tensor = tensor.float()
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def looks_local(source: str | os.PathLike) -> bool:
+    """Whether ``source`` should be read from disk rather than from a hub.
+
+    Stricter than :func:`speechbrain_probe.pretrained.resolve_source` in one
+    case: ``exported/vgg`` is local when a folder ``exported`` exists here.
+
+    Example
+    -------
+    >>> looks_local("speechbrain/asr-crdnn-rnnlm-librispeech")
+    False
+    >>> looks_local("./exported/vgg"), looks_local("results/asr/vgg/export")
+    (True, True)
+    """
+    text = str(source)
+    if isinstance(source, os.PathLike) or os.path.exists(os.path.expanduser(text)):
+        return True
+    if not _HUB_ID.match(text):
+        return True
+    return os.path.isdir(text.split("/")[0])
+
+
+def check_local(source) -> Path:
+    if not looks_local(source):
+        raise ValueError(f"{source!r} is a hub id, not a local directory")
+    path = Path(os.path.expanduser(str(source)))
+    if not path.exists():
+        raise FileNotFoundError(
+            f"asr_source: local directory {str(source)!r} does not exist (nothing was "
+            "downloaded); check the path, or train/export the model first"
+        )
+    resolved, _ = resolve_source(path, what="ASR", needs="")  # refuses files
+    return Path(resolved)
+
+
+class FrozenASR:
+    """A frozen ASR whose named layers can be read as ``[B, T_h, D]`` frames.
+
+    Subclasses set ``root`` (the module the layer paths are relative to),
+    ``layers`` (short name -> dotted path), ``mel_config`` and implement
+    :meth:`encode`.
+    """
+
+    kind = "module"
+
+    def __init__(
+        self,
+        root: nn.Module,
+        layers: dict[str, str],
+        mel_config: MelConfig,
+        source: str,
+    ):
+        self.root = root
+        self.layers = dict(layers)
+        self.mel_config = mel_config
+        self.source = str(source)
+        self.device = "cpu"
+        self._reports: dict[str, LayerReport] = {}
+        self._fingerprint: str | None = None
+        self.freeze()
+
+    # -- identity -------------------------------------------------------
+    @property
+    def fingerprint(self) -> str:
+        """Hash of the weights (computed once)."""
+        if self._fingerprint is None:
+            self._fingerprint = model_fingerprint(self.root)
+        return self._fingerprint
+
+    def describe(self) -> str:
+        """One line: kind, source, layer names."""
+        return f"{self.kind} ASR from {self.source}; layers: {' '.join(self.layers)}"
+
+    # -- state ------------------------------------------------------------
+    def freeze(self) -> FrozenASR:
+        """Eval mode and no gradients, for good."""
+        self.root.eval()
+        for param in self.root.parameters():
+            param.requires_grad_(False)
+        return self
+
+    def to(self, device) -> FrozenASR:
+        """Move the model (``cpu``, ``cuda:0``, ...)."""
+        self.root.to(device)
+        self.device = str(device)
+        return self
+
+    def check_layers(self, names) -> list[str]:
+        """Validate layer names; ``"all"`` expands to every declared layer."""
+        if names == "all" or names == ["all"]:
+            return list(self.layers)
+        if isinstance(names, str):
+            names = [names]
+        unknown = [n for n in names if n not in self.layers]
+        if unknown:
+            raise KeyError(
+                f"unknown layer {unknown[0]!r}; available: {' '.join(self.layers)}"
+            )
+        return list(names)
+
+    # -- running --------------------------------------------------------
+    def encode(self, wavs: torch.Tensor, wav_lens: torch.Tensor):
+        """Run the model's encoder on ``wavs`` ``[B, S]`` (relative lengths)."""
+        raise NotImplementedError
+
+    def _dummy_run(self, batch: int, num_samples: int):
+        wavs = torch.randn(batch, num_samples, device=self.device) * 0.1
+        self.encode(wavs, torch.ones(batch, device=self.device))
+
+    def measure(self, all_modules: bool = False) -> list[LayerReport]:
+        """Measure shape and time downsampling of the declared (or all) layers."""
+        hop = self.mel_config.hop_length
+        # two lengths whose frame counts differ by a multiple of 64
+        lengths = (80 * hop, 208 * hop)
+        paths = candidate_paths(self.root) if all_modules else self.layers
+        self.root.eval()
+        with torch.no_grad():
+            reports = measure_layers(
+                self.root,
+                self._dummy_run,
+                lengths=lengths,
+                units_per_frame=hop,
+                layers=paths,
+            )
+        if not all_modules:
+            self._reports.update({r.name: r for r in reports})
+        return reports
+
+    def report(self, name: str) -> LayerReport:
+        """The measured :class:`LayerReport` of a declared layer."""
+        self.check_layers([name])
+        if name not in self._reports:
+            self.measure()
+        if name not in self._reports:
+            raise ValueError(
+                f"layer {name!r} ({self.layers[name]}) has no output that follows the "
+                "input length (pooled or fixed-size output): it cannot be probed frame "
+                "by frame"
+            )
+        return self._reports[name]
+
+    def geometry(self, name: str) -> Geometry:
+        """Features per frame and downsampling of a layer."""
+        rep = self.report(name)
+        return Geometry(rep.dim, rep.downsample)
+
+    def hidden_states(self, wavs, wav_lens, names) -> dict[str, torch.Tensor]:
+        """``{name: [B, T_h, D]}`` of one forward pass (no gradients)."""
+        names = self.check_layers(names)
+        reports = {n: self.report(n) for n in names}
+        self.root.eval()
+        with (
+            torch.no_grad(),
+            LayerCapture(self.root, {n: self.layers[n] for n in names}) as cap,
+        ):
+            self.encode(wavs, wav_lens)
+        return {
+            n: to_frames(cap[n], r.time_axis, r.batch_axis) for n, r in reports.items()
+        }
+
+
+class ModuleASR(FrozenASR):
+    """Any module called as ``module(wavs, wav_lens)``.
+
+    Arguments
+    ---------
+    module : torch.nn.Module
+        The model (features included).
+    layers : dict
+        Short name -> dotted path inside ``module``.
+    mel_config : MelConfig, optional
+        Settings of the probe target.
+    source : str
+        A label for messages and checkpoints.
+    takes_lengths : bool
+        Call ``module(wavs, wav_lens)`` (True) or ``module(wavs)``.
+
+    Example
+    -------
+    >>> class Net(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.frames = nn.Conv1d(1, 8, 400, stride=200, padding=200)
+    ...     def forward(self, wavs, lens):
+    ...         return self.frames(wavs.unsqueeze(1))
+    >>> asr = ModuleASR(Net(), {"conv": "frames"})
+    >>> asr.geometry("conv")
+    Geometry(dim=8, downsample=1.0, offset=0.0)
+    >>> asr.hidden_states(torch.randn(2, 16000), torch.ones(2), ["conv"])["conv"].shape
+    torch.Size([2, 81, 8])
+    """
+
+    kind = "module"
+
+    def __init__(
+        self, module, layers, mel_config=None, source="<module>", takes_lengths=True
+    ):
+        self.takes_lengths = takes_lengths
+        super().__init__(module, layers, mel_config or MelConfig(), source)
+        for name, path in self.layers.items():
+            try:
+                resolve_module(module, path)
+            except KeyError as err:
+                raise KeyError(f"probe layer {name!r}: {err.args[0]}") from None
+
+    def encode(self, wavs, wav_lens):
+        """Call the module."""
+        if not self.takes_lengths:
+            return self.root(wavs.to(self.device))
+        return self.root(wavs.to(self.device), wav_lens.to(self.device))
