@@ -34,6 +34,7 @@ from speechbrain_probe.asr_interface import (
     looks_local,
     model_fingerprint,
 )
+from speechbrain_probe.devices import resolve_device
 from speechbrain_probe.hf_encoder import HF_MODEL_TYPES, HFEncoderASR
 from speechbrain_probe.sb_inference import SpeechBrainASR
 
@@ -57,7 +58,7 @@ def _read_yaml_text(path: Path) -> str:
 def load_asr(
     source: str | os.PathLike,
     savedir: str | os.PathLike | None = None,
-    device: str = "cpu",
+    device: str | None = None,
     interface: str = "auto",
 ) -> FrozenASR:
     """Load a frozen ASR from a local directory or a hub id.
@@ -70,8 +71,8 @@ def load_asr(
     savedir : str or path, optional
         Where SpeechBrain collects the files (default: the directory itself for a
         local source, ``pretrained_models/<name>`` for a hub id).
-    device : str
-        ``cpu``, ``cuda:0``, ...
+    device : str, optional
+        ``cpu``, ``cuda:0``, ...; None: CUDA where available, else the CPU.
     interface : str
         ``auto``, ``EncoderASR`` or ``EncoderDecoderASR``.
 
@@ -88,6 +89,7 @@ def load_asr(
     """
     from speechbrain.inference.ASR import EncoderASR, EncoderDecoderASR
 
+    device = resolve_device(device)
     text = str(source)
     if looks_local(text):
         path = check_local(text)

@@ -31,6 +31,7 @@ check_environment()  # before speechbrain and torchaudio load: a broken install 
 import speechbrain as sb  # noqa: E402
 from hyperpyyaml import load_hyperpyyaml  # noqa: E402
 
+from speechbrain_probe.devices import run_device  # noqa: E402
 from speechbrain_probe.evaluation.study import ModelSpec, run_study  # noqa: E402
 from speechbrain_probe.report import build_report  # noqa: E402
 
@@ -84,7 +85,7 @@ def main(argv=None) -> int:
         n_boot=n_boot,
         n_jobs=hparams["n_jobs"],
         batch_size=hparams["batch_size"],
-        device=run_opts.get("device", "cpu"),
+        device=run_device(run_opts),
         seed=hparams["seed"],
         num_threads=hparams["num_threads"],
         pesq_per_speaker=pesq_per_speaker,

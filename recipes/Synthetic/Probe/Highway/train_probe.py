@@ -33,6 +33,7 @@ from speechbrain.utils.distributed import if_main_process, run_on_main  # noqa: 
 
 from speechbrain_probe.data.manifest import write_csv  # noqa: E402
 from speechbrain_probe.data.synthetic import build_corpus  # noqa: E402
+from speechbrain_probe.devices import run_device  # noqa: E402
 from speechbrain_probe.frozen import load_asr  # noqa: E402
 from speechbrain_probe.probe.brain import (  # noqa: E402
     HiddenStateCache,
@@ -127,7 +128,7 @@ def main(argv=None):
         overrides=overrides,
     )
     # the ASR first: a missing one is reported before a minute of corpus building
-    asr = load_frozen_asr(hparams, run_opts.get("device", "cpu"))
+    asr = load_frozen_asr(hparams, run_device(run_opts))
     # the built-in corpus: built once (seeded), reused afterwards
     if not hparams["skip_prep"]:
         run_on_main(
