@@ -21,7 +21,7 @@ from .audio import read_checked, write_wav
 from .manifest import read_manifest, write_manifest
 from .noise import fit_length, mix_at_snr
 
-__all__ = ["build_noisy_test_sets", "NOISY_FIELDS"]
+__all__ = ["build_noisy_test_sets", "snr_condition", "NOISY_FIELDS"]
 
 #: Columns of a noisy test manifest.
 NOISY_FIELDS = (
@@ -38,8 +38,19 @@ NOISY_FIELDS = (
 _PEAK = 0.99
 
 
-def _snr_name(snr: float) -> str:
-    return f"snr{snr:g}".replace("-", "m").replace(".", "p")
+def snr_condition(snr: float) -> str:
+    """The condition name of a noisy test set at ``snr`` dB (its manifest is
+    ``test_<name>.csv``).
+
+    Example
+    -------
+    >>> snr_condition(20), snr_condition(-5), snr_condition(2.5)
+    ('snr20', 'snrm5', 'snr2p5')
+    """
+    return f"snr{float(snr):g}".replace("-", "m").replace(".", "p")
+
+
+_snr_name = snr_condition  # the earlier private name (data.librispeech_study uses it)
 
 
 def build_noisy_test_sets(
@@ -127,7 +138,7 @@ def build_noisy_test_sets(
     ):
         targets = {}
         for snr in snrs:
-            folder = out_dir / "noisy" / _snr_name(snr)
+            folder = out_dir / "noisy" / snr_condition(snr)
             targets[snr] = (
                 folder / "mix" / f"{utt['ID']}.wav",
                 folder / "clean" / f"{utt['ID']}.wav",
@@ -169,6 +180,6 @@ def build_noisy_test_sets(
     out = {}
     for snr in snrs:
         out[snr] = write_manifest(
-            out_dir / f"{prefix}_{_snr_name(snr)}.csv", rows[snr], NOISY_FIELDS
+            out_dir / f"{prefix}_{snr_condition(snr)}.csv", rows[snr], NOISY_FIELDS
         )
     return out
