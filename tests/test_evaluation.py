@@ -92,8 +92,8 @@ def test_study_scores_every_cell_and_resumes_without_recomputing(study_inputs):
     root, corpus, export, probes = study_inputs
     out = root / "out"
     models = [
-        ModelSpec("blstm_baseline", "blstm", "baseline", str(export), str(probes)),
-        ModelSpec("blstm_robust", "blstm", "robust", str(export), str(probes)),
+        ModelSpec("blstm_baseline", str(export), str(probes), "blstm", "baseline"),
+        ModelSpec("blstm_robust", str(export), str(probes), "blstm", "robust"),
     ]
     kwargs = dict(
         conditions=["clean", "snr0"],
@@ -157,7 +157,7 @@ def test_worker_pool_writes_the_same_audio_and_scores_as_one_process(
     study_inputs, tmp_path
 ):
     _, corpus, export, probes = study_inputs
-    models = [ModelSpec("blstm_robust", "blstm", "robust", str(export), str(probes))]
+    models = [ModelSpec("blstm_robust", str(export), str(probes), "blstm", "robust")]
     kwargs = dict(
         conditions=["snr0"],
         utts_per_speaker=2,

@@ -8,6 +8,7 @@ comparable and each noisy utterance keeps its exact clean reference.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,18 +20,44 @@ from speechbrain_probe.data.manifest import read_manifest
 __all__ = [
     "TestUtterance",
     "CONDITION_FILES",
+    "condition_file",
     "condition_manifests",
     "select_subset",
     "first_per_speaker",
 ]
 
-#: Condition name -> manifest file name in a prepared corpus folder.
+#: Condition name -> manifest file name in a prepared corpus folder (any
+#: other ``snr<N>`` reads ``test_snr<N>.csv``, as
+#: :func:`~speechbrain_probe.data.noisy.build_noisy_test_sets` names it).
 CONDITION_FILES = {
     "clean": "test.csv",
     "snr20": "test_snr20.csv",
     "snr10": "test_snr10.csv",
     "snr0": "test_snr0.csv",
 }
+_SNR_CONDITION = re.compile(r"snrm?\d+(p\d+)?")
+
+
+def condition_file(condition: str) -> str:
+    """The manifest file name of a condition.
+
+    Example
+    -------
+    >>> condition_file("clean"), condition_file("snr5"), condition_file("snrm5")
+    ('test.csv', 'test_snr5.csv', 'test_snrm5.csv')
+    >>> condition_file("loud")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown condition 'loud'; a condition is clean or snr<N> (e.g. snr20, snr5, snrm5 for -5 dB)
+    """
+    if condition in CONDITION_FILES:
+        return CONDITION_FILES[condition]
+    if _SNR_CONDITION.fullmatch(condition):
+        return f"test_{condition}.csv"
+    raise ValueError(
+        f"unknown condition {condition!r}; a condition is clean or snr<N> (e.g. "
+        "snr20, snr5, snrm5 for -5 dB)"
+    )
 
 
 @dataclass(frozen=True)
@@ -60,11 +87,7 @@ def condition_manifests(data_folder, conditions) -> dict[str, Path]:
     """
     out = {}
     for cond in conditions:
-        if cond not in CONDITION_FILES:
-            raise ValueError(
-                f"unknown condition {cond!r}; available: {', '.join(CONDITION_FILES)}"
-            )
-        path = Path(data_folder) / CONDITION_FILES[cond]
+        path = Path(data_folder) / condition_file(cond)
         if not path.is_file():
             raise FileNotFoundError(
                 f"condition {cond!r} needs {path}, which does not exist; build the "

@@ -30,7 +30,7 @@ import contextlib
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
@@ -76,32 +76,52 @@ class ModelSpec:
     Arguments
     ---------
     name : str
-        E.g. ``vgg_lstm_baseline``.
-    arch : str
-        ``vgg_lstm`` or ``blstm`` (the Table 2 column group).
-    training : str
-        ``baseline`` or ``robust``.
+        E.g. ``vgg_lstm_baseline`` or ``whisper_small`` (a folder and row name).
     asr : str
-        ASR source (exported directory or hub id) for ``load_asr``.
+        ASR source (exported directory, Hugging Face directory or hub id) for
+        ``load_asr``.
     probes : str
         The probes' checkpoint folder (``train_probe.py``'s save folder).
+    arch : str, optional
+        A paper architecture (``vgg_lstm`` or ``blstm``): the report then
+        uses the paper's Table 2 layout. Empty for any other model.
+    training : str, optional
+        ``baseline`` or ``robust`` for a paper model; empty otherwise.
     asr_results : str, optional
         The ASR recipe's ``asr_results.csv`` (copied into Table 1).
+    label : str, optional
+        Display name in the report (default: ``name``).
+
+    Example
+    -------
+    >>> ModelSpec.from_dict("w2v", {"asr": "models/w2v", "probes": "p/save"}).arch
+    ''
+    >>> ModelSpec.from_dict("w2v", {"asr": "models/w2v"})
+    Traceback (most recent call last):
+    ...
+    ValueError: model 'w2v' lacks ['probes'] in the study's models (needs asr and probes; arch, training, asr_results and label are optional)
     """
 
     name: str
-    arch: str
-    training: str
     asr: str
     probes: str
+    arch: str = ""
+    training: str = ""
     asr_results: str | None = None
+    label: str = ""
 
     @classmethod
     def from_dict(cls, name: str, values: dict) -> ModelSpec:
-        """Build from a YAML mapping, naming missing keys."""
-        missing = [k for k in ("arch", "training", "asr", "probes") if k not in values]
-        if missing:
-            raise ValueError(f"model {name!r} lacks {missing} in the study's models")
+        """Build from a YAML mapping, naming missing and unknown keys."""
+        missing = [k for k in ("asr", "probes") if k not in values]
+        known = {f.name for f in fields(cls)} - {"name"}
+        unknown = sorted(set(values) - known)
+        if missing or unknown:
+            problem = f"lacks {missing}" if missing else f"has unknown keys {unknown}"
+            raise ValueError(
+                f"model {name!r} {problem} in the study's models (needs asr and "
+                "probes; arch, training, asr_results and label are optional)"
+            )
         return cls(name=name, **{k: str(v) for k, v in values.items() if v is not None})
 
 
@@ -217,9 +237,11 @@ def _figure3(study: Path, subset, models, loaded, condition: str):
                 "clean": mel(clean)[0].numpy(),
                 "mixture": mel(noisy)[0].numpy(),
             }
-        group = by_training.setdefault(spec.training, {})
+        # paper models: a row per training, a column per arch:layer; any other
+        # model: a row of its own
+        group = by_training.setdefault(spec.training or spec.name, {})
         for layer, m in mels.items():
-            group[f"{spec.arch}:{layer}"] = m[0].cpu().numpy()
+            group[f"{spec.arch or spec.name}:{layer}"] = m[0].cpu().numpy()
     save_figure3_mels(
         study / "figure3_mels.npz",
         by_training,
@@ -265,7 +287,7 @@ def run_study(
     n_boot: int = 1000,
     n_jobs: int | None = None,
     batch_size: int = 8,
-    device: str = "cpu",
+    device: str | None = None,
     seed: int = 0,
     num_threads: int | None = 1,
     pesq_per_speaker: int | None = None,
@@ -297,6 +319,8 @@ def run_study(
     n_jobs : int, optional
         Worker processes for Griffin-Lim and STOI/PESQ (default: all cores;
         1: everything runs in this process).
+    device : str, optional
+        ``cpu``, ``cuda:0``, ...; None: CUDA where available, else the CPU.
     num_threads : int, optional
         Torch threads of this process during the study (restored afterwards;
         None leaves torch's setting). One thread plus worker processes is the
@@ -312,11 +336,13 @@ def run_study(
         The study folder (``metrics.csv``, ``samples.csv``, ``asr_results.csv``,
         ``excluded.csv``, ``figure3_mels.npz``, ``samples/``, ``cells/``).
     """
+    from speechbrain_probe.devices import resolve_device
     from speechbrain_probe.frozen import load_asr
     from speechbrain_probe.metrics.speaker import build_verifier
     from speechbrain_probe.probe.brain import load_trained_probes
     from speechbrain_probe.vocoder import GriffinLimVocoder
 
+    device = resolve_device(device)
     with _study_workers(n_jobs, num_threads) as pool:
         started = time.time()
         study = Path(output_folder)
