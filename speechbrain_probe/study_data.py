@@ -11,6 +11,14 @@ Vocabulary
     SNRs (:data:`CONDITIONS`, :data:`CONDITION_SNR_DB`); the reference rows
     of every table are the input audio and its copy synthesis
     (:data:`REFERENCE_LAYERS`); layers sort with :func:`layer_sort_key`.
+    Any condition ``snr<N>`` (e.g. ``snr5``, ``snr-5``) is input mixed with
+    noise at N dB (:func:`condition_snr_db`, :func:`condition_label`).
+
+What a study ran (``study.json``, :class:`StudyInfo`)
+    Its models (:class:`StudyModel`: name, probed layers in model order and,
+    for the paper's models, architecture and training), its conditions and
+    its verifiers. The report lays itself out from it; a study folder
+    without one is described from its rows (:func:`infer_study_info`).
 
 Result files (CSV, one header line, written atomically)
     ``metrics.csv``: :class:`MetricRow` (long format: one number per row with
@@ -33,13 +41,18 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from speechbrain_probe.data.manifest import atomic_write_bytes, write_csv
+from speechbrain_probe.data.manifest import (
+    atomic_write_bytes,
+    atomic_write_text,
+    write_csv,
+)
 
 __all__ = [
     "ARCH_LAYERS",
@@ -50,6 +63,9 @@ __all__ = [
     "CONDITION_NAMES",
     "CONDITION_SNR_DB",
     "NOISE_SNR_RANGES",
+    "condition_snr_db",
+    "condition_label",
+    "condition_sort_key",
     "REFERENCE_LAYERS",
     "REFERENCE_NAMES",
     "SAMPLE_KINDS",
@@ -74,6 +90,12 @@ __all__ = [
     "FIGURE3_MELS",
     "save_figure3_mels",
     "load_figure3_mels",
+    "STUDY_INFO",
+    "StudyModel",
+    "StudyInfo",
+    "write_study_info",
+    "read_study_info",
+    "infer_study_info",
 ]
 
 # --- vocabulary ---------------------------------------------------------------
@@ -131,6 +153,67 @@ CONDITIONS = ("clean", "snr20", "snr10", "snr0")
 CONDITION_NAMES = {"clean": "clean", "snr20": "20 dB", "snr10": "10 dB", "snr0": "0 dB"}
 #: SNR of each condition's test input in dB (``None``: no noise added).
 CONDITION_SNR_DB = {"clean": None, "snr20": 20.0, "snr10": 10.0, "snr0": 0.0}
+_SNR_CONDITION = re.compile(r"snr(-?\d+(?:\.\d+)?)")
+
+
+def condition_snr_db(condition: str) -> float | None:
+    """SNR in dB of a condition: ``None`` for ``clean``, N for ``snr<N>``.
+
+    N is any number (``snr20``, ``snr5``, ``snr-5``, ``snr2.5``); another
+    name raises a ``ValueError``.
+
+    Example
+    -------
+    >>> condition_snr_db("clean"), condition_snr_db("snr5"), condition_snr_db("snr-5")
+    (None, 5.0, -5.0)
+    >>> condition_snr_db("noisy")
+    Traceback (most recent call last):
+    ...
+    ValueError: condition 'noisy' is not clean or snr<N> (N in dB, e.g. snr20, snr5, snr-5)
+    """
+    if condition == "clean":
+        return None
+    match = _SNR_CONDITION.fullmatch(str(condition))
+    if match is None:
+        raise ValueError(
+            f"condition {condition!r} is not clean or snr<N> (N in dB, e.g. snr20, "
+            "snr5, snr-5)"
+        )
+    return float(match.group(1))
+
+
+def condition_label(condition: str) -> str:
+    """How a condition is shown: ``clean``, or ``N dB`` for ``snr<N>``;
+    any other name as it is.
+
+    Example
+    -------
+    >>> [condition_label(c) for c in ("clean", "snr20", "snr5", "snr-5", "snr2.5", "x")]
+    ['clean', '20 dB', '5 dB', '-5 dB', '2.5 dB', 'x']
+    """
+    if condition in CONDITION_NAMES:
+        return CONDITION_NAMES[condition]
+    match = _SNR_CONDITION.fullmatch(str(condition))
+    return f"{match.group(1)} dB" if match else str(condition)
+
+
+def condition_sort_key(condition: str) -> tuple:
+    """Order conditions as the paper does: clean first, then falling SNR,
+    then any other name (alphabetically).
+
+    Example
+    -------
+    >>> sorted(["snr0", "snr-5", "snr5", "clean", "snr20", "x"], key=condition_sort_key)
+    ['clean', 'snr20', 'snr5', 'snr0', 'snr-5', 'x']
+    """
+    if condition == "clean":
+        return (0, 0.0, "")
+    try:
+        return (1, -condition_snr_db(condition), "")
+    except ValueError:
+        return (2, 0.0, str(condition))
+
+
 #: SNR ranges in dB (low, high) of the noise mixed into probe-training audio,
 #: by MUSAN category (Kaldi x-vector style); ``default`` for other categories.
 NOISE_SNR_RANGES = {
@@ -347,7 +430,9 @@ def _write_rows(path, cls, rows, formatters=None) -> Path:
     for None)."""
     formatters = formatters or {}
     columns = _columns(cls)
-    table = ({c: formatters.get(c, _cell)(getattr(r, c)) for c in columns} for r in rows)
+    table = (
+        {c: formatters.get(c, _cell)(getattr(r, c)) for c in columns} for r in rows
+    )
     return write_csv(path, table, columns)
 
 
@@ -592,3 +677,298 @@ def load_figure3_mels(path: str | os.PathLike) -> tuple[dict, dict, str]:
             elif key == "title":
                 title = str(npz[key])
     return mels, refs, title
+
+
+# --- what the study ran -------------------------------------------------------
+
+#: File name of the study's description in a study folder.
+STUDY_INFO = "study.json"
+_STUDY_INFO_VERSION = 1
+
+
+@dataclass(frozen=True)
+class StudyModel:
+    """One probed ASR model of a study, as the report shows it.
+
+    Attributes
+    ----------
+    name : str
+        Row and folder name, e.g. ``vgg_lstm_baseline`` or ``whisper_tiny``.
+    layers : tuple of str
+        The probed layers in the model's order (input side first).
+    arch : str
+        A paper architecture (``vgg_lstm``, ``blstm``; :data:`ARCH_LAYERS`)
+        or ``""`` for any other model.
+    training : str
+        ``baseline`` or ``robust`` (:data:`TRAININGS`), or ``""``.
+    source : str
+        The ASR source (a path or a hub id), shown on the page.
+    label : str
+        Display name; default: ``name``.
+
+    Example
+    -------
+    >>> m = StudyModel("whisper_tiny", ["cnn", "layer1"], source="openai/whisper-tiny")
+    >>> m.layers, m.label, m.is_paper_model
+    (('cnn', 'layer1'), 'whisper_tiny', False)
+    >>> StudyModel("vgg_lstm_robust", ARCH_LAYERS["vgg_lstm"], "vgg_lstm", "robust").is_paper_model
+    True
+    >>> StudyModel("m", ("l1", "l1"))
+    Traceback (most recent call last):
+    ...
+    ValueError: model 'm' lists layer(s) l1 twice
+    """
+
+    name: str
+    layers: tuple[str, ...]
+    arch: str = ""
+    training: str = ""
+    source: str = ""
+    label: str = ""
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"a study model needs a name (got {self.name!r})")
+        if isinstance(self.layers, str):
+            raise ValueError(
+                f"model {self.name!r}: layers must be a list of names, not the "
+                f"string {self.layers!r}"
+            )
+        layers = tuple(str(layer) for layer in self.layers)
+        twice = sorted({x for x in layers if layers.count(x) > 1})
+        if twice:
+            raise ValueError(
+                f"model {self.name!r} lists layer(s) {', '.join(twice)} twice"
+            )
+        references = [x for x in layers if x in REFERENCE_LAYERS]
+        if references:
+            raise ValueError(
+                f"model {self.name!r}: {', '.join(references)} is a reference, not a layer"
+            )
+        object.__setattr__(self, "layers", layers)
+        for name in ("arch", "training", "source", "label"):
+            object.__setattr__(self, name, str(getattr(self, name) or ""))
+        if not self.label:
+            object.__setattr__(self, "label", self.name)
+
+    @property
+    def is_paper_model(self) -> bool:
+        """A paper architecture (:data:`ARCH_LAYERS`) with a paper training."""
+        return self.arch in ARCH_LAYERS and self.training in TRAININGS
+
+
+@dataclass(frozen=True)
+class StudyInfo:
+    """What a study ran: its models, conditions and speaker verifiers.
+
+    Attributes
+    ----------
+    models : tuple of StudyModel
+        In the study's order.
+    conditions : tuple of str
+        ``clean`` and/or ``snr<N>`` (:func:`condition_snr_db`), in the
+        study's order.
+    verifiers : tuple of str
+        e.g. ``("ge2e", "ecapa")`` (the metrics ``eer_<verifier>``).
+
+    Example
+    -------
+    >>> info = StudyInfo([StudyModel("w", ("cnn", "layer1"))], ["clean", "snr5"], ["ge2e"])
+    >>> info.conditions, info.is_paper_layout(), info.model("w").layers
+    (('clean', 'snr5'), False, ('cnn', 'layer1'))
+    >>> StudyInfo((), ("clean", "noisy"), ())
+    Traceback (most recent call last):
+    ...
+    ValueError: condition 'noisy' is not clean or snr<N> (N in dB, e.g. snr20, snr5, snr-5)
+    """
+
+    models: tuple[StudyModel, ...]
+    conditions: tuple[str, ...]
+    verifiers: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        models = tuple(self.models)
+        for model in models:
+            if not isinstance(model, StudyModel):
+                raise ValueError(f"not a StudyModel: {model!r}")
+        names = [m.name for m in models]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"the study lists model(s) {', '.join(twice)} twice")
+        conditions = tuple(str(c) for c in self.conditions)
+        for condition in conditions:
+            condition_snr_db(condition)
+        if len(set(conditions)) != len(conditions):
+            raise ValueError(f"the study lists a condition twice: {list(conditions)}")
+        object.__setattr__(self, "models", models)
+        object.__setattr__(self, "conditions", conditions)
+        object.__setattr__(self, "verifiers", tuple(str(v) for v in self.verifiers))
+
+    def is_paper_layout(self) -> bool:
+        """Every model is a paper architecture with a paper training, so the
+        report can use the paper's Table 2 and Figure 4 layouts.
+
+        Example
+        -------
+        >>> StudyInfo([StudyModel("b", ("blstm1",), "blstm", "robust")], ["clean"]
+        ...           ).is_paper_layout()
+        True
+        """
+        return all(m.is_paper_model for m in self.models)
+
+    def model(self, name: str) -> StudyModel:
+        """The model called ``name`` (``KeyError`` if the study has none)."""
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise KeyError(f"the study has no model {name!r}")
+
+    def to_dict(self) -> dict:
+        """The JSON form written to ``study.json``."""
+        return {
+            "version": _STUDY_INFO_VERSION,
+            "models": [
+                {f.name: getattr(m, f.name) for f in fields(StudyModel)}
+                | {"layers": list(m.layers)}
+                for m in self.models
+            ],
+            "conditions": list(self.conditions),
+            "verifiers": list(self.verifiers),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> StudyInfo:
+        """Inverse of :meth:`to_dict`; ``ValueError`` on a bad mapping."""
+        if not isinstance(data, dict):
+            raise ValueError(
+                "expected a JSON object with models, conditions, verifiers"
+            )
+        missing = [k for k in ("models", "conditions") if k not in data]
+        if missing:
+            raise ValueError(f"lacks {', '.join(missing)}")
+        version = data.get("version", _STUDY_INFO_VERSION)
+        if version != _STUDY_INFO_VERSION:
+            raise ValueError(
+                f"version {version!r}; this code reads {_STUDY_INFO_VERSION}"
+            )
+        for key in ("models", "conditions", "verifiers"):
+            if not isinstance(data.get(key, []), list):
+                raise ValueError(f"{key} is not a list")
+        known = {f.name for f in fields(StudyModel)}
+        models = []
+        for i, entry in enumerate(data["models"]):
+            if not isinstance(entry, dict):
+                raise ValueError(f"models[{i}] is not an object")
+            unknown = sorted(set(entry) - known)
+            if unknown:
+                raise ValueError(f"models[{i}] has unknown key(s) {', '.join(unknown)}")
+            if "name" not in entry or "layers" not in entry:
+                raise ValueError(f"models[{i}] needs name and layers")
+            if not isinstance(entry["layers"], list):
+                raise ValueError(f"models[{i}].layers is not a list")
+            models.append(StudyModel(**entry))
+        return cls(
+            tuple(models), tuple(data["conditions"]), tuple(data.get("verifiers", []))
+        )
+
+
+def write_study_info(path: str | os.PathLike, info: StudyInfo) -> Path:
+    """Write ``study.json`` (atomically, indented JSON).
+
+    Example
+    -------
+    >>> p = getfixture("tmp_path") / STUDY_INFO
+    >>> info = StudyInfo([StudyModel("w", ("cnn", "layer1"), source="hub/w")],
+    ...                  ["clean", "snr5"], ["ge2e"])
+    >>> _ = write_study_info(p, info)
+    >>> read_study_info(p) == info
+    True
+    """
+    text = json.dumps(info.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    return atomic_write_text(path, text)
+
+
+def read_study_info(path: str | os.PathLike) -> StudyInfo:
+    """Read ``study.json``; a bad file raises a ``ValueError`` naming it.
+
+    Example
+    -------
+    >>> p = getfixture("tmp_path") / STUDY_INFO
+    >>> _ = p.write_text('{"models": [{"name": "w"}], "conditions": ["clean"]}')
+    >>> read_study_info(p)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: .../study.json is not a valid study description: models[0] needs name and layers
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"study description not found: {path}")
+    try:
+        return StudyInfo.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, TypeError) as err:  # JSONDecodeError is a ValueError
+        raise ValueError(f"{path} is not a valid study description: {err}") from None
+
+
+def _first_seen(values) -> list:
+    return list(dict.fromkeys(values))
+
+
+def infer_study_info(metric_rows, sample_rows=()) -> StudyInfo:
+    """Describe a study from its rows (for study folders without ``study.json``).
+
+    Models and their layers come in the order first seen in ``metric_rows``
+    (then ``sample_rows``' reconstructions); a paper architecture keeps the
+    paper's layer order (:data:`ARCH_LAYERS`, other layers after it). The
+    reference layers are not model layers. Conditions are sorted clean first,
+    then by falling SNR (:func:`condition_sort_key`); verifiers are those of
+    the ``eer_*`` / ``mindcf_*`` metrics.
+
+    Example
+    -------
+    >>> rows = [MetricRow("", "", "", "original", "snr5", "stoi", 0.9)]
+    >>> rows += [MetricRow("w", "", "", l, c, "eer_ge2e", 0.1)
+    ...          for c in ("snr5", "clean") for l in ("cnn", "layer1", "layer2")]
+    >>> info = infer_study_info(rows)
+    >>> [(m.name, m.layers) for m in info.models], info.conditions, info.verifiers
+    ([('w', ('cnn', 'layer1', 'layer2'))], ('clean', 'snr5'), ('ge2e',))
+    >>> paper = [MetricRow("v", "vgg_lstm", "robust", l, "clean", "stoi", 0.5)
+    ...          for l in ("blstm5", "cnn1")]
+    >>> infer_study_info(paper).models[0].layers
+    ('cnn1', 'blstm5')
+    """
+    layers, described, conditions, verifiers = {}, {}, [], []
+    for row in metric_rows:
+        if row.condition:
+            conditions.append(row.condition)
+        prefix, _, verifier = row.metric.partition("_")
+        if prefix in ("eer", "mindcf") and verifier:
+            verifiers.append(verifier)
+        if row.model and row.layer not in REFERENCE_LAYERS:
+            layers.setdefault(row.model, []).append(row.layer)
+            described.setdefault(row.model, (row.arch, row.training))
+    for row in sample_rows:
+        if row.condition:
+            conditions.append(row.condition)
+        if row.kind == "reconstruction" and row.model and row.layer:
+            layers.setdefault(row.model, []).append(row.layer)
+    models = []
+    for name, found in layers.items():
+        arch, training = described.get(name, ("", ""))
+        if not arch:
+            try:
+                parsed = ModelId.parse(name)
+            except ValueError:
+                parsed = None
+            if parsed is not None and parsed.arch in ARCH_LAYERS:
+                arch, training = parsed.arch, parsed.training
+        found = _first_seen(found)
+        if arch in ARCH_LAYERS:
+            paper = ARCH_LAYERS[arch]
+            found = [x for x in paper if x in found] + [
+                x for x in found if x not in paper
+            ]
+        models.append(StudyModel(name, tuple(found), arch, training))
+    conditions = sorted(_first_seen(conditions), key=condition_sort_key)
+    preferred = [v for v in ("ge2e", "ecapa") if v in verifiers]
+    verifiers = preferred + [v for v in _first_seen(verifiers) if v not in preferred]
+    return StudyInfo(tuple(models), tuple(conditions), tuple(verifiers))

@@ -8,18 +8,26 @@ from speechbrain_probe.study_data import (
     ARCH_LAYERS,
     CONDITION_SNR_DB,
     CONDITIONS,
+    STUDY_INFO,
     AsrResult,
     MetricRow,
     ModelId,
     Sample,
+    StudyInfo,
+    StudyModel,
+    condition_label,
+    condition_snr_db,
     format_value,
+    infer_study_info,
     layer_sort_key,
     read_asr_results,
     read_metrics,
     read_samples,
+    read_study_info,
     write_asr_results,
     write_metrics,
     write_samples,
+    write_study_info,
 )
 
 
@@ -129,3 +137,88 @@ def test_bad_cells_name_the_line(tmp_path):
         read_samples(samples)
     with pytest.raises(FileNotFoundError, match="run the evaluation first"):
         read_metrics(tmp_path / "nope.csv")
+
+
+def test_any_snr_condition_is_shown_in_db():
+    assert [condition_label(c) for c in ("clean", "snr20", "snr5", "snr-5")] == [
+        "clean",
+        "20 dB",
+        "5 dB",
+        "-5 dB",
+    ]
+    assert condition_snr_db("snr5") == 5.0 and condition_snr_db("clean") is None
+    with pytest.raises(ValueError, match="'babble'"):
+        condition_snr_db("babble")
+
+
+WHISPER = StudyModel(
+    "whisper_tiny",
+    ("cnn", "layer1", "layer2", "layer3", "layer4"),
+    source="openai/whisper-tiny",
+    label="Whisper tiny",
+)
+
+
+def test_study_info_round_trip(tmp_path):
+    info = StudyInfo(
+        (
+            WHISPER,
+            StudyModel(
+                "vgg_lstm_robust", ARCH_LAYERS["vgg_lstm"], "vgg_lstm", "robust"
+            ),
+        ),
+        ("clean", "snr5", "snr-5"),
+        ("ge2e", "ecapa"),
+    )
+    path = write_study_info(tmp_path / STUDY_INFO, info)
+    assert path == tmp_path / "study.json"
+    back = read_study_info(path)
+    assert back == info
+    assert back.models[0].layers == ("cnn", "layer1", "layer2", "layer3", "layer4")
+    assert back.models[0].source == "openai/whisper-tiny"
+    assert not back.is_paper_layout()
+    assert StudyInfo(back.models[1:], ("clean",), ()).is_paper_layout()
+    assert StudyModel("w", ["a"]).label == "w"  # label defaults to the name
+
+
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ("{not json", "Expecting property name"),
+        ('{"conditions": ["clean"]}', "lacks models"),
+        ('{"models": [], "conditions": ["loud"]}', "condition 'loud'"),
+        ('{"models": [{"name": "m", "layers": "l1"}], "conditions": []}', "not a list"),
+        (
+            '{"models": [{"name": "m", "layers": [], "colour": 1}], "conditions": []}',
+            "colour",
+        ),
+        ('{"models": [], "conditions": [], "version": 7}', "version 7"),
+    ],
+)
+def test_a_bad_study_file_is_named(tmp_path, text, says):
+    path = tmp_path / STUDY_INFO
+    path.write_text(text)
+    with pytest.raises(ValueError) as err:
+        read_study_info(path)
+    assert str(path) in str(err.value) and says in str(err.value)
+
+
+def test_study_info_inferred_from_the_rows_of_an_older_study():
+    rows = [MetricRow("", "", "", "copy_synthesis", "snr5", "stoi", 0.9)]
+    for condition in ("snr5", "clean"):
+        for layer in ("cnn", "layer1", "layer2", "layer3", "layer4"):
+            rows.append(MetricRow("w", "", "", layer, condition, "eer_ecapa", 0.2))
+        for layer in ("blstm5", "cnn1"):
+            rows.append(
+                MetricRow("v", "vgg_lstm", "baseline", layer, condition, "stoi", 0.5)
+            )
+    samples = [Sample("u", "s", "x", "enc2", "snr0", "reconstruction", "a.wav")]
+    info = infer_study_info(rows, samples)
+    assert [m.name for m in info.models] == ["w", "v", "x"]
+    # model order as written (never layer_sort_key: cnn stays before layer1)
+    assert info.models[0].layers == ("cnn", "layer1", "layer2", "layer3", "layer4")
+    assert info.models[1].layers == ("cnn1", "blstm5")  # the paper's order
+    assert (info.models[1].arch, info.models[1].training) == ("vgg_lstm", "baseline")
+    assert info.conditions == ("clean", "snr5", "snr0")
+    assert info.verifiers == ("ecapa",)
+    assert not info.is_paper_layout()
