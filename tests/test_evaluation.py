@@ -84,7 +84,10 @@ def test_subset_is_the_same_utterances_under_every_condition(study_inputs):
     # the noisy condition hears the mixture but keeps the clean reference
     noisy = subset["snr0"][0]
     assert noisy.wav != noisy.clean_wav and "clean" in noisy.clean_wav
-    with pytest.raises(ValueError, match="unknown condition 'snr5'"):
+    with pytest.raises(ValueError, match="unknown condition 'loud'"):
+        select_subset(corpus, ["loud"], 2)
+    # any snr<N> is a condition; one the corpus lacks names its manifest
+    with pytest.raises(FileNotFoundError, match="test_snr5.csv, which does not exist"):
         select_subset(corpus, ["snr5"], 2)
 
 

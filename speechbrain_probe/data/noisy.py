@@ -45,9 +45,9 @@ def snr_condition(snr: float) -> str:
     Example
     -------
     >>> snr_condition(20), snr_condition(-5), snr_condition(2.5)
-    ('snr20', 'snrm5', 'snr2p5')
+    ('snr20', 'snr-5', 'snr2.5')
     """
-    return f"snr{float(snr):g}".replace("-", "m").replace(".", "p")
+    return f"snr{float(snr):g}"
 
 
 _snr_name = snr_condition  # the earlier private name (data.librispeech_study uses it)

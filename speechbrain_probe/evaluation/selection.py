@@ -35,7 +35,7 @@ CONDITION_FILES = {
     "snr10": "test_snr10.csv",
     "snr0": "test_snr0.csv",
 }
-_SNR_CONDITION = re.compile(r"snrm?\d+(p\d+)?")
+_SNR_CONDITION = re.compile(r"snr-?\d+(\.\d+)?")
 
 
 def condition_file(condition: str) -> str:
@@ -43,12 +43,12 @@ def condition_file(condition: str) -> str:
 
     Example
     -------
-    >>> condition_file("clean"), condition_file("snr5"), condition_file("snrm5")
-    ('test.csv', 'test_snr5.csv', 'test_snrm5.csv')
+    >>> condition_file("clean"), condition_file("snr5"), condition_file("snr-5")
+    ('test.csv', 'test_snr5.csv', 'test_snr-5.csv')
     >>> condition_file("loud")
     Traceback (most recent call last):
     ...
-    ValueError: unknown condition 'loud'; a condition is clean or snr<N> (e.g. snr20, snr5, snrm5 for -5 dB)
+    ValueError: unknown condition 'loud'; a condition is clean or snr<N> (e.g. snr20, snr5, snr-5)
     """
     if condition in CONDITION_FILES:
         return CONDITION_FILES[condition]
@@ -56,7 +56,7 @@ def condition_file(condition: str) -> str:
         return f"test_{condition}.csv"
     raise ValueError(
         f"unknown condition {condition!r}; a condition is clean or snr<N> (e.g. "
-        "snr20, snr5, snrm5 for -5 dB)"
+        "snr20, snr5, snr-5)"
     )
 
 

@@ -10,8 +10,9 @@ probes to the study's result files (the report is built from them by
    (one ASR forward per batch feeds all probes of a model);
 3. score every cell (speaker EER/minDCF per verifier, STOI and PESQ against
    the clean reference), each stored as it finishes in ``cells/``;
-4. write ``metrics.csv``, ``samples.csv``, ``asr_results.csv``,
-   ``excluded.csv`` and ``figure3_mels.npz``, through :mod:`speechbrain_probe.study_data`.
+4. write ``study.json`` (models with their layers in model order,
+   conditions, verifiers), ``metrics.csv``, ``samples.csv``,
+   ``asr_results.csv``, ``excluded.csv`` and ``figure3_mels.npz``, through :mod:`speechbrain_probe.study_data`.
 
 Finished audio and cells are never recomputed, so a killed run resumes and a
 second run on a finished study rewrites the same result files.
@@ -55,15 +56,19 @@ from speechbrain_probe.metrics.quality import Exclusion, write_exclusions
 from speechbrain_probe.metrics.trials import load_trials, make_trials, save_trials
 from speechbrain_probe.study_data import (
     CONDITIONS,
+    STUDY_INFO,
     AsrResult,
     MetricRow,
     Sample,
+    StudyInfo,
+    StudyModel,
     read_asr_results,
     sample_path,
     save_figure3_mels,
     write_asr_results,
     write_metrics,
     write_samples,
+    write_study_info,
 )
 
 __all__ = ["ModelSpec", "run_study"]
@@ -430,6 +435,24 @@ def run_study(
                     pool=pool,
                 )
         _write_samples_csv(study, subset, models, model_layers)
+        write_study_info(
+            study / STUDY_INFO,
+            StudyInfo(
+                models=[
+                    StudyModel(
+                        spec.name,
+                        tuple(model_layers[spec.name]),
+                        spec.arch,
+                        spec.training,
+                        spec.asr,
+                        spec.label,
+                    )
+                    for spec in models
+                ],
+                conditions=conditions,
+                verifiers=list(verifiers),
+            ),
+        )
         figure3_condition = conditions[-1]
         if not (study / "figure3_mels.npz").exists():
             _figure3(study, subset, models, loaded, figure3_condition)
