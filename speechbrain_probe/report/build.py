@@ -2,15 +2,26 @@
 
 ``build_report(results_dir)`` reads ``metrics.csv``, ``asr_results.csv`` and
 ``samples.csv`` (whichever exist; formats and units in
-:mod:`speechbrain_probe.study_data`) and writes, inside the
-same folder:
+:mod:`speechbrain_probe.study_data`) and ``study.json``, what the study ran
+(:class:`~speechbrain_probe.study_data.StudyInfo`; an older folder without it
+is described from its rows, :func:`~speechbrain_probe.study_data.infer_study_info`),
+and writes, inside the same folder:
 
-* ``tables/table1_asr.{csv,md}`` and ``tables/table2_<metric>.{csv,md}``
-  (and ``tables/excluded.{csv,md}``, counts of the exclusion record
-  ``excluded.csv`` (``utt_id,metric,reason``) when the evaluation wrote one);
-* ``figures/eer_vs_layer_<verifier>.png``, ``figures/fig4_<metric>_robust_vs_baseline.png``
-  and ``figures/fig3_mel_grid.png`` (from ``figure3_mels.npz``);
-* ``report.html``, the listening page with the tables and figures.
+* ``tables/table1_asr.{csv,md}``; for a study of the paper's models
+  (:meth:`~speechbrain_probe.study_data.StudyInfo.is_paper_layout`)
+  ``tables/table2_<metric>.{csv,md}`` in the paper's Table 2 layout, for any
+  other study ``tables/layers_<metric>[_<model>].{csv,md}``
+  (:func:`~speechbrain_probe.report.tables.layer_tables`: only the models,
+  layers and conditions it has, layers in each model's order); and
+  ``tables/excluded.{csv,md}``, counts of the exclusion record
+  ``excluded.csv`` (``utt_id,metric,reason``) when the evaluation wrote one;
+* ``figures/eer_vs_layer_<verifier>.png`` (any study also
+  ``figures/<stoi|pesq>_vs_layer.png``),
+  ``figures/fig4_<metric>_robust_vs_baseline.png`` (only with robust and
+  baseline models of one architecture) and ``figures/fig3_mel_grid.png``
+  (from ``figure3_mels.npz``);
+* ``report.html``, the listening page with the tables and figures, which
+  links every file relative to itself (the folder can be moved).
 
 Running it again rewrites the same files (atomically), so it is safe to call
 after every finished evaluation step.
@@ -31,27 +42,85 @@ from speechbrain_probe.report.html import write_listening_page
 from speechbrain_probe.report.tables import (
     METRIC_SPECS,
     exclusions_table,
+    layer_tables,
     table1,
     table2,
 )
 from speechbrain_probe.study_data import (
     FIGURE3_MELS,
+    STUDY_INFO,
+    StudyInfo,
+    StudyModel,
+    condition_sort_key,
+    infer_study_info,
     load_figure3_mels,
     read_asr_results,
     read_metrics,
     read_samples,
+    read_study_info,
 )
 
-__all__ = ["build_report"]
+__all__ = ["build_report", "study_info"]
 
 
-def _model_info(*row_lists):
-    info = {}
-    for rows in row_lists:
-        for r in rows:
-            if r.model and r.arch:
-                info.setdefault(r.model, (r.arch, r.training))
-    return info
+def study_info(results_dir, metric_rows=(), sample_rows=()) -> StudyInfo:
+    """What the study in ``results_dir`` ran: its ``study.json``, completed by
+    any model, layer or condition that only the rows have (so nothing found
+    is dropped); without ``study.json``, inferred from the rows.
+
+    Example
+    -------
+    >>> from speechbrain_probe.study_data import MetricRow, write_study_info
+    >>> tmp = getfixture("tmp_path")
+    >>> _ = write_study_info(tmp / "study.json",
+    ...     StudyInfo([StudyModel("w", ("cnn", "layer1"), source="hub/w")], ["clean"]))
+    >>> rows = [MetricRow("w", "", "", "layer2", "snr5", "stoi", 0.5)]
+    >>> info = study_info(tmp, rows)
+    >>> info.models[0].layers, info.models[0].source, info.conditions
+    (('cnn', 'layer1', 'layer2'), 'hub/w', ('clean', 'snr5'))
+    """
+    found = infer_study_info(metric_rows, sample_rows)
+    path = Path(results_dir) / STUDY_INFO
+    if not path.is_file():
+        return found
+    info = read_study_info(path)
+    inferred = {m.name: m for m in found.models}
+    models = []
+    for m in info.models:
+        extra = [x for x in inferred.pop(m.name, m).layers if x not in m.layers]
+        models.append(
+            StudyModel(
+                m.name, m.layers + tuple(extra), m.arch, m.training, m.source, m.label
+            )
+        )
+    models += inferred.values()
+    conditions = list(info.conditions)
+    conditions += sorted(
+        set(found.conditions) - set(conditions), key=condition_sort_key
+    )
+    verifiers = list(info.verifiers)
+    verifiers += [v for v in found.verifiers if v not in verifiers]
+    return StudyInfo(tuple(models), tuple(conditions), tuple(verifiers))
+
+
+def _paper_layout(info: StudyInfo) -> bool:
+    """The paper's Table 2 / Figure 4 layouts fit: paper models only, one per
+    (architecture, training)."""
+    pairs = [(m.arch, m.training) for m in info.models]
+    return info.is_paper_layout() and len(pairs) == len(set(pairs))
+
+
+def _robust_baseline_pairs(info: StudyInfo) -> dict:
+    """arch -> its models, for each architecture with a robust and a baseline model."""
+    by_arch = {}
+    for m in info.models:
+        if m.arch:
+            by_arch.setdefault(m.arch, []).append(m)
+    return {
+        arch: models
+        for arch, models in by_arch.items()
+        if {"robust", "baseline"} <= {m.training for m in models}
+    }
 
 
 def build_report(
@@ -107,18 +176,24 @@ def build_report(
         read_asr_results(paths["asr_results"]) if paths["asr_results"].is_file() else []
     )
     samples = read_samples(paths["samples"]) if paths["samples"].is_file() else []
-    info = _model_info(metrics, asr)
-    # absolute: the page resolves a relative figure path against its own folder
+    info = study_info(results_dir, metrics, samples)
+    paper = _paper_layout(info)
+    # absolute: the page links each figure relative to itself, wherever the
+    # caller's current folder is
     table_dir, figure_dir = results_dir / "tables", results_dir.resolve() / "figures"
 
     tables = []
     if asr:
-        tables.append(("table1_asr", table1(asr)))
+        tables.append(("table1_asr", table1(asr, info=info)))
     present = {r.metric for r in metrics}
     metric_names = [m for m in METRIC_SPECS if m in present and m not in ("wer", "cer")]
     metric_names += sorted(present - set(METRIC_SPECS))
     for metric in metric_names:
-        tables.append((f"table2_{metric}", table2(metrics, metric)))
+        if paper:
+            tables.append((f"table2_{metric}", table2(metrics, metric)))
+        else:
+            for suffix, table in layer_tables(metrics, metric, info):
+                tables.append((f"layers_{metric}{suffix}", table))
     excluded = results_dir / "excluded.csv"
     if excluded.is_file():
         with open(excluded, newline="", encoding="utf-8") as handle:
@@ -128,38 +203,70 @@ def build_report(
 
     figure_list = []
     for metric in metric_names:
-        if metric.startswith("eer"):
+        is_eer = metric.startswith("eer")
+        if not is_eer and (paper or metric not in ("stoi", "pesq")):
+            continue
+        name = f"eer_vs_layer_{metric[4:]}.png" if is_eer else f"{metric}_vs_layer.png"
+        if paper:
             out = figs.plot_metric_vs_layer(
-                metrics,
-                metric,
-                figure_dir / f"eer_vs_layer_{metric[4:]}.png",
-                note=note,
+                metrics, metric, figure_dir / name, note=note
             )
-            figure_list.append((f"{METRIC_SPECS[metric].label} vs layer", out))
-    for metric in ("stoi", "pesq"):
-        if metric in present:
-            out = figs.plot_robust_vs_baseline(
-                metrics,
-                figure_dir / f"fig4_{metric}_robust_vs_baseline.png",
-                metric=metric,
-                note=note,
-            )
-            label = "Figure 4: " if metric == "stoi" else ""
-            figure_list.append(
-                (
-                    f"{label}{METRIC_SPECS[metric].label} vs layer, robust vs baseline",
-                    out,
+        else:
+            out = figs.plot_layer_curves(metrics, metric, figure_dir / name, info, note)
+        figure_list.append((f"{METRIC_SPECS[metric].label} vs layer", out))
+    pairs = _robust_baseline_pairs(info)
+    if pairs:
+        names = {m.name for models in pairs.values() for m in models}
+        pair_rows = (
+            metrics
+            if paper
+            else [r for r in metrics if r.model in names or not r.model]
+        )
+        order = None if paper else {a: models[0].layers for a, models in pairs.items()}
+        for metric in ("stoi", "pesq"):
+            if metric in present:
+                out = figs.plot_robust_vs_baseline(
+                    pair_rows,
+                    figure_dir / f"fig4_{metric}_robust_vs_baseline.png",
+                    metric=metric,
+                    note=note,
+                    layers=order,
                 )
-            )
+                label = "Figure 4: " if metric == "stoi" else ""
+                figure_list.append(
+                    (
+                        f"{label}{METRIC_SPECS[metric].label} vs layer, robust vs baseline",
+                        out,
+                    )
+                )
     fig3 = figure_dir / "fig3_mel_grid.png"
     if (results_dir / FIGURE3_MELS).is_file():
         mels, refs, fig_title = load_figure3_mels(results_dir / FIGURE3_MELS)
-        out = figs.plot_mel_grid(mels, fig3, refs, fig_title)
+        order = None
+        if not paper:
+            order = [
+                key
+                for m in info.models
+                for layer in m.layers
+                for key in (f"{m.arch}:{layer}", f"{m.name}:{layer}", layer)
+            ]
+        out = figs.plot_mel_grid(mels, fig3, refs, fig_title, order=order)
         figure_list.append(
             ("Figure 3: mel spectrograms reconstructed from each layer", out)
         )
 
     notes = [note] if note else []
+    if not paper and info.models:
+        notes.append(
+            "Models: "
+            + "; ".join(
+                m.label
+                + (f" ({m.source})" if m.source else "")
+                + f", {len(m.layers)} probed layers"
+                for m in info.models
+            )
+            + "."
+        )
     notes.append(
         "Tables as CSV and Markdown are in tables/, figures in figures/. "
         "A dash marks a result that is missing."
@@ -173,6 +280,7 @@ def build_report(
         title=title,
         notes=notes,
         metric_rows=metrics,
+        conditions=info.conditions,
     )
     if verbose:
         print(

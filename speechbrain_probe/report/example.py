@@ -4,7 +4,10 @@ Used by the tests and to preview the report's layout before an evaluation has
 run. The files are written through :mod:`speechbrain_probe.study_data` in the
 layout :func:`~speechbrain_probe.evaluation.study.run_study` writes
 (``metrics.csv`` with model-independent reference rows, ``asr_results.csv``,
-``samples.csv`` with wavs under ``samples/``, ``figure3_mels.npz``). Every
+``samples.csv`` with wavs under ``samples/``, ``figure3_mels.npz``,
+``study.json``). By default the study is the paper's four models; ``models``
+makes any other (e.g. one Whisper-like model with layers cnn, layer1..layer4).
+Every
 number is random (shaped only so that plots look like plots); the wavs are
 short tones in noise. Nothing here is a result.
 """
@@ -21,15 +24,19 @@ from speechbrain_probe.study_data import (
     ARCH_LAYERS,
     CONDITIONS,
     REFERENCE_LAYERS,
+    STUDY_INFO,
     AsrResult,
     MetricRow,
     ModelId,
     Sample,
+    StudyInfo,
+    StudyModel,
     sample_path,
     save_figure3_mels,
     write_asr_results,
     write_metrics,
     write_samples,
+    write_study_info,
 )
 
 __all__ = ["make_example_results", "EXAMPLE_MODELS"]
@@ -67,6 +74,7 @@ def make_example_results(
     seconds: float = 0.5,
     missing=(("vgg_lstm_robust", "cnn2", "snr10"),),
     nan_cells=(("blstm_baseline", "blstm4", "snr20"),),
+    models=None,
 ) -> dict:
     """Write ``metrics.csv``, ``asr_results.csv``, ``samples.csv``, wavs and
     ``figure3_mels.npz`` as :func:`~speechbrain_probe.evaluation.run_study` does.
@@ -87,6 +95,10 @@ def make_example_results(
         Cells left out of ``metrics.csv`` (to exercise missing cells).
     nan_cells : sequence of (model, layer, condition)
         Cells written without a value or interval (a missing number).
+    models : sequence of StudyModel or dict, optional
+        The study's models (a dict holds StudyModel's fields, e.g.
+        ``{"name": "whisper_tiny", "layers": ["cnn", "layer1"]}``); default:
+        the paper's four (:data:`EXAMPLE_MODELS`).
 
     Returns
     -------
@@ -100,12 +112,26 @@ def make_example_results(
     >>> out = make_example_results(tmp, n_utts=1, conditions=("clean", "snr0"))
     >>> sorted(p.name for p in tmp.glob("*.csv"))
     ['asr_results.csv', 'metrics.csv', 'samples.csv']
+    >>> out = make_example_results(tmp / "w", n_utts=1, conditions=("clean", "snr5"),
+    ...     models=[{"name": "whisper_tiny", "layers": ["cnn", "layer1", "layer2"]}])
+    >>> out["info"].models[0].layers, (tmp / "w" / "study.json").is_file()
+    (('cnn', 'layer1', 'layer2'), True)
     """
+    if models is None:
+        study_models = [
+            StudyModel(name, ARCH_LAYERS[arch], arch, training)
+            for name, (arch, training) in EXAMPLE_MODELS.items()
+        ]
+    else:
+        study_models = [
+            m if isinstance(m, StudyModel) else StudyModel(**dict(m)) for m in models
+        ]
+    info = StudyInfo(tuple(study_models), tuple(conditions), ("ge2e", "ecapa"))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     missing, nan_cells = set(map(tuple, missing)), set(map(tuple, nan_cells))
-    snr_penalty = {"clean": 0.0, "snr20": 0.2, "snr10": 0.5, "snr0": 1.0}
+    snr_penalty = {"clean": 0.0, "snr20": 0.2, "snr10": 0.5, "snr5": 0.7, "snr0": 1.0}
     metric_rows = []
 
     def add(model, arch, training, layer, condition, depth, robust):
@@ -136,21 +162,26 @@ def make_example_results(
         # the references do not depend on the model: one row each, no model
         for layer in REFERENCE_LAYERS:
             add("", "", "", layer, condition, 0.0, False)
-        for model, (arch, training) in EXAMPLE_MODELS.items():
-            layers = ARCH_LAYERS[arch]
-            for i, layer in enumerate(layers):
-                depth = (i + 1) / len(layers)
+        for m in study_models:
+            for i, layer in enumerate(m.layers):
+                depth = (i + 1) / len(m.layers)
                 add(
-                    model, arch, training, layer, condition, depth, training == "robust"
+                    m.name,
+                    m.arch,
+                    m.training,
+                    layer,
+                    condition,
+                    depth,
+                    m.training == "robust",
                 )
     write_metrics(out_dir / "metrics.csv", metric_rows)
 
     asr_rows = []
-    for model, (arch, training) in EXAMPLE_MODELS.items():
+    for m in study_models:
         for condition in conditions:
             wer = 25 + 20 * snr_penalty.get(condition, 0.5) + rng.normal(0, 2)
             asr_rows.append(
-                AsrResult(model, arch, training, condition, wer, wer / 2.5, 40)
+                AsrResult(m.name, m.arch, m.training, condition, wer, wer / 2.5, 40)
             )
     write_asr_results(out_dir / "asr_results.csv", asr_rows)
 
@@ -176,15 +207,15 @@ def make_example_results(
             if condition != "clean":
                 wav(utt, spk, condition, "mixture", 500)
                 wav(utt, spk, condition, "noise", 900)
-            for model, (arch, _) in EXAMPLE_MODELS.items():
-                for i, layer in enumerate(ARCH_LAYERS[arch]):
+            for m in study_models:
+                for i, layer in enumerate(m.layers):
                     wav(
                         utt,
                         spk,
                         condition,
                         "reconstruction",
                         240 + 20 * i + c,
-                        model,
+                        m.name,
                         layer,
                     )
     write_samples(out_dir / "samples.csv", sample_rows)
@@ -192,22 +223,35 @@ def make_example_results(
     # Figure 3's probe mels, as the evaluation saves them (smooth made-up images)
     frames = max(int(seconds / 0.0125), 2)
     grid = np.linspace(0.0, 1.0, 80)[None, :] * np.linspace(1.0, 0.2, frames)[:, None]
-    save_figure3_mels(
-        out_dir / "figure3_mels.npz",
-        {
+    if models is None:
+        fig3 = {
             training: {
                 f"{arch}:{layer}": np.clip(grid * (1 - 0.1 * i), 0, 1)
                 for arch in ARCH_LAYERS
                 for i, layer in enumerate(ARCH_LAYERS[arch])
             }
             for training in ("baseline", "robust")
-        },
+        }
+    else:  # one row per model, its layers in model order
+        fig3 = {
+            m.name: {
+                f"{m.name}:{layer}": np.clip(grid * (1 - 0.1 * i), 0, 1)
+                for i, layer in enumerate(m.layers)
+            }
+            for m in study_models
+        }
+    save_figure3_mels(
+        out_dir / "figure3_mels.npz",
+        fig3,
         {"clean": grid, "mixture": np.clip(grid + 0.2, 0, 1)},
         f"Made-up probe mels of spk0-utt0 at {conditions[-1]}",
     )
+    write_study_info(out_dir / STUDY_INFO, info)
     return {
         "metrics": out_dir / "metrics.csv",
         "asr": out_dir / "asr_results.csv",
         "samples": out_dir / "samples.csv",
+        "study": out_dir / STUDY_INFO,
+        "info": info,
         "rows": metric_rows,
     }

@@ -2,7 +2,10 @@
 
 * :func:`plot_metric_vs_layer`: a metric (EER with a verifier) against layer
   depth, one panel per ASR model (architecture x training), one line per
-  input condition.
+  input condition (the paper's models).
+* :func:`plot_layer_curves`: the same for any study: one panel per model
+  with the x axis in the model's own layer order (:class:`StudyInfo`), one
+  line per condition the model was evaluated in.
 * :func:`plot_robust_vs_baseline`: the paper's Figure 4: a metric (STOI)
   against layer, robust vs baseline, one panel per architecture and condition.
 * :func:`plot_mel_grid`: the paper's Figure 3: mel spectrograms that the probes
@@ -27,11 +30,14 @@ from speechbrain_probe.report.tables import METRIC_SPECS, MetricSpec
 from speechbrain_probe.study_data import (
     ARCH_LAYERS,
     ARCH_NAMES,
-    CONDITION_NAMES,
     CONDITIONS,
     REFERENCE_LAYERS,
     TRAININGS,
     MetricRow,
+    StudyInfo,
+    StudyModel,
+    condition_label,
+    condition_sort_key,
     display_scale,
     layer_sort_key,
     ordered,
@@ -40,6 +46,8 @@ from speechbrain_probe.study_data import (
 __all__ = [
     "plot_metric_vs_layer",
     "plot_robust_vs_baseline",
+    "plot_layer_curves",
+    "layer_curves",
     "plot_mel_grid",
     "save_figure",
 ]
@@ -50,6 +58,8 @@ _CONDITION_COLOURS = {
     "snr10": "#b35806",
     "snr0": "#b2182b",
 }
+#: Colours of other conditions, in turn (none is one of the above).
+_MORE_COLOURS = ("#762a83", "#e08214", "#35978f", "#c51b7d", "#8c510a", "#01665e")
 _TRAINING_STYLE = {
     "robust": dict(color="#1f78b4", linestyle="-", marker="o"),
     "baseline": dict(color="#e66101", linestyle="--", marker="s"),
@@ -80,10 +90,16 @@ def _grid_key(key: str) -> tuple:
     return (rank, arch, layer_sort_key(layer))
 
 
-def _arch_layers(rows, arch):
-    """Layers to plot for ``arch``: the paper's and any others with data."""
+def _arch_layers(rows, arch, order=None):
+    """Layers to plot for ``arch``: the paper's and any others with data
+    (sorted by :func:`layer_sort_key`), or, given ``order`` (the model's own
+    layer order), those of ``order`` with data, then any others with data."""
     found = {r.layer for r in rows if r.arch == arch and r.value is not None}
     found -= set(REFERENCE_LAYERS)
+    if order is not None:
+        return [x for x in order if x in found] + sorted(
+            found - set(order), key=layer_sort_key
+        )
     layers = set(ARCH_LAYERS.get(arch, ())) | found
     return sorted(layers, key=layer_sort_key)
 
@@ -99,11 +115,15 @@ def _prepare(metric_rows, metric):
     return spec, rows, scale, archs
 
 
-def _series(rows, arch, training, condition, layers, scale):
-    """x positions, values and error-bar half-widths of one line."""
+def _series(rows, arch, training, condition, layers, scale, model=None):
+    """x positions, values and error-bar half-widths of one line (of the rows
+    of ``arch`` and ``training``, or of ``model`` when given)."""
     lookup = {}
     for r in rows:
-        if (r.arch, r.training, r.condition) == (arch, training, condition):
+        if model is not None:
+            if (r.model, r.condition) == (model, condition):
+                lookup[r.layer] = r
+        elif (r.arch, r.training, r.condition) == (arch, training, condition):
             lookup[r.layer] = r
     xs, ys, lows, highs = [], [], [], []
     for i, layer in enumerate(layers):
@@ -220,7 +240,7 @@ def plot_metric_vs_layer(
                         marker="o",
                         markersize=4,
                         capsize=2,
-                        label=CONDITION_NAMES.get(condition, condition),
+                        label=condition_label(condition),
                     )
                 ref = _copy_synthesis(rows, condition, training, scale)
                 if ref is not None:
@@ -245,17 +265,175 @@ def plot_metric_vs_layer(
     return save_figure(fig, path)
 
 
+def _condition_colour(condition: str, k: int) -> str:
+    if condition in _CONDITION_COLOURS:
+        return _CONDITION_COLOURS[condition]
+    return _MORE_COLOURS[k % len(_MORE_COLOURS)]
+
+
+def layer_curves(metric_rows: list[MetricRow], metric: str, info: StudyInfo) -> list:
+    """What :func:`plot_layer_curves` draws, one dict per panel (model).
+
+    Each panel: ``model`` (the :class:`StudyModel`), ``layers`` (the x axis:
+    the model's layers with a value, in the model's order, then any layer
+    only the rows have), ``lines`` (condition -> ``(xs, ys, [lows, highs])``,
+    conditions in the study's order, only those with a value) and
+    ``copy_synthesis`` (condition -> the reference value). Values are in the
+    displayed unit (an EER in percent). Models without a value are left out.
+
+    Example
+    -------
+    >>> info = StudyInfo([StudyModel("w", ("cnn", "layer1", "layer2"))],
+    ...                  ["clean", "snr5"])
+    >>> rows = [MetricRow("w", "", "", l, "snr5", "eer_ge2e", v)
+    ...         for l, v in (("layer2", .4), ("cnn", .1))]
+    >>> [(p["model"].name, p["layers"], list(p["lines"])) for p in
+    ...  layer_curves(rows, "eer_ge2e", info)]
+    [('w', ['cnn', 'layer2'], ['snr5'])]
+    >>> layer_curves(rows, "eer_ge2e", info)[0]["lines"]["snr5"][:2]
+    ([0, 1], [10.0, 40.0])
+    """
+    spec, rows, scale, _ = _prepare(metric_rows, metric)
+    models = list(info.models)
+    known = {m.name for m in models}
+    for row in rows:
+        if row.model and row.model not in known and row.layer not in REFERENCE_LAYERS:
+            known.add(row.model)
+            models.append(StudyModel(row.model, (), row.arch, row.training))
+    present = [r.condition for r in rows]
+    conditions = [c for c in info.conditions if c in present]
+    conditions += sorted(set(present) - set(conditions), key=condition_sort_key)
+    panels = []
+    for model in models:
+        own = [
+            r for r in rows if r.model == model.name and r.layer not in REFERENCE_LAYERS
+        ]
+        found = {r.layer for r in own if r.value is not None}
+        if not found:
+            continue
+        first_seen = list(dict.fromkeys(r.layer for r in own))
+        layers = [x for x in model.layers if x in found]
+        layers += [x for x in first_seen if x in found and x not in layers]
+        lines, copies = {}, {}
+        for condition in conditions:
+            xs, ys, err = _series(
+                own, "", "", condition, layers, scale, model=model.name
+            )
+            if xs:
+                lines[condition] = (xs, ys, err)
+                ref = _copy_synthesis(rows, condition, model.training, scale)
+                if ref is not None:
+                    copies[condition] = ref
+        panels.append(
+            dict(model=model, layers=layers, lines=lines, copy_synthesis=copies)
+        )
+    return panels
+
+
+def plot_layer_curves(
+    metric_rows: list[MetricRow],
+    metric: str,
+    path: str | os.PathLike,
+    info: StudyInfo,
+    note: str = "",
+) -> Path:
+    """Plot ``metric`` against layer for any study: a panel per model (its
+    own layer order on the x axis), a line per condition it was evaluated in.
+
+    The dotted line of each colour is the condition's copy-synthesis
+    reference; an EER plot marks chance (50%). See :func:`layer_curves`.
+
+    Example
+    -------
+    >>> tmp = getfixture("tmp_path")
+    >>> info = StudyInfo([StudyModel("w", ("cnn", "layer1"))], ["clean"])
+    >>> rows = [MetricRow("w", "", "", l, "clean", "stoi", v)
+    ...         for l, v in (("cnn", .9), ("layer1", .7))]
+    >>> plot_layer_curves(rows, "stoi", tmp / "s.png", info).stat().st_size > 0
+    True
+    """
+    spec = METRIC_SPECS.get(metric, MetricSpec(metric, 3))
+    panels = layer_curves(metric_rows, metric, info)
+    n = max(len(panels), 1)
+    n_cols = min(n, 3)
+    n_rows = -(-n // n_cols)
+    widest = max((len(p["layers"]) for p in panels), default=1)
+    fig = Figure(
+        figsize=(max(3.6, 0.55 * widest + 1.6) * n_cols, 3.0 * n_rows + 0.9),
+        layout="constrained",
+    )
+    axes = fig.subplots(n_rows, n_cols, squeeze=False, sharey=True)
+    is_eer = metric.startswith("eer") and spec.percent
+    colour_of = {}
+    for panel in panels:
+        for condition in panel["lines"]:
+            colour_of.setdefault(
+                condition,
+                _condition_colour(
+                    condition,
+                    len([c for c in colour_of if c not in _CONDITION_COLOURS]),
+                ),
+            )
+    for index, ax in enumerate(np.ravel(axes)):
+        if index >= len(panels):
+            if panels:
+                ax.axis("off")
+            else:
+                _no_data(ax)
+            continue
+        panel = panels[index]
+        model, layers = panel["model"], panel["layers"]
+        for condition, (xs, ys, err) in panel["lines"].items():
+            colour = colour_of[condition]
+            ax.errorbar(
+                xs,
+                ys,
+                yerr=err,
+                color=colour,
+                marker="o",
+                markersize=4,
+                capsize=2,
+                label=condition_label(condition),
+            )
+            ref = panel["copy_synthesis"].get(condition)
+            if ref is not None:
+                ax.axhline(ref, color=colour, linestyle=":", linewidth=1)
+        if is_eer:
+            ax.axhline(50.0, color="0.5", linestyle="--", linewidth=0.8)
+        ax.set_xticks(range(len(layers)))
+        ax.set_xticklabels(layers, rotation=30 if widest > 6 else 0, fontsize=8)
+        title = model.label
+        if model.source and model.source != model.label:
+            title += f"\n({model.source})"
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("layer (input side first)", fontsize=8)
+        ax.grid(alpha=0.3)
+        if index % n_cols == 0:
+            ax.set_ylabel(spec.label)
+    title = f"{spec.label} of reconstructed speech vs layer"
+    title += " (dotted: copy synthesis"
+    title += ", dashed grey: chance)" if is_eer else ")"
+    if note:
+        title += f"\n{note}"
+    fig.suptitle(title, fontsize=11)
+    _figure_legend(fig, axes)
+    return save_figure(fig, path)
+
+
 def plot_robust_vs_baseline(
     metric_rows: list[MetricRow],
     path: str | os.PathLike,
     metric: str = "stoi",
     conditions=None,
     note: str = "",
+    layers: dict | None = None,
 ) -> Path:
     """The paper's Figure 4: ``metric`` vs layer, robust vs baseline.
 
     One panel per architecture (rows) and input condition (columns); shaded
-    bands are the 95% intervals where known.
+    bands are the 95% intervals where known. ``layers`` (arch -> layer order)
+    sets the x axis of an architecture; default: the paper's layers, then
+    others by :func:`layer_sort_key`.
 
     Example
     -------
@@ -280,7 +458,8 @@ def plot_robust_vs_baseline(
     )
     axes = fig.subplots(len(archs), len(conditions), squeeze=False, sharey=True)
     for i, arch in enumerate(archs):
-        layers = _arch_layers(rows, arch)
+        order = (layers or {}).get(arch)
+        arch_layers = _arch_layers(rows, arch, order)
         for j, condition in enumerate(conditions):
             ax = axes[i][j]
             drawn = False
@@ -289,7 +468,7 @@ def plot_robust_vs_baseline(
                     training, dict(color=f"C{k + 2}", marker="^")
                 )
                 xs, ys, (lows, highs) = _series(
-                    rows, arch, training, condition, layers, scale
+                    rows, arch, training, condition, arch_layers, scale
                 )
                 if not xs:
                     continue
@@ -309,9 +488,9 @@ def plot_robust_vs_baseline(
                 ax.axhline(ref, color="0.4", linestyle=":", linewidth=1)
             if not drawn:
                 _no_data(ax)
-            ax.set_xticks(range(len(layers)))
-            ax.set_xticklabels(layers, rotation=30)
-            cond = CONDITION_NAMES.get(condition, condition)
+            ax.set_xticks(range(len(arch_layers)))
+            ax.set_xticklabels(arch_layers, rotation=30)
+            cond = condition_label(condition)
             ax.set_title(f"{ARCH_NAMES.get(arch, arch)}, {cond} input", fontsize=10)
             ax.grid(alpha=0.3)
             if j == 0:
@@ -346,6 +525,7 @@ def plot_mel_grid(
     references: dict | None = None,
     title: str = "",
     hop_s: float = 0.0125,
+    order=None,
 ) -> Path:
     """The paper's Figure 3: probe-reconstructed mels across layers.
 
@@ -363,6 +543,9 @@ def plot_mel_grid(
         Figure title (say which utterance and condition).
     hop_s : float
         Frame shift in seconds, for the time axis.
+    order : sequence of str, optional
+        Column keys in this order first (e.g. each model's layers in model
+        order); the rest by the paper's order and :func:`layer_sort_key`.
 
     Example
     -------
@@ -389,9 +572,23 @@ def plot_mel_grid(
     }
     refs = {name: _check_mel(name, mel) for name, mel in (references or {}).items()}
     trainings = ordered(list(checked), ("baseline", "robust"))
-    layers = sorted(
-        {layer for by_layer in checked.values() for layer in by_layer}, key=_grid_key
+    if order:  # rows named in order (e.g. models) come in that order
+        named = [k.split(":", 1)[0] for k in order]
+        trainings = sorted(
+            trainings, key=lambda t: named.index(t) if t in named else len(named)
+        )
+    every = {layer for by_layer in checked.values() for layer in by_layer}
+    first = [k for k in dict.fromkeys(order or ()) if k in every]
+    layers = first + sorted(every - set(first), key=_grid_key)
+    # rows without a layer in common (models with their own layers): each
+    # row shows its own layers from the left
+    own_columns = len(checked) > 1 and sum(len(by) for by in checked.values()) == len(
+        every
     )
+    row_layers = {
+        t: [k for k in layers if k in checked[t]] if own_columns else layers
+        for t in trainings
+    }
     everything = [m for by in checked.values() for m in by.values()] + list(
         refs.values()
     )
@@ -399,7 +596,7 @@ def plot_mel_grid(
     high = max(float(m.max()) for m in everything)
     vmin, vmax = (0.0, 1.0) if low >= 0.0 and high <= 1.0 else (low, high)
     n_rows = len(trainings) + (1 if refs else 0)
-    n_cols = max(len(layers), len(refs))
+    n_cols = max(max(len(v) for v in row_layers.values()), len(refs))
     fig = Figure(figsize=(2.0 * n_cols + 1.2, 1.7 * n_rows + 0.8), layout="constrained")
     axes = fig.subplots(n_rows, n_cols, squeeze=False, sharex=True, sharey=True)
     image = None
@@ -431,17 +628,24 @@ def plot_mel_grid(
                 ax.axis("off")
         axes[0][0].set_ylabel("reference\nmel bin", fontsize=8)
         row = 1
+
+    def cell_title(training, key):
+        if training and key.startswith(f"{training}:"):
+            key = key[len(training) + 1 :]  # the row already names the model
+        return f"{training}: {key}".lstrip(": ")
+
     for training in trainings:
         for col in range(n_cols):
             ax = axes[row][col]
-            layer = layers[col] if col < len(layers) else None
+            shown = row_layers[training]
+            layer = shown[col] if col < len(shown) else None
             if layer is None:
                 ax.axis("off")
             elif layer in checked[training]:
-                show(ax, checked[training][layer], f"{training}: {layer}")
+                show(ax, checked[training][layer], cell_title(training, layer))
             else:
-                _no_data(ax, f"{training}: {layer}\nmissing")
-        axes[row][0].set_ylabel(f"{training}\nmel bin", fontsize=8)
+                _no_data(ax, cell_title(training, layer) + "\nmissing")
+        axes[row][0].set_ylabel(f"{training or 'probe'}\nmel bin", fontsize=8)
         row += 1
     for ax in np.ravel(axes):
         ax.tick_params(labelsize=7)

@@ -26,15 +26,17 @@ from speechbrain_probe.report.tables import METRIC_SPECS
 from speechbrain_probe.study_data import (
     ARCH_LAYERS,
     ARCH_NAMES,
-    CONDITION_NAMES,
-    CONDITIONS,
     REFERENCE_LAYERS,
+    TRAININGS,
     MetricRow,
     ModelId,
     Sample,
+    StudyInfo,
+    StudyModel,
+    condition_label,
+    condition_sort_key,
     display_scale,
     layer_sort_key,
-    ordered,
 )
 
 __all__ = [
@@ -62,10 +64,28 @@ def relative_url(target: str | os.PathLike, page_dir: str | os.PathLike) -> str:
     return "/".join(quote(part) for part in Path(rel).parts)
 
 
+def _describe_models(model_info) -> dict:
+    """model -> StudyModel from a :class:`StudyInfo`, a dict of StudyModel or
+    a dict of ``(arch, training)``."""
+    if model_info is None:
+        return {}
+    if isinstance(model_info, StudyInfo):
+        return {m.name: m for m in model_info.models}
+    described = {}
+    for name, value in dict(model_info).items():
+        if isinstance(value, StudyModel):
+            described[name] = value
+        else:
+            arch, training = value
+            described[name] = StudyModel(name, (), arch or "", training or "")
+    return described
+
+
 def page_data(
     sample_rows: list[Sample],
     page_dir: str | os.PathLike,
-    model_info: dict | None = None,
+    model_info=None,
+    conditions=None,
 ) -> tuple[dict, list[str]]:
     """Organise ``samples.csv`` rows for the page; drop rows whose file is missing.
 
@@ -76,10 +96,15 @@ def page_data(
         :func:`~speechbrain_probe.study_data.read_samples`.
     page_dir : path
         Folder of the HTML page (audio URLs are relative to it).
-    model_info : dict, optional
-        model -> (arch, training), e.g. from ``metrics.csv``; otherwise guessed
-        from a model id that starts with an architecture and ends with a
-        training name.
+    model_info : StudyInfo or dict, optional
+        What the study ran (a :class:`StudyInfo`, or model -> StudyModel, or
+        model -> ``(arch, training)``). A model of the paper (architecture and
+        training) is shown in its architecture's table with the other
+        training; any other model in its own table, under its label and
+        source, with its layers in the model's order. A model not described
+        is guessed from an id ``<arch>_<training>``.
+    conditions : sequence of str, optional
+        The study's condition order (default: clean, then falling SNR).
 
     Returns
     -------
@@ -101,9 +126,9 @@ def page_data(
     >>> data["audio"]["u"]["clean"]["original"], [Path(m).name for m in missing]
     ('a.wav', ['b.wav'])
     """
-    model_info = dict(model_info or {})
+    described = _describe_models(model_info)
     audio, missing = {}, []
-    speakers, models, conditions = {}, {}, []
+    speakers, models, found_conditions = {}, {}, []
     for row in sample_rows:
         file = Path(row.file)
         if not file.is_file():
@@ -111,23 +136,24 @@ def page_data(
             continue
         utt, condition = row.utt_id, row.condition or "clean"
         speakers.setdefault(utt, row.spk_id)
-        conditions.append(condition)
+        found_conditions.append(condition)
         url = relative_url(file, page_dir)
         slot = audio.setdefault(utt, {}).setdefault(condition, {})
         if row.kind == "reconstruction":
-            slot.setdefault("layers", {}).setdefault(row.model, {})[row.layer] = (
-                url
-            )
-            models.setdefault(row.model, set()).add(row.layer)
+            slot.setdefault("layers", {}).setdefault(row.model, {})[row.layer] = url
+            models.setdefault(row.model, {})[row.layer] = None  # first-seen order
         else:
             slot[row.kind] = url
-    conditions = ordered(conditions, CONDITIONS)
+    preferred = [c for c in (conditions or ()) if c in found_conditions]
+    condition_order = preferred + sorted(
+        set(found_conditions) - set(preferred), key=condition_sort_key
+    )
     # The clean input is the same for every condition: fill it in where absent.
     for by_condition in audio.values():
         clean = next(
             (
                 by_condition[c]["original"]
-                for c in ordered(by_condition, CONDITIONS)
+                for c in sorted(by_condition, key=condition_sort_key)
                 if "original" in by_condition[c]
             ),
             None,
@@ -137,44 +163,66 @@ def page_data(
                 slot.setdefault("original", clean)
 
     def describe(model):
-        if model in model_info:
-            return model_info[model]
+        if model in described:
+            return described[model]
         try:
             found = ModelId.parse(model)
         except ValueError:
-            return "", ""
-        return found.arch, found.training
+            return StudyModel(model, ())
+        return StudyModel(model, (), found.arch, found.training)
 
-    model_list = []
-    for model, layers in models.items():
-        arch, training = describe(model)
-        paper = ARCH_LAYERS.get(arch, ())
-        layer_order = [x for x in paper if x in layers]
-        layer_order += sorted(layers - set(paper), key=layer_sort_key)
-        label = ARCH_NAMES.get(arch, arch or model)
-        model_list.append(
-            dict(
-                id=model,
-                arch=arch or model,
-                arch_label=label,
-                training=training or model,
-                layers=layer_order,
-            )
-        )
+    study_rank = {name: i for i, name in enumerate(described)}
     arch_rank = {a: i for i, a in enumerate(ARCH_LAYERS)}
     train_rank = {t: i for i, t in enumerate(("baseline", "robust"))}
-    model_list.sort(
-        key=lambda m: (
-            arch_rank.get(m["arch"], 99),
-            m["arch"],
-            train_rank.get(m["training"], 9),
-            m["id"],
+    model_list = []
+    for model, found in models.items():
+        info = describe(model)
+        layers = set(found)
+        paper = info.arch in ARCH_LAYERS and info.training in TRAININGS
+        if paper:
+            order = ARCH_LAYERS[info.arch]
+            layer_order = [x for x in order if x in layers]
+            layer_order += sorted(layers - set(order), key=layer_sort_key)
+        elif info.layers:
+            layer_order = [x for x in info.layers if x in layers]
+            layer_order += [x for x in found if x not in layer_order]
+        else:
+            layer_order = sorted(layers, key=layer_sort_key)
+        arch_label = ARCH_NAMES.get(info.arch, info.arch or info.label)
+        entry = dict(
+            id=model,
+            arch=info.arch or model,
+            arch_label=arch_label,
+            training=info.training or model,
+            layers=layer_order,
+            label=info.label,
+            source=info.source,
         )
-    )
+        if paper:
+            entry.update(
+                group=info.arch,
+                group_label=arch_label,
+                row_header="ASR training",
+                row_label=info.training,
+                rank=(arch_rank[info.arch], 0, train_rank.get(info.training, 9), model),
+            )
+        else:
+            caption = info.label + (f" ({info.source})" if info.source else "")
+            entry.update(
+                group=model,
+                group_label=caption,
+                row_header="model",
+                row_label=model,
+                rank=(len(arch_rank), study_rank.get(model, len(study_rank)), 0, model),
+            )
+        model_list.append(entry)
+    model_list.sort(key=lambda m: m["rank"])
+    for entry in model_list:
+        del entry["rank"]
     utterances = [dict(id=u, spk=speakers[u]) for u in sorted(audio)]
     data = dict(
         utterances=utterances,
-        conditions=[dict(id=c, label=CONDITION_NAMES.get(c, c)) for c in conditions],
+        conditions=[dict(id=c, label=condition_label(c)) for c in condition_order],
         models=model_list,
         audio=audio,
     )
@@ -224,9 +272,7 @@ def cell_scores(metric_rows: list[MetricRow]) -> dict:
                 slot.setdefault(row.layer, {}).setdefault(metric, text)
             else:
                 slot = parts_layers.setdefault(row.model, {})
-                slot = slot.setdefault(row.condition, {}).setdefault(
-                    row.layer, {}
-                )
+                slot = slot.setdefault(row.condition, {}).setdefault(row.layer, {})
                 slot[metric] = text
     return {
         "layers": {
@@ -347,8 +393,9 @@ _SCRIPT = r"""
     var byArch = {};
     var archOrder = [];
     DATA.models.forEach(function (m) {
-      if (!byArch[m.arch]) { byArch[m.arch] = []; archOrder.push(m.arch); }
-      byArch[m.arch].push(m);
+      var group = m.group || m.arch;
+      if (!byArch[group]) { byArch[group] = []; archOrder.push(group); }
+      byArch[group].push(m);
     });
     archOrder.forEach(function (arch) {
       var models = byArch[arch];
@@ -358,11 +405,11 @@ _SCRIPT = r"""
       });
       var table = document.createElement("table");
       var cap = document.createElement("caption");
-      cap.textContent = models[0].arch_label;
+      cap.textContent = models[0].group_label || models[0].arch_label;
       table.appendChild(cap);
       var head = document.createElement("tr");
       var corner = document.createElement("th");
-      corner.textContent = "ASR training";
+      corner.textContent = models[0].row_header || "ASR training";
       head.appendChild(corner);
       layers.forEach(function (l) {
         var th = document.createElement("th"); th.textContent = l; head.appendChild(th);
@@ -371,13 +418,14 @@ _SCRIPT = r"""
       models.forEach(function (m) {
         var tr = document.createElement("tr");
         var th = document.createElement("th");
-        th.textContent = m.training;
-        th.title = m.id;
+        th.textContent = m.row_label || m.training;
+        th.title = m.source ? m.id + " (" + m.source + ")" : m.id;
         tr.appendChild(th);
         var recs = (slot.layers || {})[m.id] || {};
         layers.forEach(function (l) {
           var td = document.createElement("td");
-          td.appendChild(clip(recs[l], m.arch_label + " " + m.training + " " + l, false));
+          var name = m.row_header === "model" ? m.label : m.arch_label + " " + m.training;
+          td.appendChild(clip(recs[l], name + " " + l, false));
           var sc = ((SCORES.layers[m.id] || {})[condSel.value] || {})[l];
           if (sc) td.appendChild(score(sc));
           tr.appendChild(td);
@@ -493,10 +541,11 @@ def write_listening_page(
     sample_rows: list[Sample],
     tables_html=(),
     figures=(),
-    model_info: dict | None = None,
+    model_info=None,
     title: str = "What does each layer hear?",
     notes=(),
     metric_rows=(),
+    conditions=None,
 ) -> tuple[Path, list[str]]:
     """Write the listening page to ``path`` (atomically).
 
@@ -509,15 +558,20 @@ def write_listening_page(
     tables_html : sequence of str
         HTML fragments of the tables.
     figures : sequence of (str, path)
-        ``(caption, PNG path)``; PNGs that do not exist are left out.
-    model_info : dict, optional
-        model -> (arch, training).
+        ``(caption, PNG path)``; PNGs that do not exist are left out. A
+        relative path is taken from the current folder (as Python opens it),
+        else from the page's folder; the page links it relative to itself,
+        so the folder can be moved.
+    model_info : StudyInfo or dict, optional
+        What the study ran (see :func:`page_data`).
     title : str
         Page title.
     notes : sequence of str
         Sentences under the title.
     metric_rows : list of MetricRow
         Rows of ``metrics.csv``: each clip shows its layer's scores.
+    conditions : sequence of str, optional
+        The study's condition order.
 
     Returns
     -------
@@ -536,12 +590,14 @@ def write_listening_page(
     """
     path = Path(path)
     page_dir = path.resolve().parent
-    data, missing = page_data(sample_rows, page_dir, model_info)
+    data, missing = page_data(sample_rows, page_dir, model_info, conditions)
     data["scores"] = cell_scores(list(metric_rows))
     figure_links = []
     for caption, file in figures:
         file = Path(file)
-        file = file if file.is_absolute() else page_dir / file
+        if not file.is_absolute():
+            from_here = file.resolve()
+            file = from_here if from_here.is_file() else page_dir / file
         if file.is_file():
             figure_links.append((caption, relative_url(file, page_dir)))
         else:

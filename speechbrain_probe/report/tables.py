@@ -6,7 +6,12 @@
   PESQ; from ``metrics.csv``): rows are SNR condition x {robust, baseline},
   columns the probed layers of both architectures (VGG-LSTM cnn1 cnn2 cnn4
   blstm1 blstm3 blstm5, then pure-LSTM blstm1..blstm5) and the reference
-  columns *original* and *copy synthesis*.
+  columns *original* and *copy synthesis*. Only for a study of the paper's
+  models (:meth:`~speechbrain_probe.study_data.StudyInfo.is_paper_layout`).
+* Any other study (:func:`layer_tables`): per metric, one table per set of
+  models that share their layers; rows are the (model, condition) pairs with
+  results, columns the references then the layers in the model's order;
+  no row or column without a value.
 
 A cell shows the value and, when ``ci_low``/``ci_high`` are present, its 95%
 interval, e.g. ``32.87 [30.10, 35.52]``. A cell without a finite value is an
@@ -27,13 +32,16 @@ from speechbrain_probe.data.manifest import atomic_write_text
 from speechbrain_probe.study_data import (
     ARCH_LAYERS,
     ARCH_NAMES,
-    CONDITION_NAMES,
     CONDITIONS,
     REFERENCE_LAYERS,
     REFERENCE_NAMES,
     TRAININGS,
     AsrResult,
     MetricRow,
+    StudyInfo,
+    StudyModel,
+    condition_label,
+    condition_sort_key,
     display_scale,
     layer_sort_key,
     ordered,
@@ -47,6 +55,7 @@ __all__ = [
     "format_cell",
     "table1",
     "table2",
+    "layer_tables",
     "layer_columns",
     "exclusions_table",
 ]
@@ -87,6 +96,7 @@ METRIC_SPECS = {
     "wer": MetricSpec("WER (%)", 2, True),
     "cer": MetricSpec("CER (%)", 2, True),
 }
+
 
 def _spec(metric: str) -> MetricSpec:
     return METRIC_SPECS.get(metric, MetricSpec(metric, 3))
@@ -245,14 +255,14 @@ class Table:
 
 
 def _model_order(row):
-    arch_rank = (
-        list(ARCH_LAYERS).index(row.arch) if row.arch in ARCH_LAYERS else 99
-    )
+    arch_rank = list(ARCH_LAYERS).index(row.arch) if row.arch in ARCH_LAYERS else 99
     train_rank = {"baseline": 0, "robust": 1}.get(row.training, 2)
     return (arch_rank, row.arch, train_rank, row.training, row.model)
 
 
-def table1(asr_rows: list[AsrResult], conditions=None) -> Table:
+def table1(
+    asr_rows: list[AsrResult], conditions=None, info: StudyInfo | None = None
+) -> Table:
     """Table 1: WER and CER per ASR model (rows) and input condition (columns).
 
     Arguments
@@ -262,6 +272,10 @@ def table1(asr_rows: list[AsrResult], conditions=None) -> Table:
         :func:`~speechbrain_probe.study_data.read_asr_results`).
     conditions : sequence of str, optional
         Conditions to show; default: those in the data, clean first.
+    info : StudyInfo, optional
+        What the study ran. Unless it is the paper's layout, rows are its
+        models in its order, labelled by their display name (no
+        architecture/training columns).
 
     Example
     -------
@@ -271,9 +285,19 @@ def table1(asr_rows: list[AsrResult], conditions=None) -> Table:
     '29.02'
     >>> t.cell(("VGG-LSTM", "baseline", "v"), ("0 dB", "CER"))
     '-'
+    >>> info = StudyInfo([StudyModel("w", ("cnn",), label="Whisper")], ["clean"])
+    >>> t = table1([AsrResult("w", "", "", "snr5", 40.0, 20.0)], info=info)
+    >>> t.row_labels, t.columns
+    ([['Whisper', 'w']], [('5 dB', 'WER'), ('5 dB', 'CER')])
     """
+    generic = info is not None and not info.is_paper_layout()
     if conditions is None:
-        conditions = ordered([r.condition for r in asr_rows], CONDITIONS)
+        if generic:
+            conditions = _study_order(
+                [r.condition for r in asr_rows], info.conditions, condition_sort_key
+            )
+        else:
+            conditions = ordered([r.condition for r in asr_rows], CONDITIONS)
     by_key = {}
     for row in asr_rows:
         key = (row.model, row.condition)
@@ -287,19 +311,26 @@ def table1(asr_rows: list[AsrResult], conditions=None) -> Table:
             )
         by_key[key] = row
     models = {}
-    for row in sorted(asr_rows, key=_model_order):
+    if generic:
+        rank = {m.name: i for i, m in enumerate(info.models)}
+        ordered_rows = sorted(asr_rows, key=lambda r: rank.get(r.model, len(rank)))
+    else:
+        ordered_rows = sorted(asr_rows, key=_model_order)
+    for row in ordered_rows:
         models.setdefault(row.model, row)
+    labels_of = {m.name: m.label for m in info.models} if generic else {}
     columns = [
-        (CONDITION_NAMES.get(c, c), m.upper())
-        for c in conditions
-        for m in ("wer", "cer")
+        (condition_label(c), m.upper()) for c in conditions for m in ("wer", "cer")
     ]
     labels, cells, values = [], [], []
     counts = set()
     for model, first in models.items():
-        labels.append(
-            [ARCH_NAMES.get(first.arch, first.arch), first.training, model]
-        )
+        if generic:
+            labels.append([labels_of.get(model, model), model])
+        else:
+            labels.append(
+                [ARCH_NAMES.get(first.arch, first.arch), first.training, model]
+            )
         row_cells, row_values = [], []
         for cond in conditions:
             row = by_key.get((model, cond))
@@ -320,7 +351,7 @@ def table1(asr_rows: list[AsrResult], conditions=None) -> Table:
         )
     return Table(
         "Table 1: word and character error rates of the ASR models",
-        ["ASR model", "training", "model id"],
+        ["ASR model", "model id"] if generic else ["ASR model", "training", "model id"],
         labels,
         columns,
         cells,
@@ -347,14 +378,12 @@ def layer_columns(metric_rows: list[MetricRow], layers: dict | None = None) -> l
     columns = [(arch, layer) for arch, names in layers.items() for layer in names]
     extra = {}
     for row in metric_rows:
-        if (
-            row.arch
-            and row.arch not in layers
-            and row.layer not in REFERENCE_LAYERS
-        ):
+        if row.arch and row.arch not in layers and row.layer not in REFERENCE_LAYERS:
             extra.setdefault(row.arch, set()).add(row.layer)
     for arch in sorted(extra):
-        columns.extend((arch, layer) for layer in sorted(extra[arch], key=layer_sort_key))
+        columns.extend(
+            (arch, layer) for layer in sorted(extra[arch], key=layer_sort_key)
+        )
     return columns
 
 
@@ -406,8 +435,7 @@ def table2(
         scale = 1.0
     conditions = ordered(list(conditions) + [r.condition for r in rows], conditions)
     trainings = ordered(
-        list(trainings)
-        + [r.training for r in rows if r.layer not in REFERENCE_LAYERS],
+        list(trainings) + [r.training for r in rows if r.layer not in REFERENCE_LAYERS],
         trainings,
     )
     # One value per (arch, training, layer, condition); two models there is ambiguous.
@@ -438,9 +466,7 @@ def table2(
     )
 
     def reference(layer, condition, training):
-        candidates = [
-            r for r in rows if r.layer == layer and r.condition == condition
-        ]
+        candidates = [r for r in rows if r.layer == layer and r.condition == condition]
         if not candidates:
             return (None, None, None)
         arch_rank = {a: i for i, a in enumerate(ARCH_LAYERS)}
@@ -458,7 +484,7 @@ def table2(
     labels, cells, values = [], [], []
     for condition in conditions:
         for training in trainings:
-            labels.append([CONDITION_NAMES.get(condition, condition), training])
+            labels.append([condition_label(condition), training])
             numbers = [
                 cells_by_key.get((arch, training, layer, condition), (None, None, None))
                 for arch, layer in columns
@@ -502,6 +528,173 @@ def table2(
         values=values,
         notes=notes,
     )
+
+
+def _study_order(found, preferred, key) -> list:
+    """Distinct ``found`` values: those in ``preferred`` first (its order),
+    then the others sorted by ``key``."""
+    present = set(found)
+    first = [v for v in preferred if v in present]
+    return first + sorted(present - set(first), key=key)
+
+
+def layer_tables(
+    metric_rows: list[MetricRow], metric: str, info: StudyInfo
+) -> list[tuple[str, Table]]:
+    """Tables of one metric for any study: references, then each layer.
+
+    Models with the same layers share a table; each other set of layers gets
+    its own. Rows are the (model, condition) pairs of the study that have a
+    value, in the study's order; columns are *original* and *copy synthesis*
+    (the model-independent references of the row's condition), then the
+    layers in the model's order (:attr:`StudyModel.layers`; layers found only
+    in the rows follow). A row or column without any value is left out.
+
+    Arguments
+    ---------
+    metric_rows : list of MetricRow
+        Rows of ``metrics.csv``.
+    metric : str
+        e.g. ``eer_ge2e`` (a fraction, shown in percent), ``stoi``.
+    info : StudyInfo
+        What the study ran (models and their layer order, conditions).
+
+    Returns
+    -------
+    list of (str, Table)
+        A file-name suffix (``""`` for the only table, else ``_<model>`` of
+        the table's first model) and the table.
+
+    Example
+    -------
+    >>> info = StudyInfo([StudyModel("w", ("cnn", "layer1", "layer2"))],
+    ...                  ["clean", "snr5", "snr0"])
+    >>> rows = [MetricRow("w", "", "", l, c, "stoi", v)
+    ...         for c in ("clean", "snr5") for l, v in (("layer1", .7), ("cnn", .9))]
+    >>> rows.append(MetricRow("", "", "", "copy_synthesis", "clean", "stoi", .95))
+    >>> [(suffix, t.columns, t.row_labels) for suffix, t in layer_tables(rows, "stoi", info)]
+    [('', [('reference', 'copy synthesis'), ('w', 'cnn'), ('w', 'layer1')],
+      [['w', 'clean'], ['w', '5 dB']])]
+    >>> layer_tables(rows, "stoi", info)[0][1].cells
+    [['0.950', '0.900', '0.700'], ['-', '0.900', '0.700']]
+    """
+    spec = _spec(metric)
+    rows = [r for r in metric_rows if r.metric == metric]
+    scale = display_scale(metric) if spec.percent else 1.0
+    if all(r.value is None for r in rows):
+        scale = 1.0
+    by_cell, references = {}, {}
+    for row in rows:
+        if row.layer in REFERENCE_LAYERS:
+            if not row.model:  # run_study's references do not depend on the model
+                references.setdefault((row.condition, row.layer), row)
+            continue
+        by_cell[(row.model, row.layer, row.condition)] = row
+    for row in rows:  # older files: a reference row under a model
+        if row.layer in REFERENCE_LAYERS and row.model:
+            references.setdefault((row.condition, row.layer), row)
+
+    models = list(info.models)
+    known = {m.name for m in models}
+    extra = {}
+    for model, layer, _ in by_cell:
+        if model not in known:
+            extra.setdefault(model, []).append(layer)
+    models += [StudyModel(name, tuple(dict.fromkeys(ls))) for name, ls in extra.items()]
+    conditions = _study_order(
+        [r.condition for r in rows], info.conditions, condition_sort_key
+    )
+
+    # models that share their layers share a table
+    groups = {}
+    for model in models:
+        layers = list(model.layers)
+        layers += [
+            layer
+            for (name, layer, _) in by_cell
+            if name == model.name and layer not in layers
+        ]
+        layers = list(dict.fromkeys(layers))
+        groups.setdefault(tuple(layers), []).append(model)
+
+    def number(row):
+        if row is None or row.value is None:
+            return (None, None, None)
+        return tuple(
+            None if x is None else x * scale
+            for x in (row.value, row.ci_low, row.ci_high)
+        )
+
+    tables = []
+    for layers, group in groups.items():
+        row_keys, grid = [], []
+        for model in group:
+            for condition in conditions:
+                layer_numbers = [
+                    number(by_cell.get((model.name, layer, condition)))
+                    for layer in layers
+                ]
+                if all(n[0] is None for n in layer_numbers):
+                    continue  # not evaluated (or no value) in this condition
+                ref_numbers = [
+                    number(references.get((condition, ref))) for ref in REFERENCE_LAYERS
+                ]
+                row_keys.append((model, condition))
+                grid.append(ref_numbers + layer_numbers)
+        if not row_keys:
+            continue
+        header = [("reference", REFERENCE_NAMES[ref]) for ref in REFERENCE_LAYERS]
+        # a one-model table names the model over its layers, like Table 2's
+        # architecture groups
+        group_name = group[0].label if len(group) == 1 else "probed layer"
+        header += [(group_name, layer) for layer in layers]
+        keep = [j for j in range(len(header)) if any(r[j][0] is not None for r in grid)]
+        cells = [[format_cell(*r[j], spec.digits) for j in keep] for r in grid]
+        values = [[r[j][0] for j in keep] for r in grid]
+        shown = [m for m in group if any(k[0] is m for k in row_keys)]
+        notes = [
+            "Cells: value [95% interval] where the interval is known; - marks a "
+            "missing result. Reference columns: the input audio itself and "
+            "Griffin-Lim copy synthesis of its true mel (independent of the ASR "
+            "model). Rows and columns without any result are left out."
+        ]
+        sources = [f"{m.label}: {m.source}" for m in shown if m.source]
+        if sources:
+            notes.append("ASR source: " + "; ".join(sources) + ".")
+        if scale != 1.0:
+            notes.append("metrics.csv holds fractions; shown here x100.")
+        n_values = sorted(
+            {
+                r.n
+                for r in rows
+                if r.n is not None
+                and (r.model in {m.name for m in shown} or r.layer in REFERENCE_LAYERS)
+            }
+        )
+        if n_values:
+            notes.append(
+                f"n per cell: {n_values[0]}"
+                + (f" to {n_values[-1]}" if len(n_values) > 1 else "")
+                + "."
+            )
+        names = ", ".join(m.label for m in shown)
+        tables.append(
+            (
+                group[0].name,
+                Table(
+                    f"{spec.label} of speech reconstructed from each layer: {names}",
+                    ["ASR model", "input"],
+                    [[m.label, condition_label(c)] for m, c in row_keys],
+                    columns=[header[j] for j in keep],
+                    cells=cells,
+                    values=values,
+                    notes=notes,
+                ),
+            )
+        )
+    if len(tables) == 1:
+        return [("", tables[0][1])]
+    return [(f"_{name}", table) for name, table in tables]
 
 
 def exclusions_table(rows: list[dict], source: str = "excluded.csv") -> Table:
