@@ -127,3 +127,53 @@ def test_listening_page_in_chromium(tmp_path):
             assert all(u.startswith(("file://", "data:", "about:")) for u in requests)
         finally:
             browser.close()
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt install chromium)"
+)
+def test_generic_report_shows_every_figure_in_chromium(tmp_path, monkeypatch):
+    """A study of one Whisper-like model, built from a relative folder: in the
+    browser every figure loads, and the listening table is in model order."""
+    from playwright.sync_api import sync_playwright
+
+    from speechbrain_probe.study_data import StudyModel
+
+    layers = ("cnn", "layer1", "layer2", "layer3", "layer4")
+    make_example_results(
+        tmp_path / "study",
+        n_utts=1,
+        conditions=("clean", "snr5"),
+        seconds=0.1,
+        models=[StudyModel("whisper_tiny", layers, source="openai/whisper-tiny")],
+    )
+    monkeypatch.chdir(tmp_path)
+    page_path = build_report("study", verbose=False).resolve()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1000})
+            problems = []
+            page.on("pageerror", lambda err: problems.append(f"page error: {err}"))
+            page.goto(page_path.as_uri())
+            page.wait_for_function(
+                "() => Array.from(document.images).every(i => i.complete)",
+                timeout=10000,
+            )
+            images = page.locator("img").evaluate_all(
+                "els => els.map(i => [i.getAttribute('src'), i.naturalWidth])"
+            )
+            assert len(images) == 5
+            assert all(width > 0 for _, width in images), images
+            header = page.locator("#layers th").all_text_contents()
+            assert header[: 1 + len(layers)] == ["model", *layers]
+            assert "openai/whisper-tiny" in page.locator("#layers caption").inner_text()
+            assert page.eval_on_selector_all(
+                "#condition option", "os => os.map(o => o.textContent)"
+            ) == ["clean", "5 dB"]
+            shot = page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+            assert len(shot) > 10000
+            assert problems == []
+        finally:
+            browser.close()

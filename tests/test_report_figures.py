@@ -7,12 +7,16 @@ from matplotlib.image import imread
 from speechbrain_probe.report.build import build_report
 from speechbrain_probe.report.example import make_example_results
 from speechbrain_probe.report.figures import (
+    layer_curves,
+    plot_layer_curves,
     plot_mel_grid,
     plot_metric_vs_layer,
     plot_robust_vs_baseline,
 )
 from speechbrain_probe.study_data import (
     MetricRow,
+    StudyInfo,
+    StudyModel,
     load_figure3_mels,
     read_metrics,
     save_figure3_mels,
@@ -139,3 +143,29 @@ def test_the_report_draws_figure3_from_the_saved_mels(tmp_path):
     # without the evaluation's mels there is no Figure 3 (no mel is recomputed)
     assert not (tmp_path / "figures" / "fig3_mel_grid.png").exists()
     assert "fig3_mel_grid.png" not in page.read_text()
+
+
+def test_generic_models_are_drawn_in_their_own_layer_order(tmp_path):
+    whisper = StudyModel(
+        "whisper_tiny", ("cnn", "layer1", "layer2", "layer3", "layer4")
+    )
+    other = StudyModel("conformer", ("enc1", "enc2", "enc10"))
+    info = StudyInfo((whisper, other), ("clean", "snr5"), ("ge2e",))
+    rows = [
+        MetricRow(m.name, "", "", layer, cond, "eer_ge2e", 0.05 + 0.1 * i + noisy)
+        for m in (whisper, other)
+        for cond, noisy in (("snr5", 0.04), ("clean", 0.0))
+        for i, layer in enumerate(m.layers)
+    ]
+    rows.append(MetricRow("", "", "", "copy_synthesis", "clean", "eer_ge2e", 0.03))
+    panels = layer_curves(rows, "eer_ge2e", info)
+    assert [p["model"].name for p in panels] == ["whisper_tiny", "conformer"]
+    # cnn stays first (layer_sort_key would put it after layer4) and enc10 last
+    assert panels[0]["layers"] == list(whisper.layers)
+    assert panels[1]["layers"] == ["enc1", "enc2", "enc10"]
+    assert list(panels[0]["lines"]) == ["clean", "snr5"]
+    assert panels[0]["lines"]["clean"][1] == pytest.approx([5, 15, 25, 35, 45])
+    assert panels[0]["copy_synthesis"] == {"clean": pytest.approx(3.0)}
+    image = _png(plot_layer_curves(rows, "eer_ge2e", tmp_path / "eer.png", info))
+    assert _pixels_of(image, CLEAN) > 200
+    assert image.shape[1] > image.shape[0]  # two panels side by side

@@ -13,6 +13,7 @@ import pytest
 from speechbrain_probe.report.__main__ import main
 from speechbrain_probe.report.build import build_report
 from speechbrain_probe.report.example import make_example_results
+from speechbrain_probe.study_data import StudyModel
 
 VOID = {"meta", "link", "img", "br", "hr", "input", "source", "col", "wbr"}
 EVIL = '<script>alert("x")</script>&amp;"\''
@@ -251,3 +252,64 @@ def test_a_relative_results_folder_keeps_its_figures(tmp_path, monkeypatch):
     assert "do not exist" not in text
     figures = [u for u in _parse(text).links if u.endswith(".png")]
     assert len(figures) == 5 and all(u.startswith("figures/") for u in figures)
+
+
+# --- a study of other models, built from another folder ---------------------
+
+
+def _image_files(page_path):
+    text = page_path.read_text(encoding="utf-8")
+    return [
+        page_path.parent / unquote(u) for u in _parse(text).links if u.endswith(".png")
+    ]
+
+
+def test_a_generic_study_from_a_relative_folder_shows_every_figure(
+    tmp_path, monkeypatch
+):
+    """build_report("results/demo/study") run from the folder above: every
+    <img> of the page is an existing file (the demo's page once pointed at
+    results/demo/study/results/demo/study/figures/...), and still is after the
+    folder moves (links are relative to the page)."""
+    make_example_results(
+        tmp_path / "results" / "demo" / "study",
+        n_utts=1,
+        conditions=("clean", "snr5"),
+        seconds=0.1,
+        models=[
+            StudyModel(
+                "whisper_tiny",
+                ("cnn", "layer1", "layer2", "layer3", "layer4"),
+                source="openai/whisper-tiny",
+                label="Whisper tiny",
+            ),
+            StudyModel("wav2vec2", ("layer1", "layer2", "layer3")),
+        ],
+    )
+    monkeypatch.chdir(tmp_path)
+    page = build_report("results/demo/study", verbose=False)
+    text = page.read_text(encoding="utf-8")
+    assert "do not exist" not in text
+    images = _image_files(page)
+    assert sorted(p.name for p in images) == [
+        "eer_vs_layer_ecapa.png",
+        "eer_vs_layer_ge2e.png",
+        "fig3_mel_grid.png",
+        "pesq_vs_layer.png",
+        "stoi_vs_layer.png",
+    ]  # no robust-vs-baseline figure: the study has no such pair
+    assert all(p.is_file() for p in images)
+    tables = {p.name for p in (page.parent / "tables").glob("*.csv")}
+    assert "table2_stoi.csv" not in tables
+    assert {"layers_stoi_whisper_tiny.csv", "layers_stoi_wav2vec2.csv"} <= tables
+    data = _embedded_data(_parse(text))
+    assert [c["label"] for c in data["conditions"]] == ["clean", "5 dB"]
+    whisper = data["models"][0]
+    assert whisper["layers"] == ["cnn", "layer1", "layer2", "layer3", "layer4"]
+    assert whisper["group_label"] == "Whisper tiny (openai/whisper-tiny)"
+    assert "Whisper tiny (openai/whisper-tiny)" in text  # named on the page
+    moved = tmp_path / "elsewhere"
+    (tmp_path / "results").rename(moved)
+    assert all(
+        p.is_file() for p in _image_files(moved / "demo" / "study" / "report.html")
+    )

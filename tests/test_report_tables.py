@@ -10,10 +10,12 @@ import csv
 import pytest
 
 from speechbrain_probe.report.example import EXAMPLE_MODELS, make_example_results
-from speechbrain_probe.report.tables import MISSING, table1, table2
+from speechbrain_probe.report.tables import MISSING, layer_tables, table1, table2
 from speechbrain_probe.study_data import (
     AsrResult,
     MetricRow,
+    StudyInfo,
+    StudyModel,
     read_asr_results,
     read_metrics,
     write_asr_results,
@@ -296,3 +298,74 @@ def test_markdown_and_html_escape_text():
     assert "a\\|<b>" in table.to_markdown()
     html_text = table.to_html()
     assert "<b>" not in html_text and "a|&lt;b&gt;" in html_text
+
+
+# --- a study of other models (no paper layout) ---------------------------------
+
+WHISPER = StudyModel(
+    "whisper_tiny",
+    ("cnn", "layer1", "layer2", "layer3", "layer4"),
+    source="openai/whisper-tiny",
+    label="Whisper tiny",
+)
+WAV2VEC2 = StudyModel("wav2vec2", tuple(f"layer{i}" for i in range(1, 8)))
+
+
+def test_a_generic_study_has_no_empty_row_or_column(tmp_path):
+    out = make_example_results(
+        tmp_path, n_utts=1, conditions=("clean", "snr5"), seconds=0.1, models=[WHISPER]
+    )
+    metrics = read_metrics(out["metrics"])
+    [(suffix, table)] = layer_tables(metrics, "eer_ge2e", out["info"])
+    assert suffix == ""
+    assert [name for _, name in table.columns] == [
+        "original",
+        "copy synthesis",
+        "cnn",  # the model's order: cnn first, never sorted after layer4
+        "layer1",
+        "layer2",
+        "layer3",
+        "layer4",
+    ]
+    assert table.row_labels == [["Whisper tiny", "clean"], ["Whisper tiny", "5 dB"]]
+    for j in range(len(table.columns)):
+        assert any(row[j] != MISSING for row in table.cells), table.columns[j]
+    assert all(set(row) != {MISSING} for row in table.cells)
+    assert table.cell(("Whisper tiny", "5 dB"), ("Whisper tiny", "cnn")) != MISSING
+    assert any("openai/whisper-tiny" in note for note in table.notes)
+    t1 = table1(read_asr_results(out["asr"]), info=out["info"])
+    assert t1.row_labels == [["Whisper tiny", "whisper_tiny"]]
+    assert [c for c, _ in t1.columns] == ["clean", "clean", "5 dB", "5 dB"]
+
+
+def test_two_generic_models_with_their_own_layers(tmp_path):
+    out = make_example_results(
+        tmp_path,
+        n_utts=1,
+        conditions=("clean", "snr0"),
+        seconds=0.1,
+        models=[WHISPER, WAV2VEC2],
+    )
+    metrics = read_metrics(out["metrics"])
+    # wav2vec2 was not evaluated at 0 dB: its row is left out, not dashed
+    metrics = [
+        r for r in metrics if not (r.model == "wav2vec2" and r.condition == "snr0")
+    ]
+    tables = layer_tables(metrics, "stoi", out["info"])
+    assert [suffix for suffix, _ in tables] == ["_whisper_tiny", "_wav2vec2"]
+    whisper, wav2vec2 = (t for _, t in tables)
+    assert [n for _, n in whisper.columns][2:] == list(WHISPER.layers)
+    assert [n for _, n in wav2vec2.columns][2:] == list(WAV2VEC2.layers)
+    assert wav2vec2.row_labels == [["wav2vec2", "clean"]]
+    assert whisper.row_labels == [["Whisper tiny", "clean"], ["Whisper tiny", "0 dB"]]
+    # the same layers: one table, both models as rows
+    twin = StudyModel("whisper_twin", WHISPER.layers)
+    info = StudyInfo((WHISPER, twin), ("clean",), ())
+    rows = [
+        MetricRow(m.name, "", "", layer, "clean", "stoi", 0.5)
+        for m in (WHISPER, twin)
+        for layer in m.layers[:2]
+    ]
+    [(suffix, table)] = layer_tables(rows, "stoi", info)
+    assert table.row_labels == [["Whisper tiny", "clean"], ["whisper_twin", "clean"]]
+    assert [n for _, n in table.columns] == ["cnn", "layer1"]  # no empty column
