@@ -106,6 +106,15 @@ def librispeech_tree(fresh_tmp):
     return root
 
 
+@pytest.fixture(scope="session")
+def user_inputs(fresh_tmp):
+    """What a user brings to the one-command recipe: speech at other rates and
+    channel counts, noises, tiny random Hugging Face models."""
+    from user_inputs import write_user_inputs
+
+    return write_user_inputs(fresh_tmp / "AnyCorpus" / "inputs")
+
+
 def test_every_csv_row_names_existing_files():
     assert ROWS, "no recipe rows found in tests/recipes/*.csv"
     for param in ROWS:
@@ -125,6 +134,8 @@ def test_every_csv_row_names_existing_files():
 def test_recipe_runs_on_tiny_data(row, fresh_tmp, request):
     if row["Dataset"] == "LibriSpeech":
         request.getfixturevalue("librispeech_tree")
+    if row["Dataset"] == "AnyCorpus":
+        request.getfixturevalue("user_inputs")
     flags = shlex.split(row["test_debug_flags"])
     command = [sys.executable, row["Script_file"], row["Hparam_file"], *flags]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
