@@ -216,7 +216,7 @@ def main(argv=None) -> int:
         snrs=hparams["snrs"],
         data_root=hparams["data_root"],
         max_test_seconds=hparams["max_test_seconds"],
-        seed=hparams["seed"],
+        seed=hparams["study_seed"],
     )
     # 2. the data, prepared once (the second call reads what the first wrote)
     run_on_main(prepare_user_corpus, kwargs=prepare)
@@ -249,7 +249,7 @@ def main(argv=None) -> int:
         n_jobs=hparams["n_jobs"],
         batch_size=hparams["batch_size"],
         device=device,
-        seed=hparams["seed"],
+        seed=hparams["study_seed"],
         num_threads=hparams["num_threads"],
         pesq_per_speaker=hparams["pesq_per_speaker"],
     )
