@@ -16,6 +16,9 @@ Usable without the rest of the project (it needs only ``torch``):
 * :func:`measure_layers` lists the probe-able layers of a model with their
   output shape and time downsampling, measured by running two dummy inputs of
   different lengths.
+* :func:`block_paths` picks a model's top-level layers (the blocks of a layer
+  list, a stacked RNN's layers one by one, other parameterised stages whole)
+  and :func:`forward_order` sorts paths by when their outputs appear.
 
 The command line that lists a model's layers is
 :mod:`speechbrain_probe.list_layers` (it needs the rest of the package to load
@@ -40,6 +43,8 @@ __all__ = [
     "to_tensor",
     "resolve_module",
     "candidate_paths",
+    "block_paths",
+    "forward_order",
     "LayerCapture",
     "unroll_rnn",
     "RNNLayerView",
@@ -194,6 +199,140 @@ def candidate_paths(model: nn.Module, prefix: str = "") -> list[str]:
         if _is_stacked_rnn(module):
             paths += [f"{name}.l{i}" for i in range(module.num_layers)]
     return paths
+
+
+# normalisation layers (torch's and wrappers of the same name) and positional
+# encodings are not representations of their own
+_SKIPPED_UNIT = re.compile(
+    r"^(Layer|Batch|Group|Instance|RMS)Norm(\d*d)?$|(?i:positional|relpos|posenc)"
+)
+_FEATURE_MODULES = ("speechbrain.lobes.features", "speechbrain.processing.features")
+
+
+def _has_params(module: nn.Module) -> bool:
+    return next(module.parameters(), None) is not None
+
+
+def _param_children(module: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(n, m) for n, m in module.named_children() if _has_params(m)]
+
+
+def _is_layer_list(module: nn.Module) -> bool:
+    """A list of repeated blocks: >= 2 parameterised children, all one class."""
+    kids = _param_children(module)
+    return (
+        isinstance(module, (nn.ModuleList, nn.Sequential, nn.ModuleDict))
+        and len(kids) >= 2
+        and len({type(m) for _, m in kids}) == 1
+    )
+
+
+def _has_structure(module: nn.Module, rnn_only: bool = False) -> bool:
+    """Whether a stacked RNN (or, unless ``rnn_only``, a layer list) lies below."""
+    return any(
+        _is_stacked_rnn(m) or (not rnn_only and _is_layer_list(m))
+        for m in module.modules()
+    )
+
+
+def block_paths(model: nn.Module) -> list[str]:
+    """A model's top-level probe layers, by dotted path (module order).
+
+    The blocks of a layer list (``nn.ModuleList`` / ``nn.Sequential`` of one
+    repeated class: transformer layers, CNN or DNN blocks), the inner layers
+    of a stacked RNN one by one (``<path>.l<i>``), and any other parameterised
+    stage without such structure inside as a whole. Left out: modules without
+    parameters (activations, pooling, dropout), normalisation layers,
+    positional encodings and feature extraction (``speechbrain.lobes.features``,
+    ``speechbrain.processing.features``). A module reached twice (shared by an
+    encoder and a decoder) counts once, under its first path. Which of these
+    produce frames on a given input is for :func:`measure_layers` to tell.
+
+    Arguments
+    ---------
+    model : torch.nn.Module
+        The model (or a dict of modules, e.g. SpeechBrain's ``mods``).
+
+    Returns
+    -------
+    list of str
+
+    Example
+    -------
+    >>> net = nn.Sequential()
+    >>> net.add_module("cnn", nn.Sequential(nn.Conv1d(4, 8, 3), nn.ReLU(), nn.Conv1d(8, 8, 3)))
+    >>> net.add_module("rnn", nn.LSTM(8, 6, num_layers=2))
+    >>> net.add_module("norm", nn.LayerNorm(6))
+    >>> net.add_module("out", nn.Linear(6, 3))
+    >>> block_paths(net)
+    ['cnn.0', 'cnn.2', 'rnn.l0', 'rnn.l1', 'out']
+    """
+    seen: set[int] = set()
+    paths: list[str] = []
+
+    def unit(module: nn.Module, path: str) -> None:
+        if _SKIPPED_UNIT.search(type(module).__name__):
+            return
+        if type(module).__module__.startswith(_FEATURE_MODULES):
+            return
+        paths.append(path)
+
+    def expand(module: nn.Module, path: str) -> None:
+        if id(module) in seen or not _has_params(module):
+            return
+        seen.add(id(module))
+        if type(module).__module__.startswith(_FEATURE_MODULES):
+            return
+        prefix = f"{path}." if path else ""
+        if _is_stacked_rnn(module):
+            paths.extend(f"{prefix}l{i}" for i in range(module.num_layers))
+            return
+        if _is_layer_list(module):
+            for name, child in _param_children(module):
+                if _has_structure(child, rnn_only=True):
+                    expand(child, prefix + name)
+                elif id(child) not in seen:
+                    seen.add(id(child))
+                    unit(child, prefix + name)
+            return
+        if path and not _has_structure(module):
+            unit(module, path)
+            return
+        for name, child in _param_children(module):
+            expand(child, prefix + name)
+
+    expand(model, "")
+    return paths
+
+
+def forward_order(
+    model: nn.Module,
+    run: Callable[[], object],
+    paths: Mapping[str, str] | Iterable[str],
+) -> list[str]:
+    """``paths`` (or the names of a ``{name: path}`` mapping) sorted by when
+    their outputs appear in one ``run()``.
+
+    A forward hook fires when its module's forward ends, so for paths none of
+    which contains another this is the order of the forward pass. Paths that
+    produce no tensor in ``run()`` are left out.
+
+    Example
+    -------
+    >>> class Net(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.late = nn.Linear(4, 4)
+    ...         self.early = nn.Linear(4, 4)
+    ...     def forward(self, x):
+    ...         return self.late(self.early(x))
+    >>> net = Net()
+    >>> forward_order(net, lambda: net(torch.randn(1, 4)), ["late", "early"])
+    ['early', 'late']
+    """
+    with torch.no_grad(), LayerCapture(model, paths) as cap:
+        run()
+    return [name for name, value in cap.outputs.items() if value is not None]
 
 
 # ----------------------------------------------------------------------------
@@ -370,7 +509,9 @@ class LayerCapture:
             if top:
                 inner.append(output[0])
             bf = module.batch_first or isinstance(x, PackedSequence)
-            for name, index in views.items():
+            # inner layers in their own order (the capture's outputs keep the
+            # order in which layers produced them)
+            for name, index in sorted(views.items(), key=lambda kv: kv[1]):
                 value = to_tensor(inner[index], batch_first=True)
                 if not bf:
                     value = value.transpose(0, 1)
@@ -571,8 +712,18 @@ def measure_layers(
     return reports
 
 
-def format_layer_table(reports: Iterable[LayerReport]) -> str:
+def format_layer_table(
+    reports: Iterable[LayerReport], marked: Iterable[str] | None = None
+) -> str:
     """A fixed-width table of :class:`LayerReport` rows.
+
+    Arguments
+    ---------
+    reports : iterable of LayerReport
+        The rows.
+    marked : iterable of str, optional
+        Names or paths of rows to mark with ``*`` in a first column (e.g. a
+        model's default layers); no mark column when None.
 
     Example
     -------
@@ -580,12 +731,23 @@ def format_layer_table(reports: Iterable[LayerReport]) -> str:
     >>> print(format_layer_table([rep]))  # doctest: +NORMALIZE_WHITESPACE
     name  path    type  dim   downsample  shape
     cnn1  m.cnn1  Conv  5120  1           (3, 64, 5120)
+    >>> print(format_layer_table([rep], marked=["cnn1"]))  # doctest: +NORMALIZE_WHITESPACE
+       name  path    type  dim   downsample  shape
+    *  cnn1  m.cnn1  Conv  5120  1           (3, 64, 5120)
     """
-    header = ("name", "path", "type", "dim", "downsample", "shape")
+    reports = list(reports)
+    header: tuple = ("name", "path", "type", "dim", "downsample", "shape")
     rows = [
         (r.name, r.path, r.kind, str(r.dim), f"{r.downsample:g}", str(r.shape))
         for r in reports
     ]
+    if marked is not None:
+        marks = set(marked)
+        header = ("", *header)
+        rows = [
+            ("*" if r.name in marks or r.path in marks else "", *row)
+            for r, row in zip(reports, rows)
+        ]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = [
         "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()

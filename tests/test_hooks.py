@@ -7,7 +7,9 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from speechbrain_probe.hooks import (
     LayerCapture,
+    block_paths,
     candidate_paths,
+    forward_order,
     measure_layers,
     resolve_module,
     to_frames,
@@ -162,3 +164,52 @@ def test_cli_lists_layers_of_missing_dir_is_clear_error(tmp_path, capsys):
     assert (
         err.startswith("error: asr_source: local directory") and "does not exist" in err
     )
+
+
+def test_block_paths_pick_top_level_layers_in_forward_order():
+    class Net(nn.Module):
+        """Registered out of forward order; a shared module; a norm; a list."""
+
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Linear(12, 4)
+            self.blocks = nn.ModuleList(
+                [nn.Sequential(nn.Linear(8, 8), nn.ReLU()) for _ in range(2)]
+            )
+            self.front = nn.Conv1d(8, 8, 3, padding=1)
+            self.rnn = nn.LSTM(8, 6, num_layers=3, batch_first=True, bidirectional=True)
+            self.norm = nn.LayerNorm(12)
+            self.again = self.head  # shared: counted once
+
+        def forward(self, x):  # [B, 8, T]
+            h = self.front(x).transpose(1, 2)
+            for block in self.blocks:
+                h = block(h)
+            h, _ = self.rnn(h)
+            return self.head(self.norm(h))
+
+    net = Net().eval()
+    paths = block_paths(net)
+    assert paths == [
+        "head",
+        "blocks.0",
+        "blocks.1",
+        "front",
+        "rnn.l0",
+        "rnn.l1",
+        "rnn.l2",
+    ]
+    order = forward_order(net, lambda: net(torch.randn(2, 8, 5)), paths)
+    assert order == [
+        "front",
+        "blocks.0",
+        "blocks.1",
+        "rnn.l0",
+        "rnn.l1",
+        "rnn.l2",
+        "head",
+    ]
+    named = forward_order(
+        net, lambda: net(torch.randn(2, 8, 5)), {"out": "head", "in": "front"}
+    )
+    assert named == ["in", "out"]
