@@ -150,8 +150,15 @@ class FrozenASR:
         return self._fingerprint
 
     def describe(self) -> str:
-        """One line: kind, source, layer names."""
-        return f"{self.kind} ASR from {self.source}; layers: {' '.join(self.layers)}"
+        """One line: kind, source, layer names (the defaults when there are many)."""
+        if len(self.layers) <= 16:
+            return (
+                f"{self.kind} ASR from {self.source}; layers: {' '.join(self.layers)}"
+            )
+        return (
+            f"{self.kind} ASR from {self.source}; {len(self.layers)} probe-able layers "
+            f"(list_layers --all); default layers: {' '.join(self.default_layers())}"
+        )
 
     # -- state ------------------------------------------------------------
     def freeze(self) -> FrozenASR:
@@ -167,12 +174,99 @@ class FrozenASR:
         self.device = str(device)
         return self
 
+    def default_layers(self) -> list[str]:
+        """The model's top-level probe layers, input side first.
+
+        The declared layers (an export's ``probe_layers``, a Hugging Face
+        encoder's ``cnn``, ``layer1`` .. ``layerN``) in their order; wrappers
+        without a declaration choose (see
+        :meth:`speechbrain_probe.sb_inference.SpeechBrainASR.default_layers`).
+
+        Example
+        -------
+        >>> net = nn.Sequential(nn.Conv1d(1, 4, 400, stride=200), nn.Conv1d(4, 4, 1))
+        >>> ModuleASR(net, {"c1": "0", "c2": "1"}, takes_lengths=False).default_layers()
+        ['c1', 'c2']
+        """
+        return list(self.layers)
+
+    def validate_layers(self, names=None) -> list[str]:
+        """Check layer names and their geometry before any long work.
+
+        Arguments
+        ---------
+        names : str or list of str, optional
+            Layer names (``"all"``: every declared layer); None: the
+            :meth:`default_layers`.
+
+        Returns
+        -------
+        list of str
+            The names, in the order given.
+
+        Raises
+        ------
+        KeyError
+            An unknown name (the available ones are listed).
+        ValueError
+            A layer without a time axis, or whose frames are finer than the
+            probe target's mel hop (downsample < 1): a one-frame-in probe
+            would have to predict less than one mel frame per hidden frame.
+
+        Example
+        -------
+        >>> class Net(nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.fine = nn.Conv1d(1, 4, 160, stride=80, padding=80)
+        ...         self.coarse = nn.Conv1d(4, 4, 4, stride=4)
+        ...     def forward(self, wavs, lens):
+        ...         return self.coarse(self.fine(wavs.unsqueeze(1)))
+        >>> asr = ModuleASR(Net(), {"fine": "fine", "coarse": "coarse"})
+        >>> asr.validate_layers(["coarse"])
+        ['coarse']
+        >>> asr.validate_layers(["fine"])
+        Traceback (most recent call last):
+        ...
+        ValueError: layer 'fine' has a frame every 5 ms, finer than the probe target's mel hop of 12.5 ms ...
+        """
+        names = self.default_layers() if names is None else self.check_layers(names)
+        cfg = self.mel_config
+        hop_ms = 1000.0 * cfg.hop_length / cfg.sample_rate
+        for name in names:
+            geo = self.geometry(name)
+            if geo.downsample < 1 - 1e-6:
+                frame_ms = geo.downsample * hop_ms
+                coarser = [
+                    n
+                    for n in self.layers
+                    if n != name
+                    and n in self._reports
+                    and self._reports[n].downsample >= 1 - 1e-6
+                ]
+                hint = f" (e.g. {coarser[0]})" if coarser else ""
+                raise ValueError(
+                    f"layer {name!r} has a frame every {frame_ms:g} ms, finer than "
+                    f"the probe target's mel hop of {hop_ms:g} ms (downsample "
+                    f"{geo.downsample:g} < 1): the probe maps one hidden frame to at "
+                    f"least one mel frame. Probe a coarser layer{hint}, or use a "
+                    f"mel_config with a hop of at most {frame_ms:g} ms "
+                    f"(hop_length_ms <= {frame_ms:g})"
+                )
+        return names
+
     def check_layers(self, names) -> list[str]:
-        """Validate layer names; ``"all"`` expands to every declared layer."""
+        """Validate layer names; ``"all"`` expands to every declared layer.
+
+        A layer's module path (``encoder.rnn.rnn.l0``) stands for its name.
+        """
         if names == "all" or names == ["all"]:
             return list(self.layers)
         if isinstance(names, str):
             names = [names]
+        # a layer's dotted module path names it too
+        by_path = {path: name for name, path in self.layers.items()}
+        names = [n if n in self.layers else by_path.get(n, n) for n in names]
         unknown = [n for n in names if n not in self.layers]
         if unknown:
             raise KeyError(

@@ -14,7 +14,12 @@
 
 A source that looks like a local path (it exists, starts with ``/``, ``.`` or
 ``~``, has more than one ``/``, or its first component is an existing folder)
-and does not exist is an error, never a network call.
+and does not exist is an error, never a network call; so is a local
+SpeechBrain directory that lacks a file its pretrainer loads (checked before
+the model is built).
+
+:meth:`FrozenASR.default_layers` gives a model's top-level probe layers and
+:meth:`FrozenASR.validate_layers` checks names and geometry up front.
 
 :meth:`FrozenASR.hidden_states` returns ``{layer: [B, T_h, D]}`` float tensors
 and :meth:`FrozenASR.geometry` each layer's ``(D, downsample)``, where
@@ -36,7 +41,7 @@ from speechbrain_probe.asr_interface import (
 )
 from speechbrain_probe.devices import resolve_device
 from speechbrain_probe.hf_encoder import HF_MODEL_TYPES, HFEncoderASR
-from speechbrain_probe.sb_inference import SpeechBrainASR
+from speechbrain_probe.sb_inference import SpeechBrainASR, check_pretrainer_files
 
 __all__ = [
     "Geometry",
@@ -100,6 +105,7 @@ def load_asr(
                 f"{path} has neither hyperparams.yaml (SpeechBrain export) nor "
                 "config.json (Hugging Face save_pretrained); is it a model directory?"
             )
+        check_pretrainer_files(path)
         src, save = str(path.resolve()), str(savedir or path.resolve())
         yaml_text = _read_yaml_text(path / "hyperparams.yaml")
     else:

@@ -6,6 +6,9 @@
 
 Prints one row per layer with its output dim and time downsampling, measured
 on two dummy inputs (see :func:`speechbrain_probe.hooks.measure_layers`).
+Rows marked ``*`` are the model's default layers
+(:meth:`~speechbrain_probe.asr_interface.FrozenASR.default_layers`, what a
+recipe probes when given no layers); they are also listed on the last line.
 Lives above :mod:`speechbrain_probe.frozen` (which loads the model) and
 :mod:`speechbrain_probe.hooks` (which measures and formats), so neither of
 those imports the other back.
@@ -43,11 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         asr = load_asr(args.source, savedir=args.savedir)
         reports = asr.measure(all_modules=args.all)
+        defaults = asr.default_layers()
     except (FileNotFoundError, NotADirectoryError, KeyError, ValueError) as err:
         print(f"error: {err.args[0] if err.args else err}", file=sys.stderr)
         return 2
+    marked = [asr.layers[name] for name in defaults] + list(defaults)
     print(f"# {asr.describe()}")
-    print(format_layer_table(reports))
+    print(format_layer_table(reports, marked=marked))
+    print(f"# default layers (*): {' '.join(defaults)}")
     return 0
 
 

@@ -116,6 +116,9 @@ def test_export_dir_loads_offline_and_declares_layers(tmp_path, no_network):
     assert torch.allclose(states["rnn2"], top, atol=1e-5)
     with pytest.raises(KeyError, match="available: feats rnn1 rnn2"):
         asr.hidden_states(wavs, lens, ["blstm7"])
+    # the declared layers are the defaults, in their order
+    assert asr.default_layers() == ["feats", "rnn1", "rnn2"]
+    assert asr.validate_layers(["encoder.rnn.rnn.l0"]) == ["rnn1"]
 
 
 def test_missing_local_sources_never_reach_the_network(
@@ -248,7 +251,10 @@ def test_probe_hparams_name_the_paper_layers_of_the_study(tmp_path, monkeypatch)
 
 def test_train_probe_names_the_command_that_makes_a_missing_asr(tmp_path):
     data = write_corpus(tmp_path / "data")
-    with pytest.raises(FileNotFoundError, match=r"python train_asr.py hparams/blstm.yaml --training=robust"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"python train_asr.py hparams/blstm.yaml --training=robust",
+    ):
         recipe_main(
             [
                 str(RECIPE / "hparams" / "blstm3.yaml"),
@@ -327,6 +333,8 @@ def test_hf_ssl_encoder_layers(tmp_path, cls, no_network):
     assert not torch.allclose(states["layer1"], states["layer2"])
     reports = asr.measure()
     assert [r.name for r in reports] == ["cnn", "layer1", "layer2"]
+    assert asr.default_layers() == ["cnn", "layer1", "layer2"]
+    assert asr.validate_layers(None) == ["cnn", "layer1", "layer2"]
 
 
 def test_whisper_padding_is_cut_and_long_audio_is_windowed(tmp_path, no_network):
@@ -377,3 +385,4 @@ def test_probe_trains_on_hf_encoder_with_fractional_frame_rate(tmp_path, no_netw
     batch = PaddedBatch(items[:2])
     mels = reconstruct_mel(asr, probes, *batch.sig)
     assert mels["layer2"].shape == (2, 1 + 7000 // 200, 80)
+
