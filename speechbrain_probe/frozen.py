@@ -65,6 +65,7 @@ def load_asr(
     savedir: str | os.PathLike | None = None,
     device: str | None = None,
     interface: str = "auto",
+    whisper_window: str = "full",
 ) -> FrozenASR:
     """Load a frozen ASR from a local directory or a hub id.
 
@@ -80,6 +81,11 @@ def load_asr(
         ``cpu``, ``cuda:0``, ...; None: CUDA where available, else the CPU.
     interface : str
         ``auto``, ``EncoderASR`` or ``EncoderDecoderASR``.
+    whisper_window : str
+        Whisper encoders only (other models ignore it): ``"full"`` (default)
+        pads each window to Whisper's 30 s as in training, ``"trim"`` encodes
+        only what the audio needs (several times cheaper for short audio,
+        hidden states differ); see :class:`HFEncoderASR`.
 
     Returns
     -------
@@ -99,7 +105,7 @@ def load_asr(
     if looks_local(text):
         path = check_local(text)
         if (path / "config.json").exists() and not (path / "hyperparams.yaml").exists():
-            return HFEncoderASR(path).to(device)
+            return HFEncoderASR(path, whisper_window=whisper_window).to(device)
         if not (path / "hyperparams.yaml").exists():
             raise FileNotFoundError(
                 f"{path} has neither hyperparams.yaml (SpeechBrain export) nor "

@@ -3,12 +3,32 @@
 Whisper, wav2vec2, HuBERT, WavLM and data2vec-audio, from a local
 ``save_pretrained`` directory (``transformers`` is the optional ``hf`` extra):
 layers ``cnn`` (convolutional front end) and ``layer1`` .. ``layerN``
-(transformer layers). Whisper's zero padding to its fixed window is cut off
-again; longer audio is encoded window by window.
+(transformer layers).
+
+Whisper's encoder takes a fixed window (30 s for the released models) and was
+trained on audio zero-padded to it. ``whisper_window`` chooses how audio is
+fed to it:
+
+* ``"full"`` (default, faithful): every window padded to the full length, as
+  in training; the frames of the padding are cut off again.
+* ``"trim"``: windows shorter than the full length are encoded only as long as
+  the audio needs (positional embeddings cut to that length; in a batch, each
+  window attends only to its own length, so its frames do not depend on the
+  other utterances), which is cheaper for short utterances, but attention then
+  no longer sees the padding, so hidden states differ from the faithful ones
+  (how much: ``benchmarks/bench_whisper.py``, on random weights). transformers' ``WhisperEncoder`` refuses
+  any input but the full window, so this mode runs the encoder's own
+  submodules (``conv1``, ``conv2``, ``layers``, ``layer_norm``) itself.
+
+Audio longer than a window is cut into windows; all windows of a batch go
+through the encoder in one forward (in ``"trim"`` mode: one forward for the
+full windows, one for the shorter rest), and each utterance's frames are
+concatenated again.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from pathlib import Path
@@ -19,20 +39,110 @@ from speechbrain_probe.asr_interface import FrozenASR, Geometry
 from speechbrain_probe.features import MelConfig
 from speechbrain_probe.hooks import LayerCapture, LayerReport
 
-__all__ = ["HF_MODEL_TYPES", "HFEncoderASR"]
+__all__ = ["HF_MODEL_TYPES", "WHISPER_WINDOWS", "HFEncoderASR", "whisper_encode"]
 
 HF_MODEL_TYPES = ("whisper", "wav2vec2", "hubert", "wavlm", "data2vec-audio")
+WHISPER_WINDOWS = ("full", "trim")
+
+
+def whisper_encode(
+    encoder, input_features: torch.Tensor, frames: torch.Tensor | None = None
+) -> torch.Tensor:
+    """A Whisper encoder's forward on mel input of any length up to its window.
+
+    The same computation as ``WhisperEncoder.forward`` (conv1, conv2 with GELU,
+    positional embeddings, layers, final layer norm; eval mode), with the
+    positional embeddings cut to the input's length instead of refusing input
+    shorter than ``2 * max_source_positions`` mel frames. Runs the encoder's
+    own submodules, so forward hooks on them see their outputs.
+
+    Arguments
+    ---------
+    encoder : transformers WhisperEncoder
+        The encoder.
+    input_features : torch.Tensor
+        ``[B, n_mels, T]`` log-mel frames, ``T <= 2 * max_source_positions``.
+    frames : torch.Tensor, optional
+        ``[B]`` encoder frames of each item: attention then sees only those
+        (each item as if encoded alone at its own length, whatever the batch).
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B, ceil(T / 2), d_model]``.
+
+    Example
+    -------
+    >>> from transformers import WhisperConfig
+    >>> from transformers.models.whisper.modeling_whisper import WhisperEncoder
+    >>> cfg = WhisperConfig(d_model=8, encoder_layers=1, encoder_attention_heads=2,
+    ...     encoder_ffn_dim=16, num_mel_bins=4, max_source_positions=10)
+    >>> enc = WhisperEncoder(cfg).eval()
+    >>> feats = torch.randn(1, 4, 20)
+    >>> full = enc(feats).last_hidden_state
+    >>> torch.allclose(whisper_encode(enc, feats), full, atol=1e-5)
+    True
+    >>> whisper_encode(enc, feats[..., :6]).shape
+    torch.Size([1, 3, 8])
+    >>> padded = torch.cat([feats[..., :6], torch.zeros(1, 4, 6)], dim=2)
+    >>> two = whisper_encode(enc, torch.cat([feats[..., :12], padded]), torch.tensor([6, 3]))
+    >>> torch.allclose(two[1, :3], whisper_encode(enc, padded[..., :6])[0], atol=1e-5)
+    True
+    """
+    gelu = torch.nn.functional.gelu
+    h = gelu(encoder.conv2(gelu(encoder.conv1(input_features)))).permute(0, 2, 1)
+    if h.shape[1] > encoder.embed_positions.num_embeddings:
+        raise ValueError(
+            f"{input_features.shape[-1]} mel frames exceed the Whisper window of "
+            f"{2 * encoder.embed_positions.num_embeddings}"
+        )
+    h = h + encoder.embed_positions.weight[: h.shape[1]]
+    mask = None
+    if frames is not None:
+        keep = torch.arange(h.shape[1], device=h.device)[None, :] < frames[:, None].to(
+            h.device
+        )
+        mask = torch.zeros(keep.shape, dtype=h.dtype, device=h.device)
+        mask = mask.masked_fill(~keep, torch.finfo(h.dtype).min)[:, None, None, :]
+    for layer in encoder.layers:
+        out = layer(h, mask)
+        h = out[0] if isinstance(out, tuple) else out
+    return encoder.layer_norm(h)
 
 
 class HFEncoderASR(FrozenASR):
     """A Hugging Face speech encoder from a local ``save_pretrained`` directory.
 
     Layers: ``cnn`` (convolutional front end) and ``layer1`` .. ``layerN``.
+
+    Arguments
+    ---------
+    directory : str or path
+        A ``save_pretrained`` directory (``config.json``, weights, optionally
+        ``preprocessor_config.json``).
+    mel_config : MelConfig, optional
+        Settings of the probe target.
+    whisper_window : str
+        Whisper only: ``"full"`` (default) pads every window to the full 30 s
+        as Whisper was trained; ``"trim"`` encodes only as much of a window as
+        the audio needs (faster, hidden states differ; see the module notes).
     """
 
     kind = "huggingface"
 
-    def __init__(self, directory: str | Path, mel_config: MelConfig | None = None):
+    def __init__(
+        self,
+        directory: str | Path,
+        mel_config: MelConfig | None = None,
+        whisper_window: str = "full",
+    ):
+        if whisper_window not in WHISPER_WINDOWS:
+            raise ValueError(
+                f"whisper_window={whisper_window!r}; choose one of "
+                f"{' '.join(WHISPER_WINDOWS)} (full: pad to Whisper's 30 s window as "
+                "in training; trim: encode only what the audio needs)"
+            )
+        self.whisper_window = whisper_window
         try:
             import transformers
         except ImportError as err:  # pragma: no cover - depends on the extra
@@ -150,22 +260,55 @@ class HFEncoderASR(FrozenASR):
         frames = self.config.max_source_positions * 2
         return frames * self.extractor.hop_length
 
+    def _whisper_features(self, arrays, num_samples: int) -> torch.Tensor:
+        """Log-mel input of ``arrays`` padded (or cut) to ``num_samples``."""
+        kwargs = {}
+        if "device" in inspect.signature(self.extractor.__call__).parameters:
+            kwargs["device"] = str(self.device)  # its torch STFT on our device
+        feats = self.extractor(
+            arrays,
+            sampling_rate=self.mel_config.sample_rate,
+            padding="max_length",
+            max_length=num_samples,
+            truncation=True,
+            return_tensors="pt",
+            **kwargs,
+        )
+        return feats["input_features"].to(self.device)
+
+    def _whisper_run(self, features: torch.Tensor, frames=None):
+        if features.shape[-1] == self.config.max_source_positions * 2:
+            return self.root(features)
+        return whisper_encode(self.root, features, frames)
+
+    def _whisper_length(self, longest: int) -> int:
+        """Samples to encode for a window whose longest audio has ``longest``."""
+        window = self._window_samples()
+        if self.whisper_window == "full":
+            return window
+        step = 2 * self.extractor.hop_length  # one encoder frame
+        # at least half an STFT window of zeros after the audio: the last
+        # frames then see zeros, as in a longer (or the full) window
+        needed = longest + self.extractor.n_fft // 2
+        return min(window, max(1, math.ceil(needed / step)) * step)
+
     def encode(self, wavs, wav_lens):
-        """Run the encoder on one batch (one window for Whisper)."""
+        """Run the encoder on one batch (Whisper: the first window of each)."""
         sr = self.mel_config.sample_rate
         lengths = torch.round(wav_lens.float().cpu() * wavs.shape[1]).long()
         arrays = [w[: int(n)].float().cpu().numpy() for w, n in zip(wavs, lengths)]
         if self.is_whisper:
             window = self._window_samples()
-            feats = self.extractor(
-                arrays,
-                sampling_rate=sr,
-                padding="max_length",
-                max_length=window,
-                truncation=True,
-                return_tensors="pt",
+            longest = min(int(lengths.max()), window)
+            features = self._whisper_features(arrays, self._whisper_length(longest))
+            own = torch.tensor(
+                [
+                    self._whisper_length(min(int(n), window))
+                    // (2 * self.extractor.hop_length)
+                    for n in lengths
+                ]
             )
-            return self.root(feats["input_features"].to(self.device))
+            return self._whisper_run(features, own)
         feats = self.extractor(
             arrays,
             sampling_rate=sr,
@@ -178,24 +321,67 @@ class HFEncoderASR(FrozenASR):
             kwargs["attention_mask"] = feats["attention_mask"].to(self.device)
         return self.root(feats["input_values"].to(self.device), **kwargs)
 
+    def _whisper_states(self, wavs, lengths, names) -> dict[str, torch.Tensor]:
+        """Every window of every utterance, batched; frames concatenated back."""
+        window = self._window_samples()
+        hop = self.extractor.hop_length
+        chunks = [
+            (b, start, min(window, n - start))
+            for b, n in enumerate(max(1, int(n)) for n in lengths)
+            for start in range(0, n, window)
+        ]
+        if self.whisper_window == "full":
+            groups = [chunks]
+        else:  # full windows in one forward, the shorter rest trimmed in another
+            groups = [
+                [c for c in chunks if c[2] == window],
+                [c for c in chunks if c[2] < window],
+            ]
+        frames: dict[tuple, dict[str, torch.Tensor]] = {}
+        for group in (g for g in groups if g):
+            arrays = [
+                wavs[b, start : start + n].float().cpu().numpy()
+                for b, start, n in group
+            ]
+            features = self._whisper_features(
+                arrays, self._whisper_length(max(c[2] for c in group))
+            )
+            # trimmed: each window attends to its own length only, so its
+            # frames do not depend on the other utterances of the batch
+            own = torch.tensor(
+                [self._whisper_length(n) // (2 * hop) for _, _, n in group]
+            )
+            with LayerCapture(self.root, {n: self.layers[n] for n in names}) as cap:
+                self._whisper_run(features, own)
+            for i, (b, start, n) in enumerate(group):
+                valid = (n // hop + 1) // 2
+                frames[(b, start)] = {
+                    name: (
+                        cap[name][i].transpose(0, 1) if name == "cnn" else cap[name][i]
+                    )[:valid].float()
+                    for name in names
+                }
+        out = {}
+        for name in names:
+            per_utt = [
+                torch.cat([frames[(b, s)][name] for bb, s, _ in chunks if bb == b])
+                for b in range(wavs.shape[0])
+            ]
+            out[name] = torch.nn.utils.rnn.pad_sequence(per_utt, batch_first=True)
+        return out
+
     def hidden_states(self, wavs, wav_lens, names) -> dict[str, torch.Tensor]:
-        """``{name: [B, T_h, D]}`` with padding frames (Whisper's window) removed."""
+        """``{name: [B, T_h, D]}`` with padding frames (Whisper's window) removed.
+
+        Frames after an utterance's end (shorter utterances of a batch) are
+        zeros for Whisper, the model's output on the padding for the others.
+        """
         names = self.check_layers(names)
         lengths = torch.round(wav_lens.float().cpu() * wavs.shape[1]).long()
-        window = self._window_samples()
-        if self.is_whisper and wavs.shape[1] > window:
-            # window by window, then concatenated per utterance
-            pieces: dict[str, list] = {n: [] for n in names}
-            for start in range(0, wavs.shape[1], window):
-                chunk = wavs[:, start : start + window]
-                chunk_len = (lengths - start).clamp(min=1, max=chunk.shape[1])
-                part = self.hidden_states(
-                    chunk, chunk_len.float() / chunk.shape[1], names
-                )
-                for n in names:
-                    pieces[n].append(part[n])
-            return {n: torch.cat(pieces[n], dim=1) for n in names}
         self.root.eval()
+        if self.is_whisper:
+            with torch.no_grad():
+                return self._whisper_states(wavs, lengths, names)
         with (
             torch.no_grad(),
             LayerCapture(self.root, {n: self.layers[n] for n in names}) as cap,

@@ -386,3 +386,42 @@ def test_probe_trains_on_hf_encoder_with_fractional_frame_rate(tmp_path, no_netw
     mels = reconstruct_mel(asr, probes, *batch.sig)
     assert mels["layer2"].shape == (2, 1 + 7000 // 200, 80)
 
+
+def test_whisper_trim_window_is_an_explicit_option(tmp_path, no_network):
+    directory = tiny_whisper(tmp_path / "whisper")  # window: 1 s
+    full = load_asr(directory)
+    trim = load_asr(directory, whisper_window="trim")
+    assert (full.whisper_window, trim.whisper_window) == ("full", "trim")
+    with pytest.raises(
+        ValueError, match="whisper_window='half'; choose one of full trim"
+    ):
+        HFEncoderASR(directory, whisper_window="half")
+    gen = torch.Generator().manual_seed(0)
+    wavs = torch.randn(2, 12000, generator=gen) * 0.1
+    lens = torch.tensor([1.0, 0.5])
+    names = ["cnn", "layer1", "layer2"]
+    a = full.hidden_states(wavs, lens, names)
+    b = trim.hidden_states(wavs, lens, names)
+    for n in names:
+        assert a[n].shape == b[n].shape == (2, 38, 16)
+    # the conv front end sees the same audio; attention layers see no padding
+    # when trimmed, so their frames differ (by how much: bench_whisper.py)
+    assert torch.allclose(a["cnn"][0, :30], b["cnn"][0, :30], atol=1e-4)
+    assert not torch.allclose(a["layer2"], b["layer2"], atol=1e-3)
+    # trimmed, an utterance's frames do not depend on the rest of its batch
+    alone = trim.hidden_states(wavs[1:, :6000], torch.ones(1), names)
+    for n in names:
+        assert torch.allclose(b[n][1, :19], alone[n][0], atol=1e-4)
+    # a full window is the same computation in both modes
+    one = torch.randn(1, 16000, generator=gen) * 0.1
+    x = full.hidden_states(one, torch.ones(1), ["layer2"])["layer2"]
+    y = trim.hidden_states(one, torch.ones(1), ["layer2"])["layer2"]
+    assert torch.allclose(x, y, atol=1e-5)
+    # long audio: windows of all utterances batched, frames concatenated back
+    long = torch.randn(2, 40000, generator=gen) * 0.1  # 2.5 s and 1.5 s
+    for asr in (full, trim):
+        h = asr.hidden_states(long, torch.tensor([1.0, 0.6]), ["layer1"])["layer1"]
+        assert h.shape == (2, 50 + 50 + 25, 16)
+        assert torch.all(h[1, 75:] == 0)  # after the second utterance's end
+        alone = asr.hidden_states(long[1:, :24000], torch.ones(1), ["layer1"])
+        assert torch.allclose(h[1, :75], alone["layer1"][0], atol=1e-5)
