@@ -96,6 +96,9 @@ class ModelSpec:
         The ASR recipe's ``asr_results.csv`` (copied into Table 1).
     label : str, optional
         Display name in the report (default: ``name``).
+    whisper_window : str, optional
+        ``full`` or ``trim``, for a Whisper model (as its probes were trained;
+        :class:`~speechbrain_probe.hf_encoder.HFEncoderASR`).
 
     Example
     -------
@@ -104,7 +107,7 @@ class ModelSpec:
     >>> ModelSpec.from_dict("w2v", {"asr": "models/w2v"})
     Traceback (most recent call last):
     ...
-    ValueError: model 'w2v' lacks ['probes'] in the study's models (needs asr and probes; arch, training, asr_results and label are optional)
+    ValueError: model 'w2v' lacks ['probes'] in the study's models (needs asr and probes; arch, training, asr_results, label and whisper_window are optional)
     """
 
     name: str
@@ -114,6 +117,7 @@ class ModelSpec:
     training: str = ""
     asr_results: str | None = None
     label: str = ""
+    whisper_window: str = "full"
 
     @classmethod
     def from_dict(cls, name: str, values: dict) -> ModelSpec:
@@ -125,7 +129,7 @@ class ModelSpec:
             problem = f"lacks {missing}" if missing else f"has unknown keys {unknown}"
             raise ValueError(
                 f"model {name!r} {problem} in the study's models (needs asr and "
-                "probes; arch, training, asr_results and label are optional)"
+                "probes; arch, training, asr_results, label and whisper_window are optional)"
             )
         return cls(name=name, **{k: str(v) for k, v in values.items() if v is not None})
 
@@ -395,7 +399,7 @@ def run_study(
         model_layers = {}
         vocoder = None
         for spec in models:
-            asr = load_asr(spec.asr, device=device)
+            asr = load_asr(spec.asr, device=device, whisper_window=spec.whisper_window)
             probes = load_trained_probes(spec.probes, asr, device=device)
             loaded[spec.name] = (asr, probes)
             model_layers[spec.name] = list(probes)

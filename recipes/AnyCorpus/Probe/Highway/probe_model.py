@@ -116,7 +116,7 @@ def load_and_check(models: dict, hparams, device) -> dict:
     """
     loaded = {}
     for name, source in models.items():
-        asr = load_asr(source, device=device)
+        asr = load_asr(source, device=device, whisper_window=hparams["whisper_window"])
         wanted = hparams["layers"] or asr.default_layers()
         try:
             layers = asr.validate_layers(wanted)
@@ -226,8 +226,17 @@ def main(argv=None) -> int:
     train_data, valid_data = dataio_prepare(hparams, hparams["data_folder"])
     specs = []
     for name, (asr, layers) in loaded.items():
-        save = train_probes(name, asr, layers, hparams, run_opts, train_data, valid_data)
-        specs.append(ModelSpec(name=name, asr=asr.source, probes=str(save)))
+        save = train_probes(
+            name, asr, layers, hparams, run_opts, train_data, valid_data
+        )
+        specs.append(
+            ModelSpec(
+                name=name,
+                asr=asr.source,
+                probes=str(save),
+                whisper_window=hparams["whisper_window"],
+            )
+        )
     del loaded  # the study loads each model again, one at a time
 
     # 4. the study and its report
