@@ -31,7 +31,7 @@ from .librispeech import prepare_librispeech
 from .locks import folder_lock
 from .manifest import read_manifest, write_manifest
 from .musan import prepare_musan
-from .noisy import _snr_name, build_noisy_test_sets
+from .noisy import build_noisy_test_sets, snr_condition
 
 __all__ = ["prepare_probe_data", "prepare_test_conditions"]
 
@@ -205,4 +205,4 @@ def prepare_test_conditions(
         test = save_folder / "test.csv"
         if not test.is_file():
             write_manifest(test, read_manifest(clean))
-    return {"clean": test, **{_snr_name(snr): path for snr, path in noisy.items()}}
+    return {"clean": test, **{snr_condition(snr): path for snr, path in noisy.items()}}
