@@ -50,9 +50,6 @@ def snr_condition(snr: float) -> str:
     return f"snr{float(snr):g}"
 
 
-_snr_name = snr_condition  # the earlier private name (data.librispeech_study uses it)
-
-
 def build_noisy_test_sets(
     test_manifest: str | os.PathLike,
     noise_manifest: str | os.PathLike,
