@@ -209,6 +209,27 @@ def test_mismatch_stops_every_recipe_at_start(mismatched_venv, tmp_path, script)
     _assert_names_the_mismatch(run.stderr)
 
 
+def test_every_recipe_script_checks_the_environment_before_speechbrain_loads():
+    """The scripts run above stop on a broken install; every other recipe
+    script does the same thing first (read, not run: each run costs seconds)."""
+    scripts = sorted(REPO.glob("recipes/**/*.py"))
+    assert len(scripts) >= 8
+    for script in scripts:
+        lines = script.read_text(encoding="utf-8").splitlines()
+        code = [
+            i for i, line in enumerate(lines) if line.startswith(("import ", "from "))
+        ]
+        first_sb = next(
+            i
+            for i in code
+            if re.match(r"(import|from) (speechbrain|torch)\b", lines[i])
+        )
+        call = (
+            lines.index("check_environment()") if "check_environment()" in lines else -1
+        )
+        assert 0 <= call < first_sb, f"{script}: check_environment() must run first"
+
+
 def test_a_package_off_the_lock_is_a_note_or_with_strict_a_problem(
     tmp_path, capsys, monkeypatch
 ):
