@@ -224,9 +224,10 @@ def test_every_recipe_script_checks_the_environment_before_speechbrain_loads():
             for i in code
             if re.match(r"(import|from) (speechbrain|torch)\b", lines[i])
         )
-        call = (
-            lines.index("check_environment()") if "check_environment()" in lines else -1
-        )
+        starts = [
+            i for i, line in enumerate(lines) if line.startswith("check_environment()")
+        ]
+        call = starts[0] if starts else -1
         assert 0 <= call < first_sb, f"{script}: check_environment() must run first"
 
 
