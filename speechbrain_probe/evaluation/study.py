@@ -71,7 +71,7 @@ from speechbrain_probe.study_data import (
     write_study_info,
 )
 
-__all__ = ["ModelSpec", "run_study"]
+__all__ = ["ModelSpec", "model_order", "run_study"]
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,28 @@ class ModelSpec:
                 "probes; arch, training, asr_results, label and whisper_window are optional)"
             )
         return cls(name=name, **{k: str(v) for k, v in values.items() if v is not None})
+
+
+def model_order(asr, layers) -> list[str]:
+    """``layers`` in the model's order, input side first: a probe checkpoint
+    stores its layers by name, which puts ``blstm1`` before ``cnn1``.
+
+    The model's default layers come in forward order, any other declared
+    layer in declaration order.
+
+    Example
+    -------
+    >>> from types import SimpleNamespace
+    >>> asr = SimpleNamespace(layers={"cnn1": "a", "cnn2": "b", "blstm1": "c"},
+    ...                       default_layers=lambda: ["cnn1", "cnn2", "blstm1"])
+    >>> model_order(asr, ["blstm1", "cnn1", "cnn2"])
+    ['cnn1', 'cnn2', 'blstm1']
+    """
+    ranked = list(asr.default_layers()) + [n for n in asr.layers]
+    rank = {}
+    for name in ranked:
+        rank.setdefault(name, len(rank))
+    return sorted(layers, key=lambda n: rank.get(n, len(rank)))
 
 
 def _reference_cells(study: Path, condition: str, utterances):
@@ -402,7 +424,7 @@ def run_study(
             asr = load_asr(spec.asr, device=device, whisper_window=spec.whisper_window)
             probes = load_trained_probes(spec.probes, asr, device=device)
             loaded[spec.name] = (asr, probes)
-            model_layers[spec.name] = list(probes)
+            model_layers[spec.name] = model_order(asr, list(probes))
             if vocoder is None:
                 vocoder = GriffinLimVocoder(
                     asr.mel_config, n_iter=griffin_lim_iters, device=device, seed=seed
