@@ -169,3 +169,28 @@ def test_generic_models_are_drawn_in_their_own_layer_order(tmp_path):
     image = _png(plot_layer_curves(rows, "eer_ge2e", tmp_path / "eer.png", info))
     assert _pixels_of(image, CLEAN) > 200
     assert image.shape[1] > image.shape[0]  # two panels side by side
+
+
+def test_a_paper_study_without_a_robust_model_still_plots_stoi_and_pesq(tmp_path):
+    # the quick demo's study: one baseline model, so no Figure 4 to carry them
+    from speechbrain_probe.report import build_report
+    from speechbrain_probe.report.example import make_example_results
+    from speechbrain_probe.study_data import ARCH_LAYERS, StudyModel
+
+    only = StudyModel(
+        "vgg_lstm_baseline", ARCH_LAYERS["vgg_lstm"], "vgg_lstm", "baseline"
+    )
+    make_example_results(
+        tmp_path,
+        n_utts=1,
+        conditions=("clean", "snr0"),
+        seconds=0.2,
+        missing=(),
+        nan_cells=(),
+        models=[only],
+    )
+    page = build_report(tmp_path, verbose=False).read_text()
+    figures = sorted(p.name for p in (tmp_path / "figures").glob("*.png"))
+    assert "stoi_vs_layer.png" in figures and "pesq_vs_layer.png" in figures
+    assert not any(name.startswith("fig4_") for name in figures)
+    assert 'src="figures/stoi_vs_layer.png"' in page

@@ -202,9 +202,11 @@ def build_report(
         table.write(table_dir, stem)
 
     figure_list = []
+    pairs = _robust_baseline_pairs(info)
     for metric in metric_names:
         is_eer = metric.startswith("eer")
-        if not is_eer and (paper or metric not in ("stoi", "pesq")):
+        # STOI/PESQ vs layer: Figure 4 shows them where robust/baseline pairs exist
+        if not is_eer and ((paper and pairs) or metric not in ("stoi", "pesq")):
             continue
         name = f"eer_vs_layer_{metric[4:]}.png" if is_eer else f"{metric}_vs_layer.png"
         if paper:
@@ -214,7 +216,6 @@ def build_report(
         else:
             out = figs.plot_layer_curves(metrics, metric, figure_dir / name, info, note)
         figure_list.append((f"{METRIC_SPECS[metric].label} vs layer", out))
-    pairs = _robust_baseline_pairs(info)
     if pairs:
         names = {m.name for models in pairs.values() for m in models}
         pair_rows = (
