@@ -17,6 +17,7 @@ from speechbrain_probe.study_data import ARCH_LAYERS
 sys.path.insert(0, str(Path(__file__).parent))
 from recipe_scripts import PROBE_RECIPE as RECIPE  # noqa: E402
 from recipe_scripts import load_recipe  # noqa: E402
+from user_inputs import tiny_wav2vec2, tiny_whisper  # noqa: E402
 
 
 def recipe_main(argv):
@@ -277,49 +278,9 @@ transformers = pytest.importorskip(
 )
 
 
-def tiny_whisper(directory: Path, max_source_positions=50) -> Path:
-    config = transformers.WhisperConfig(
-        d_model=16,
-        encoder_layers=2,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=32,
-        decoder_ffn_dim=32,
-        num_mel_bins=80,
-        max_source_positions=max_source_positions,
-        max_target_positions=16,
-        vocab_size=60,
-        pad_token_id=1,
-        bos_token_id=2,
-        eos_token_id=2,
-        decoder_start_token_id=3,
-        suppress_tokens=[],
-        begin_suppress_tokens=[],
-    )
-    transformers.WhisperModel(config).save_pretrained(directory)
-    transformers.WhisperFeatureExtractor(feature_size=80).save_pretrained(directory)
-    return directory
-
-
-def tiny_w2v(directory: Path, cls="Wav2Vec2") -> Path:
-    config = getattr(transformers, f"{cls}Config")(
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        conv_dim=(8, 8, 8, 8, 8, 8, 8),
-        num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=2,
-        vocab_size=10,
-    )
-    getattr(transformers, f"{cls}Model")(config).save_pretrained(directory)
-    return directory
-
-
 @pytest.mark.parametrize("cls", ["Wav2Vec2", "Hubert"])
 def test_hf_ssl_encoder_layers(tmp_path, cls, no_network):
-    asr = load_asr(tiny_w2v(tmp_path / cls.lower(), cls))
+    asr = load_asr(tiny_wav2vec2(tmp_path / cls.lower(), cls))
     assert isinstance(asr, HFEncoderASR)
     assert list(asr.layers) == ["cnn", "layer1", "layer2"]
     geo = asr.geometry("layer2")
@@ -364,7 +325,7 @@ def test_probe_trains_on_hf_encoder_with_fractional_frame_rate(tmp_path, no_netw
 
     from speechbrain_probe.probe.brain import ProbeBrain, build_probes, reconstruct_mel
 
-    asr = load_asr(tiny_w2v(tmp_path / "w2v"))
+    asr = load_asr(tiny_wav2vec2(tmp_path / "w2v"))
     probes = build_probes(asr, ["layer1", "layer2"])
     assert probes["layer1"].r == 2  # 1.6 target frames per hidden frame
     brain = ProbeBrain(

@@ -73,8 +73,8 @@ def write_user_corpus(folder: Path) -> dict[str, Path]:
     return out
 
 
-def tiny_whisper(directory: Path) -> Path:
-    """A random Whisper with a 1-s window (50 positions) and 2 layers."""
+def tiny_whisper(directory: Path, max_source_positions=50) -> Path:
+    """A random Whisper with 2 layers; 50 positions make a 1-s window."""
     import transformers
 
     config = transformers.WhisperConfig(
@@ -86,7 +86,7 @@ def tiny_whisper(directory: Path) -> Path:
         encoder_ffn_dim=32,
         decoder_ffn_dim=32,
         num_mel_bins=80,
-        max_source_positions=50,
+        max_source_positions=max_source_positions,
         max_target_positions=16,
         vocab_size=60,
         pad_token_id=1,
@@ -101,11 +101,11 @@ def tiny_whisper(directory: Path) -> Path:
     return Path(directory)
 
 
-def tiny_wav2vec2(directory: Path) -> Path:
-    """A random wav2vec2 with 2 transformer layers."""
+def tiny_wav2vec2(directory: Path, cls="Wav2Vec2") -> Path:
+    """A random wav2vec2 (or ``cls="Hubert"``, ...) with 2 transformer layers."""
     import transformers
 
-    config = transformers.Wav2Vec2Config(
+    config = getattr(transformers, f"{cls}Config")(
         hidden_size=16,
         num_hidden_layers=2,
         num_attention_heads=2,
@@ -115,7 +115,7 @@ def tiny_wav2vec2(directory: Path) -> Path:
         num_conv_pos_embedding_groups=2,
         vocab_size=10,
     )
-    transformers.Wav2Vec2Model(config).save_pretrained(directory)
+    getattr(transformers, f"{cls}Model")(config).save_pretrained(directory)
     return Path(directory)
 
 
