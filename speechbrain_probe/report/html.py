@@ -317,7 +317,8 @@ audio { width: 170px; height: 32px; }
 #layers audio { width: 140px; }
 table.results td, table.results th { white-space: nowrap; }
 .scroll { overflow-x: auto; }
-table { border-collapse: collapse; font-size: 0.8em; margin-bottom: 0.3em; }
+table { border-collapse: collapse; font-size: 0.8em; margin-bottom: 0.3em;
+        display: block; max-width: 100%; overflow-x: auto; }
 th, td { border: 1px solid #ddd; padding: 0.2em 0.4em; text-align: center; }
 td.missing, .missing { color: #999; }
 caption { font-weight: bold; text-align: left; padding: 0.3em 0; }
