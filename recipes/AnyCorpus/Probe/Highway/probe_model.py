@@ -43,7 +43,6 @@ from speechbrain.utils.distributed import if_main_process, run_on_main  # noqa: 
 from speechbrain.utils.epoch_loop import EpochCounter  # noqa: E402
 from speechbrain.utils.train_logger import FileTrainLogger  # noqa: E402
 
-from speechbrain_probe.data.manifest import write_csv  # noqa: E402
 from speechbrain_probe.data.user_corpus import (  # noqa: E402
     load_audio,
     prepare_user_corpus,
@@ -53,6 +52,7 @@ from speechbrain_probe.evaluation.study import ModelSpec, run_study  # noqa: E40
 from speechbrain_probe.frozen import load_asr  # noqa: E402
 from speechbrain_probe.probe.brain import ProbeBrain, build_probes  # noqa: E402
 from speechbrain_probe.probe.noise_mixer import NoiseMixer  # noqa: E402
+from speechbrain_probe.probe.valid_l1 import write_valid_l1  # noqa: E402
 from speechbrain_probe.report import build_report  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -168,20 +168,9 @@ def train_probes(name, asr, layers, hparams, run_opts, train_data, valid_data):
     brain.evaluate(valid_data, min_key="loss", test_loader_kwargs=loader)
     losses = brain.layer_losses()
     if if_main_process():
-        rows = [
-            {
-                "model": name,
-                "asr_source": asr.source,
-                "layer": layer,
-                "path": asr.layers[layer],
-                "dim": asr.geometry(layer).dim,
-                "downsample": asr.geometry(layer).downsample,
-                "valid_l1": f"{value:.5f}",
-                "n_utts": len(valid_data),
-            }
-            for layer, value in losses.items()
-        ]
-        write_csv(folder / "valid_l1.csv", rows, list(rows[0]))
+        write_valid_l1(
+            folder / "valid_l1.csv", asr, losses, len(valid_data), model=name
+        )
     for layer, value in losses.items():
         print(f"valid_l1 {name} {layer} {value:.5f}")
     return folder / "save"

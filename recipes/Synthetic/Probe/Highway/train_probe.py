@@ -31,7 +31,6 @@ import torch  # noqa: E402
 from hyperpyyaml import load_hyperpyyaml  # noqa: E402
 from speechbrain.utils.distributed import if_main_process, run_on_main  # noqa: E402
 
-from speechbrain_probe.data.manifest import write_csv  # noqa: E402
 from speechbrain_probe.data.synthetic import build_corpus  # noqa: E402
 from speechbrain_probe.devices import run_device  # noqa: E402
 from speechbrain_probe.frozen import load_asr  # noqa: E402
@@ -41,6 +40,7 @@ from speechbrain_probe.probe.brain import (  # noqa: E402
     build_probes,
 )
 from speechbrain_probe.probe.noise_mixer import NoiseMixer  # noqa: E402
+from speechbrain_probe.probe.valid_l1 import write_valid_l1  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -185,19 +185,12 @@ def main(argv=None):
     probe_brain.evaluate(valid_data, min_key="loss", test_loader_kwargs=loader)
     losses = probe_brain.layer_losses()
     if if_main_process():
-        rows = [
-            {
-                "asr_source": asr.source,
-                "layer": name,
-                "path": asr.layers[name],
-                "dim": asr.geometry(name).dim,
-                "downsample": asr.geometry(name).downsample,
-                "valid_l1": f"{value:.5f}",
-                "n_utts": len(valid_data),
-            }
-            for name, value in losses.items()
-        ]
-        write_csv(Path(hparams["output_folder"]) / "valid_l1.csv", rows, list(rows[0]))
+        write_valid_l1(
+            Path(hparams["output_folder"]) / "valid_l1.csv",
+            asr,
+            losses,
+            len(valid_data),
+        )
     for name, value in losses.items():
         logger.info("valid L1 %s: %.5f", name, value)
         print(f"valid_l1 {name} {value:.5f}")
