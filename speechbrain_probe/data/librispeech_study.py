@@ -13,7 +13,7 @@ Two steps of the paper's chain on LibriSpeech, each a thin composition of
   MUSAN's *held-out* noises at exact SNRs (20, 10, 0 dB), each noisy
   utterance stored with its exact clean reference, under the manifest names
   the study reads (``test.csv``, ``test_snr20.csv``, ...; see
-  :data:`speechbrain_probe.evaluation.selection.CONDITION_FILES`).
+  :func:`speechbrain_probe.evaluation.selection.condition_file`).
 
 With the same seeds and ``num_babble`` as the LibriSpeech ASR recipe, the
 MUSAN split and the noisy mixtures are identical to those the ASR models were

@@ -8,7 +8,6 @@ comparable and each noisy utterance keeps its exact clean reference.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,26 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from speechbrain_probe.data.manifest import read_manifest
+from speechbrain_probe.study_data import condition_snr_db
 
 __all__ = [
     "TestUtterance",
-    "CONDITION_FILES",
     "condition_file",
     "condition_manifests",
     "select_subset",
     "first_per_speaker",
 ]
-
-#: Condition name -> manifest file name in a prepared corpus folder (any
-#: other ``snr<N>`` reads ``test_snr<N>.csv``, as
-#: :func:`~speechbrain_probe.data.noisy.build_noisy_test_sets` names it).
-CONDITION_FILES = {
-    "clean": "test.csv",
-    "snr20": "test_snr20.csv",
-    "snr10": "test_snr10.csv",
-    "snr0": "test_snr0.csv",
-}
-_SNR_CONDITION = re.compile(r"snr-?\d+(\.\d+)?")
 
 
 def condition_file(condition: str) -> str:
@@ -50,14 +38,14 @@ def condition_file(condition: str) -> str:
     ...
     ValueError: unknown condition 'loud'; a condition is clean or snr<N> (e.g. snr20, snr5, snr-5)
     """
-    if condition in CONDITION_FILES:
-        return CONDITION_FILES[condition]
-    if _SNR_CONDITION.fullmatch(condition):
-        return f"test_{condition}.csv"
-    raise ValueError(
-        f"unknown condition {condition!r}; a condition is clean or snr<N> (e.g. "
-        "snr20, snr5, snr-5)"
-    )
+    try:
+        condition_snr_db(condition)
+    except ValueError:
+        raise ValueError(
+            f"unknown condition {condition!r}; a condition is clean or snr<N> (e.g. "
+            "snr20, snr5, snr-5)"
+        ) from None
+    return "test.csv" if condition == "clean" else f"test_{condition}.csv"
 
 
 @dataclass(frozen=True)
@@ -122,7 +110,7 @@ def select_subset(
     Arguments
     ---------
     data_folder : str or path
-        Prepared corpus folder with the manifests of :data:`CONDITION_FILES`.
+        Prepared corpus folder with the manifests of :func:`condition_file`.
     conditions : list of str
         E.g. ``["clean", "snr20", "snr10", "snr0"]``.
     utts_per_speaker : int or None
