@@ -71,6 +71,4 @@ def run_device(run_opts) -> str:
     >>> run_device({"device": "cpu"}), run_device({}) == resolve_device(None)
     ('cpu', True)
     """
-    getter = getattr(run_opts, "get", None)
-    device = getter("device", None) if getter else getattr(run_opts, "device", None)
-    return resolve_device(device)
+    return resolve_device(run_opts.get("device"))
