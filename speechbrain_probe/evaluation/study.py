@@ -322,6 +322,7 @@ def run_study(
     seed: int = 0,
     num_threads: int | None = 1,
     pesq_per_speaker: int | None = None,
+    asrs: dict | None = None,
 ) -> Path:
     """Evaluate every model x layer x condition; write the result files.
 
@@ -360,6 +361,10 @@ def run_study(
         Score PESQ on the first this many utterances of each speaker in every
         cell (STOI and the verifiers use all); None: all. PESQ is most of the
         scoring time (~0.13 CPU-s per 3.5 s utterance, STOI ~0.013).
+    asrs : dict, optional
+        Model name -> its :class:`~speechbrain_probe.asr_interface.FrozenASR`,
+        already loaded (e.g. for training its probes); the others are loaded
+        from their ``ModelSpec.asr``.
 
     Returns
     -------
@@ -421,7 +426,13 @@ def run_study(
         model_layers = {}
         vocoder = None
         for spec in models:
-            asr = load_asr(spec.asr, device=device, whisper_window=spec.whisper_window)
+            asr = (asrs or {}).get(spec.name)
+            if asr is None:
+                asr = load_asr(
+                    spec.asr, device=device, whisper_window=spec.whisper_window
+                )
+            else:
+                asr.to(device)
             probes = load_trained_probes(spec.probes, asr, device=device)
             loaded[spec.name] = (asr, probes)
             model_layers[spec.name] = model_order(asr, list(probes))

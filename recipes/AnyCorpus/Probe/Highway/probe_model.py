@@ -226,7 +226,6 @@ def main(argv=None) -> int:
                 whisper_window=hparams["whisper_window"],
             )
         )
-    del loaded  # the study loads each model again, one at a time
 
     # 4. the study and its report
     utts_per_speaker, n_boot = hparams["utts_per_speaker"], hparams["n_boot"]
@@ -250,6 +249,7 @@ def main(argv=None) -> int:
         seed=hparams["study_seed"],
         num_threads=hparams["num_threads"],
         pesq_per_speaker=hparams["pesq_per_speaker"],
+        asrs={name: asr for name, (asr, _) in loaded.items()},
     )
     run_on_main(run_study, kwargs=study_kwargs)
     if if_main_process():
