@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, fields
@@ -379,6 +380,9 @@ def run_study(
     from speechbrain_probe.vocoder import GriffinLimVocoder
 
     device = resolve_device(device)
+    # numba (librosa, inside resemblyzer's GE2E) logs every compilation step at
+    # DEBUG level, which SpeechBrain's experiment log would keep
+    logging.getLogger("numba").setLevel(logging.WARNING)
     with _study_workers(n_jobs, num_threads) as pool:
         started = time.time()
         study = Path(output_folder)

@@ -34,6 +34,7 @@ the report has no Figure 3 (it never recomputes mels from the wavs).
 from __future__ import annotations
 
 import csv
+import logging
 import os
 from pathlib import Path
 
@@ -157,6 +158,8 @@ def build_report(
     ('report.html', True)
     """
     results_dir = Path(results_dir)
+    # matplotlib logs every font it scores at DEBUG level (into an experiment log)
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
     if not results_dir.is_dir():
         raise FileNotFoundError(
             f"results folder {results_dir} does not exist; pass the folder the "

@@ -189,8 +189,6 @@ def main(argv=None) -> int:
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
-    for noisy in ("numba", "matplotlib"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     device = run_device(run_opts)
 
     # 1. the models and their layers, then every manifest row: errors come first

@@ -76,10 +76,6 @@ def main(argv=None) -> int:
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
-    # numba (librosa, inside resemblyzer) logs every compilation step and
-    # matplotlib every font it scores at DEBUG level into the experiment log
-    for noisy in ("numba", "matplotlib"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     models = chosen_models(hparams)
     # test-clean and its noisy copies: prepared once, reused afterwards
     if not hparams["skip_prep"]:

@@ -62,10 +62,6 @@ def main(argv=None) -> int:
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
-    # numba (librosa, inside resemblyzer) logs every compilation step and
-    # matplotlib every font it scores at DEBUG level into the experiment log
-    for noisy in ("numba", "matplotlib"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     models = chosen_models(hparams)
     utts_per_speaker = hparams["utts_per_speaker"]
     pesq_per_speaker = hparams["pesq_per_speaker"]
