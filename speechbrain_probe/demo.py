@@ -6,7 +6,7 @@ Stages, each resumable and skipped once its output exists:
 2. train the CTC ASR models (VGG-LSTM and pure-LSTM, baseline and robust);
 3. train the ECAPA speaker verifier on the training speakers;
 4. train the probes of every paper layer of every ASR (one pass per model);
-5. evaluate (reconstruct, GE2E/ECAPA EER, STOI, PESQ at clean/20/10/0 dB)
+5. evaluate (reconstruct, GE2E/ECAPA EER, STOI, PESQ at clean/20/10/5/0 dB)
    and write the report.
 
 Each training stage runs its SpeechBrain recipe as a separate process, with

@@ -148,11 +148,23 @@ class ModelId:
 
 
 #: Input conditions, clean first, then falling SNR.
-CONDITIONS = ("clean", "snr20", "snr10", "snr0")
+CONDITIONS = ("clean", "snr20", "snr10", "snr5", "snr0")
 #: Display names of the conditions.
-CONDITION_NAMES = {"clean": "clean", "snr20": "20 dB", "snr10": "10 dB", "snr0": "0 dB"}
+CONDITION_NAMES = {
+    "clean": "clean",
+    "snr20": "20 dB",
+    "snr10": "10 dB",
+    "snr5": "5 dB",
+    "snr0": "0 dB",
+}
 #: SNR of each condition's test input in dB (``None``: no noise added).
-CONDITION_SNR_DB = {"clean": None, "snr20": 20.0, "snr10": 10.0, "snr0": 0.0}
+CONDITION_SNR_DB = {
+    "clean": None,
+    "snr20": 20.0,
+    "snr10": 10.0,
+    "snr5": 5.0,
+    "snr0": 0.0,
+}
 _SNR_CONDITION = re.compile(r"snr(-?\d+(?:\.\d+)?)")
 
 
@@ -260,7 +272,9 @@ def ordered(values, preferred) -> list:
     Example
     -------
     >>> ordered(["snr0", "clean", "snr5", "clean"], CONDITIONS)
-    ['clean', 'snr0', 'snr5']
+    ['clean', 'snr5', 'snr0']
+    >>> ordered(["b", "snr0", "a"], CONDITIONS)
+    ['snr0', 'a', 'b']
     """
     present = set(values)
     first = [v for v in preferred if v in present]

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -201,3 +202,35 @@ def test_speakers_really_differ_for_a_speaker_verifier(corpus):
     eer = float(np.min(np.maximum(frr, far)))
     assert pos.mean() > neg.mean() + 0.1
     assert eer < 0.15, eer
+
+
+def test_new_snr_extends_a_corpus_without_touching_it(tmp_path):
+    """A corpus built before an SNR joined the defaults gains that SNR's test
+    set; every file it had stays byte for byte (its models stay valid), and
+    the new set mixes the same noise pieces at the new level."""
+    settings = {k: v for k, v in SMALL.items() if k != "snrs"}
+    out = tmp_path / "c"
+    old = build_corpus(out, seed=3, progress=False, snrs=[20, 0], **settings)
+    stamps = _stamps(out)
+    assert not (out / "test_snr5.csv").exists()
+    new = build_corpus(out, seed=3, progress=False, **settings)
+    assert new["settings"]["snrs"] == [20.0, 10.0, 5.0, 0.0]
+    assert old["settings"]["snrs"] == [20.0, 0.0]
+    after = _stamps(out)
+    changed = [p for p, st in stamps.items() if after.get(p) != st]
+    # only the bookkeeping is rewritten (the manifests with the same rows)
+    assert {Path(p).name for p in changed} <= {
+        "corpus.json", "test_snr20.csv", "test_snr0.csv", ".lock"
+    }, changed
+    rows5 = read_manifest(out / "test_snr5.csv")
+    rows0 = {r["ID"]: r for r in read_manifest(out / "test_snr0.csv")}
+    for row in rows5:
+        assert row["noise_id"] == rows0[row["ID"]]["noise_id"]
+        clean, mix = read_checked(row["clean_wav"]), read_checked(row["wav"])
+        assert abs(float(measure_snr(clean, mix)) - 5.0) < 0.1
+    # asking for fewer SNRs than the corpus has reuses it as it is
+    again = build_corpus(out, seed=3, progress=False, snrs=[0], **settings)
+    assert again["settings"]["snrs"] == [20.0, 10.0, 5.0, 0.0]
+    # any other setting still refuses
+    with pytest.raises(ValueError, match="other settings"):
+        build_corpus(out, seed=4, progress=False, **settings)

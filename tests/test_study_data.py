@@ -17,6 +17,7 @@ from speechbrain_probe.study_data import (
     StudyModel,
     condition_label,
     condition_snr_db,
+    condition_sort_key,
     format_value,
     infer_study_info,
     layer_sort_key,
@@ -42,8 +43,13 @@ def test_model_id_round_trip():
 
 
 def test_conditions_and_their_snr():
-    assert CONDITIONS == ("clean", "snr20", "snr10", "snr0")
-    assert [CONDITION_SNR_DB[c] for c in CONDITIONS] == [None, 20.0, 10.0, 0.0]
+    # the paper's 20/10/0 dB plus 5 dB, clean first, then falling SNR
+    assert CONDITIONS == ("clean", "snr20", "snr10", "snr5", "snr0")
+    assert [CONDITION_SNR_DB[c] for c in CONDITIONS] == [None, 20.0, 10.0, 5.0, 0.0]
+    assert [condition_snr_db(c) for c in CONDITIONS] == [
+        CONDITION_SNR_DB[c] for c in CONDITIONS
+    ]
+    assert sorted(reversed(CONDITIONS), key=condition_sort_key) == list(CONDITIONS)
 
 
 def test_layer_sort_key_orders_the_paper_layers():

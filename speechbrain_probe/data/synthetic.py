@@ -8,7 +8,7 @@
     noise_train.csv noise_test.csv (ID,duration,wav,category), plus
     noise_{train,test}_<category>.csv per category
     babble_talkers/*.wav           the single talkers mixed into the babble
-    noisy/<snr>/{mix,clean}/*.wav  test_snr20.csv test_snr10.csv test_snr0.csv
+    noisy/<snr>/{mix,clean}/*.wav  test_snr20.csv test_snr10.csv test_snr5.csv test_snr0.csv
     corpus.json                    settings, seed and sizes (written last)
 
 Speakers: :func:`.speakers.make_speakers` (default 60 train, 8 dev, 16
@@ -37,6 +37,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .audio import check_audio_info, read_checked, write_wav
+from .locks import folder_lock
 from .espeak import Voice, get_espeak
 from .manifest import atomic_write_text, read_manifest, write_manifest
 from .noise import NOISE_CATEGORIES, NOISE_FIELDS, make_babble, make_music, make_noise
@@ -140,7 +141,7 @@ def _settings(preset: str, overrides: dict) -> dict:
         raise ValueError(
             f"unknown corpus setting(s) {unknown}; known: {list(_SETTINGS)}"
         )
-    cfg = dict(snrs=[20, 10, 0], min_words=4, max_words=14, sample_rate=16000)
+    cfg = dict(snrs=[20, 10, 5, 0], min_words=4, max_words=14, sample_rate=16000)
     cfg.update(PRESETS[preset])
     cfg.update({k: v for k, v in overrides.items() if v is not None})
     cfg["snrs"] = [float(s) for s in cfg["snrs"]]
@@ -348,6 +349,58 @@ def _build_noise_bank(out_dir, talkers, seed, cfg, progress):
     return rows
 
 
+def _same_but_snrs(stored: dict, wanted: dict) -> bool:
+    """Whether two corpus settings differ in their test SNRs at most.
+
+    Example
+    -------
+    >>> _same_but_snrs({"snrs": [20.0, 0.0], "seed": 1}, {"snrs": [5.0], "seed": 1})
+    True
+    >>> _same_but_snrs({"snrs": [0.0], "seed": 1}, {"snrs": [0.0], "seed": 2})
+    False
+    """
+    return {k: v for k, v in stored.items() if k != "snrs"} == {
+        k: v for k, v in wanted.items() if k != "snrs"
+    }
+
+
+def _extend_snrs(out_dir: Path, meta: dict, cfg: dict, progress: bool) -> dict:
+    """Add the noisy test sets of SNRs a corpus lacks (e.g. 5 dB, added to
+    the defaults after corpora with 20/10/0 dB were built) without touching
+    anything else: each test utterance keeps its noise and offset, which do
+    not depend on the SNRs, so the existing sets stay byte for byte and the
+    models trained on the corpus stay valid. A corpus that has more SNRs than
+    asked for is returned as it is."""
+    have = [float(s) for s in meta["settings"]["snrs"]]
+    missing = [s for s in cfg["snrs"] if s not in have]
+    if not missing:
+        return meta
+    with folder_lock(out_dir, "the built-in corpus"):
+        meta = json.loads((out_dir / "corpus.json").read_text())
+        have = [float(s) for s in meta["settings"]["snrs"]]
+        union = sorted(set(have) | set(cfg["snrs"]), reverse=True)
+        if union != have:
+            print(
+                f"{out_dir}: adding the noisy test sets at "
+                f"{', '.join(f'{s:g}' for s in sorted(set(union) - set(have)))} dB "
+                "(the rest of the corpus is kept)"
+            )
+            build_noisy_test_sets(
+                out_dir / "test.csv",
+                out_dir / "noise_test.csv",
+                out_dir,
+                snrs=union,
+                seed=meta["seed"],
+                prefix="test",
+                sample_rate=meta["settings"]["sample_rate"],
+                progress=progress,
+            )
+            meta["settings"]["snrs"] = union
+            meta["sizes"] = corpus_summary(out_dir)
+            atomic_write_text(out_dir / "corpus.json", json.dumps(meta, indent=1))
+    return meta
+
+
 def build_corpus(
     out_dir: str | os.PathLike = "data/synthetic",
     seed: int = 0,
@@ -401,12 +454,11 @@ def build_corpus(
     meta_path = out_dir / "corpus.json"
     if meta_path.is_file():
         meta = json.loads(meta_path.read_text())
-        if (
-            meta.get("seed") == seed
-            and meta.get("settings") == cfg
-            and meta.get("version") == _VERSION
-        ):
-            return meta
+        if meta.get("seed") == seed and meta.get("version") == _VERSION:
+            if meta.get("settings") == cfg:
+                return meta
+            if _same_but_snrs(meta.get("settings", {}), cfg):
+                return _extend_snrs(out_dir, meta, cfg, progress)
         raise ValueError(
             f"{out_dir} already holds a corpus built with other settings "
             f"(seed {meta.get('seed')}, {meta.get('settings')}); pass another out_dir "

@@ -2,7 +2,7 @@
 """Recipe: measure what each probed layer keeps, and write the report.
 
 For every model of the hparams file (an ASR and its trained probes), every
-probed layer and every input condition (clean, 20/10/0 dB), the test
+probed layer and every input condition (clean, 20/10/5/0 dB), the test
 utterances of the unseen speakers are reconstructed from the layer
 (Griffin-Lim of the probe's mel) and scored: speaker verification EER with
 GE2E and ECAPA on a fixed trial list, STOI and PESQ against the clean input.
