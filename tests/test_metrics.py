@@ -248,3 +248,19 @@ def test_ecapa_missing_directory_never_goes_online(tmp_path, monkeypatch):
         ECAPAVerifier(tmp_path / "empty")
     with pytest.raises(ValueError, match="unknown verifier"):
         build_verifier("thinresnet")
+
+
+def test_more_negatives_per_positive_for_the_full_study():
+    """The full preset's trial list: 16 speakers x 25 utterances, all 4,800
+    same-speaker pairs and twice as many distinct different-speaker pairs;
+    one negative per positive is exactly the list the demo has always used."""
+    utts = [(f"s{s:02d}_u{u:02d}", f"s{s:02d}") for s in range(16) for u in range(25)]
+    trials = make_trials(utts, seed=0, negatives_per_positive=2)
+    pos = [t for t in trials if t.label == 1]
+    neg = [t for t in trials if t.label == 0]
+    assert len(pos) == 4800 and len(neg) == 9600
+    assert all(t.enrol_spk != t.test_spk for t in neg)
+    assert len({(t.enrol, t.test) for t in neg}) == len(neg)
+    assert make_trials(utts, seed=0, negatives_per_positive=1) == make_trials(utts, seed=0)
+    with pytest.raises(ValueError, match="negatives_per_positive"):
+        make_trials(utts, negatives_per_positive=0)

@@ -34,7 +34,12 @@ class Trial:
     test_spk: str
 
 
-def make_trials(utterances, n_pairs: int | None = None, seed: int = 0) -> list[Trial]:
+def make_trials(
+    utterances,
+    n_pairs: int | None = None,
+    seed: int = 0,
+    negatives_per_positive: int = 1,
+) -> list[Trial]:
     """Balanced trials from ``(utt_id, spk_id)`` pairs.
 
     Arguments
@@ -46,11 +51,17 @@ def make_trials(utterances, n_pairs: int | None = None, seed: int = 0) -> list[T
         positive pair. Capped at the number of distinct positive pairs.
     seed : int
         Seed of the sampling.
+    negatives_per_positive : int
+        Different-speaker trials per same-speaker trial (1: balanced). 400
+        utterances of 16 speakers have 4,800 positive pairs; 2 gives 14,400
+        trials, so the EER's interval narrows where positives run out.
 
     Returns
     -------
     list of Trial
-        ``n`` positives then ``n`` negatives, each group sorted by ids.
+        ``n`` positives then ``negatives_per_positive * n`` negatives, each
+        group sorted by ids. With ``negatives_per_positive=1`` the list is the
+        one this function always made (same seed, same trials).
 
     Example
     -------
@@ -60,7 +71,14 @@ def make_trials(utterances, n_pairs: int | None = None, seed: int = 0) -> list[T
     (18, 9)
     >>> make_trials(list(reversed(utts)), seed=1) == trials
     True
+    >>> more = make_trials(utts, seed=1, negatives_per_positive=2)
+    >>> len(more), sum(t.label for t in more)
+    (27, 9)
     """
+    if int(negatives_per_positive) < 1:
+        raise ValueError(
+            f"negatives_per_positive must be >= 1, got {negatives_per_positive}"
+        )
     pairs = []
     for u in utterances:
         if isinstance(u, dict):
@@ -96,12 +114,13 @@ def make_trials(utterances, n_pairs: int | None = None, seed: int = 0) -> list[T
     chosen = rng.choice(len(positives), size=n, replace=False)
     pos = sorted(positives[i] for i in chosen)
 
-    n = len(pos)
+    n = len(pos) * int(negatives_per_positive)
     spk_of = np.array([p[1] for p in pairs])
     n_neg_possible = (len(pairs) ** 2 - sum(len(v) ** 2 for v in by_spk.values())) // 2
     if n_neg_possible < n:
         raise ValueError(
-            f"only {n_neg_possible} different-speaker pairs for {n} positive pairs"
+            f"only {n_neg_possible} different-speaker pairs for {n} negative trials; "
+            "lower negatives_per_positive or n_pairs"
         )
     seen: set[tuple[int, int]] = set()
     while len(seen) < n:
