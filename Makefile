@@ -1,6 +1,7 @@
 # speechbrain-probe: `make demo` runs the study on the built-in corpus,
-# `make test` runs the test suite. Both set up .venv themselves, with the exact
-# versions of constraints.txt (the tested environment).
+# `make study` evaluates its models at full power, `make test` runs the test
+# suite. All set up .venv themselves, with the exact versions of
+# constraints.txt (the tested environment).
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -29,7 +30,7 @@ endif
 endif
 export SBPROBE_ENV_NOTED := 1
 
-.PHONY: install reinstall test lint demo lock clean
+.PHONY: install reinstall test lint demo study lock clean
 
 install:
 	@if [ -x $(PY) ] && [ "$$(cat $(STAMP) 2>/dev/null)" = "$(WANT)" ] \
@@ -60,6 +61,11 @@ lint: install
 
 demo: install
 	$(PY) -m speechbrain_probe.demo $(if $(QUICK),--quick,)
+
+# The default demo's four models at full power: every test utterance, five
+# conditions, paired robust-vs-baseline intervals (reuses a finished demo).
+study: install
+	$(PY) -m speechbrain_probe.demo --full
 
 # Refresh the lock: the newest releases that setup.py allows, resolved in a
 # throwaway venv; then run `make test` (and `make demo QUICK=1`) before committing.

@@ -1,4 +1,4 @@
-"""``python -m speechbrain_probe.demo [--quick]``: the whole study on the built-in corpus.
+"""``python -m speechbrain_probe.demo [--quick | --full]``: the whole study on the built-in corpus.
 
 Stages, each resumable and skipped once its output exists:
 
@@ -12,7 +12,10 @@ Stages, each resumable and skipped once its output exists:
 Each training stage runs its SpeechBrain recipe as a separate process, with
 the same command line a user would type (printed before it runs), so a stage
 that is killed resumes from its last checkpoint on the next ``make demo``.
-``--quick`` runs a small corpus and one architecture (a few minutes).
+``--quick`` runs a small corpus and one architecture (a few minutes);
+``--full`` (``make study``) evaluates the default demo's models at full power
+(every test utterance, five conditions, paired robust-vs-baseline intervals),
+reusing whatever stages of the default demo have finished.
 """
 
 from __future__ import annotations
@@ -195,12 +198,44 @@ class DemoSettings:
     ecapa_overrides: list[str] = field(default_factory=list)
     probe_overrides: list[str] = field(default_factory=list)
     eval_overrides: list[str] = field(default_factory=list)
+    #: the study's folder under ``results``
+    study_name: str = "study"
 
     @classmethod
-    def make(cls, quick: bool, data_dir, results_dir) -> DemoSettings:
-        """The default study, or (``quick``) a small one of one architecture.
-        Paths are made absolute: the stages run in other folders."""
+    def make(
+        cls, quick: bool, data_dir, results_dir, full: bool = False
+    ) -> DemoSettings:
+        """The default study, (``quick``) a small one of one architecture, or
+        (``full``) the default study's models evaluated at full power.
+        Paths are made absolute: the stages run in other folders.
+
+        Example
+        -------
+        >>> full = DemoSettings.make(quick=False, data_dir="d", results_dir="r", full=True)
+        >>> full.results.name, full.study_name, full.models[-1]
+        ('demo', 'study_full', 'blstm_robust')
+        """
         data_dir, results_dir = Path(data_dir).resolve(), Path(results_dir).resolve()
+        if quick and full:
+            raise ValueError(
+                "--full evaluates the default demo's four models; it has no quick "
+                "version (use --quick alone for a few-minute run)"
+            )
+        if full:
+            settings = cls.make(False, data_dir, results_dir)
+            # the same corpus, ASRs, verifier and probes as the default demo
+            # (a finished demo's stages are reused), then every test utterance
+            # of the 16 unseen speakers (400) at five conditions, all 4,800
+            # same-speaker pairs and twice as many different-speaker ones
+            # (14,400 trials per cell); PESQ on 5 utterances per speaker
+            settings.study_name = "study_full"
+            settings.eval_overrides = [
+                "--utts_per_speaker=null",
+                "--conditions=[clean,snr20,snr10,snr5,snr0]",
+                "--negatives_per_positive=2",
+                "--pesq_per_speaker=5",
+            ]
+            return settings
         if quick:
             return cls(
                 corpus=data_dir / "synthetic_quick",
@@ -340,10 +375,12 @@ def plan_stages(
                 needs=[f"ASR {model}"],
             )
         )
-    study = s.results / "study"
+    study = s.results / s.study_name
     stages.append(
         recipe(
-            "evaluation + report",
+            "evaluation + report"
+            if s.study_name == "study"
+            else "full evaluation + report",
             "Probe/Highway",
             "evaluate.py",
             "evaluate.yaml",
@@ -370,6 +407,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--quick", action="store_true", help="small corpus, one architecture"
+    )
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="the default demo's models evaluated at full power (make study): "
+        "all 400 test utterances, 5 conditions, 14,400 trials per cell",
     )
     parser.add_argument("--data-dir", default="data", help="folder of the corpora")
     parser.add_argument("--results-dir", default="results", help="folder of results")
@@ -399,7 +442,12 @@ def main(argv: list[str] | None = None) -> int:
     # in seconds, not in the first ASR stage minutes later
     check_environment()
 
-    settings = DemoSettings.make(args.quick, args.data_dir, args.results_dir)
+    try:
+        settings = DemoSettings.make(
+            args.quick, args.data_dir, args.results_dir, full=args.full
+        )
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
     if args.lanes is not None:
         settings.lanes = max(1, args.lanes)
     # one demo at a time per results folder: two would train into the same

@@ -119,6 +119,29 @@ def test_demo_plan_runs_probes_after_their_asr_and_evaluation_last(tmp_path):
     assert "LD_PRELOAD" not in env and env["OMP_NUM_THREADS"] == "1"
 
 
+def test_full_preset_reuses_the_demo_and_evaluates_everything():
+    """``make study``: the default demo's stages with the same commands (a
+    finished demo is reused), then one evaluation into its own folder with
+    every test utterance, five conditions and 14,400 trials per cell."""
+    demo = {s.name: s for s in plan_stages(DemoSettings.make(False, "d", "r"))}
+    full = {
+        s.name: s for s in plan_stages(DemoSettings.make(False, "d", "r", full=True))
+    }
+    assert set(full) - set(demo) == {"full evaluation + report"}
+    assert set(demo) - set(full) == {"evaluation + report"}
+    for name in set(full) & set(demo):
+        assert full[name].command == demo[name].command
+    evaluation = full["full evaluation + report"]
+    assert evaluation.done_marker.parent.name == "study_full"
+    assert {
+        "--utts_per_speaker=null",
+        "--conditions=[clean,snr20,snr10,snr5,snr0]",
+        "--negatives_per_positive=2",
+    } <= set(evaluation.command)
+    with pytest.raises(ValueError, match="no quick version"):
+        DemoSettings.make(True, "d", "r", full=True)
+
+
 def test_stages_preload_the_mimalloc_the_project_installs():
     env, library = stage_env(2, base={})
     assert library is not None and library.endswith("libmimalloc.so")
