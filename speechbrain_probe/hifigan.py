@@ -14,6 +14,13 @@ The generator decodes the mel of :data:`~speechbrain_probe.features.HIFIGAN_MEL`
 ``(frames - 1) * hop`` samples per utterance out), and
 :func:`to_sample_rate` brings its 22,050 Hz output to the 16 kHz the study
 scores at.
+
+Speed on a CPU (``benchmarks/bench_vocoders.py``, 4 eSpeak utterances,
+14 s of audio, the project's shared 2-core machine at load average 7): one
+torch thread, 0.98 CPU seconds (2.4 s wall) per second of audio, 20x the CPU
+time of 30 per-utterance Griffin-Lim iterations on the paper's mel; two
+threads were slower (1.9 CPU s, 3.8 s wall). On a CPU it is a vocoder for
+listening pages and spot checks; a whole study's reconstructions want a GPU.
 """
 
 from __future__ import annotations
