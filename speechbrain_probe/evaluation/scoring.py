@@ -3,6 +3,16 @@
 A cell is one (model, layer, condition), or a reference row (``original``:
 the input audio itself; ``copy_synthesis``). Its result is stored as JSON in
 ``<study>/cells/`` so that a finished cell is never recomputed.
+
+Besides its aggregates (``metrics``: value, 95% interval and n per metric) a
+cell keeps its per-item values, so that two cells scored on the same items
+can be compared pairwise (:mod:`speechbrain_probe.evaluation.paired`):
+``trial_scores`` (verifier -> one cosine score per trial of the study's
+trial list, in its order, ``null`` where the trial was dropped) and
+``utt_scores`` (``stoi``/``pesq`` -> ``{utt_id: value}``, ``null`` where the
+utterance was excluded; an utterance not scored for a metric is absent). A
+cell stored without them (an older version) is not current
+(:func:`has_items`) and is scored again.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from speechbrain_probe.metrics.speaker import score_trials
 __all__ = [
     "mean_ci",
     "score_cell",
+    "has_items",
     "submit_quality",
     "load_cell",
     "save_cell",
@@ -90,16 +101,21 @@ def score_cell(
     Returns
     -------
     dict
-        ``{"metrics": {metric: [value, low, high, n]}, "excluded": [...]}``
-        (EER as a fraction).
+        ``{"metrics": {metric: [value, low, high, n]}, "excluded": [...],
+        "trial_scores": {verifier: [score or None per trial]},
+        "utt_scores": {"stoi": {utt_id: value}, "pesq": {...}}}``
+        (EER as a fraction; see the module's description of the per-item
+        values).
     """
     audio = [read_checked(p) for p in wav_paths]
     metrics, excluded = {}, []
+    trial_scores, utt_scores = {}, {}
     for name, verifier in verifiers.items():
         emb, excl = verifier.embed(audio, utt_ids)
         excluded.extend(excl)
         scores, labels, dropped = score_trials(emb, trials, f"eer_{name}")
         excluded.extend(dropped)
+        trial_scores[name] = _aligned(scores, trials, emb)
         if len(set(labels.tolist())) < 2:
             excluded.append(
                 Exclusion("*", f"eer_{name}", "no scorable trial of both kinds")
@@ -130,7 +146,77 @@ def score_cell(
             values = [r[metric] for r in rows if r.get(metric) is not None]
             if values:
                 metrics[metric] = [*mean_ci(values, n_boot, seed), len(values)]
-    return {"metrics": metrics, "excluded": [asdict(e) for e in excluded]}
+            utt_scores[metric] = {r["utt_id"]: r[metric] for r in rows if metric in r}
+    return {
+        "metrics": metrics,
+        "excluded": [asdict(e) for e in excluded],
+        "trial_scores": trial_scores,
+        "utt_scores": utt_scores,
+    }
+
+
+def _aligned(scores, trials, embeddings) -> list:
+    """One score per trial (``None`` where a trial's utterance has no
+    embedding), from :func:`score_trials`' scores of the kept trials.
+
+    A score of float32 precision (cosine scores are) is written with the
+    shortest decimal that reads back as the same float32: this keeps the
+    order and the ties of the scores, so any EER computed from them is the
+    same, at about half the size of a float64 repr.
+
+    Example
+    -------
+    >>> from speechbrain_probe.metrics.trials import Trial
+    >>> trials = [Trial(1, "a", "b", "x", "x"), Trial(0, "a", "c", "x", "y")]
+    >>> _aligned(np.array([np.float32(0.1)], dtype=np.float64), trials, {"a": 0, "b": 0})
+    [0.1, None]
+    """
+    values = iter(np.asarray(scores, dtype=np.float64).tolist())
+    out = []
+    for t in trials:
+        if t.enrol in embeddings and t.test in embeddings:
+            out.append(_compact(next(values)))
+        else:
+            out.append(None)
+    if next(values, None) is not None:
+        raise ValueError("more scores than scorable trials; score with score_trials")
+    return out
+
+
+def _compact(value: float) -> float:
+    """``value``, or the shortest float that reads back as its float32 when
+    ``value`` is exactly a float32.
+
+    Example
+    -------
+    >>> _compact(float(np.float32(0.7))), _compact(0.7)
+    (0.7, 0.7)
+    >>> _compact(1 / 3)
+    0.3333333333333333
+    """
+    single = np.float32(value)
+    if float(single) != value:
+        return value
+    return float(str(single))
+
+
+def has_items(result: dict | None) -> bool:
+    """A stored cell keeps its per-item values (this version's cells do);
+    ``False`` for no cell or one written by an older version, which must be
+    scored again.
+
+    Example
+    -------
+    >>> has_items({"metrics": {}, "excluded": []}), has_items(None)
+    (False, False)
+    >>> has_items({"metrics": {}, "excluded": [], "trial_scores": {}, "utt_scores": {}})
+    True
+    """
+    return (
+        isinstance(result, dict)
+        and isinstance(result.get("trial_scores"), dict)
+        and isinstance(result.get("utt_scores"), dict)
+    )
 
 
 def submit_quality(pool, utt_ids, wav_paths, clean_paths, pesq_ids=None):
@@ -172,9 +258,14 @@ def save_cell(path, result: dict) -> None:
     atomic_write_text(path, json.dumps(result, indent=1, sort_keys=True))
 
 
-def load_cell(path) -> dict | None:
-    """A stored cell result, or None if the cell has not been scored."""
+def load_cell(path, require_items: bool = False) -> dict | None:
+    """A stored cell result, or None if the cell has not been scored (with
+    ``require_items``, also None for a cell without per-item values, written
+    by an older version: :func:`has_items`)."""
     path = Path(path)
     if not path.exists():
         return None
-    return json.loads(path.read_text())
+    result = json.loads(path.read_text())
+    if require_items and not has_items(result):
+        return None
+    return result

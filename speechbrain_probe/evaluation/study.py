@@ -526,7 +526,10 @@ def run_study(
         # STOI/PESQ of every unfinished cell go to the workers at once; this
         # process embeds cell after cell meanwhile.
         handles = {}
-        todo = [c for c in cells if not cell_path(*c[:3]).exists()]
+        # a cell stored without per-item values (an older version) is rescored
+        todo = [
+            c for c in cells if load_cell(cell_path(*c[:3]), require_items=True) is None
+        ]
         if pool is not None:
             for spec, layer, condition, wavs, clean in todo:
                 ids = [u.utt_id for u in subset[condition]]
@@ -536,7 +539,7 @@ def run_study(
         for spec, layer, condition, wavs, clean in tqdm(cells, desc="scoring cells"):
             owner = spec.name if spec else "_reference"
             path = cell_path(spec, layer, condition)
-            result = load_cell(path)
+            result = load_cell(path, require_items=True)
             if result is None:
                 for name, source in verifiers.items():
                     if name not in built:
