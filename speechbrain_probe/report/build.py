@@ -20,6 +20,13 @@ and writes, inside the same folder:
   ``figures/fig4_<metric>_robust_vs_baseline.png`` (only with robust and
   baseline models of one architecture) and ``figures/fig3_mel_grid.png``
   (from ``figure3_mels.npz``);
+* from the per-item values of the study's cells (when it has them), the
+  paired robust - baseline statistics and the verdicts on the paper's
+  claims: ``paired.csv`` and ``claims.csv`` in the folder,
+  ``tables/claims*.{csv,md}``, ``tables/paired_<metric>.{csv,md}`` and
+  ``figures/paired_eer_robust_minus_baseline.png``
+  (:mod:`speechbrain_probe.report.paired_section`); an older folder gets a
+  one-line note instead;
 * ``report.html``, the listening page with the tables and figures, which
   links every file relative to itself (the folder can be moved).
 
@@ -40,6 +47,7 @@ from pathlib import Path
 
 from speechbrain_probe.report import figures as figs
 from speechbrain_probe.report.html import write_listening_page
+from speechbrain_probe.report.paired_section import paired_section
 from speechbrain_probe.report.tables import (
     METRIC_SPECS,
     exclusions_table,
@@ -243,6 +251,8 @@ def build_report(
                         out,
                     )
                 )
+    sections, paired_figures = paired_section(results_dir, table_dir, figure_dir, note)
+    figure_list += paired_figures
     fig3 = figure_dir / "fig3_mel_grid.png"
     if (results_dir / FIGURE3_MELS).is_file():
         mels, refs, fig_title = load_figure3_mels(results_dir / FIGURE3_MELS)
@@ -285,6 +295,7 @@ def build_report(
         notes=notes,
         metric_rows=metrics,
         conditions=info.conditions,
+        sections=sections,
     )
     if verbose:
         print(

@@ -8,6 +8,9 @@
   line per condition the model was evaluated in.
 * :func:`plot_robust_vs_baseline`: the paper's Figure 4: a metric (STOI)
   against layer, robust vs baseline, one panel per architecture and condition.
+* :func:`plot_paired_eer`: the paired EER difference robust - baseline
+  against layer with its 95% interval band, a line per condition, a panel per
+  architecture and verifier (from ``paired.csv``).
 * :func:`plot_mel_grid`: the paper's Figure 3: mel spectrograms that the probes
   of each layer reconstruct from one noisy utterance, baseline vs robust. It
   takes the mel arrays (numpy ``[T, n_mels]``) so a pipeline can pass its own.
@@ -49,6 +52,7 @@ __all__ = [
     "plot_layer_curves",
     "layer_curves",
     "plot_mel_grid",
+    "plot_paired_eer",
     "save_figure",
 ]
 
@@ -501,6 +505,110 @@ def plot_robust_vs_baseline(
     if note:
         title += f"\n{note}"
     fig.suptitle(title, fontsize=11)
+    _figure_legend(fig, axes)
+    return save_figure(fig, path)
+
+
+def plot_paired_eer(paired_rows, path: str | os.PathLike, note: str = "") -> Path:
+    """Paired EER difference, robust - baseline, against layer.
+
+    One panel per architecture (rows) and verifier (columns), one line per
+    condition with its 95% interval as a band (a paired bootstrap over
+    speakers, :mod:`speechbrain_probe.evaluation.paired`); below the dashed
+    zero line the robust model keeps more speaker information. Layers in the
+    order of ``paired_rows`` (the baseline model's order).
+
+    Arguments
+    ---------
+    paired_rows : list of PairedRow
+        Rows of ``paired.csv``; only the ``eer_*`` ones are drawn (in
+        percentage points).
+    path : path
+        PNG to write.
+    note : str
+        Added to the title.
+
+    Example
+    -------
+    >>> from speechbrain_probe.evaluation.paired import PairedRow
+    >>> tmp = getfixture("tmp_path")
+    >>> rows = [PairedRow("blstm", l, "snr0", "eer_ge2e", "b", "r", .3, .3 + d, d,
+    ...                   d - .02, d + .02, 8, 96)
+    ...         for l, d in (("blstm1", -0.05), ("blstm2", -0.01))]
+    >>> plot_paired_eer(rows, tmp / "paired.png").stat().st_size > 0
+    True
+    """
+    rows = [r for r in paired_rows if r.metric.startswith("eer") and r.diff is not None]
+    archs = list(dict.fromkeys(r.arch for r in rows)) or [""]
+    verifiers = list(dict.fromkeys(r.metric for r in rows)) or ["eer"]
+    conditions = sorted({r.condition for r in rows}, key=condition_sort_key)
+    colour_of = {}
+    for condition in conditions:
+        others = len([c for c in colour_of if c not in _CONDITION_COLOURS])
+        colour_of[condition] = _condition_colour(condition, others)
+    fig = Figure(
+        figsize=(max(6.0, 4.4 * len(verifiers)), 3.0 * len(archs) + 1.1),
+        layout="constrained",
+    )
+    axes = fig.subplots(len(archs), len(verifiers), squeeze=False, sharey=True)
+    for i, arch in enumerate(archs):
+        layers = list(dict.fromkeys(r.layer for r in rows if r.arch == arch))
+        for j, metric in enumerate(verifiers):
+            ax = axes[i][j]
+            spec = METRIC_SPECS.get(metric, MetricSpec(metric, 3))
+            scale = display_scale(metric) if spec.percent else 1.0
+            drawn = False
+            for condition in conditions:
+                line = {
+                    r.layer: r
+                    for r in rows
+                    if (r.arch, r.metric, r.condition) == (arch, metric, condition)
+                }
+                xs = [k for k, layer in enumerate(layers) if layer in line]
+                if not xs:
+                    continue
+                drawn = True
+                chosen = [line[layers[k]] for k in xs]
+                ys = [r.diff * scale for r in chosen]
+                colour = colour_of[condition]
+                ax.plot(
+                    xs,
+                    ys,
+                    color=colour,
+                    marker="o",
+                    markersize=4,
+                    label=condition_label(condition),
+                )
+                known = [r.ci_low is not None and r.ci_high is not None for r in chosen]
+                if all(known):
+                    ax.fill_between(
+                        xs,
+                        [r.ci_low * scale for r in chosen],
+                        [r.ci_high * scale for r in chosen],
+                        color=colour,
+                        alpha=0.15,
+                        linewidth=0,
+                    )
+            ax.axhline(0.0, color="0.4", linestyle="--", linewidth=0.8)
+            if not drawn:
+                _no_data(ax)
+            ax.set_xticks(range(len(layers)))
+            ax.set_xticklabels(
+                layers, rotation=30 if len(layers) > 6 else 0, fontsize=8
+            )
+            verifier = metric.partition("_")[2] or metric
+            ax.set_title(f"{ARCH_NAMES.get(arch, arch)}, {verifier}", fontsize=10)
+            ax.grid(alpha=0.3)
+            if j == 0:
+                unit = " (points)" if scale != 1.0 else ""
+                ax.set_ylabel(f"EER robust - baseline{unit}")
+    title = (
+        "Speaker EER of the reconstructions, robust - baseline\n(paired, same "
+        "trials; band: 95% interval, speakers resampled; below 0: robust keeps more)"
+    )
+    if note:
+        title += f"\n{note}"
+    fig.suptitle(title, fontsize=10)
     _figure_legend(fig, axes)
     return save_figure(fig, path)
 

@@ -321,6 +321,7 @@ table { border-collapse: collapse; font-size: 0.8em; margin-bottom: 0.3em;
         display: block; max-width: 100%; overflow-x: auto; }
 th, td { border: 1px solid #ddd; padding: 0.2em 0.4em; text-align: center; }
 td.missing, .missing { color: #999; }
+td.marked { font-weight: bold; background: #eef4fb; }
 caption { font-weight: bold; text-align: left; padding: 0.3em 0; }
 p.note { font-size: 0.8em; color: #555; margin: 0.2em 0; }
 figure { margin: 0 0 1em 0; } figure img { max-width: 100%; }
@@ -464,6 +465,7 @@ def render_page(
     figures=(),
     title: str = "What does each layer hear?",
     notes=(),
+    sections=(),
 ) -> str:
     """The page's HTML text.
 
@@ -479,13 +481,17 @@ def render_page(
         Page title (escaped here).
     notes : sequence of str
         Sentences shown under the title (escaped here).
+    sections : sequence of (str, sequence of str)
+        More result sections after the tables: a heading (escaped here) and
+        already-escaped HTML fragments (tables, notes).
 
     Example
     -------
     >>> page = render_page({"utterances": [], "conditions": [], "models": [],
-    ...                     "audio": {}}, title="A <b> & C")
-    >>> "<title>A &lt;b&gt; &amp; C</title>" in page
-    True
+    ...                     "audio": {}}, title="A <b> & C",
+    ...                    sections=[("Claims & more", ["<p>x</p>"])])
+    >>> "<title>A &lt;b&gt; &amp; C</title>" in page, "<h2>Claims &amp; more</h2>" in page
+    (True, True)
     """
     parts = [
         "<!DOCTYPE html>",
@@ -520,6 +526,9 @@ def render_page(
         parts.append('<p class="missing">No tables (no result files found).</p>')
     for fragment in tables_html:
         parts.append(f'<div class="scroll">{fragment}</div>')
+    for heading, fragments in sections:
+        parts.append(f"<h2>{escape(heading)}</h2>")
+        parts.extend(f'<div class="scroll">{fragment}</div>' for fragment in fragments)
     parts.append("<h2>Figures</h2>")
     if not figures:
         parts.append('<p class="missing">No figures.</p>')
@@ -547,6 +556,7 @@ def write_listening_page(
     notes=(),
     metric_rows=(),
     conditions=None,
+    sections=(),
 ) -> tuple[Path, list[str]]:
     """Write the listening page to ``path`` (atomically).
 
@@ -573,6 +583,8 @@ def write_listening_page(
         Rows of ``metrics.csv``: each clip shows its layer's scores.
     conditions : sequence of str, optional
         The study's condition order.
+    sections : sequence of (str, sequence of str)
+        More result sections (see :func:`render_page`).
 
     Returns
     -------
@@ -609,5 +621,5 @@ def write_listening_page(
         notes.append(
             f"{len(missing)} listed file(s) do not exist and are left out: {shown}"
         )
-    html_text = render_page(data, tables_html, figure_links, title, notes)
+    html_text = render_page(data, tables_html, figure_links, title, notes, sections)
     return atomic_write_text(path, html_text), missing

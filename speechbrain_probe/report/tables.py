@@ -12,6 +12,11 @@
   models that share their layers; rows are the (model, condition) pairs with
   results, columns the references then the layers in the model's order;
   no row or column without a value.
+* Paired robust - baseline differences (:func:`paired_tables`, from the rows
+  of ``paired.csv``): per metric, rows are (architecture, layer), columns the
+  conditions; and the verdicts on the paper's claims (:func:`claims_table`,
+  :func:`claim_cells_table`, from ``claims.csv``), see
+  :mod:`speechbrain_probe.evaluation.paired`.
 
 A cell shows the value and, when ``ci_low``/``ci_high`` are present, its 95%
 interval, e.g. ``32.87 [30.10, 35.52]``. A cell without a finite value is an
@@ -58,6 +63,9 @@ __all__ = [
     "layer_tables",
     "layer_columns",
     "exclusions_table",
+    "paired_tables",
+    "claims_table",
+    "claim_cells_table",
 ]
 
 #: What a cell without a value shows.
@@ -140,6 +148,9 @@ class Table:
         The numbers behind the cells (after unit scaling).
     notes : list of str
         Sentences printed under the table.
+    marked : list of (int, int)
+        ``(row, column)`` of value cells to stand out (class ``marked`` in
+        HTML), e.g. a difference whose interval excludes 0.
 
     Example
     -------
@@ -160,6 +171,7 @@ class Table:
     cells: list
     values: list
     notes: list = field(default_factory=list)
+    marked: list = field(default_factory=list)
 
     def column_names(self) -> list[str]:
         """Flat header: label columns, then ``"group name"`` per value column."""
@@ -225,11 +237,14 @@ class Table:
         for _, name in self.columns:
             out.append(f"<th>{escape(name)}</th>")
         out.append("</tr></thead><tbody>")
-        for labels, cells in zip(self.row_labels, self.cells):
+        marked = {tuple(m) for m in self.marked}
+        for i, (labels, cells) in enumerate(zip(self.row_labels, self.cells)):
             out.append("<tr>")
             out.extend(f"<th>{escape(str(label))}</th>" for label in labels)
-            for text in cells:
+            for j, text in enumerate(cells):
                 cls = ' class="missing"' if text == MISSING else ""
+                if (i, j) in marked:
+                    cls = ' class="marked"'
                 out.append(f"<td{cls}>{escape(text)}</td>")
             out.append("</tr>")
         out.append("</tbody></table>")
@@ -422,8 +437,8 @@ def table2(
     '0.710 [0.690, 0.730]'
     >>> t.cell(("0 dB", "baseline"), ("VGG-LSTM", "cnn1"))
     '-'
-    >>> len(t.row_labels), len(t.columns)
-    (8, 13)
+    >>> len(t.row_labels) == 2 * len(CONDITIONS), len(t.columns)
+    (True, 13)
     """
     spec = _spec(metric)
     rows = [r for r in metric_rows if r.metric == metric]
@@ -731,4 +746,206 @@ def exclusions_table(rows: list[dict], source: str = "excluded.csv") -> Table:
         [[str(counts[k]), str(len(utts[k]))] for k in keys],
         [[float(counts[k]), float(len(utts[k]))] for k in keys],
         [f"Every excluded utterance and why: {source}."],
+    )
+
+
+def _first_seen(values) -> list:
+    return list(dict.fromkeys(values))
+
+
+def paired_tables(paired_rows) -> list[tuple[str, Table]]:
+    """Paired robust - baseline differences, one table per metric.
+
+    Rows are (architecture, layer) in the order of ``paired_rows``, columns
+    the conditions; a cell is ``diff [low, high]`` (an EER difference in
+    percentage points), marked with ``*`` (and the ``marked`` class in HTML)
+    where the 95% interval excludes 0.
+
+    Arguments
+    ---------
+    paired_rows : list of PairedRow
+        Rows of ``paired.csv``
+        (:func:`speechbrain_probe.evaluation.paired.paired_table`).
+
+    Returns
+    -------
+    list of (str, Table)
+        ``_<metric>`` (a file-name suffix) and the table, metrics in
+        :data:`METRIC_SPECS` order.
+
+    Example
+    -------
+    >>> from speechbrain_probe.evaluation.paired import PairedRow
+    >>> rows = [PairedRow("blstm", "blstm1", c, "eer_ge2e", "b", "r", .3, .3 + d,
+    ...                   d, d - .01, d + .01, 8, 96)
+    ...         for c, d in (("clean", 0.0), ("snr0", -0.05))]
+    >>> [(suffix, t.columns, t.cells) for suffix, t in paired_tables(rows)]
+    [('_eer_ge2e', [('robust - baseline', 'clean'), ('robust - baseline', '0 dB')],
+      [['0.00 [-1.00, 1.00]', '-5.00 [-6.00, -4.00] *']])]
+    """
+    metrics = _first_seen(r.metric for r in paired_rows)
+    metrics = [m for m in METRIC_SPECS if m in metrics] + [
+        m for m in metrics if m not in METRIC_SPECS
+    ]
+    tables = []
+    for metric in metrics:
+        spec = _spec(metric)
+        scale = display_scale(metric) if spec.percent else 1.0
+        rows = [r for r in paired_rows if r.metric == metric]
+        keys = _first_seen((r.arch, r.layer) for r in rows)
+        conditions = _first_seen(r.condition for r in rows)
+        by_cell = {(r.arch, r.layer, r.condition): r for r in rows}
+        cells, values, marked = [], [], []
+        for i, key in enumerate(keys):
+            row_cells, row_values = [], []
+            for j, condition in enumerate(conditions):
+                r = by_cell.get((*key, condition))
+                if r is None or r.diff is None:
+                    row_cells.append(MISSING)
+                    row_values.append(None)
+                    continue
+                low, high = (
+                    None if x is None else x * scale for x in (r.ci_low, r.ci_high)
+                )
+                text = format_cell(r.diff * scale, low, high, spec.digits)
+                if r.excludes_zero:
+                    text += " *"
+                    marked.append((i, j))
+                row_cells.append(text)
+                row_values.append(r.diff * scale)
+            cells.append(row_cells)
+            values.append(row_values)
+        unit = " (percentage points)" if scale != 1.0 else ""
+        speakers = sorted({r.n_speakers for r in rows if r.n_speakers is not None})
+        items = sorted({r.n_items for r in rows if r.n_items is not None})
+        what = "trials" if metric.startswith(("eer", "mindcf")) else "utterances"
+        notes = [
+            "Cells: robust - baseline [95% interval] of the two models on the same "
+            f"{what}; the interval is a paired bootstrap that resamples speakers. "
+            "* marks an interval that excludes 0."
+        ]
+        if speakers and items:
+            notes.append(
+                f"Per cell: {_span(speakers)} speakers, {_span(items)} {what} "
+                "scored in both models."
+            )
+        tables.append(
+            (
+                f"_{metric}",
+                Table(
+                    f"Robust - baseline, paired: {spec.label}{unit}",
+                    ["architecture", "layer"],
+                    [[ARCH_NAMES.get(a, a), layer] for a, layer in keys],
+                    [("robust - baseline", condition_label(c)) for c in conditions],
+                    cells,
+                    values,
+                    notes,
+                    marked,
+                ),
+            )
+        )
+    return tables
+
+
+def _span(values) -> str:
+    return str(values[0]) if len(values) == 1 else f"{values[0]} to {values[-1]}"
+
+
+def claims_table(summaries: dict, statements: dict, tests: dict | None = None) -> Table:
+    """The paper's claims, each with its one-line verdict.
+
+    Arguments
+    ---------
+    summaries : dict
+        claim id -> summary line
+        (:func:`speechbrain_probe.evaluation.paired.claim_summaries`).
+    statements : dict
+        claim id -> the claim (:data:`speechbrain_probe.evaluation.paired.CLAIMS`).
+    tests : dict, optional
+        claim id -> how it is tested (``CLAIM_TESTS``), shown as notes.
+
+    Example
+    -------
+    >>> t = claims_table({"C1": "holds in 2 of 2 cells, reversed in 0, cannot tell in 0"},
+    ...                  {"C1": "Speaker EER grows with depth"})
+    >>> t.row_labels, t.cells
+    ([['C1', 'Speaker EER grows with depth']], [['holds in 2 of 2 cells, reversed in 0, cannot tell in 0']])
+    """
+    ids = list(statements)
+    notes = [f"{i}: {tests[i]}." for i in ids if tests and i in tests]
+    notes.append(
+        "A cell's verdict: holds (the 95% interval lies on the claimed side of 0), "
+        "reversed (it lies on the other side) or cannot tell (it contains 0)."
+    )
+    return Table(
+        "The paper's claims",
+        ["claim", "statement"],
+        [[i, statements[i]] for i in ids],
+        [("", "verdict")],
+        [[summaries.get(i, MISSING)] for i in ids],
+        [[None] for _ in ids],
+        notes,
+    )
+
+
+def claim_cells_table(claim_rows) -> Table:
+    """Every cell a claim was tested on: the difference with its interval and
+    the verdict (``holds`` and ``reversed`` marked).
+
+    Arguments
+    ---------
+    claim_rows : list of ClaimRow
+        Rows of ``claims.csv``
+        (:func:`speechbrain_probe.evaluation.paired.paired_claims`).
+
+    Example
+    -------
+    >>> from speechbrain_probe.evaluation.paired import ClaimRow
+    >>> rows = [ClaimRow("C1", "holds", "", "m", "l1", "m", "l4", "eer_ge2e",
+    ...                  "clean", 0.3, 0.2, 0.4, 8, 96),
+    ...         ClaimRow("C2", "not applicable", note="no pair")]
+    >>> t = claim_cells_table(rows)
+    >>> t.row_labels[0], t.cells
+    (['C1', 'm', 'EER (%), GE2E verifier', 'clean', 'l4 - l1'], [['30.00 [20.00, 40.00]', 'holds'], ['-', 'not applicable: no pair']])
+    >>> t.marked
+    [(0, 1)]
+    """
+    labels, cells, values, marked = [], [], [], []
+    for i, r in enumerate(claim_rows):
+        spec = _spec(r.metric) if r.metric else MetricSpec("", 3)
+        scale = display_scale(r.metric) if r.metric and spec.percent else 1.0
+        if r.model_a and r.model_a == r.model_b:
+            subject, compared = r.model_a, f"{r.layer_b} - {r.layer_a}"
+        elif r.model_a:
+            subject = ARCH_NAMES.get(r.arch, r.arch) or f"{r.model_b} vs {r.model_a}"
+            compared = f"robust - baseline at {r.layer_b}"
+        else:
+            subject = compared = ""
+        label = condition_label(r.condition) if r.condition else ""
+        labels.append([r.claim, subject, spec.label, label, compared])
+        if r.diff is None:
+            text, value = MISSING, None
+        else:
+            low, high = (
+                None if x is None else x * scale for x in (r.ci_low, r.ci_high)
+            )
+            text, value = format_cell(r.diff * scale, low, high, spec.digits), r.diff
+        verdict = f"{r.verdict}: {r.note}" if r.note else r.verdict
+        cells.append([text, verdict])
+        values.append([value, None])
+        if r.verdict in ("holds", "reversed"):
+            marked.append((i, 1))
+    return Table(
+        "The paper's claims, cell by cell",
+        ["claim", "model", "metric", "input", "difference"],
+        labels,
+        [("", "difference [95% interval]"), ("", "verdict")],
+        cells,
+        values,
+        [
+            "Differences of the same trials or utterances in both cells, with a "
+            "paired bootstrap interval that resamples speakers; an EER difference "
+            "in percentage points."
+        ],
+        marked,
     )
