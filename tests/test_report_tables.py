@@ -12,10 +12,12 @@ import pytest
 from speechbrain_probe.report.example import EXAMPLE_MODELS, make_example_results
 from speechbrain_probe.report.tables import MISSING, layer_tables, table1, table2
 from speechbrain_probe.study_data import (
+    CONDITIONS,
     AsrResult,
     MetricRow,
     StudyInfo,
     StudyModel,
+    condition_label,
     read_asr_results,
     read_metrics,
     write_asr_results,
@@ -37,12 +39,13 @@ PAPER_COLUMNS = [
     ("reference", "original"),
     ("reference", "copy synthesis"),
 ]
+#: Table 2's row blocks: every study condition (clean, 20, 10, 5 and 0 dB)
+CONDITION_LABEL = {c: condition_label(c) for c in CONDITIONS}
 PAPER_ROWS = [
     [snr, training]
-    for snr in ("clean", "20 dB", "10 dB", "0 dB")
+    for snr in CONDITION_LABEL.values()
     for training in ("robust", "baseline")
 ]
-CONDITION_LABEL = {"clean": "clean", "snr20": "20 dB", "snr10": "10 dB", "snr0": "0 dB"}
 ARCH_LABEL = {"vgg_lstm": "VGG-LSTM", "blstm": "pure-LSTM"}
 
 
