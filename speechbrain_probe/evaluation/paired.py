@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import csv
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, astuple, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -721,13 +721,7 @@ def paired_table(
                             metric,
                             base.name,
                             robust.name,
-                            out.a,
-                            out.b,
-                            out.diff,
-                            out.low,
-                            out.high,
-                            out.n_speakers,
-                            out.n_items,
+                            *astuple(out),
                         )
                     )
     if write:
@@ -832,11 +826,7 @@ def _claim_c1(items: StudyItems, n_boot, seed, alpha) -> list[ClaimRow]:
                     last,
                     metric,
                     "clean",
-                    out.diff,
-                    out.low,
-                    out.high,
-                    out.n_speakers,
-                    out.n_items,
+                    *astuple(out)[2:],
                 )
             )
     if not rows:
