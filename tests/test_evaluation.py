@@ -87,8 +87,8 @@ def test_subset_is_the_same_utterances_under_every_condition(study_inputs):
     with pytest.raises(ValueError, match="unknown condition 'loud'"):
         select_subset(corpus, ["loud"], 2)
     # any snr<N> is a condition; one the corpus lacks names its manifest
-    with pytest.raises(FileNotFoundError, match="test_snr5.csv, which does not exist"):
-        select_subset(corpus, ["snr5"], 2)
+    with pytest.raises(FileNotFoundError, match="test_snr15.csv, which does not exist"):
+        select_subset(corpus, ["snr15"], 2)
 
 
 def test_study_scores_every_cell_and_resumes_without_recomputing(study_inputs):
