@@ -324,6 +324,7 @@ def run_study(
     num_threads: int | None = 1,
     pesq_per_speaker: int | None = None,
     asrs: dict | None = None,
+    negatives_per_positive: int = 1,
 ) -> Path:
     """Evaluate every model x layer x condition; write the result files.
 
@@ -340,7 +341,7 @@ def run_study(
     models : list of ModelSpec
         The probed ASR models.
     conditions : sequence of str
-        Any of ``clean``, ``snr20``, ``snr10``, ``snr0``.
+        ``clean`` and any ``snr<N>`` the corpus has (built-in: 20, 10, 5, 0).
     utts_per_speaker : int or None
         Test utterances per unseen speaker (None: all).
     verifiers : dict
@@ -362,6 +363,9 @@ def run_study(
         Score PESQ on the first this many utterances of each speaker in every
         cell (STOI and the verifiers use all); None: all. PESQ is most of the
         scoring time (~0.13 CPU-s per 3.5 s utterance, STOI ~0.013).
+    negatives_per_positive : int
+        Different-speaker trials per same-speaker trial (1: balanced, the
+        demo; the full preset uses 2 to pass 10,000 trials per cell).
     asrs : dict, optional
         Model name -> its :class:`~speechbrain_probe.asr_interface.FrozenASR`,
         already loaded (e.g. for training its probes); the others are loaded
@@ -402,7 +406,11 @@ def run_study(
             fields=("ID", "spk_id", "wrd"),
         )
         trials_path = study / "trials.csv"
-        trials = make_trials([(u.utt_id, u.spk_id) for u in first], seed=seed)
+        trials = make_trials(
+            [(u.utt_id, u.spk_id) for u in first],
+            seed=seed,
+            negatives_per_positive=negatives_per_positive,
+        )
         if trials_path.exists() and load_trials(trials_path) != trials:
             raise ValueError(
                 f"{trials_path} holds other trials than this configuration makes (another "

@@ -85,6 +85,7 @@ def main(argv=None) -> int:
         seed=hparams["seed"],
         num_threads=hparams["num_threads"],
         pesq_per_speaker=pesq_per_speaker,
+        negatives_per_positive=hparams["negatives_per_positive"],
     )
     page = build_report(
         study, title=hparams["title"], note=hparams["note"] or "", verbose=False
