@@ -40,7 +40,11 @@ def worker_init() -> None:
     import pystoi  # noqa: F401
 
     import speechbrain_probe.data.audio  # noqa: F401
-    import speechbrain_probe.vocoder  # noqa: F401
+    from speechbrain_probe.vocoder import GriffinLimVocoder
+
+    # and the CPU Griffin-Lim's numba loops (loaded from numba's disk cache,
+    # or compiled) and MKL's FFT set-up: one tiny synthesis
+    GriffinLimVocoder(n_iter=1, device="cpu").synthesize(torch.full((9, 80), 0.5))
 
 
 _VOCODERS: dict = {}
