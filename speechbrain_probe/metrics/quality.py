@@ -5,10 +5,14 @@ Both metrics are per-utterance, single-threaded C/NumPy code, so
 cannot be scored is listed in the returned exclusion record with the reason
 (non-finite samples, silence, too short for STOI, a sample rate PESQ does not
 take, a metric's own error) instead of leaving a NaN in a table.
+
+STOI is :func:`stoi`, pystoi's algorithm with its Python loops over frames
+vectorised: the same value bit for bit, 1.5x faster on a 3-s utterance.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -19,6 +23,7 @@ import numpy as np
 __all__ = [
     "Exclusion",
     "check_waveform",
+    "stoi",
     "score_utterance",
     "stoi_pesq",
     "submit_stoi_pesq",
@@ -84,6 +89,105 @@ def check_waveform(
     if rms <= SILENCE_RMS:
         return f"silent {what} (RMS {rms:.3g} <= {SILENCE_RMS:g})"
     return None
+
+
+@functools.lru_cache(maxsize=8)
+def _stoi_resampling_window(up: int, down: int) -> np.ndarray:
+    """pystoi's Octave-compatible anti-aliasing filter (Kaiser window), made
+    once instead of at every call (about 1 ms each)."""
+    from pystoi.utils import _resample_window_oct
+
+    h = _resample_window_oct(up, down)
+    return h / np.sum(h)
+
+
+def _stoi_frames(x: np.ndarray, size: int, hop: int, window) -> np.ndarray:
+    """``[w * x[i:i + size] for i in range(0, len(x) - size, hop)]`` as one array."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    count = len(range(0, len(x) - size, hop))
+    if count == 0:
+        return np.zeros((0, size))
+    return sliding_window_view(x, size)[::hop][:count] * window
+
+
+def stoi(x, y, fs_sig: int) -> float:
+    """Short-time objective intelligibility (classic STOI, Taal et al. 2011).
+
+    ``pystoi.stoi(x, y, fs_sig)`` (pystoi 0.4, ``extended=False``) with its
+    per-frame Python loops (framing, silent-frame removal, STFT, 384-ms
+    segments) done as array operations and its resampling filter made once:
+    the same floating-point operations on the same values, so the same result
+    (equal bit for bit on the utterances measured), 1.5x faster on a 3-s
+    utterance (``benchmarks/bench_evaluation.py``). Like pystoi, it warns and
+    returns 1e-5 when fewer than 30 frames are left after removing silence.
+
+    Example
+    -------
+    >>> import pystoi
+    >>> rng = np.random.default_rng(0)
+    >>> t = np.arange(24000) / 16000
+    >>> x = 0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t))
+    >>> y = x + 0.1 * rng.standard_normal(x.shape)
+    >>> stoi(x, y, 16000) == float(pystoi.stoi(x, y, 16000))
+    True
+    """
+    from numpy.lib.stride_tricks import sliding_window_view
+    from pystoi import utils
+    from pystoi.stoi import BETA, DYN_RANGE, FS, N_FRAME, NFFT, OBM
+    from pystoi.stoi import N as SEGMENT
+    from scipy.signal import resample_poly
+
+    x, y = np.asarray(x), np.asarray(y)
+    if x.shape != y.shape:
+        raise ValueError(
+            f"x and y should have the same length, found {x.shape} and {y.shape}"
+        )
+    if fs_sig != FS:
+        window = _stoi_resampling_window(FS, fs_sig)
+        x = resample_poly(x, FS, fs_sig, window=window)
+        y = resample_poly(y, FS, fs_sig, window=window)
+    hop = N_FRAME // 2
+    hann = np.hanning(N_FRAME + 2)[1:-1]
+    # silent frames: energy more than DYN_RANGE dB below the clean maximum
+    x_frames = _stoi_frames(x, N_FRAME, hop, hann)
+    y_frames = _stoi_frames(y, N_FRAME, hop, hann)
+    energies = 20 * np.log10(np.linalg.norm(x_frames, axis=1) + utils.EPS)
+    if energies.size:
+        mask = (np.max(energies) - DYN_RANGE - energies) < 0
+        x = utils._overlap_and_add(x_frames[mask], hop)
+        y = utils._overlap_and_add(y_frames[mask], hop)
+    # STFT (overlap 2) and 1/3-octave bands
+    x_spec = np.fft.rfft(_stoi_frames(x, N_FRAME, hop, hann), n=NFFT, axis=-1).T
+    y_spec = np.fft.rfft(_stoi_frames(y, N_FRAME, hop, hann), n=NFFT, axis=-1).T
+    if x_spec.shape[-1] < SEGMENT:
+        warnings.warn(
+            "Not enough STFT frames to compute intermediate intelligibility measure "
+            "after removing silent frames. Returning 1e-5. Please check you wav files",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return 1e-5
+    x_tob = np.sqrt(np.matmul(OBM, np.square(np.abs(x_spec))))
+    y_tob = np.sqrt(np.matmul(OBM, np.square(np.abs(y_spec))))
+    # every 30-frame segment, [segments, bands, 30], contiguous as pystoi's
+    # (numpy's reductions sum a contiguous axis in another order)
+    x_seg = np.ascontiguousarray(
+        sliding_window_view(x_tob, SEGMENT, axis=1).transpose(1, 0, 2)
+    )
+    y_seg = np.ascontiguousarray(
+        sliding_window_view(y_tob, SEGMENT, axis=1).transpose(1, 0, 2)
+    )
+    scale = np.linalg.norm(x_seg, axis=2, keepdims=True) / (
+        np.linalg.norm(y_seg, axis=2, keepdims=True) + utils.EPS
+    )
+    clip = 10 ** (-BETA / 20)
+    y_primes = np.minimum(y_seg * scale, x_seg * (1 + clip))
+    y_primes = y_primes - np.mean(y_primes, axis=2, keepdims=True)
+    x_seg = x_seg - np.mean(x_seg, axis=2, keepdims=True)
+    y_primes /= np.linalg.norm(y_primes, axis=2, keepdims=True) + utils.EPS
+    x_seg /= np.linalg.norm(x_seg, axis=2, keepdims=True) + utils.EPS
+    return float(np.sum(y_primes * x_seg) / (x_seg.shape[0] * x_seg.shape[1]))
 
 
 def _align(ref: np.ndarray, deg: np.ndarray, sample_rate: int, tolerance_s: float):
@@ -163,11 +267,9 @@ def score_utterance(
         if short:
             exclude("stoi", short)
         else:
-            from pystoi import stoi
-
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                value = float(stoi(ref, deg, sample_rate, extended=False))
+                value = float(stoi(ref, deg, sample_rate))
             msgs = [
                 str(w.message) for w in caught if "frames" in str(w.message).lower()
             ]
