@@ -35,6 +35,16 @@ def worker_init() -> None:
     import torch
 
     torch.set_num_threads(1)
+    # numpy's and scipy's OpenBLAS were loaded (numpy is imported with this
+    # module) before the variables above were set, so they kept one thread per
+    # core: STOI's band matrix product then cost 4x the CPU of the whole
+    # one-thread STOI on the shared 2-core machine. Limit them now.
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # installed with scikit-learn, a dependency of librosa
+        pass
+    else:
+        threadpool_limits(1)
     # warm up: the imports the jobs need, so the first job does not pay them
     import pesq  # noqa: F401
     import pystoi  # noqa: F401
