@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
-"""Griffin-Lim: the project's vocoder (batched and per utterance) vs librosa.
+"""Griffin-Lim: the project's vocoder (CPU engine; torch engine batched and per
+utterance) vs librosa.
 
     python benchmarks/bench_griffinlim.py [--data data/synthetic] [--n 16] [--iters 30]
 
 All methods invert the same linear magnitudes (pseudo-inverse of the mel of
 real test utterances, or of eSpeak speech when the corpus is missing) with
 fast Griffin-Lim (momentum 0.99) and the same STFT settings, on the same
-threads. Reported per method: wall time and mean spectral convergence
-``||S - |STFT(x)||| / ||S||``. Two comparisons:
+threads. The project's engines: ``cpu`` (the default on a CPU, one utterance
+at a time) and ``torch`` (``torch.stft``/``istft``, the engine on CUDA; per
+utterance and as one padded batch). Reported per method: wall time, process
+CPU time and mean spectral convergence ``||S - |STFT(x)||| / ||S||``. Two
+comparisons:
 
 * equal iterations (``--iters``);
 * equal spectral convergence: librosa's iterations are raised until its
-  convergence is at least as good as the project's per-utterance result.
+  convergence is at least as good as the project's CPU engine.
 """
 
 import argparse
@@ -58,6 +62,7 @@ def spectral_convergence(voc, wav, mag):
 def run_librosa(voc, mags, lengths, n_iter):
     cfg = voc.config
     start = time.perf_counter()
+    cpu = time.process_time()
     out = [
         librosa.griffinlim(
             m.numpy(),
@@ -74,11 +79,12 @@ def run_librosa(voc, mags, lengths, n_iter):
         )
         for m, n in zip(mags, lengths)
     ]
-    return out, time.perf_counter() - start
+    return out, time.perf_counter() - start, time.process_time() - cpu
 
 
 def run_ours(voc, mags, lengths, batched: bool):
     start = time.perf_counter()
+    cpu = time.process_time()
     if batched:
         frames = max(m.shape[1] for m in mags)
         batch = torch.zeros(len(mags), mags[0].shape[0], frames)
@@ -88,7 +94,7 @@ def run_ours(voc, mags, lengths, batched: bool):
         out = [w[:n] for w, n in zip(wavs, lengths)]
     else:
         out = [voc.griffin_lim(m, n) for m, n in zip(mags, lengths)]
-    return out, time.perf_counter() - start
+    return out, time.perf_counter() - start, time.process_time() - cpu
 
 
 def main():
@@ -103,7 +109,8 @@ def main():
     torch.set_num_threads(args.threads)
 
     wavs, source = load_utterances(args.data, args.n, args.seconds)
-    voc = GriffinLimVocoder(n_iter=args.iters, device="cpu")
+    voc = GriffinLimVocoder(n_iter=args.iters, device="cpu", engine="cpu")
+    ref = GriffinLimVocoder(n_iter=args.iters, device="cpu", engine="torch")
     mel = LogMelSpectrogram(voc.config)
     mags = [voc.mel_to_linear(mel(w.unsqueeze(0)))[0] for w in wavs]
     hop = voc.config.hop_length
@@ -115,19 +122,22 @@ def main():
     )
 
     methods = {
-        "project per-utterance": lambda it: run_ours(voc, mags, lengths, False),
-        "project batched": lambda it: run_ours(voc, mags, lengths, True),
+        "cpu engine per-utterance": lambda it: run_ours(voc, mags, lengths, False),
+        "torch engine per-utterance": lambda it: run_ours(ref, mags, lengths, False),
+        "torch engine batched": lambda it: run_ours(ref, mags, lengths, True),
         "librosa per-utterance": lambda it: run_librosa(voc, mags, lengths, it),
     }
     # interleaved repeats, minimum time: a shared machine's load hits every
     # method alike instead of whichever happened to run during a burst
     times = {name: [] for name in methods}
+    cpu = {name: [] for name in methods}
     conv = {}
     for rep in range(args.repeats):
         order = list(methods) if rep % 2 == 0 else list(reversed(methods))
         for name in order:
-            out, seconds = methods[name](args.iters)
+            out, seconds, cpu_seconds = methods[name](args.iters)
             times[name].append(seconds)
+            cpu[name].append(cpu_seconds)
             if name not in conv:
                 conv[name] = np.mean(
                     [spectral_convergence(voc, w, m) for w, m in zip(out, mags)]
@@ -136,24 +146,26 @@ def main():
     for name in methods:
         results[name] = (min(times[name]), conv[name])
         print(
-            f"  {name:24s} {min(times[name]):7.2f} s (min of "
-            f"{', '.join(f'{t:.2f}' for t in times[name])})   "
-            f"spectral convergence {conv[name]:.4f}"
+            f"  {name:27s} {min(times[name]):7.2f} s (min of "
+            f"{', '.join(f'{t:.2f}' for t in times[name])}), "
+            f"{min(cpu[name]):6.2f} CPU-s   spectral convergence {conv[name]:.4f}"
         )
 
-    base_t, base_sc = results["project per-utterance"]
+    base_t, base_sc = results["cpu engine per-utterance"]
     lib_t, lib_sc = results["librosa per-utterance"]
-    bat_t, _ = results["project batched"]
-    print(f"equal iterations: librosa / project per-utterance = x{lib_t / base_t:.2f}")
-    print(f"equal iterations: project batched / per-utterance = x{bat_t / base_t:.2f}")
-    best = "batched" if bat_t < base_t else "per-utterance"
-    print(f"-> on this CPU the faster project strategy is {best}")
+    tor_t, _ = results["torch engine per-utterance"]
+    bat_t, _ = results["torch engine batched"]
+    print(f"equal iterations: torch engine / cpu engine = x{tor_t / base_t:.2f}")
+    print(f"equal iterations: librosa / cpu engine = x{lib_t / base_t:.2f}")
+    print(f"equal iterations: torch batched / per-utterance = x{bat_t / tor_t:.2f}")
+    best = "batched" if bat_t < tor_t else "per-utterance"
+    print(f"-> on this CPU the faster torch-engine strategy is {best}")
 
     it, sc, t = args.iters, lib_sc, lib_t
     while sc > base_sc and it < 8 * args.iters:
         it = int(it * 1.25) + 1
-        out, t = run_librosa(voc, mags, lengths, it)
-        _, t_base = run_ours(voc, mags, lengths, False)  # re-time side by side
+        out, t, _ = run_librosa(voc, mags, lengths, it)
+        _, t_base, _ = run_ours(voc, mags, lengths, False)  # re-time side by side
         base_t = min(base_t, t_base)
         sc = np.mean([spectral_convergence(voc, w, m) for w, m in zip(out, mags)])
         print(
@@ -164,7 +176,7 @@ def main():
     status = "reached" if sc <= base_sc else "did NOT reach"
     print(
         f"equal spectral convergence ({base_sc:.4f}): librosa {status} it with {it} "
-        f"iterations in {t:.2f} s = x{t / base_t:.2f} the project's time"
+        f"iterations in {t:.2f} s = x{t / base_t:.2f} the CPU engine's time"
     )
 
 
