@@ -5,19 +5,22 @@ import math
 import pytest
 import speechbrain as sb
 import torch
+import torchaudio
 from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.epoch_loop import EpochCounter
 from torch import nn
 
-from speechbrain_probe.features import ASRFeatures
+from speechbrain_probe.features import HIFIGAN_MEL, ASRFeatures, LogMelSpectrogram
 from speechbrain_probe.frozen import ModuleASR
 from speechbrain_probe.probe.brain import (
     HiddenStateCache,
     ProbeBrain,
+    ProbeIdentity,
     ProbeMismatchError,
     build_probes,
     load_trained_probes,
+    probe_target_config,
     reconstruct_mel,
 )
 from speechbrain_probe.probe.model import FrameAligner, HighwayProbe
@@ -81,7 +84,7 @@ def loader(items, batch_size=3):
 
 
 def make_brain(asr, layers, save_dir, epochs=2, **kwargs):
-    probes = build_probes(asr, layers)
+    probes = build_probes(asr, layers, target_mel=kwargs.get("target_mel"))
     counter = EpochCounter(epochs)
     ckpt = Checkpointer(save_dir, recoverables={"probes": probes, "counter": counter})
     brain = ProbeBrain(
@@ -429,3 +432,59 @@ def test_prefetch_saves_the_position_of_batches_trained_not_prepared(tmp_path):
     assert [int(b) for b in PrefetchedBatches(resumed, lambda b: b)] == list(
         range(3, 10)
     )
+
+
+def test_probes_on_the_hifigan_mel(tmp_path):
+    """target_mel: hifigan: the input resampled to 22,050 Hz, frames of hop 256."""
+    asr = make_asr()
+    data = make_data(3)
+    layers = ["cnn", "blstm2"]
+    brain, counter = make_brain(
+        asr, layers, tmp_path / "ckpt", epochs=1, target_mel="hifigan"
+    )
+    assert brain.target_mel == HIFIGAN_MEL
+    brain.fit(counter, loader(data), loader(data))
+    batch = PaddedBatch(data)
+    with torch.no_grad():
+        preds, target = brain.compute_forward(batch, sb.Stage.VALID)
+    resampled = torchaudio.functional.resample(batch.sig[0], 16000, 22050)
+    assert target.shape == (3, 1 + resampled.shape[1] // 256, 80)
+    assert torch.allclose(target, LogMelSpectrogram(HIFIGAN_MEL)(resampled))
+    # loaded probes know their target and predict its frames: a layer frame of
+    # 12.5 ms (25 ms) covers 1.08 (2.15) hifigan frames
+    assert probe_target_config(tmp_path / "ckpt") == HIFIGAN_MEL
+    probes = load_trained_probes(tmp_path / "ckpt", asr)
+    assert probes.target_mel == HIFIGAN_MEL
+    assert (probes["cnn"].r, probes["blstm2"].r) == (2, 3)
+    mels = reconstruct_mel(asr, probes, *batch.sig)
+    for name in layers:
+        assert torch.allclose(mels[name], preds[name].clamp(0, 1), atol=1e-5)
+    for samples in (8000, 8001, 12345):
+        wav = torch.randn(1, samples) * 0.1
+        at_22050 = torchaudio.functional.resample(wav, 16000, 22050).shape[1]
+        out = reconstruct_mel(asr, probes, wav, torch.ones(1))
+        assert out["blstm2"].shape == (1, 1 + at_22050 // 256, 80)
+
+    # another target refuses the checkpoint, naming both
+    paper, counter2 = make_brain(asr, layers, tmp_path / "ckpt", epochs=2)
+    with pytest.raises(ProbeMismatchError, match=r"mel 'hifigan' .*now 'paper'"):
+        paper.fit(counter2, loader(data), loader(data))
+    with pytest.raises(ProbeMismatchError, match=r"mel 'hifigan' .*now 'paper'"):
+        load_trained_probes(tmp_path / "ckpt", asr, target_mel="paper")
+    # probes sized for one target cannot train on another
+    with pytest.raises(ValueError, match="build_probes"):
+        ProbeBrain(
+            asr, ["cnn"], modules=build_probes(asr, ["cnn"]), target_mel="hifigan"
+        )
+
+
+def test_paper_target_is_the_asrs_own_mel(tmp_path):
+    asr = make_asr()
+    same = ProbeIdentity(asr, ["cnn"]).data
+    assert ProbeIdentity(asr, ["cnn"], target_mel="paper").data == same
+    assert same["mel_config"] == asr.mel_config.to_dict()
+    assert same["layers"]["cnn"]["downsample"] == asr.geometry("cnn").downsample
+    brain, counter = make_brain(asr, ["cnn"], tmp_path / "ckpt", epochs=1)
+    brain.fit(counter, loader(make_data(3)), loader(make_data(3)))
+    assert probe_target_config(tmp_path / "ckpt") == asr.mel_config
+    assert load_trained_probes(tmp_path / "ckpt", asr).target_mel == asr.mel_config

@@ -13,16 +13,29 @@ the norm of all probes together), Adam is per parameter. A training step runs
 the probes' forward and backward one after the other, so only one probe's
 graph is alive at a time (memory and allocator traffic of one probe, not L).
 
+The target is the mel of ``target_mel`` (:mod:`~speechbrain_probe.probe.target`):
+by default the ASR's own mel; ``hifigan`` is the mel a neural vocoder expects,
+computed from the input resampled to its rate, with each layer's frame
+geometry converted to the target's frames.
+
+With ``early_stopping_patience``, each probe stops on its own validation L1
+(:mod:`~speechbrain_probe.probe.early_stopping`): a stopped probe leaves the
+forward, the loss and the optimizer, training ends when all have stopped or
+at the epoch limit, and the final checkpoint holds each probe's best state.
+Validation can run every ``valid_every_steps`` training steps as well as at
+the end of each epoch.
+
 A :class:`ProbeIdentity` travels in every checkpoint (the ASR's weight hash, the
-layers with their paths, dims and downsampling, the mel settings) and is loaded
-FIRST, so a checkpoint made for another ASR or layer is refused with a message
-saying what differs, before any weight is loaded.
+layers with their paths, dims and downsampling, the target mel settings) and is
+loaded FIRST, so a checkpoint made for another ASR, layer or target mel is
+refused with a message saying what differs, before any weight is loaded.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,16 +46,26 @@ from speechbrain.utils.checkpoints import (
     mark_as_saver,
     register_checkpoint_hooks,
 )
+from speechbrain.utils.distributed import if_main_process
 from torch import nn
+from tqdm.auto import tqdm
 
 from speechbrain_probe.checkpoints import (
     KillSafeCheckpoints,
     find_complete_checkpoint,
 )
 from speechbrain_probe.data.manifest import atomic_output
-from speechbrain_probe.features import LogMelSpectrogram
+from speechbrain_probe.features import LogMelSpectrogram, MelConfig
+from speechbrain_probe.probe.early_stopping import LayerEarlyStopping
 from speechbrain_probe.probe.model import FrameAligner, HighwayProbe, frames_per_hidden
 from speechbrain_probe.probe.prefetch import PrefetchedBatches
+from speechbrain_probe.probe.target import (
+    resolve_target_mel,
+    target_geometry,
+    target_mel_name,
+    target_num_frames,
+    to_target_rate,
+)
 
 __all__ = [
     "ProbeMismatchError",
@@ -52,6 +75,7 @@ __all__ = [
     "masked_l1",
     "ProbeBrain",
     "load_trained_probes",
+    "probe_target_config",
     "reconstruct_mel",
 ]
 
@@ -59,11 +83,12 @@ logger = logging.getLogger(__name__)
 
 
 class ProbeMismatchError(RuntimeError):
-    """A probe checkpoint belongs to another ASR, layer set or mel setting."""
+    """A probe checkpoint belongs to another ASR, layer set or target mel."""
 
 
-def _layer_entry(asr, name: str) -> dict:
-    geo = asr.geometry(name)
+def _layer_entry(asr, name: str, target: MelConfig) -> dict:
+    """A layer's path, dim and geometry in frames of the target mel."""
+    geo = target_geometry(asr, name, target)
     return {
         "path": asr.layers[name],
         "dim": int(geo.dim),
@@ -71,6 +96,25 @@ def _layer_entry(asr, name: str) -> dict:
         "offset": float(geo.offset),
         "r": frames_per_hidden(geo.downsample),
     }
+
+
+def _mel_mismatch(where: str, trained: dict, now: dict) -> str:
+    """The message of a checkpoint trained on another target mel than asked for."""
+    was, is_ = target_mel_name(trained), target_mel_name(now)
+    if was == is_:  # two custom mels that differ
+        was, is_ = f"{was} {trained}", f"{is_} {now}"
+    else:
+        was, is_ = f"{was!r} ({trained})", f"{is_!r} ({now})"
+    hint = (
+        f"set target_mel: {target_mel_name(trained)}"
+        if target_mel_name(trained) in ("paper", "hifigan")
+        else "use the mel settings it was trained on"
+    )
+    return (
+        f"the probe {where} was trained on the target mel {was}, but the target "
+        f"mel is now {is_}; {hint} to resume or load it, or train new probes in "
+        "a fresh output folder"
+    )
 
 
 @register_checkpoint_hooks
@@ -85,6 +129,10 @@ class ProbeIdentity:
         The probed layers.
     probe_kwargs : dict
         Extra probe settings (``n_highway``, ``gate_bias``).
+    target_mel : str, MelConfig or dict, optional
+        The mel the probes reconstruct (:func:`~speechbrain_probe.probe.target.resolve_target_mel`;
+        default: the ASR's own). Stored as ``mel_config``, and the layers'
+        geometry is in its frames.
 
     Example
     -------
@@ -94,14 +142,17 @@ class ProbeIdentity:
     >>> ident = ProbeIdentity(asr, ["c"])
     >>> ident.data["layers"]["c"]["dim"], ident.data["layers"]["c"]["r"]
     (4, 1)
+    >>> ProbeIdentity(asr, ["c"], target_mel="hifigan").data["layers"]["c"]["r"]
+    2
     """
 
-    def __init__(self, asr, layers, probe_kwargs: dict | None = None):
+    def __init__(self, asr, layers, probe_kwargs: dict | None = None, target_mel=None):
+        target = resolve_target_mel(target_mel, asr)
         self.data = {
             "asr_fingerprint": asr.fingerprint,
             "asr_source": asr.source,
-            "layers": {name: _layer_entry(asr, name) for name in layers},
-            "mel_config": asr.mel_config.to_dict(),
+            "layers": {name: _layer_entry(asr, name, target) for name in layers},
+            "mel_config": target.to_dict(),
             "probe_kwargs": dict(probe_kwargs or {}),
         }
 
@@ -127,17 +178,17 @@ class ProbeIdentity:
                 f"{sorted(mine)} were asked for; pick the layers it was trained for, "
                 "or train new probes in a fresh output folder"
             )
+        # before the layers: their geometry is in frames of the target mel
+        if stored["mel_config"] != self.data["mel_config"]:
+            raise ProbeMismatchError(
+                _mel_mismatch(where, stored["mel_config"], self.data["mel_config"])
+            )
         for name in sorted(mine):
             if stored["layers"][name] != self.data["layers"][name]:
                 raise ProbeMismatchError(
                     f"layer {name!r} of the probe {where} was "
                     f"{stored['layers'][name]} but is now {self.data['layers'][name]}"
                 )
-        if stored["mel_config"] != self.data["mel_config"]:
-            raise ProbeMismatchError(
-                f"the probe {where} predicts mel {stored['mel_config']}, but the target "
-                f"is now {self.data['mel_config']}"
-            )
 
     @mark_as_loader
     def load(self, path, end_of_epoch=True):
@@ -146,9 +197,29 @@ class ProbeIdentity:
 
 
 def build_probes(
-    asr, layers, n_highway: int = 3, gate_bias: float = -1.0
+    asr, layers, n_highway: int = 3, gate_bias: float = -1.0, target_mel=None
 ) -> nn.ModuleDict:
     """One :class:`HighwayProbe` per layer, sized from the ASR's geometry.
+
+    Arguments
+    ---------
+    asr : FrozenASR
+        The probed model.
+    layers : list of str
+        Its layers to probe.
+    n_highway : int
+        Highway layers per probe.
+    gate_bias : float
+        Initial gate bias of the highway layers.
+    target_mel : str, MelConfig or dict, optional
+        The mel to reconstruct (default: the ASR's own); each probe predicts
+        ``r = ceil(d)`` of its frames per hidden frame, ``d`` the layer's
+        frame length in target frames. Kept as the ``target_mel`` attribute
+        (a :class:`MelConfig`) of the returned dict.
+
+    Returns
+    -------
+    torch.nn.ModuleDict
 
     Example
     -------
@@ -158,19 +229,38 @@ def build_probes(
     >>> probes = build_probes(asr, ["c"])
     >>> probes["c"].input_dim, probes["c"].r
     (4, 4)
+    >>> build_probes(asr, ["c"], target_mel="hifigan")["c"].r  # 50 ms = 4.3 hops of 11.6 ms
+    5
     """
     layers = asr.check_layers(layers)
+    target = resolve_target_mel(target_mel, asr)
     probes = nn.ModuleDict()
     for name in layers:
-        geo = asr.geometry(name)
+        geo = target_geometry(asr, name, target)
         probes[name] = HighwayProbe(
             geo.dim,
             r=frames_per_hidden(geo.downsample),
-            n_mels=asr.mel_config.n_mels,
+            n_mels=target.n_mels,
             n_highway=n_highway,
             gate_bias=gate_bias,
         )
+    probes.target_mel = target
     return probes
+
+
+def _aligner_for(asr, name: str, probe, target: MelConfig) -> FrameAligner:
+    """The layer's :class:`FrameAligner` in target frames, checked against its probe."""
+    geo = target_geometry(asr, name, target)
+    aligner = FrameAligner(geo.downsample, geo.offset)
+    probe = getattr(probe, "module", probe)
+    if (probe.r, probe.n_mels) != (aligner.r, target.n_mels):
+        raise ValueError(
+            f"the probe of layer {name!r} predicts {probe.r} frame(s) of "
+            f"{probe.n_mels} mels per hidden frame, but the target mel "
+            f"{target_mel_name(target)} needs {aligner.r} of {target.n_mels}; build "
+            "the probes with build_probes(..., target_mel=) of the same target"
+        )
+    return aligner
 
 
 class HiddenStateCache:
@@ -281,6 +371,23 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
         (run torch on half the cores) or on a GPU.
     train_logger : speechbrain.utils.train_logger.TrainLogger, optional
         Where each epoch's train and valid statistics go.
+    target_mel : str, MelConfig or dict, optional
+        The mel the probes reconstruct: ``"paper"`` (the ASR's own mel),
+        ``"hifigan"`` or a configuration
+        (:func:`~speechbrain_probe.probe.target.resolve_target_mel`). Default:
+        the ``target_mel`` of ``modules`` when :func:`build_probes` made them,
+        else the ASR's own mel.
+    early_stopping_patience : int, optional
+        Validations without an improvement of a layer's L1 (by more than
+        ``early_stopping_min_delta``) after which that layer's probe stops;
+        None or 0: no early stopping (every probe trains every epoch, and the
+        checkpoint kept is the best by the sum of the layers' L1).
+    early_stopping_min_delta : float
+        Smallest decrease of a layer's validation L1 that counts as better.
+    valid_every_steps : int, optional
+        Also validate every this many training steps (batches) of an epoch,
+        not only at its end (for long epochs); None or 0: at epoch ends only.
+        Each validation saves a checkpoint.
     **kwargs
         ``opt_class``, ``hparams``, ``run_opts``, ``checkpointer`` as for ``sb.Brain``.
     """
@@ -294,6 +401,10 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
         cache=None,
         prefetch=False,
         train_logger=None,
+        target_mel=None,
+        early_stopping_patience=None,
+        early_stopping_min_delta=0.0,
+        valid_every_steps=None,
         **kwargs,
     ):
         self.asr = asr
@@ -309,18 +420,53 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
             raise ValueError(
                 "a hidden-state cache holds clean input only; turn off add_noise or the cache"
             )
+        built_for = getattr(modules, "target_mel", None)
+        self.target_mel = resolve_target_mel(
+            built_for if target_mel is None else target_mel, asr
+        )
+        if built_for is not None and built_for != self.target_mel:
+            raise ValueError(
+                f"the probes were built for the target mel "
+                f"{target_mel_name(built_for)} but target_mel is "
+                f"{target_mel_name(self.target_mel)}; pass the same target_mel to "
+                "build_probes and ProbeBrain"
+            )
+        if valid_every_steps is not None and int(valid_every_steps) < 0:
+            raise ValueError(
+                f"valid_every_steps must be >= 0 (0 or null: at epoch ends only), "
+                f"got {valid_every_steps}"
+            )
+        self.valid_every_steps = int(valid_every_steps or 0)
+        self.early_stopping = None
+        if early_stopping_patience:
+            self.early_stopping = LayerEarlyStopping(
+                self.layers, early_stopping_patience, early_stopping_min_delta or 0.0
+            )
         self.add_noise = add_noise
         self.cache = cache
         super().__init__(modules=modules, **kwargs)
-        self.mel = LogMelSpectrogram(asr.mel_config).to(self.device)
+        self.mel = LogMelSpectrogram(self.target_mel).to(self.device)
         self.asr.to(self.device).freeze()
-        self.aligners = {}
-        for name in self.layers:
-            geo = asr.geometry(name)
-            self.aligners[name] = FrameAligner(geo.downsample, geo.offset)
-        self.identity = ProbeIdentity(asr, self.layers, self._probe_kwargs())
+        self.aligners = {
+            name: _aligner_for(asr, name, self.modules[name], self.target_mel)
+            for name in self.layers
+        }
+        # the ASR's layer hooks are per module, not per thread: one forward at
+        # a time (a validation inside an epoch runs beside the prefetch thread)
+        self._asr_lock = threading.Lock()
+        self._epoch = None
+        self._mid_epoch = False
+        self._train_loader = self._valid_loader = None
+        self.identity = ProbeIdentity(
+            asr, self.layers, self._probe_kwargs(), target_mel=self.target_mel
+        )
         if self.checkpointer is not None:
             self.checkpointer.add_recoverable("probe_identity", self.identity)
+            if self.early_stopping is not None:
+                # optional: a run without early stopping can go on with it
+                self.checkpointer.add_recoverable(
+                    "early_stopping", self.early_stopping, optional_load=True
+                )
             # load the identity first: a mismatch is reported before any weights
             rec = self.checkpointer.recoverables
             self.checkpointer.recoverables = {
@@ -333,11 +479,20 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
         probe = getattr(probe, "module", probe)
         return {"n_highway": len(probe.highways), "n_mels": probe.n_mels}
 
+    def stage_layers(self, stage) -> list[str]:
+        """The layers a stage runs: in training and validation the probes that
+        have not stopped early; in a test (``evaluate``) every probe."""
+        if stage == sb.Stage.TEST or self.early_stopping is None:
+            return self.layers
+        return self.early_stopping.active
+
     # -- hidden states -------------------------------------------------------
-    def hidden_states(self, ids, wavs, lens) -> dict[str, torch.Tensor]:
-        """Hidden frames of every probed layer, from the cache or one ASR forward."""
+    def hidden_states(self, ids, wavs, lens, layers=None) -> dict[str, torch.Tensor]:
+        """Hidden frames of ``layers`` (default: all probed layers), from the
+        cache or one ASR forward."""
+        layers = self.layers if layers is None else layers
         if self.cache is not None:
-            cached = {n: [self.cache.get(i, n) for i in ids] for n in self.layers}
+            cached = {n: [self.cache.get(i, n) for i in ids] for n in layers}
             if all(x is not None for frames in cached.values() for x in frames):
                 return {
                     n: nn.utils.rnn.pad_sequence(frames, batch_first=True).to(
@@ -345,9 +500,9 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
                     )
                     for n, frames in cached.items()
                 }
-        self.asr.root.eval()
-        with torch.no_grad():
-            states = self.asr.hidden_states(wavs, lens, self.layers)
+        with self._asr_lock, torch.no_grad():
+            self.asr.root.eval()
+            states = self.asr.hidden_states(wavs, lens, layers)
         if self.cache is not None:
             for name, h in states.items():
                 valid = _valid(lens.cpu(), h.shape[1])
@@ -355,8 +510,21 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
                     self.cache.put(utt, name, h[i, : valid[i]])
         return states
 
+    def target(self, wavs: torch.Tensor) -> torch.Tensor:
+        """The target mel ``[B, T, n_mels]`` of ``wavs`` at the ASR's rate
+        (resampled to the target mel's rate first), in float32."""
+        # float32 even under --precision bf16/fp16 (autocast would run the mel
+        # filterbank product in half precision)
+        device_type = torch.device(self.device).type
+        with torch.no_grad(), torch.autocast(device_type, enabled=False):
+            wavs = to_target_rate(
+                wavs.float(), self.asr.mel_config.sample_rate, self.target_mel
+            )
+            return self.mel(wavs)
+
     def shared_inputs(self, batch, stage):
-        """Hidden states of one ASR forward and the mel target, for every probe.
+        """Hidden states of one ASR forward and the mel target, for every probe
+        the stage runs.
 
         In training, ``add_noise`` is applied first: the target is the noisy
         input's own mel.
@@ -365,12 +533,9 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
         wavs, lens = batch.sig
         if stage == sb.Stage.TRAIN and self.add_noise is not None:
             wavs = self.add_noise(wavs, lens)
-        # the target in float32 even under --precision bf16/fp16 (autocast
-        # would run the mel filterbank product in half precision)
-        device_type = torch.device(self.device).type
-        with torch.no_grad(), torch.autocast(device_type, enabled=False):
-            target = self.mel(wavs.float())
-        return self.hidden_states(batch.id, wavs, lens), target
+        target = self.target(wavs)
+        states = self.hidden_states(batch.id, wavs, lens, self.stage_layers(stage))
+        return states, target
 
     def predict(self, name, states, num_target):
         """Probe ``name``'s prediction ``[B, num_target, n_mels]``."""
@@ -383,9 +548,13 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
         return self.shared_inputs(batch, stage)
 
     def compute_forward(self, batch, stage):
-        """Mel target and every probe's prediction from one ASR forward."""
+        """Mel target and the prediction of every probe the stage runs, from
+        one ASR forward."""
         states, target = self._inputs(batch, stage)
-        preds = {n: self.predict(n, states, target.shape[1]) for n in self.layers}
+        preds = {
+            n: self.predict(n, states, target.shape[1])
+            for n in self.stage_layers(stage)
+        }
         return preds, target
 
     def make_dataloader(self, dataset, stage, ckpt_prefix="dataloader-", **kwargs):
@@ -393,7 +562,11 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
         hidden states and mel target, prepared on a second thread."""
         loader = super().make_dataloader(dataset, stage, ckpt_prefix, **kwargs)
         if self.prefetch:
-            return PrefetchedBatches(loader, lambda b: self._prepare_batch(b, stage))
+            loader = PrefetchedBatches(loader, lambda b: self._prepare_batch(b, stage))
+        if stage == sb.Stage.TRAIN:
+            self._train_loader = loader
+        elif stage == sb.Stage.VALID:
+            self._valid_loader = loader
         return loader
 
     def _prepare_batch(self, batch, stage) -> _PreparedBatch:
@@ -404,21 +577,23 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
         return _PreparedBatch(batch, states, target)
 
     def fit_batch(self, batch):
-        """One ASR forward, then each probe's forward and backward in turn.
+        """One ASR forward, then each active probe's forward and backward in turn.
 
         The gradients are those of the summed loss (each probe sees only its
         own loss), but each probe's graph is freed before the next probe runs.
-        Follows ``sb.Brain.fit_batch`` otherwise (autocast, gradient scaling
-        and accumulation, DDP ``no_sync``, non-finite loss check).
+        A probe that stopped early takes no part (no forward, no gradient, so
+        the optimizer leaves it alone). Follows ``sb.Brain.fit_batch``
+        otherwise (autocast, gradient scaling and accumulation, DDP
+        ``no_sync``, non-finite loss check).
         """
         should_step = (self.step % self.grad_accumulation_factor) == 0
         self.on_fit_batch_start(_unwrap(batch), should_step)
-        total = None
+        total = torch.zeros(())
         with self.no_sync(not should_step):
             with self.training_ctx:
                 states, target = self._inputs(batch, sb.Stage.TRAIN)
             batch = _unwrap(batch)
-            for name in self.layers:
+            for name in self.stage_layers(sb.Stage.TRAIN):
                 with self.training_ctx:
                     pred = self.predict(name, states, target.shape[1])
                     loss = self.compute_objectives(
@@ -427,7 +602,7 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
                 scaled = self.scaler.scale(loss / self.grad_accumulation_factor)
                 self.check_loss_isfinite(scaled)
                 scaled.backward()
-                total = loss.detach() if total is None else total + loss.detach()
+                total = total.to(loss.device) + loss.detach()
         if should_step:
             self.optimizers_step()
         self.on_fit_batch_end(batch, (None, target), total, should_step)
@@ -476,17 +651,20 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
             sums[0].add_(err.detach().double())
             sums[1].add_(count.double())
             total = total + err / count
-        return total
+        return total if torch.is_tensor(total) else torch.zeros(())
 
+    # -- stages ----------------------------------------------------------------
     def on_stage_start(self, stage, epoch=None):
         """Reset per-layer sums; keep the ASR in eval mode whatever fit did."""
         self.asr.root.eval()
+        if stage == sb.Stage.TRAIN:
+            self._epoch = epoch
         self._layer_sums = {
             name: [
                 torch.zeros((), dtype=torch.float64, device=self.device)
                 for _ in range(2)
             ]
-            for name in self.layers
+            for name in self.stage_layers(stage)
         }
 
     def layer_losses(self) -> dict[str, float]:
@@ -504,6 +682,8 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
         ):
             return
         names = list(self._layer_sums)
+        if not names:
+            return
         sums = torch.stack([torch.stack(self._layer_sums[n]).to("cpu") for n in names])
         if torch.distributed.get_backend() == "nccl":
             sums = sums.to(self.device)
@@ -511,7 +691,7 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
         self._layer_sums = {n: [a, b] for n, (a, b) in zip(names, sums)}
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
-        """Log per-layer L1; checkpoint after validation (best by mean L1)."""
+        """Log per-layer L1; after a validation, early stopping and a checkpoint."""
         self._reduce_layer_sums()
         stats = {"loss": stage_loss}
         stats.update({f"l1_{n}": round(v, 5) for n, v in self.layer_losses().items()})
@@ -519,32 +699,254 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
             self.train_stats = stats
         elif stage == sb.Stage.VALID:
             self.valid_stats = stats
+            stopped = []
+            if self.early_stopping is not None:
+                stopped = self.early_stopping.update(
+                    self.layer_losses(), self.modules, epoch, self.optimizer_step
+                )
+                # a stopped probe keeps its best parameters from now on (and
+                # drops gradients it accumulated, so no later step moves it)
+                self.early_stopping.restore_best(self.modules, stopped)
+                for name in stopped:
+                    for param in self.modules[name].parameters():
+                        param.grad = None
             lr = (
                 self.optimizer.param_groups[0]["lr"]
                 if hasattr(self, "optimizer")
                 else None
             )
+            # a validation inside an epoch says at which step it ran
+            meta = {"epoch": epoch, "lr": lr}
+            if self._mid_epoch:
+                meta = {"epoch": epoch, "step": self.optimizer_step, "lr": lr}
             if self.train_logger is not None:
                 self.train_logger.log_stats(
-                    stats_meta={"epoch": epoch, "lr": lr},
-                    train_stats=getattr(self, "train_stats", None),
+                    stats_meta=meta,
+                    train_stats=None
+                    if self._mid_epoch
+                    else getattr(self, "train_stats", None),
                     valid_stats=stats,
                 )
-            if self.checkpointer is not None:
-                self.checkpointer.save_and_keep_only(
-                    meta={
-                        "loss": stage_loss,
-                        **{k: v for k, v in stats.items() if k != "loss"},
-                    },
-                    min_keys=["loss"],
-                    num_to_keep=1,
-                )
+            self._log_stops(stopped, epoch)
+            self._save_checkpoint(stats, epoch, end_of_epoch=not self._mid_epoch)
         elif stage == sb.Stage.TEST:
             self.test_stats = stats
 
+    def _log_stops(self, stopped, epoch) -> None:
+        es = self.early_stopping
+        for name in stopped:
+            logger.info(
+                "probe %s stopped early at epoch %s (step %d): no improvement of "
+                "its valid L1 by more than %g in %d validations; keeps its best, "
+                "%.5f at epoch %s",
+                name,
+                epoch,
+                self.optimizer_step,
+                es.min_delta,
+                es.patience,
+                es.best_loss[name],
+                es.best_epoch[name],
+            )
+        if stopped and es.all_stopped:
+            logger.info("every probe has stopped early: training ends")
+
+    def _checkpoint_meta(self, stats, epoch) -> dict:
+        meta = {"epoch": epoch, "step": self.optimizer_step}
+        if self.early_stopping is None:
+            meta["loss"] = stats["loss"]
+            meta.update({k: v for k, v in stats.items() if k != "loss"})
+        else:
+            # the probes' best so far: the sum of each layer's best L1
+            best = self.early_stopping.best_loss
+            meta["loss"] = sum(best.values())
+            meta.update({f"l1_{n}": round(v, 5) for n, v in best.items()})
+        return meta
+
+    def _save_checkpoint(self, stats, epoch, end_of_epoch=True) -> None:
+        """Save after a validation: without early stopping, the best by the
+        summed L1 and the latest are kept (SpeechBrain keeps both); with it,
+        the latest only (it carries every layer's best state)."""
+        if self.checkpointer is None:
+            return
+        meta = self._checkpoint_meta(stats, epoch)
+        if self.early_stopping is None:
+            self.checkpointer.save_and_keep_only(
+                meta=meta, end_of_epoch=end_of_epoch, min_keys=["loss"], num_to_keep=1
+            )
+        else:
+            self.checkpointer.save_and_keep_only(
+                meta=meta, end_of_epoch=end_of_epoch, num_to_keep=1
+            )
+
+    # -- validation inside an epoch ----------------------------------------------
+    def on_fit_batch_end(self, batch, outputs, loss, should_step):
+        """Validate every ``valid_every_steps`` training steps of an epoch
+        (not after its last step: the epoch's own validation follows)."""
+        every = self.valid_every_steps
+        if not every or self._valid_loader is None or self.step % every:
+            return
+        try:
+            last = len(self._train_loader)
+        except TypeError:  # an iterable without a length
+            last = None
+        if self.debug:
+            last = min(last or self.debug_batches, self.debug_batches)
+        if last is not None and self.step >= last:
+            return
+        self._validate_mid_epoch()
+
+    def _validate_mid_epoch(self) -> None:
+        """A validation stage inside the training stage (its sums kept aside)."""
+        train_sums = self._layer_sums
+        self._mid_epoch = True
+        try:
+            self.modules.eval()
+            self.on_stage_start(sb.Stage.VALID, self._epoch)
+            avg, steps = 0.0, 0
+            with torch.no_grad():
+                for batch in tqdm(
+                    self._valid_loader,
+                    dynamic_ncols=True,
+                    leave=False,
+                    disable=self.noprogressbar or not if_main_process(),
+                ):
+                    steps += 1
+                    loss = self.evaluate_batch(batch, stage=sb.Stage.VALID)
+                    avg += (float(loss) - avg) / steps
+                    if self.debug and steps == self.debug_batches:
+                        break
+            self.on_stage_end(sb.Stage.VALID, avg, self._epoch)
+        finally:
+            self._mid_epoch = False
+            self._layer_sums = train_sums
+            self.modules.train()
+
+    def _fit_valid(self, valid_set, epoch, enable):
+        """SpeechBrain's validation stage, skipped once every probe has stopped."""
+        if self.early_stopping is not None and self.early_stopping.all_stopped:
+            return
+        super()._fit_valid(valid_set, epoch, enable)
+
+    @property
+    def _optimizer_step_limit_exceeded(self):
+        """True ends ``fit`` (and its epoch) in SpeechBrain's loops: its
+        optimizer-step limit, or here also every probe having stopped early."""
+        if self.early_stopping is not None and self.early_stopping.all_stopped:
+            return True
+        return super()._optimizer_step_limit_exceeded
+
+    def fit(
+        self,
+        epoch_counter,
+        train_set,
+        valid_set=None,
+        progressbar=None,
+        train_loader_kwargs=None,
+        valid_loader_kwargs=None,
+    ):
+        """``sb.Brain.fit``; with early stopping, each probe's best state is
+        then put back and saved in a final checkpoint (the one
+        :func:`load_trained_probes` and ``evaluate(min_key="loss")`` read)."""
+        # loaders given as such; datasets are replaced by make_dataloader
+        self._train_loader, self._valid_loader = train_set, valid_set
+        super().fit(
+            epoch_counter,
+            train_set,
+            valid_set,
+            progressbar=progressbar,
+            train_loader_kwargs=train_loader_kwargs or {},
+            valid_loader_kwargs=valid_loader_kwargs or {},
+        )
+        if self.early_stopping is not None and not self.test_only:
+            self._keep_best_states(epoch_counter.current)
+
+    def _keep_best_states(self, epoch) -> None:
+        """Each probe's best state into its module, saved as the last checkpoint
+        (once: a finished run that is started again saves nothing new)."""
+        es = self.early_stopping
+        if es.finished or not es.validated:
+            return
+        es.restore_best(self.modules)
+        es.finished = True
+        if self.checkpointer is not None:
+            self._save_checkpoint({}, epoch, end_of_epoch=True)
+        logger.info(
+            "probes kept at their best validation: %s",
+            ", ".join(
+                f"{n} {es.best_loss[n]:.5f} (epoch {es.best_epoch[n]}"
+                f"{', stopped early' if es.stopped[n] else ''})"
+                for n in es.layers
+            ),
+        )
+
+    def best_validation(self) -> dict[str, dict]:
+        """Layer -> ``best_epoch``, ``best_step`` (optimizer steps) and
+        ``stopped_early`` of the probes the training kept.
+
+        With early stopping, each layer's own best validation; without, the
+        epoch and step of the checkpoint with the lowest summed L1 (the same
+        for every layer). Unknown values are None.
+        """
+        if self.early_stopping is not None:
+            return {
+                n: {k: v[k] for k in ("best_epoch", "best_step", "stopped_early")}
+                for n, v in self.early_stopping.summary().items()
+            }
+        meta = {}
+        if self.checkpointer is not None:
+            best = find_complete_checkpoint(self.checkpointer.checkpoints_dir, "loss")
+            meta = best.meta if best is not None else {}
+        return {
+            n: {
+                "best_epoch": meta.get("epoch"),
+                "best_step": meta.get("step"),
+                "stopped_early": False,
+            }
+            for n in self.layers
+        }
+
+
+def _checkpoint_folder(checkpoint_dir) -> Path:
+    """The ``CKPT+...`` folder itself, or the best complete one of a save folder."""
+    folder = Path(checkpoint_dir)
+    if not (folder / "probe_identity.ckpt").exists():
+        best = find_complete_checkpoint(folder, min_key="loss")
+        if best is None:
+            raise FileNotFoundError(
+                f"no probe checkpoint in {folder}; train probes with train_probe.py first"
+            )
+        folder = best.path
+    return folder
+
+
+def probe_target_config(checkpoint_dir) -> MelConfig:
+    """The target mel a probe checkpoint was trained on (what its vocoder needs).
+
+    Arguments
+    ---------
+    checkpoint_dir : str or path
+        The ``CKPT+...`` folder, or the save folder holding them (the best by
+        validation loss is read).
+
+    Returns
+    -------
+    MelConfig
+
+    Example
+    -------
+    >>> import json
+    >>> ckpt = getfixture("tmp_path")
+    >>> _ = (ckpt / "probe_identity.ckpt").write_text(json.dumps({"mel_config": MelConfig().to_dict()}))
+    >>> probe_target_config(ckpt) == MelConfig()
+    True
+    """
+    folder = _checkpoint_folder(checkpoint_dir)
+    stored = json.loads((folder / "probe_identity.ckpt").read_text())
+    return MelConfig.from_dict(stored["mel_config"])
+
 
 def load_trained_probes(
-    checkpoint_dir, asr, layers=None, device="cpu"
+    checkpoint_dir, asr, layers=None, device="cpu", target_mel=None
 ) -> nn.ModuleDict:
     """Load probes from a ``ProbeBrain`` checkpoint folder, checking its identity.
 
@@ -559,44 +961,54 @@ def load_trained_probes(
         Default: every layer of the checkpoint.
     device : str
         Where to put the probes.
+    target_mel : str, MelConfig or dict, optional
+        The target mel the probes must have been trained on (a mismatch is a
+        :class:`ProbeMismatchError`); default: whichever they were.
 
     Returns
     -------
     torch.nn.ModuleDict
-        Layer -> probe, in eval mode.
+        Layer -> probe, in eval mode; its ``target_mel`` attribute is the
+        :class:`MelConfig` they predict (what :func:`reconstruct_mel` returns
+        and the vocoder must take).
     """
-    folder = Path(checkpoint_dir)
-    if not (folder / "probe_identity.ckpt").exists():
-        best = find_complete_checkpoint(folder, min_key="loss")
-        if best is None:
-            raise FileNotFoundError(
-                f"no probe checkpoint in {folder}; train probes with train_probe.py first"
-            )
-        folder = best.path
+    folder = _checkpoint_folder(checkpoint_dir)
     stored = json.loads((folder / "probe_identity.ckpt").read_text())
+    trained_on = MelConfig.from_dict(stored["mel_config"])
+    if target_mel is not None:
+        wanted = resolve_target_mel(target_mel, asr)
+        if wanted != trained_on:
+            raise ProbeMismatchError(
+                _mel_mismatch(str(folder), stored["mel_config"], wanted.to_dict())
+            )
     layers = list(stored["layers"]) if layers is None else asr.check_layers(layers)
     kwargs = {
         k: v for k, v in stored.get("probe_kwargs", {}).items() if k == "n_highway"
     }
-    probes = build_probes(asr, list(stored["layers"]), **kwargs)
-    ProbeIdentity(asr, list(stored["layers"]), stored.get("probe_kwargs")).check(
-        stored, where=str(folder)
-    )
+    ProbeIdentity(
+        asr, list(stored["layers"]), stored.get("probe_kwargs"), target_mel=trained_on
+    ).check(stored, where=str(folder))
+    probes = build_probes(asr, list(stored["layers"]), target_mel=trained_on, **kwargs)
     state = torch.load(folder / "probes.ckpt", map_location="cpu")
     probes.load_state_dict(state)
     keep = nn.ModuleDict({n: probes[n] for n in layers})
+    keep.target_mel = trained_on
     return keep.to(device).eval()
 
 
 @torch.no_grad()
 def reconstruct_mel(
-    asr, probes, wavs, wav_lens, layers=None
+    asr, probes, wavs, wav_lens, layers=None, target_mel=None
 ) -> dict[str, torch.Tensor]:
     """Each probe's mel prediction ``[B, T_mel, n_mels]`` for a batch of audio.
 
-    ``T_mel`` is the frame count of ``LogMelSpectrogram(asr.mel_config)(wavs)``,
-    so the result feeds the vocoder directly (values are clipped to [0, 1],
-    the range of the normalised mel). One ASR forward serves every layer.
+    The mel is the probes' target mel: ``target_mel``, else the
+    ``target_mel`` attribute of ``probes`` (set by :func:`load_trained_probes`
+    and :func:`build_probes`), else the ASR's own. ``T_mel`` is the frame
+    count of that mel of ``wavs`` (at the ASR's rate) resampled to its rate,
+    so the result feeds the matching vocoder directly (values are clipped to
+    [0, 1], the range of the normalised mel). One ASR forward serves every
+    layer.
 
     Example
     -------
@@ -606,18 +1018,20 @@ def reconstruct_mel(
     >>> mels = reconstruct_mel(asr, build_probes(asr, ["c"]), torch.randn(2, 8000), torch.ones(2))
     >>> mels["c"].shape
     torch.Size([2, 41, 80])
+    >>> hifigan = build_probes(asr, ["c"], target_mel="hifigan")
+    >>> reconstruct_mel(asr, hifigan, torch.randn(2, 8000), torch.ones(2))["c"].shape  # 1 + 11025 // 256
+    torch.Size([2, 44, 80])
     """
     layers = list(probes) if layers is None else asr.check_layers(layers)
-    cfg = asr.mel_config
-    num_target = wavs.shape[-1] // cfg.hop_length + 1
+    if target_mel is None:
+        target_mel = getattr(probes, "target_mel", None)
+    target = resolve_target_mel(target_mel, asr)
+    num_target = target_num_frames(wavs.shape[-1], asr.mel_config.sample_rate, target)
     states = asr.hidden_states(wavs, wav_lens, layers)
     out = {}
     for name in layers:
-        geo = asr.geometry(name)
-        pred = probes[name].eval()(
-            states[name].to(next(probes[name].parameters()).device)
-        )
-        out[name] = FrameAligner(geo.downsample, geo.offset)(pred, num_target).clamp(
-            0, 1
-        )
+        probe = probes[name]
+        aligner = _aligner_for(asr, name, probe, target)
+        pred = probe.eval()(states[name].to(next(probe.parameters()).device))
+        out[name] = aligner(pred, num_target).clamp(0, 1)
     return out
