@@ -131,7 +131,11 @@ def train_probes(name, asr, layers, hparams, run_opts, train_data, valid_data):
     """Train the probes of one model (resumable); returns its save folder."""
     folder = Path(hparams["output_folder"]) / "probes" / name
     probes = build_probes(
-        asr, layers, n_highway=hparams["n_highway"], gate_bias=hparams["gate_bias"]
+        asr,
+        layers,
+        n_highway=hparams["n_highway"],
+        gate_bias=hparams["gate_bias"],
+        target_mel=hparams["target_mel"],
     )
     counter = EpochCounter(limit=hparams["number_of_epochs"])
     checkpointer = Checkpointer(
@@ -152,6 +156,10 @@ def train_probes(name, asr, layers, hparams, run_opts, train_data, valid_data):
         modules=probes,
         add_noise=add_noise,
         train_logger=FileTrainLogger(folder / "train_log.txt"),
+        target_mel=hparams["target_mel"],
+        early_stopping_patience=hparams["early_stopping_patience"],
+        early_stopping_min_delta=hparams["early_stopping_min_delta"],
+        valid_every_steps=hparams["valid_every_steps"],
         opt_class=hparams["opt_class"],
         hparams=hparams,
         run_opts=run_opts,
@@ -167,9 +175,16 @@ def train_probes(name, asr, layers, hparams, run_opts, train_data, valid_data):
     )
     brain.evaluate(valid_data, min_key="loss", test_loader_kwargs=loader)
     losses = brain.layer_losses()
+    best = brain.best_validation()
     if if_main_process():
         write_valid_l1(
-            folder / "valid_l1.csv", asr, losses, len(valid_data), model=name
+            folder / "valid_l1.csv",
+            asr,
+            losses,
+            len(valid_data),
+            model=name,
+            best=best,
+            target_mel=brain.target_mel,
         )
     for layer, value in losses.items():
         print(f"valid_l1 {name} {layer} {value:.5f}")

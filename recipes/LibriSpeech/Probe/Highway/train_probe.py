@@ -19,10 +19,13 @@ Run from this folder, once the ASR it probes exists::
 
 Preparation (the manifests of train-clean-100, dev-clean and MUSAN, with
 babble) runs once on the main process and is reused; a run that is stopped
-resumes from its last checkpoint when the same command is run again. Outputs
+resumes from its last checkpoint when the same command is run again. Each
+probe stops early on its own validation L1 (``early_stopping_patience``) and
+keeps its best state; ``target_mel`` chooses the mel it reconstructs. Outputs
 in ``output_folder``: ``train_log.txt``, the probes' checkpoints in ``save/``
 (what ``evaluate.py`` loads) and ``valid_l1.csv`` (per-layer validation L1 of
-the best checkpoint).
+the kept probes, with their best epoch and step and whether they stopped
+early).
 """
 
 import logging
@@ -120,7 +123,7 @@ def probe_layers(hparams, asr):
 
 def main(argv=None):
     """``train_probe.py hparams/<file>.yaml [--key=value ...]``; returns the
-    validation L1 of each layer's best checkpoint."""
+    validation L1 of each layer's kept (best) probe."""
     hparams_file, run_opts, overrides = sb.parse_arguments(
         sys.argv[1:] if argv is None else argv
     )
@@ -153,7 +156,11 @@ def main(argv=None):
 
     layers = probe_layers(hparams, asr)
     probes = build_probes(
-        asr, layers, n_highway=hparams["n_highway"], gate_bias=hparams["gate_bias"]
+        asr,
+        layers,
+        n_highway=hparams["n_highway"],
+        gate_bias=hparams["gate_bias"],
+        target_mel=hparams["target_mel"],
     )
     hparams["checkpointer"].add_recoverable("probes", probes)
     add_noise = None
@@ -177,6 +184,10 @@ def main(argv=None):
         cache=cache,
         prefetch=hparams["prefetch"],
         train_logger=hparams["train_logger"],
+        target_mel=hparams["target_mel"],
+        early_stopping_patience=hparams["early_stopping_patience"],
+        early_stopping_min_delta=hparams["early_stopping_min_delta"],
+        valid_every_steps=hparams["valid_every_steps"],
         opt_class=hparams["opt_class"],
         hparams=hparams,
         run_opts=run_opts,
@@ -195,15 +206,26 @@ def main(argv=None):
     )
     probe_brain.evaluate(valid_data, min_key="loss", test_loader_kwargs=loader)
     losses = probe_brain.layer_losses()
+    best = probe_brain.best_validation()
     if if_main_process():
         write_valid_l1(
             Path(hparams["output_folder"]) / "valid_l1.csv",
             asr,
             losses,
             len(valid_data),
+            best=best,
+            target_mel=probe_brain.target_mel,
         )
     for name, value in losses.items():
-        logger.info("valid L1 %s: %.5f", name, value)
+        kept = best[name]
+        note = ", stopped early" if kept["stopped_early"] else ""
+        logger.info(
+            "valid L1 %s: %.5f (best at epoch %s%s)",
+            name,
+            value,
+            kept["best_epoch"],
+            note,
+        )
         print(f"valid_l1 {name} {value:.5f}")
     return losses
 
