@@ -16,6 +16,13 @@ other jobs ran, per-utterance 57 s, batched 18 s, librosa 9.4 s (thread
 oversubscription). So ``strategy="auto"`` picks batched on CUDA and
 per-utterance on CPU, and ``num_threads=1`` is the setting for a shared CPU.
 
+Those times are the torch engine's (``torch.stft``/``torch.istft``, the one on
+CUDA). On a CPU the default is the CPU engine (:class:`_CpuGriffinLim`), the
+same iteration up to float32 rounding: on one thread, 98 CPU-ms per 3-s
+utterance instead of 290 (``benchmarks/bench_evaluation.py``; its FFTs alone
+take 55); 1.2 CPU-s instead of 3.2 for 8 eSpeak utterances, 32 s of audio
+(``benchmarks/bench_griffinlim.py --threads 1 --n 8``).
+
 A neural vocoder can replace Griffin-Lim through SpeechBrain's ``HIFIGAN``
 interface (:class:`HifiGanVocoder`), from a local directory or a hub id.
 """
@@ -23,6 +30,7 @@ interface (:class:`HifiGanVocoder`), from a local directory or a hub id.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 
 import numpy as np
 import torch
@@ -126,19 +134,6 @@ ENGINES = ("auto", "torch", "cpu")
 _EPS = np.float32(1e-16)  # the clamp of |angles| in the torch engine
 
 
-def _start_py(cos, sin, shift, magnitude, out):
-    """``out = magnitude * (cos + 1j sin) * shift``, arrays ``[T, F]``.
-
-    The first spectrum of the CPU engine (numba-compiled by :func:`_kernels`):
-    the random unit phase, moved to frames that start at the window's first
-    sample (``shift``, ``[F]``), times the magnitude.
-    """
-    for t in range(magnitude.shape[0]):
-        m, o, c, s = magnitude[t], out[t], cos[t], sin[t]
-        for f in range(m.shape[0]):
-            o[f] = complex(c[f], s[f]) * shift[f] * m[f]
-
-
 def _project_py(rebuilt, previous, magnitude, alpha, out):
     """``out = magnitude * c / max(|c|, 1e-16)`` with ``c = rebuilt - alpha * previous``.
 
@@ -206,7 +201,7 @@ def _kernels():
     if _KERNELS is None:
         from numba import njit
 
-        loops = (_start_py, _project_py, _overlap_add_py, _reframe_py)
+        loops = (_project_py, _overlap_add_py, _reframe_py)
         try:
             _KERNELS = tuple(njit(cache=True, nogil=True)(f) for f in loops)
         except RuntimeError:  # numba: "cannot cache function ...": no locator
@@ -231,13 +226,20 @@ class _CpuGriffinLim:
       undone (the inverse FFT of a shifted spectrum gives the shifted frame);
     * the centred STFT's reflect padding is written in place, only as far as
       the window reaches (``N // 2 - o`` samples);
+    * the initial unit phase of a frame count is kept (up to
+      :attr:`phase_cache_bytes`): the study reconstructs every utterance once
+      per layer, and drawing, transposing and ``cos``/``sin`` cost 3 ms;
     * the overlap-add envelope is computed once per call; the update
       ``magnitude * c / |c|``, the overlap-add and the framing are fused
       loops (numba); the FFTs are real FFTs (``torch.fft``, MKL) of
       ``[T, N]`` frame matrices; float32 throughout, like the torch engine.
     """
 
+    #: bytes of initial phases kept (32 MB: sixteen 3-s utterances)
+    phase_cache_bytes = 32 << 20
+
     def __init__(self, config: MelConfig, window: torch.Tensor):
+        self._phases: OrderedDict = OrderedDict()
         self.n_fft = config.n_fft
         self.hop = config.hop_length
         self.window = window.detach().cpu().numpy().astype(np.float32)
@@ -280,15 +282,43 @@ class _CpuGriffinLim:
         env = blocks.reshape(-1)[self.lead : self.lead + num_samples].copy()
         return env if env.min() >= 1e-11 else None
 
-    def __call__(self, magnitude, theta, envelope, n_iter: int, alpha: float):
-        """Waveform ``[num_samples]`` of ``magnitude`` ``[F, T]`` from the
-        initial phase ``theta`` ``[F, T]`` (radians), tensors in and out."""
-        start, project, overlap_add, reframe = _kernels()
+    def unit_phase(self, theta: torch.Tensor) -> np.ndarray:
+        """``exp(1j * theta)`` of ``theta`` ``[F, T]`` (float32 radians),
+        transposed to ``[T, F]`` and moved to frames that start at the
+        window's first sample (``* shift``), complex64."""
+        theta = theta.T.contiguous()
+        unit = np.empty(theta.shape, np.complex64)
+        unit.real = torch.cos(theta).numpy()
+        unit.imag = torch.sin(theta).numpy()
+        unit *= self.shift
+        return unit
+
+    def initial_phase(self, seed: int, num_frames: int) -> np.ndarray:
+        """:meth:`unit_phase` of the torch engine's draw for ``[F, T]``,
+        ``2 pi * torch.rand((F, T))`` after ``manual_seed(seed)``, kept for
+        the next call with as many frames (least recently used dropped)."""
+        key = (seed, num_frames)
+        unit = self._phases.get(key)
+        if unit is not None:
+            self._phases.move_to_end(key)
+            return unit
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        unit = self.unit_phase(
+            2 * math.pi * torch.rand((self.bins, num_frames), generator=gen)
+        )
+        self._phases[key] = unit
+        kept = sum(u.nbytes for u in self._phases.values())
+        while kept > self.phase_cache_bytes and len(self._phases) > 1:
+            kept -= self._phases.popitem(last=False)[1].nbytes
+        return unit
+
+    def __call__(self, magnitude, unit, envelope, n_iter: int, alpha: float):
+        """Waveform ``[num_samples]`` (tensor) of ``magnitude`` ``[F, T]``
+        (tensor) from the initial ``unit`` phase of :meth:`unit_phase`."""
+        project, overlap_add, reframe = _kernels()
         num_samples = envelope.shape[0]
         mag = np.ascontiguousarray(magnitude.detach().numpy().T)
-        spec = np.empty(mag.shape, np.complex64)
-        theta = theta.T.contiguous()  # [T, F], as the frames
-        start(torch.cos(theta).numpy(), torch.sin(theta).numpy(), self.shift, mag, spec)
+        spec = np.multiply(unit, mag)  # complex64 [T, F]
         signal = np.empty((mag.shape[0] - 1) * self.hop + self.width, np.float32)
         frames = torch.zeros(mag.shape[0], self.n_fft)
         previous, weight = None, np.float32(0.0)  # no momentum at the first step
@@ -336,8 +366,8 @@ class GriffinLimVocoder(torch.nn.Module):
         than 2 for per-utterance synthesis (``benchmarks/bench_griffinlim.py``).
     engine : str
         ``"torch"`` (``torch.stft``/``torch.istft``, any device), ``"cpu"``
-        (:class:`_CpuGriffinLim`: the same iteration, equal up to float
-        rounding, about 3x faster per utterance on one CPU thread), or
+        (:class:`_CpuGriffinLim`: the same iteration, equal up to float32
+        rounding, 3x faster per utterance on one CPU thread), or
         ``"auto"`` (``"cpu"`` on a CPU device, ``"torch"`` elsewhere).
         Inputs the CPU engine does not handle (a batch on another device,
         a length other than ``(T - 1) * hop``) go to the torch engine.
@@ -466,19 +496,20 @@ class GriffinLimVocoder(torch.nn.Module):
         (torch.Size([8000]), True)
         """
         n_iter = self.n_iter if n_iter is None else n_iter
-        gen = torch.Generator(device="cpu").manual_seed(self.seed)
-        phase = torch.rand(magnitude.shape, generator=gen).to(magnitude.device)
-        theta = 2 * math.pi * phase
         alpha = self.momentum / (1 + self.momentum)
         envelope = None
         if self.engine != "torch":
             envelope = self._cpu.envelope(magnitude, num_samples)
-        if envelope is not None:
-            if magnitude.dim() == 2:
-                return self._cpu(magnitude, theta, envelope, n_iter, alpha)
+        if envelope is not None and magnitude.dim() == 2:
+            unit = self._cpu.initial_phase(self.seed, magnitude.shape[-1])
+            return self._cpu(magnitude, unit, envelope, n_iter, alpha)
+        gen = torch.Generator(device="cpu").manual_seed(self.seed)
+        phase = torch.rand(magnitude.shape, generator=gen).to(magnitude.device)
+        theta = 2 * math.pi * phase
+        if envelope is not None:  # a batch on the CPU, row by row
             return torch.stack(
                 [
-                    self._cpu(m, th, envelope, n_iter, alpha)
+                    self._cpu(m, self._cpu.unit_phase(th), envelope, n_iter, alpha)
                     for m, th in zip(magnitude, theta)
                 ]
             )

@@ -283,6 +283,16 @@ def test_cpu_engine_synthesize_batches_and_fallbacks():
         for a, b in zip(old.synthesize(mel, [41, 23]), new.synthesize(mel, [41, 23])):
             assert a.shape == b.shape
             assert (a - b).abs().max() < 1e-4 * a.abs().max()
+    # the initial phase kept per frame count is the torch engine's draw, also
+    # after the least recently used one was dropped
+    new._cpu.phase_cache_bytes = 1  # keeps only the last one
+    new._cpu._phases.clear()
+    for frames in (41, 23, 41, 41):
+        m = old.mel_to_linear(mel[0, :frames])
+        a = old.griffin_lim(m, (frames - 1) * 200, n_iter=0)
+        b = new.griffin_lim(m, (frames - 1) * 200, n_iter=0)
+        assert (a - b).abs().max() < 1e-6 * a.abs().max()
+    assert list(new._cpu._phases) == [(0, 41)]
     mag = old.mel_to_linear(mel[0])
     # cases the CPU engine hands to the torch engine: the same result exactly
     odd_length = 40 * 200 + 17  # not (T - 1) * hop
