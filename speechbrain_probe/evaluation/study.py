@@ -291,11 +291,17 @@ def _study_workers(n_jobs, num_threads):
     so a study with nothing left to compute starts none. A kill drops the
     queued jobs instead of waiting for them.
     """
+    from threadpoolctl import threadpool_limits
+
     previous_threads = torch.get_num_threads()
     if num_threads:
         torch.set_num_threads(num_threads)
     n_jobs = n_jobs or os.cpu_count() or 1
     pool = EvaluationPool(n_jobs) if n_jobs > 1 else None
+    # numpy's BLAS (GE2E's preprocessing and mel, in this process) keeps one
+    # thread per core unless limited: beside the workers a GE2E embedding cost
+    # 982 CPU-ms instead of 27 (benchmarks/bench_evaluation.py)
+    blas = threadpool_limits(num_threads) if num_threads else None
     try:
         yield pool
     except BaseException:
@@ -305,6 +311,8 @@ def _study_workers(n_jobs, num_threads):
     finally:
         if pool is not None:
             pool.close()
+        if blas is not None:
+            blas.restore_original_limits()
         torch.set_num_threads(previous_threads)
 
 
