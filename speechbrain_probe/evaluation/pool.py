@@ -25,7 +25,21 @@ from concurrent.futures import Future, ProcessPoolExecutor
 
 import numpy as np
 
-__all__ = ["EvaluationPool", "JobQueue", "synthesize_to_file", "worker_init"]
+__all__ = [
+    "EvaluationPool",
+    "JobQueue",
+    "VOCODER_KINDS",
+    "finish_wav",
+    "synthesize_to_file",
+    "vocoder_from_spec",
+    "vocoder_kind",
+    "vocoder_spec",
+    "worker_init",
+]
+
+#: The vocoders a study can use: ``griffin_lim`` decodes the ASR's own (paper)
+#: mel, ``hifigan`` the universal HiFi-GAN's mel (``target_mel: hifigan``).
+VOCODER_KINDS = ("griffin_lim", "hifigan")
 
 
 def worker_init() -> None:
@@ -60,12 +74,93 @@ def worker_init() -> None:
 _VOCODERS: dict = {}
 
 
-def synthesize_to_file(spec: dict, mel: np.ndarray, path: str, length: int) -> str:
-    """Griffin-Lim of one normalised log-mel ``[T, n_mels]``, written to ``path``.
+def vocoder_kind(vocoder) -> str:
+    """``hifigan`` for a :class:`~speechbrain_probe.hifigan.HifiGanUniversalVocoder`,
+    else ``griffin_lim`` (:data:`VOCODER_KINDS`).
 
-    ``spec`` is :meth:`~speechbrain_probe.vocoder.GriffinLimVocoder.spec` of
-    the study's vocoder; the vocoder is built once per worker. The waveform is
-    trimmed or zero-padded to ``length`` samples and written atomically.
+    Example
+    -------
+    >>> from speechbrain_probe.vocoder import GriffinLimVocoder
+    >>> vocoder_kind(GriffinLimVocoder(n_iter=1, device="cpu"))
+    'griffin_lim'
+    """
+    from speechbrain_probe.hifigan import HifiGanUniversalVocoder
+
+    return "hifigan" if isinstance(vocoder, HifiGanUniversalVocoder) else "griffin_lim"
+
+
+def vocoder_spec(vocoder) -> dict:
+    """The vocoder's ``spec()`` with its ``kind``: what a worker process
+    rebuilds it from (:func:`vocoder_from_spec`).
+
+    Example
+    -------
+    >>> from speechbrain_probe.vocoder import GriffinLimVocoder
+    >>> spec = vocoder_spec(GriffinLimVocoder(n_iter=3, device="cpu"))
+    >>> spec["kind"], vocoder_from_spec(spec).n_iter
+    ('griffin_lim', 3)
+    """
+    return {"kind": vocoder_kind(vocoder), **vocoder.spec()}
+
+
+def vocoder_from_spec(spec: dict):
+    """Build the vocoder a spec describes; a spec without ``kind`` (the
+    ``spec()`` of :class:`~speechbrain_probe.vocoder.GriffinLimVocoder`
+    itself) is Griffin-Lim.
+
+    Example
+    -------
+    >>> vocoder_from_spec({"kind": "wavenet"})
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown vocoder kind 'wavenet'; known: griffin_lim hifigan
+    """
+    spec = dict(spec)
+    kind = spec.pop("kind", "griffin_lim")
+    if kind == "griffin_lim":
+        from speechbrain_probe.vocoder import GriffinLimVocoder
+
+        return GriffinLimVocoder(**spec)
+    if kind == "hifigan":
+        from speechbrain_probe.hifigan import HifiGanUniversalVocoder
+
+        return HifiGanUniversalVocoder(**spec)
+    raise ValueError(f"unknown vocoder kind {kind!r}; known: {' '.join(VOCODER_KINDS)}")
+
+
+def finish_wav(wav, from_rate: int, to_rate: int, length: int) -> np.ndarray:
+    """A vocoder's output at ``to_rate`` Hz, trimmed or zero-padded to
+    ``length`` samples (the input's rate and length: what ``samples/`` keeps).
+
+    No resampling when the rates are equal (Griffin-Lim of the paper mel).
+
+    Example
+    -------
+    >>> import torch
+    >>> finish_wav(torch.ones(22050), 22050, 16000, 16001).shape
+    (16001,)
+    >>> finish_wav(torch.ones(3), 16000, 16000, 2).tolist()
+    [1.0, 1.0]
+    """
+    if int(from_rate) != int(to_rate):
+        from speechbrain_probe.hifigan import to_sample_rate
+
+        wav = to_sample_rate(wav, from_rate, to_rate)
+    wav = wav.numpy() if hasattr(wav, "numpy") else np.asarray(wav)
+    return trim_or_pad(wav, length)
+
+
+def synthesize_to_file(
+    spec: dict, mel: np.ndarray, path: str, length: int, rate: int | None = None
+) -> str:
+    """Vocode one normalised log-mel ``[T, n_mels]``, written to ``path``.
+
+    ``spec`` is :func:`vocoder_spec` of the study's vocoder (or a
+    :class:`~speechbrain_probe.vocoder.GriffinLimVocoder`'s own ``spec()``);
+    the vocoder is built once per worker. The waveform is resampled from the
+    vocoder's rate to ``rate`` (default: the vocoder's), trimmed or
+    zero-padded to ``length`` samples (:func:`finish_wav`) and written
+    atomically.
 
     Example
     -------
@@ -78,14 +173,14 @@ def synthesize_to_file(spec: dict, mel: np.ndarray, path: str, length: int) -> s
     import torch
 
     from speechbrain_probe.data.audio import write_wav
-    from speechbrain_probe.vocoder import GriffinLimVocoder
 
     key = repr(sorted(spec.items()))
     vocoder = _VOCODERS.get(key)
     if vocoder is None:
-        vocoder = _VOCODERS[key] = GriffinLimVocoder(**spec)
+        vocoder = _VOCODERS[key] = vocoder_from_spec(spec)
     (wav,) = vocoder.synthesize(torch.from_numpy(np.ascontiguousarray(mel)))
-    write_wav(path, trim_or_pad(wav.numpy(), length))
+    own = vocoder.config.sample_rate
+    write_wav(path, finish_wav(wav, own, rate or own, length), sample_rate=rate or own)
     return path
 
 

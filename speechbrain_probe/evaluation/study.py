@@ -6,12 +6,16 @@ probes to the study's result files (the report is built from them by
 
 1. pick a fixed subset of the unseen test speakers' utterances and a fixed,
    balanced trial list (``subset.csv``, ``trials.csv``);
-2. write the reference audio and every probe's Griffin-Lim reconstruction
-   (one ASR forward per batch feeds all probes of a model);
+2. write the reference audio and every probe's reconstruction turned into
+   audio (one ASR forward per batch feeds all probes of a model) by the
+   vocoder of the probes' target mel (:func:`study_vocoder`): Griffin-Lim
+   for the paper mel, the universal HiFi-GAN for ``target_mel: hifigan``;
+   copy synthesis uses the same vocoder, and all audio is kept at the
+   input's rate and length;
 3. score every cell (speaker EER/minDCF per verifier, STOI and PESQ against
    the clean reference), each stored as it finishes in ``cells/``;
 4. write ``study.json`` (models with their layers in model order,
-   conditions, verifiers), ``metrics.csv``, ``samples.csv``,
+   conditions, verifiers, vocoder), ``metrics.csv``, ``samples.csv``,
    ``asr_results.csv``, ``excluded.csv`` and ``figure3_mels.npz``, through :mod:`speechbrain_probe.study_data`.
 
 Finished audio and cells are never recomputed, so a killed run resumes and a
@@ -20,7 +24,8 @@ second run on a finished study rewrites the same result files.
 Speed: this process runs on ``num_threads`` torch threads (default one) and
 one pool of ``n_jobs`` single-threaded worker processes lives for the whole
 study (:mod:`~speechbrain_probe.evaluation.pool`): the workers run every
-Griffin-Lim and every STOI/PESQ, while this process runs the ASR and probe
+synthesis (Griffin-Lim, or HiFi-GAN with its weights loaded once per worker)
+and every STOI/PESQ, while this process runs the ASR and probe
 forwards and the speaker embeddings. The STOI/PESQ jobs of all unfinished
 cells are queued at once, so the workers never wait for the embeddings.
 """
@@ -40,7 +45,7 @@ from tqdm import tqdm
 
 from speechbrain_probe.data.audio import read_checked
 from speechbrain_probe.data.manifest import atomic_write_text, write_manifest
-from speechbrain_probe.evaluation.pool import EvaluationPool
+from speechbrain_probe.evaluation.pool import EvaluationPool, vocoder_kind
 from speechbrain_probe.evaluation.scoring import (
     load_cell,
     save_cell,
@@ -52,7 +57,7 @@ from speechbrain_probe.evaluation.synthesis import (
     write_reconstructions,
     write_references,
 )
-from speechbrain_probe.features import LogMelSpectrogram
+from speechbrain_probe.features import HIFIGAN_MEL, LogMelSpectrogram
 from speechbrain_probe.metrics.quality import Exclusion, write_exclusions
 from speechbrain_probe.metrics.trials import load_trials, make_trials, save_trials
 from speechbrain_probe.study_data import (
@@ -72,7 +77,7 @@ from speechbrain_probe.study_data import (
     write_study_info,
 )
 
-__all__ = ["ModelSpec", "model_order", "run_study"]
+__all__ = ["ModelSpec", "model_order", "run_study", "study_vocoder"]
 
 
 @dataclass(frozen=True)
@@ -173,10 +178,41 @@ def _reference_cells(study: Path, condition: str, utterances):
     )
 
 
+def study_vocoder(target, asr_mel) -> str:
+    """The vocoder (:data:`~speechbrain_probe.evaluation.pool.VOCODER_KINDS`)
+    that turns probes of ``target`` mel into audio: ``griffin_lim`` for the
+    ASR's own mel ``asr_mel`` (the paper's), ``hifigan`` for
+    :data:`~speechbrain_probe.features.HIFIGAN_MEL`.
+
+    Example
+    -------
+    >>> from speechbrain_probe.features import MelConfig
+    >>> study_vocoder(MelConfig(), MelConfig()), study_vocoder(HIFIGAN_MEL, MelConfig())
+    ('griffin_lim', 'hifigan')
+    >>> study_vocoder(MelConfig(n_mels=40), MelConfig())
+    Traceback (most recent call last):
+    ...
+    ValueError: no vocoder for probes of the mel 'custom 16000 Hz/hop 200/40 mels': ...
+    """
+    from speechbrain_probe.probe.target import target_mel_name
+
+    if target == asr_mel:
+        return "griffin_lim"
+    if target == HIFIGAN_MEL:
+        return "hifigan"
+    raise ValueError(
+        f"no vocoder for probes of the mel {target_mel_name(target)!r}: a study "
+        "decodes the ASR's own mel with Griffin-Lim and the HiFi-GAN mel with "
+        "HiFi-GAN; train the probes with target_mel: paper or target_mel: hifigan"
+    )
+
+
 def _check_cell_settings(path: Path, settings: dict) -> None:
     """Refuse to mix cells scored under other settings into one study."""
     if path.exists():
         stored = json.loads(path.read_text())
+        # studies before the vocoder was recorded all used Griffin-Lim
+        stored.setdefault("vocoder", "griffin_lim")
         changed = {
             k: (stored.get(k), v) for k, v in settings.items() if stored.get(k) != v
         }
@@ -187,7 +223,7 @@ def _check_cell_settings(path: Path, settings: dict) -> None:
             raise ValueError(
                 f"this study's scored cells used other settings ({text}); use a new "
                 f"output folder, or delete {path.parent} (and samples/ if "
-                "griffin_lim_iters changed) to rescore"
+                "griffin_lim_iters or the vocoder changed) to rescore"
             )
         return
     atomic_write_text(path, json.dumps(settings, indent=1, sort_keys=True))
@@ -252,6 +288,7 @@ def _collect_asr_results(study: Path, models) -> None:
 def _figure3(study: Path, subset, models, loaded, condition: str):
     """Probe mels of the first utterance of ``condition`` (the paper's Figure 3)."""
     from speechbrain_probe.probe.brain import reconstruct_mel
+    from speechbrain_probe.probe.target import to_target_rate
 
     if condition not in subset or not subset[condition]:
         return
@@ -262,12 +299,15 @@ def _figure3(study: Path, subset, models, loaded, condition: str):
     references = {}
     for spec in models:
         asr, probes = loaded[spec.name]
-        mel = LogMelSpectrogram(asr.mel_config)
+        # the probes' target mel (the ASR's own, or HiFi-GAN's at 22,050 Hz)
+        target = getattr(probes, "target_mel", None) or asr.mel_config
+        rate = asr.mel_config.sample_rate
+        mel = LogMelSpectrogram(target)
         with torch.no_grad():
             mels = reconstruct_mel(asr, probes, noisy.to(asr.device), torch.ones(1))
             references = {
-                "clean": mel(clean)[0].numpy(),
-                "mixture": mel(noisy)[0].numpy(),
+                "clean": mel(to_target_rate(clean, rate, target))[0].numpy(),
+                "mixture": mel(to_target_rate(noisy, rate, target))[0].numpy(),
             }
         # paper models: a row per training, a column per arch:layer; any other
         # model: a row of its own
@@ -355,11 +395,13 @@ def run_study(
     verifiers : dict
         Verifier name -> source: ``{"ge2e": None, "ecapa": "<dir>"}``.
     griffin_lim_iters : int
-        Griffin-Lim iterations (the paper: 30).
+        Griffin-Lim iterations (the paper: 30); unused when the probes
+        predict the HiFi-GAN mel (then HiFi-GAN makes the audio, see
+        :func:`study_vocoder`). All models' probes must predict one mel.
     n_boot : int
         Bootstrap resamples of the 95% intervals.
     n_jobs : int, optional
-        Worker processes for Griffin-Lim and STOI/PESQ (default: all cores;
+        Worker processes for the vocoder and STOI/PESQ (default: all cores;
         1: everything runs in this process).
     device : str, optional
         ``cpu``, ``cuda:0``, ...; None: CUDA where available, else the CPU.
@@ -387,8 +429,10 @@ def run_study(
     """
     from speechbrain_probe.devices import resolve_device
     from speechbrain_probe.frozen import load_asr
+    from speechbrain_probe.hifigan import HifiGanUniversalVocoder
     from speechbrain_probe.metrics.speaker import build_verifier
     from speechbrain_probe.probe.brain import load_trained_probes
+    from speechbrain_probe.probe.target import target_mel_name
     from speechbrain_probe.vocoder import GriffinLimVocoder
 
     device = resolve_device(device)
@@ -425,26 +469,11 @@ def run_study(
                 "subset or seed); use a new output folder or delete the study's cells/"
             )
         save_trials(trials_path, trials)
-        _check_cell_settings(
-            study / "cells" / "settings.json",
-            dict(
-                n_boot=n_boot,
-                pesq_per_speaker=pesq_per_speaker,
-                griffin_lim_iters=griffin_lim_iters,
-                verifiers=sorted(verifiers),
-            ),
-        )
-        pesq_ids = first_per_speaker(first, pesq_per_speaker)
-        print(
-            f"evaluation subset: {len(first)} utterances of "
-            f"{len({u.spk_id for u in first})} unseen speakers, {len(trials)} trials"
-        )
 
-        # 2. audio ---------------------------------------------------------------
-        samples = study / "samples"
+        # 2. models and their vocoder ---------------------------------------------
         loaded = {}
         model_layers = {}
-        vocoder = None
+        first_target = first_asr = first_kind = None
         for spec in models:
             asr = (asrs or {}).get(spec.name)
             if asr is None:
@@ -456,17 +485,60 @@ def run_study(
             probes = load_trained_probes(spec.probes, asr, device=device)
             loaded[spec.name] = (asr, probes)
             model_layers[spec.name] = model_order(asr, list(probes))
-            if vocoder is None:
-                vocoder = GriffinLimVocoder(
-                    asr.mel_config, n_iter=griffin_lim_iters, device=device, seed=seed
+            target = getattr(probes, "target_mel", None) or asr.mel_config
+            kind = study_vocoder(target, asr.mel_config)
+            if first_target is None:
+                first_target, first_asr, first_kind = target, asr, kind
+                continue
+            if (kind, target) != (first_kind, first_target):
+                raise ValueError(
+                    f"the probes of {spec.name} predict the mel "
+                    f"{target_mel_name(target)!r} ({kind}) but those of "
+                    f"{models[0].name} the mel {target_mel_name(first_target)!r} "
+                    f"({first_kind}); a study turns every reconstruction into audio "
+                    "with one vocoder: evaluate them in separate studies (and "
+                    "compare the two with speechbrain_probe.evaluation.compare_studies)"
                 )
-            elif vocoder.config != asr.mel_config:
+            if kind == "griffin_lim" and asr.mel_config != first_asr.mel_config:
                 raise ValueError(
                     f"model {spec.name} uses other mel settings than {models[0].name}; "
                     "evaluate models with different features in separate studies"
                 )
-        if vocoder is None:
+            if asr.mel_config.sample_rate != first_asr.mel_config.sample_rate:
+                raise ValueError(
+                    f"model {spec.name} hears {asr.mel_config.sample_rate} Hz audio "
+                    f"but {models[0].name} {first_asr.mel_config.sample_rate} Hz; "
+                    "evaluate them in separate studies"
+                )
+        if first_target is None:
             raise ValueError("the study needs at least one model")
+        input_rate = first_asr.mel_config.sample_rate
+        _check_cell_settings(
+            study / "cells" / "settings.json",
+            dict(
+                n_boot=n_boot,
+                pesq_per_speaker=pesq_per_speaker,
+                griffin_lim_iters=(
+                    griffin_lim_iters if first_kind == "griffin_lim" else None
+                ),
+                verifiers=sorted(verifiers),
+                vocoder=first_kind,
+            ),
+        )
+        if first_kind == "griffin_lim":
+            vocoder = GriffinLimVocoder(
+                first_target, n_iter=griffin_lim_iters, device=device, seed=seed
+            )
+        else:
+            vocoder = HifiGanUniversalVocoder(device=device)
+        pesq_ids = first_per_speaker(first, pesq_per_speaker)
+        print(
+            f"evaluation subset: {len(first)} utterances of "
+            f"{len({u.spk_id for u in first})} unseen speakers, {len(trials)} trials"
+        )
+
+        # 3. audio ---------------------------------------------------------------
+        samples = study / "samples"
         for condition in conditions:
             write_references(
                 samples,
@@ -475,6 +547,7 @@ def run_study(
                 vocoder,
                 vocoder.config,
                 pool=pool,
+                input_rate=input_rate,
             )
         for spec in models:
             asr, probes = loaded[spec.name]
@@ -508,13 +581,14 @@ def run_study(
                 ],
                 conditions=conditions,
                 verifiers=list(verifiers),
+                vocoder=vocoder_kind(vocoder),
             ),
         )
         figure3_condition = conditions[-1]
         if not (study / "figure3_mels.npz").exists():
             _figure3(study, subset, models, loaded, figure3_condition)
 
-        # 3. scores --------------------------------------------------------------
+        # 4. scores --------------------------------------------------------------
         cells = []
         for condition in conditions:
             for layer, wavs, clean in _reference_cells(
@@ -595,7 +669,7 @@ def run_study(
                     Exclusion(e["utt_id"], e["metric"], f"{where}: {e['reason']}")
                 )
 
-        # 4. result files and report ----------------------------------------------
+        # 5. result files and report ----------------------------------------------
         if pool is not None:
             pool.close()  # the workers have nothing left to do
         write_metrics(study / "metrics.csv", metric_rows)

@@ -5,13 +5,20 @@ Layout under ``<study>/samples/<condition>/``::
     original/<utt>.wav          clean speech (the STOI/PESQ reference)
     mixture/<utt>.wav           the noisy input (noisy conditions only)
     noise/<utt>.wav             mixture minus clean (noisy conditions only)
-    copy_synthesis/<utt>.wav    Griffin-Lim of the input's own mel
-    <model>/<layer>/<utt>.wav   Griffin-Lim of a probe's reconstruction
+    copy_synthesis/<utt>.wav    the vocoder on the input's own mel
+    <model>/<layer>/<utt>.wav   the vocoder on a probe's reconstruction
+
+The vocoder is Griffin-Lim for probes of the paper mel, the universal
+HiFi-GAN for probes of its mel (:data:`~speechbrain_probe.features.HIFIGAN_MEL`,
+22,050 Hz): copy synthesis takes the mel of the input resampled to the
+vocoder's rate, and every file is written at the input's rate and length
+(the vocoder's output resampled, then trimmed or padded), so the scores
+compare like with like.
 
 Every file is written atomically and an existing file is never recomputed, so
 a killed evaluation resumes where it stopped. With an
 :class:`~speechbrain_probe.evaluation.pool.EvaluationPool` (and a CPU vocoder),
-each Griffin-Lim runs in a worker process while the main process computes the
+each synthesis runs in a worker process while the main process computes the
 next batch's mels; without one, in this process.
 """
 
@@ -25,10 +32,16 @@ from speechbrain.utils.data_utils import batch_pad_right
 from tqdm import tqdm
 
 from speechbrain_probe.data.audio import read_checked, write_wav
-from speechbrain_probe.evaluation.pool import JobQueue, synthesize_to_file, trim_or_pad
+from speechbrain_probe.evaluation.pool import (
+    JobQueue,
+    finish_wav,
+    synthesize_to_file,
+    vocoder_spec,
+)
 from speechbrain_probe.evaluation.selection import TestUtterance
 from speechbrain_probe.features import LogMelSpectrogram, MelConfig
 from speechbrain_probe.probe.brain import reconstruct_mel
+from speechbrain_probe.probe.target import target_num_frames, to_target_rate
 from speechbrain_probe.study_data import sample_path
 
 __all__ = ["write_references", "write_reconstructions", "pad_batch"]
@@ -54,14 +67,19 @@ def write_references(
     vocoder,
     mel_config: MelConfig,
     pool=None,
+    input_rate: int | None = None,
 ) -> int:
     """Write clean, mixture, noise and copy-synthesis files of a condition.
 
     Returns the number of files written (0 when everything already existed).
     ``pool``: an :class:`~speechbrain_probe.evaluation.pool.EvaluationPool`
-    that runs the copy syntheses (default: this process).
+    that runs the copy syntheses (default: this process). ``mel_config``:
+    the vocoder's mel; ``input_rate``: the rate of the utterances (default:
+    the mel's), to which copy synthesis is resampled.
     """
     mel = LogMelSpectrogram(mel_config)
+    input_rate = int(input_rate or mel_config.sample_rate)
+    vocoder_rate = vocoder.config.sample_rate
     written = 0
     noisy = condition != "clean"
     bar = tqdm(utterances, desc=f"references {condition}", leave=False)
@@ -90,18 +108,21 @@ def write_references(
             written += 2
         if not copy_path.exists():
             with torch.no_grad():
-                target = mel(torch.from_numpy(heard).unsqueeze(0))
+                audio = torch.from_numpy(heard).unsqueeze(0)
+                target = mel(to_target_rate(audio, input_rate, mel_config))
             if queue is not None:
                 queue.put(
                     synthesize_to_file,
-                    vocoder.spec(),
+                    vocoder_spec(vocoder),
                     target[0].numpy(),
                     str(copy_path),
                     len(heard),
+                    input_rate,
                 )
             else:
                 (wav,) = vocoder.synthesize(target)
-                write_wav(copy_path, trim_or_pad(wav.numpy(), len(heard)))
+                out = finish_wav(wav, vocoder_rate, input_rate, len(heard))
+                write_wav(copy_path, out, sample_rate=input_rate)
             written += 1
     if queue is not None:
         queue.finish()
@@ -110,7 +131,7 @@ def write_references(
 
 
 def _queue(pool, vocoder):
-    """A bounded job queue on ``pool`` when Griffin-Lim can run there."""
+    """A bounded job queue on ``pool`` when the vocoder can run there."""
     if pool is None or not hasattr(vocoder, "spec"):
         return None
     if getattr(vocoder, "device", torch.device("cpu")).type != "cpu":
@@ -134,7 +155,11 @@ def write_reconstructions(
     per batch; write ``<model>/<layer>/<utt>.wav``. Returns files written.
 
     ``pool``: an :class:`~speechbrain_probe.evaluation.pool.EvaluationPool`
-    that runs the Griffin-Lims of a CPU vocoder (default: this process)."""
+    that runs the syntheses of a CPU vocoder (default: this process).
+
+    The probes predict their ``target_mel`` (default: the ASR's mel), which
+    ``vocoder`` must decode; its output is resampled to the ASR's rate and
+    trimmed or padded to the input's length."""
     layers = list(probes)
     todo = [
         u
@@ -153,7 +178,15 @@ def write_reconstructions(
         leave=False,
         unit="wav",
     )
-    hop = asr.mel_config.hop_length
+    rate = asr.mel_config.sample_rate
+    target = getattr(probes, "target_mel", None) or asr.mel_config
+    if target != vocoder.config:
+        raise ValueError(
+            f"the probes of {model_name} predict another mel than the vocoder "
+            f"decodes ({target} vs {vocoder.config}); use the vocoder of the "
+            "probes' target_mel"
+        )
+    vocoder_rate = vocoder.config.sample_rate
     queue = _queue(pool, vocoder)
     if queue is not None:
         queue.on_done = lambda _: bar.update(1)
@@ -163,7 +196,7 @@ def write_reconstructions(
         wavs, lens = pad_batch(audio)
         with torch.no_grad():
             mels = reconstruct_mel(asr, probes, wavs.to(device), lens.to(device))
-        frames = [len(a) // hop + 1 for a in audio]
+        frames = [target_num_frames(len(a), rate, target) for a in audio]
         for layer in layers:
             if queue is not None:
                 batch = mels[layer].cpu().numpy()
@@ -174,10 +207,11 @@ def write_reconstructions(
                         continue
                     queue.put(
                         synthesize_to_file,
-                        vocoder.spec(),
+                        vocoder_spec(vocoder),
                         batch[i, : frames[i]].copy(),
                         str(path),
                         len(samples),
+                        rate,
                     )
                     written += 1
                 continue
@@ -185,7 +219,8 @@ def write_reconstructions(
             for utt, wav, samples in zip(chunk, outs, audio):
                 path = sample_path(root, condition, model_name, utt.utt_id, layer)
                 if not path.exists():
-                    write_wav(path, trim_or_pad(wav.numpy(), len(samples)))
+                    out = finish_wav(wav, vocoder_rate, rate, len(samples))
+                    write_wav(path, out, sample_rate=rate)
                     written += 1
                 bar.update(1)
     if queue is not None:

@@ -58,6 +58,7 @@ from speechbrain_probe.report.tables import (
 from speechbrain_probe.study_data import (
     FIGURE3_MELS,
     STUDY_INFO,
+    VOCODER_NAMES,
     StudyInfo,
     StudyModel,
     condition_sort_key,
@@ -109,7 +110,7 @@ def study_info(results_dir, metric_rows=(), sample_rows=()) -> StudyInfo:
     )
     verifiers = list(info.verifiers)
     verifiers += [v for v in found.verifiers if v not in verifiers]
-    return StudyInfo(tuple(models), tuple(conditions), tuple(verifiers))
+    return StudyInfo(tuple(models), tuple(conditions), tuple(verifiers), info.vocoder)
 
 
 def _paper_layout(info: StudyInfo) -> bool:
@@ -280,6 +281,11 @@ def build_report(
                 for m in info.models
             )
             + "."
+        )
+    if info.vocoder:
+        notes.append(
+            f"Audio (copy synthesis and every layer's reconstruction) made by "
+            f"{VOCODER_NAMES[info.vocoder]}."
         )
     notes.append(
         "Tables as CSV and Markdown are in tables/, figures in figures/. "
