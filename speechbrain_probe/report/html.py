@@ -86,6 +86,7 @@ def page_data(
     page_dir: str | os.PathLike,
     model_info=None,
     conditions=None,
+    groups=None,
 ) -> tuple[dict, list[str]]:
     """Organise ``samples.csv`` rows for the page; drop rows whose file is missing.
 
@@ -105,6 +106,11 @@ def page_data(
         is guessed from an id ``<arch>_<training>``.
     conditions : sequence of str, optional
         The study's condition order (default: clean, then falling SNR).
+    groups : dict, optional
+        model -> ``{"group": id, "group_label": caption, "row_header": ...,
+        "row_label": ...}``: puts models in one table of their own, a row
+        each, tables and rows in this mapping's order (e.g. one model heard
+        through two vocoders, :mod:`~speechbrain_probe.evaluation.compare_studies`).
 
     Returns
     -------
@@ -174,6 +180,11 @@ def page_data(
     study_rank = {name: i for i, name in enumerate(described)}
     arch_rank = {a: i for i, a in enumerate(ARCH_LAYERS)}
     train_rank = {t: i for i, t in enumerate(("baseline", "robust"))}
+    groups = dict(groups or {})
+    group_rank = {}
+    for g in groups.values():
+        group_rank.setdefault(g["group"], len(group_rank))
+    row_rank = {model: i for i, model in enumerate(groups)}
     model_list = []
     for model, found in models.items():
         info = describe(model)
@@ -214,6 +225,21 @@ def page_data(
                 row_header="model",
                 row_label=model,
                 rank=(len(arch_rank), study_rank.get(model, len(study_rank)), 0, model),
+            )
+        if model in groups:
+            g = groups[model]
+            entry.update(
+                group=g["group"],
+                group_label=g.get("group_label", g["group"]),
+                row_header=g.get("row_header", "model"),
+                row_label=g.get("row_label", model),
+                clip_label=f"{g.get('group_label', g['group'])} {g.get('row_label', model)}",
+                rank=(
+                    len(arch_rank) + 1,
+                    group_rank[g["group"]],
+                    row_rank[model],
+                    model,
+                ),
             )
         model_list.append(entry)
     model_list.sort(key=lambda m: m["rank"])
@@ -426,7 +452,8 @@ _SCRIPT = r"""
         var recs = (slot.layers || {})[m.id] || {};
         layers.forEach(function (l) {
           var td = document.createElement("td");
-          var name = m.row_header === "model" ? m.label : m.arch_label + " " + m.training;
+          var name = m.clip_label ||
+            (m.row_header === "model" ? m.label : m.arch_label + " " + m.training);
           td.appendChild(clip(recs[l], name + " " + l, false));
           var sc = ((SCORES.layers[m.id] || {})[condSel.value] || {})[l];
           if (sc) td.appendChild(score(sc));
@@ -557,6 +584,7 @@ def write_listening_page(
     metric_rows=(),
     conditions=None,
     sections=(),
+    groups=None,
 ) -> tuple[Path, list[str]]:
     """Write the listening page to ``path`` (atomically).
 
@@ -585,6 +613,8 @@ def write_listening_page(
         The study's condition order.
     sections : sequence of (str, sequence of str)
         More result sections (see :func:`render_page`).
+    groups : dict, optional
+        Tables of models chosen by the caller (see :func:`page_data`).
 
     Returns
     -------
@@ -603,7 +633,7 @@ def write_listening_page(
     """
     path = Path(path)
     page_dir = path.resolve().parent
-    data, missing = page_data(sample_rows, page_dir, model_info, conditions)
+    data, missing = page_data(sample_rows, page_dir, model_info, conditions, groups)
     data["scores"] = cell_scores(list(metric_rows))
     figure_links = []
     for caption, file in figures:
