@@ -1,4 +1,5 @@
-"""Which device a run uses, as SpeechBrain users give it.
+"""Which device a run uses, as SpeechBrain users give it, and on how many
+CPU threads a piece of work runs.
 
 ``--device`` absent (``run_opts["device"]`` is ``None``) means what
 SpeechBrain's ``Brain`` picks: CUDA (``cuda:<LOCAL_RANK>`` under DDP) where
@@ -8,9 +9,34 @@ absent is an error that says so, before any work.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
-__all__ = ["resolve_device", "run_device"]
+__all__ = ["resolve_device", "run_device", "torch_threads"]
+
+
+@contextlib.contextmanager
+def torch_threads(num_threads: int | None):
+    """Run the block on ``num_threads`` torch threads, restoring the previous
+    count afterwards (also after an error); None or 0 leaves it as it is.
+
+    Example
+    -------
+    >>> before = torch.get_num_threads()
+    >>> with torch_threads(1):
+    ...     torch.get_num_threads()
+    1
+    >>> torch.get_num_threads() == before
+    True
+    """
+    previous = torch.get_num_threads()
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def resolve_device(device=None) -> str:

@@ -34,6 +34,7 @@ import torch
 import torchaudio
 from speechbrain.utils.data_utils import batch_pad_right
 
+from speechbrain_probe.devices import torch_threads
 from speechbrain_probe.features import HIFIGAN_MEL, MelConfig
 from speechbrain_probe.vocoder import frames_from_lengths
 
@@ -305,14 +306,8 @@ class HifiGanUniversalVocoder(torch.nn.Module):
         -------
         list of tensors of ``(frames - 1) * 256`` samples.
         """
-        previous = torch.get_num_threads()
-        if self.num_threads:
-            torch.set_num_threads(self.num_threads)
-        try:
-            with torch.no_grad():
-                return self._synthesize(mel, lengths)
-        finally:
-            torch.set_num_threads(previous)
+        with torch_threads(self.num_threads), torch.no_grad():
+            return self._synthesize(mel, lengths)
 
     def _synthesize(self, mel, lengths):
         if mel.dim() == 2:

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from speechbrain.utils.data_utils import batch_pad_right
 
+from speechbrain_probe.devices import torch_threads
 from speechbrain_probe.features import (
     LogMelSpectrogram,
     MelConfig,
@@ -545,14 +546,8 @@ class GriffinLimVocoder(torch.nn.Module):
         >>> [w.shape[0] for w in wavs]
         [8000, 4000]
         """
-        previous = torch.get_num_threads()
-        if self.num_threads:
-            torch.set_num_threads(self.num_threads)
-        try:
-            with torch.no_grad():
-                return self._synthesize(mel, lengths)
-        finally:
-            torch.set_num_threads(previous)
+        with torch_threads(self.num_threads), torch.no_grad():
+            return self._synthesize(mel, lengths)
 
     def _synthesize(self, mel, lengths):
         if mel.dim() == 2:

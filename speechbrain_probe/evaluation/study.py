@@ -333,27 +333,26 @@ def _study_workers(n_jobs, num_threads):
     """
     from threadpoolctl import threadpool_limits
 
-    previous_threads = torch.get_num_threads()
-    if num_threads:
-        torch.set_num_threads(num_threads)
+    from speechbrain_probe.devices import torch_threads
+
     n_jobs = n_jobs or os.cpu_count() or 1
-    pool = EvaluationPool(n_jobs) if n_jobs > 1 else None
-    # numpy's BLAS (GE2E's preprocessing and mel, in this process) keeps one
-    # thread per core unless limited: beside the workers a GE2E embedding cost
-    # 982 CPU-ms instead of 27 (benchmarks/bench_evaluation.py)
-    blas = threadpool_limits(num_threads) if num_threads else None
-    try:
-        yield pool
-    except BaseException:
-        if pool is not None:
-            pool.close(cancel=True)
-        raise
-    finally:
-        if pool is not None:
-            pool.close()
-        if blas is not None:
-            blas.restore_original_limits()
-        torch.set_num_threads(previous_threads)
+    with torch_threads(num_threads):
+        pool = EvaluationPool(n_jobs) if n_jobs > 1 else None
+        # numpy's BLAS (GE2E's preprocessing and mel, in this process) keeps
+        # one thread per core unless limited: beside the workers a GE2E
+        # embedding cost 982 CPU-ms instead of 27 (benchmarks/bench_evaluation.py)
+        blas = threadpool_limits(num_threads) if num_threads else None
+        try:
+            yield pool
+        except BaseException:
+            if pool is not None:
+                pool.close(cancel=True)
+            raise
+        finally:
+            if pool is not None:
+                pool.close()
+            if blas is not None:
+                blas.restore_original_limits()
 
 
 def run_study(
