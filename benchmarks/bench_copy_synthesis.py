@@ -29,18 +29,18 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio
 from scipy.ndimage import uniform_filter1d
 from tqdm import tqdm
 
 from speechbrain_probe.data.manifest import read_manifest
 from speechbrain_probe.evaluation.paired import paired_eer, paired_mean
-from speechbrain_probe.evaluation.pool import trim_or_pad
+from speechbrain_probe.evaluation.pool import finish_wav
 from speechbrain_probe.features import LogMelSpectrogram
 from speechbrain_probe.metrics.eer import verification_metrics
 from speechbrain_probe.metrics.quality import stoi_pesq, write_exclusions
 from speechbrain_probe.metrics.speaker import GE2EVerifier, score_trials
 from speechbrain_probe.metrics.trials import load_trials, make_trials, save_trials
+from speechbrain_probe.probe.target import to_target_rate
 from speechbrain_probe.vocoder import GriffinLimVocoder
 
 VOCODERS = ("griffin_lim", "hifigan")
@@ -57,25 +57,19 @@ def build_vocoder(name: str, iters: int):
     raise SystemExit(f"unknown vocoder {name!r}; choose from {', '.join(VOCODERS)}")
 
 
-def resynthesize(wav: np.ndarray, sr: int, vocoder, blur: int) -> np.ndarray:
-    """The vocoder's copy of ``wav`` from its own true mel, at ``sr``, as long
-    as ``wav``."""
-    config = vocoder.config
-    x = torch.from_numpy(wav).unsqueeze(0)
-    if config.sample_rate != sr:
-        x = torchaudio.functional.resample(x, sr, config.sample_rate)
+def resynthesize(wav: np.ndarray, sr: int, vocoder, mel, blur: int) -> np.ndarray:
+    """The vocoder's copy of ``wav`` from its own true mel (``mel``: the
+    vocoder's :class:`LogMelSpectrogram`, built once), at ``sr``, as long as
+    ``wav``."""
+    x = to_target_rate(torch.from_numpy(wav).unsqueeze(0), sr, vocoder.config)
     with torch.no_grad():
-        mel = LogMelSpectrogram(config)(x)
+        feats = mel(x)
     if blur > 1:
-        mel = torch.from_numpy(
-            uniform_filter1d(mel.numpy(), size=blur, axis=1, mode="nearest")
+        feats = torch.from_numpy(
+            uniform_filter1d(feats.numpy(), size=blur, axis=1, mode="nearest")
         )
-    (out,) = vocoder.synthesize(mel)
-    if config.sample_rate != sr:
-        from speechbrain_probe.hifigan import to_sample_rate
-
-        out = to_sample_rate(out, config.sample_rate, sr)
-    return trim_or_pad(out.numpy().astype(np.float32), len(wav))
+    (out,) = vocoder.synthesize(feats)
+    return finish_wav(out, vocoder.config.sample_rate, sr, len(wav)).astype(np.float32)
 
 
 def main():
@@ -108,6 +102,7 @@ def main():
     copies, cost = {}, {}
     for name in names:
         vocoder = build_vocoder(name, args.iters)
+        mel = LogMelSpectrogram(vocoder.config)
         folder = args.out / (name + (f"_blur{args.blur}" if args.blur > 1 else ""))
         folder.mkdir(parents=True, exist_ok=True)
         out, cpu, done = [], 0.0, 0.0
@@ -117,7 +112,7 @@ def main():
                 out.append(sf.read(target, dtype="float32")[0])
                 continue
             start = time.process_time()
-            copy = resynthesize(wav, sr, vocoder, args.blur)
+            copy = resynthesize(wav, sr, vocoder, mel, args.blur)
             cpu += time.process_time() - start
             done += len(wav) / sr
             tmp = target.with_suffix(".tmp.wav")
