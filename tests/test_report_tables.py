@@ -132,6 +132,23 @@ def test_table2_cells_from_a_written_metrics_file(tmp_path):
     ]
 
 
+def test_table2_shows_5_db_only_where_a_study_ran_it():
+    paper = [_row("cnn1", 0.7, metric="stoi", condition=c) for c in ("clean", "snr0")]
+    blocks = [label for label, _ in table2(paper, "stoi").row_labels[::2]]
+    assert blocks == ["clean", "20 dB", "10 dB", "0 dB"]  # the paper's, dashes kept
+    with_5 = table2(
+        paper + [_row("cnn1", 0.6, metric="stoi", condition="snr5")], "stoi"
+    )
+    assert [label for label, _ in with_5.row_labels[::2]] == [
+        "clean",
+        "20 dB",
+        "10 dB",
+        "5 dB",
+        "0 dB",
+    ]
+    assert with_5.cell(("5 dB", "baseline"), ("VGG-LSTM", "cnn1")) == "0.600"
+
+
 @pytest.mark.parametrize("metric", ["eer_ge2e", "eer_ecapa", "stoi", "pesq"])
 def test_table2_shows_every_value_of_the_study_files(results, metric):
     folder, _ = results
@@ -186,7 +203,8 @@ def test_missing_and_empty_cells_are_an_explicit_dash(results):
 def test_a_condition_without_any_result_is_a_row_of_dashes(tmp_path):
     make_example_results(tmp_path, n_utts=1, conditions=("clean", "snr0"), seconds=0.1)
     table = table2(read_metrics(tmp_path / "metrics.csv"), "stoi")
-    assert table.row_labels == PAPER_ROWS
+    # the paper's four conditions; 5 dB (not the paper's) only where it ran
+    assert table.row_labels == [row for row in PAPER_ROWS if row[0] != "5 dB"]
     row = table.row_labels.index(["10 dB", "robust"])
     assert set(table.cells[row]) == {"-"}
     assert "-" not in table.cells[table.row_labels.index(["0 dB", "robust"])]

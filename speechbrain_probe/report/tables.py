@@ -38,6 +38,7 @@ from speechbrain_probe.study_data import (
     ARCH_LAYERS,
     ARCH_NAMES,
     CONDITIONS,
+    PAPER_CONDITIONS,
     REFERENCE_LAYERS,
     REFERENCE_NAMES,
     TRAININGS,
@@ -405,7 +406,7 @@ def layer_columns(metric_rows: list[MetricRow], layers: dict | None = None) -> l
 def table2(
     metric_rows: list[MetricRow],
     metric: str,
-    conditions=CONDITIONS,
+    conditions=PAPER_CONDITIONS,
     trainings=TRAININGS,
     layers: dict | None = None,
     models=None,
@@ -421,8 +422,9 @@ def table2(
         e.g. ``eer_ge2e``, ``eer_ecapa`` (stored as fractions, shown in
         percent), ``stoi``, ``pesq``.
     conditions, trainings : sequence of str
-        Row blocks shown even when empty (explicit dashes); other values found
-        in the data are appended.
+        Row blocks shown even when empty (explicit dashes; default the paper's
+        four conditions); other values found in the data (e.g. 5 dB) join
+        them in :data:`~speechbrain_probe.study_data.CONDITIONS` order.
     layers : dict, optional
         arch -> layers to show (default: the paper's probed layers).
     models : sequence of str, optional
@@ -437,7 +439,7 @@ def table2(
     '0.710 [0.690, 0.730]'
     >>> t.cell(("0 dB", "baseline"), ("VGG-LSTM", "cnn1"))
     '-'
-    >>> len(t.row_labels) == 2 * len(CONDITIONS), len(t.columns)
+    >>> len(t.row_labels) == 2 * len(PAPER_CONDITIONS), len(t.columns)
     (True, 13)
     """
     spec = _spec(metric)
@@ -448,7 +450,10 @@ def table2(
     scale = display_scale(metric) if spec.percent else 1.0
     if all(r.value is None for r in rows):
         scale = 1.0
-    conditions = ordered(list(conditions) + [r.condition for r in rows], conditions)
+    conditions = ordered(
+        list(conditions) + [r.condition for r in rows],
+        dict.fromkeys((*CONDITIONS, *conditions)),
+    )
     trainings = ordered(
         list(trainings) + [r.training for r in rows if r.layer not in REFERENCE_LAYERS],
         trainings,
