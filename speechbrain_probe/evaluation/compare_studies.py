@@ -482,17 +482,21 @@ def plot_comparison(rows: list[ComparisonRow], path, verifier: str | None = None
                 ax.set_title(ma if ma == mb else f"{ma} / {mb}")
             ax.grid(alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()
+    # A and B of a condition side by side, as many pairs a row as panels fit
+    ncol = max(2, min(len(labels), 2 * len(pairs)))
+    legend_rows = -(-len(labels) // ncol)
+    bottom = min(0.3, 0.035 * legend_rows / len(metrics) * 2 + 0.01)
     if handles:
         fig.legend(
             handles,
             labels,
             loc="lower center",
-            ncol=min(4, len(labels)),
-            bbox_to_anchor=(0.5, -0.02),
+            ncol=ncol,
+            bbox_to_anchor=(0.5, 0.0),
             fontsize="small",
         )
     fig.suptitle(f"{label_a} (solid) vs {label_b} (dashed)")
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.tight_layout(rect=(0, bottom, 1, 1))
     return save_figure(fig, path)
 
 
