@@ -155,7 +155,10 @@ def test_batched_equals_per_utterance_except_the_tail(speech_mel):
     torch.testing.assert_close(lens, torch.tensor([1.0, 17 / 23]))
     b = [padded[0], padded[1, : 17 * HOP]]
     assert [w.shape[0] for w in a] == [23 * HOP, 17 * HOP]
-    torch.testing.assert_close(a[0], b[0], atol=1e-5, rtol=0)
+    # float32 rounding only: a batch of 2 takes other convolution kernels than
+    # a batch of 1 (up to 1.5e-5 seen; eSpeak's output, and so this input,
+    # depends on what the process synthesised before)
+    torch.testing.assert_close(a[0], b[0], atol=5e-5, rtol=0)
     # the generator's receptive field: the last ~12 frames of the shorter
     # utterance differ (silent mel frames vs zero-padded activations)
     torch.testing.assert_close(a[1][: 4 * HOP], b[1][: 4 * HOP], atol=1e-4, rtol=0)
