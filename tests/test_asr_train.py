@@ -120,6 +120,7 @@ def test_overfit_tiny_run_learns_and_exports(tiny, tmp_path):
     from speechbrain.utils.edit_distance import accumulatable_wer_stats
 
     from speechbrain_probe.asr.export import load_exported_asr
+
     main = _recipe().main
 
     out = tmp_path / "out"

@@ -220,7 +220,10 @@ def test_new_snr_extends_a_corpus_without_touching_it(tmp_path):
     changed = [p for p, st in stamps.items() if after.get(p) != st]
     # only the bookkeeping is rewritten (the manifests with the same rows)
     assert {Path(p).name for p in changed} <= {
-        "corpus.json", "test_snr20.csv", "test_snr0.csv", ".lock"
+        "corpus.json",
+        "test_snr20.csv",
+        "test_snr0.csv",
+        ".lock",
     }, changed
     rows5 = read_manifest(out / "test_snr5.csv")
     rows0 = {r["ID"]: r for r in read_manifest(out / "test_snr0.csv")}

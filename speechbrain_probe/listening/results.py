@@ -155,7 +155,9 @@ def read_eer(
     rows = [r for r in read_metrics(metrics_csv) if r.metric == metric]
     if not rows:
         raise ValueError(f"{metrics_csv} has no rows of metric {metric!r}")
-    return {(r.model, r.condition, r.layer): (r.value, r.ci_low, r.ci_high) for r in rows}
+    return {
+        (r.model, r.condition, r.layer): (r.value, r.ci_low, r.ci_high) for r in rows
+    }
 
 
 def merge_eer(table: list[dict], eer: dict | None, metric: str) -> list[dict]:
