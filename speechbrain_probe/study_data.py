@@ -280,9 +280,11 @@ def ordered(values, preferred) -> list:
     ['clean', 'snr5', 'snr0']
     >>> ordered(["b", "snr0", "a"], CONDITIONS)
     ['snr0', 'a', 'b']
+    >>> ordered(["snr0", "x"], ("x", *CONDITIONS, "x"))  # a repeat counts once
+    ['x', 'snr0']
     """
     present = set(values)
-    first = [v for v in preferred if v in present]
+    first = [v for v in dict.fromkeys(preferred) if v in present]
     return first + sorted(present - set(first))
 
 

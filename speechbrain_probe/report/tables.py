@@ -452,7 +452,7 @@ def table2(
         scale = 1.0
     conditions = ordered(
         list(conditions) + [r.condition for r in rows],
-        dict.fromkeys((*CONDITIONS, *conditions)),
+        (*CONDITIONS, *conditions),
     )
     trainings = ordered(
         list(trainings) + [r.training for r in rows if r.layer not in REFERENCE_LAYERS],
