@@ -203,3 +203,27 @@ def test_evaluate_recipe_refuses_unknown_models_and_missing_corpus(tmp_path):
         evaluate_main([str(study), out, missing, "--use_models=[b]"])
     with pytest.raises(FileNotFoundError, match="build the corpus"):
         evaluate_main([str(study), out, missing, "--use_models=[blstm_robust]"])
+
+
+def test_study_workers_wait_on_success_and_drop_queued_jobs_on_error():
+    import time as _time
+
+    import torch as _torch
+
+    from speechbrain_probe.evaluation.study import _study_workers
+
+    before = _torch.get_num_threads()
+    with _study_workers(2, 1) as pool:
+        assert _torch.get_num_threads() == 1
+        done = [pool.submit(abs, -k) for k in range(4)]
+    assert [f.result() for f in done] == [0, 1, 2, 3]
+    assert _torch.get_num_threads() == before
+    with pytest.raises(RuntimeError, match="stop"):
+        with _study_workers(2, 1) as pool:
+            running = [pool.submit(_time.sleep, 1.0) for _ in range(2)]
+            pool.submit(_time.sleep, 0.5).result()  # workers up, both busy
+            queued = [pool.submit(abs, -1) for _ in range(20)]
+            raise RuntimeError("stop")
+    assert all(f.done() for f in running)
+    assert any(f.cancelled() for f in queued)
+    assert _torch.get_num_threads() == before

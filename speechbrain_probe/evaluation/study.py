@@ -336,23 +336,19 @@ def _study_workers(n_jobs, num_threads):
     from speechbrain_probe.devices import torch_threads
 
     n_jobs = n_jobs or os.cpu_count() or 1
-    with torch_threads(num_threads):
+    # numpy's BLAS (GE2E's preprocessing and mel, in this process) keeps one
+    # thread per core unless limited: beside the workers a GE2E embedding cost
+    # 982 CPU-ms instead of 27 (benchmarks/bench_evaluation.py)
+    blas = threadpool_limits(num_threads) if num_threads else contextlib.nullcontext()
+    with torch_threads(num_threads), blas:
         pool = EvaluationPool(n_jobs) if n_jobs > 1 else None
-        # numpy's BLAS (GE2E's preprocessing and mel, in this process) keeps
-        # one thread per core unless limited: beside the workers a GE2E
-        # embedding cost 982 CPU-ms instead of 27 (benchmarks/bench_evaluation.py)
-        blas = threadpool_limits(num_threads) if num_threads else None
+        finished = False
         try:
             yield pool
-        except BaseException:
-            if pool is not None:
-                pool.close(cancel=True)
-            raise
+            finished = True
         finally:
             if pool is not None:
-                pool.close()
-            if blas is not None:
-                blas.restore_original_limits()
+                pool.close(cancel=not finished)
 
 
 def run_study(
