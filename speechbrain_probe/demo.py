@@ -31,6 +31,7 @@ from pathlib import Path
 from .data.locks import FolderBusy, folder_lock
 from .data.synthetic import build_corpus
 from .environment import check_environment
+from .extras import require_extra
 from .pipeline import Stage, StageFailed, run_stages
 from .study_data import ModelId
 
@@ -450,8 +451,9 @@ def main(argv: list[str] | None = None) -> int:
             f"no recipes in {args.recipes_dir.resolve()}: run the demo from the "
             "repository root (make demo), or pass --recipes-dir=<repository>/recipes"
         )
-    # a broken install (e.g. a torchaudio built for another torch) stops here,
-    # in seconds, not in the first ASR stage minutes later
+    # a missing extra or a broken install (e.g. a torchaudio built for another
+    # torch) stops here, in seconds, not in the first ASR stage minutes later
+    require_extra("demo")
     check_environment()
 
     try:

@@ -1,11 +1,11 @@
-"""Check the Python environment before any long work, so a broken install stops
-in seconds with the fix, not minutes later inside a recipe.
+"""Check the Python environment: what ``make`` and CI run against the lock,
+and what a recipe says when torchaudio does not load with the installed torch.
 
 ``python -m speechbrain_probe.environment [--lock constraints.txt] [--strict]``
 
 What is checked, cheapest first:
 
-1. the versions installed against what the package asks for (its own
+1. the versions installed against the ranges the package declares (its own
    metadata, i.e. ``setup.py``), and torchaudio against torch: PyPI's
    torchaudio is built for one exact torch release and does not load with
    another (torchaudio 2.11.1 with torch 2.11.0 fails with ``undefined symbol:
@@ -13,13 +13,15 @@ What is checked, cheapest first:
 2. with ``--lock``, every package of the lock file at its exact version
    (a difference is a note, or a problem with ``--strict``);
 3. the stack loads: torch, torchaudio's compiled library, speechbrain, the
-   eSpeak NG library with its voice data, and the GE2E speaker encoder's
-   weights that ship inside resemblyzer.
+   GE2E speaker encoder's weights that ship inside resemblyzer, and the eSpeak
+   NG library with its voice data where the ``[corpus]`` extra is installed.
 
 Each problem names the package, the version found, the version expected and
-the command that fixes it. Notes that are not errors (another Python than
-the tested one, a package off the lock) are printed once per run: child
-processes inherit ``SBPROBE_ENV_NOTED`` and stay quiet.
+the command that fixes it. Recipes do not run this check; they import
+SpeechBrain as SpeechBrain's recipes do and turn a failed import into one
+message with :func:`import_failure`. Notes that are not errors (another
+Python than the tested one, a package off the lock) are printed once per run:
+child processes inherit ``SBPROBE_ENV_NOTED`` and stay quiet.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ __all__ = [
     "lock_problems",
     "load_problems",
     "check_environment",
+    "import_failure",
     "main",
 ]
 
@@ -168,9 +171,9 @@ def _project_requirements(extras=()) -> list:
     return wanted
 
 
-def version_problems(extras=("test",)) -> list[Problem]:
-    """Installed versions against the project's requirements, and the
-    torch/torchaudio pair. Imports nothing heavy.
+def version_problems(extras=()) -> list[Problem]:
+    """Installed versions against the project's requirements (the core, plus
+    ``extras``), and the torch/torchaudio pair. Imports nothing heavy.
 
     Example
     -------
@@ -187,7 +190,10 @@ def version_problems(extras=("test",)) -> list[Problem]:
         if found is None:
             problems.append(
                 Problem(
-                    req.name, None, expected or str(req.specifier), fix=_reinstall()
+                    req.name,
+                    None,
+                    expected or str(req.specifier),
+                    fix=None if expected else _install(req),
                 )
             )
         elif not req.specifier.contains(_release(found), prereleases=True):
@@ -196,8 +202,8 @@ def version_problems(extras=("test",)) -> list[Problem]:
                     req.name,
                     found,
                     expected or str(req.specifier),
-                    f"setup.py asks for {req.name}{req.specifier}",
-                    fix=None if expected else _reinstall(),
+                    f"speechbrain-probe asks for {req.name}{req.specifier}",
+                    fix=None if expected else _install(req),
                 )
             )
     torch, audio = _installed("torch"), _installed("torchaudio")
@@ -245,9 +251,7 @@ def lock_problems(lock) -> list[Problem]:
     return problems
 
 
-def lock_disagreements(
-    requirements, pins: dict[str, str], exact=("torch", "torchaudio")
-):
+def lock_disagreements(requirements, pins: dict[str, str], exact=()):
     """Where a lock and a package's requirements disagree.
 
     Arguments
@@ -268,7 +272,8 @@ def lock_disagreements(
     -------
     >>> lock = {"torch": "2.11.0", "torchaudio": "2.11.1", "numpy": "2.4.6"}
     >>> for line in lock_disagreements(["torch==2.11.0", "torchaudio==2.11.*",
-    ...                                 "numpy<2", "tqdm>=4"], lock):
+    ...                                 "numpy<2", "tqdm>=4"], lock,
+    ...                                exact=("torch", "torchaudio")):
     ...     print(line)
     torchaudio: the requirement 'torchaudio==2.11.*' is not one exact version
     numpy: locked 2.4.6, outside 'numpy<2'
@@ -302,10 +307,15 @@ def lock_disagreements(
     return lines
 
 
-def _reinstall() -> str:
+def _install(req) -> str:
+    return f"{sys.executable} -m pip install '{req.name}{req.specifier}'"
+
+
+def _reinstall(package: str) -> str:
     return (
-        f"{sys.executable} -m pip install -c constraints.txt -e '.[test]' "
-        "(from the project's folder; `make install` does it)"
+        f"{sys.executable} -m pip install --force-reinstall --no-deps '{package}' "
+        "(in the project's folder, `make install` rebuilds .venv from "
+        "constraints.txt)"
     )
 
 
@@ -327,6 +337,8 @@ def _load_torchaudio() -> None:
 
 
 def _load_espeak() -> None:
+    if importlib.util.find_spec("espeakng_loader") is None:
+        return  # the optional [corpus] extra is not installed
     from .data.espeak import get_espeak
 
     get_espeak()  # loads libespeak-ng and initialises it with its voice data
@@ -349,8 +361,8 @@ _LOADS = (
     ("torch", "torch", lambda: importlib.import_module("torch")),
     ("torchaudio", "torchaudio's compiled library (libtorchaudio)", _load_torchaudio),
     ("speechbrain", "speechbrain", lambda: importlib.import_module("speechbrain")),
-    ("espeakng-loader", "the eSpeak NG library and its voice data", _load_espeak),
     ("resemblyzer", "the GE2E speaker encoder weights", _load_ge2e),
+    ("espeakng-loader", "the eSpeak NG library and its voice data", _load_espeak),
 )
 
 
@@ -377,10 +389,49 @@ def load_problems() -> list[Problem]:
                     _installed(package),
                     None,
                     f"{what} does not load: {cause}",
-                    fix=_reinstall(),
+                    fix=_reinstall(package),
                 )
             )
     return problems
+
+
+def import_failure(error: BaseException) -> str:
+    """The message for a recipe whose ``import speechbrain`` failed.
+
+    SpeechBrain imports torchaudio, and torchaudio's compiled library loads
+    only with the torch release it was built for. When the installed pair
+    differs, the message names both versions and the torchaudio that matches;
+    otherwise it gives the error itself. A missing module is re-raised as it
+    is (that is not this fault).
+
+    Arguments
+    ---------
+    error : BaseException
+        What ``import speechbrain`` raised.
+
+    Returns
+    -------
+    str
+        The message, for ``raise SystemExit(import_failure(error)) from None``.
+
+    Example
+    -------
+    >>> print(import_failure(OSError("Could not load this library: libtorchaudio.so")))
+    speechbrain-probe: speechbrain does not import, so nothing was done.
+    - torchaudio's compiled library does not load: OSError: Could not load this library: libtorchaudio.so
+    The full check: ... -m speechbrain_probe.environment
+    """
+    if isinstance(error, ModuleNotFoundError):
+        raise error
+    lines = [p.describe() for p in version_problems()]
+    cause = _first_line(error)
+    what = "torchaudio's compiled library" if "torchaudio" in cause else "speechbrain"
+    lines.append(f"{what} does not load: {cause}")
+    return (
+        "speechbrain-probe: speechbrain does not import, so nothing was done.\n"
+        + "\n".join("- " + line.replace("\n", "\n  ") for line in lines)
+        + f"\nThe full check: {sys.executable} -m speechbrain_probe.environment"
+    )
 
 
 def _notes(lock, strict: bool) -> tuple[list[str], list[Problem]]:

@@ -39,6 +39,8 @@ from speechbrain_probe.asr_interface import FrozenASR, Geometry
 from speechbrain_probe.features import MelConfig
 from speechbrain_probe.hooks import LayerCapture, LayerReport
 
+from .extras import require_extra
+
 __all__ = ["HF_MODEL_TYPES", "WHISPER_WINDOWS", "HFEncoderASR", "whisper_encode"]
 
 HF_MODEL_TYPES = ("whisper", "wav2vec2", "hubert", "wavlm", "data2vec-audio")
@@ -143,13 +145,9 @@ class HFEncoderASR(FrozenASR):
                 "in training; trim: encode only what the audio needs)"
             )
         self.whisper_window = whisper_window
-        try:
-            import transformers
-        except ImportError as err:  # pragma: no cover - depends on the extra
-            raise ImportError(
-                "Hugging Face encoders need transformers: pip install "
-                "'speechbrain-probe[hf]'"
-            ) from err
+        require_extra("hf")
+        import transformers
+
         directory = Path(directory)
         config = json.loads((directory / "config.json").read_text())
         self.model_type = config.get("model_type", "")

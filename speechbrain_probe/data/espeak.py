@@ -14,6 +14,8 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..extras import require_extra
 from scipy.signal import resample_poly
 
 __all__ = ["Voice", "ESpeak", "get_espeak", "synthesize"]
@@ -72,13 +74,9 @@ class ESpeak:
     """
 
     def __init__(self):
-        try:
-            import espeakng_loader
-        except ImportError as err:  # pragma: no cover - dependency of the package
-            raise RuntimeError(
-                "espeakng-loader is not installed; run `pip install espeakng-loader` "
-                "(it ships libespeak-ng and its voice data)"
-            ) from err
+        require_extra("corpus")  # espeakng-loader ships libespeak-ng and its data
+        import espeakng_loader
+
         lib_path = espeakng_loader.get_library_path()
         data_path = espeakng_loader.get_data_path()
         try:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..extras import require_extra
 from .espeak import Voice
 
 __all__ = ["Speaker", "make_speakers", "VARIANTS", "DIALECTS", "available_variants"]
@@ -72,6 +73,7 @@ def available_variants() -> list[str]:
     >>> len(available_variants()) >= 48
     True
     """
+    require_extra("corpus")
     import espeakng_loader
 
     folder = Path(espeakng_loader.get_data_path()) / "voices" / "!v"

@@ -31,29 +31,31 @@ import logging
 import sys
 from pathlib import Path
 
-from speechbrain_probe.environment import check_environment
+try:  # speechbrain imports torchaudio, which loads only with its own torch
+    import speechbrain as sb
+    import torch
+    from hyperpyyaml import load_hyperpyyaml
+    from speechbrain.utils.checkpoints import Checkpointer
+    from speechbrain.utils.distributed import if_main_process, run_on_main
+    from speechbrain.utils.epoch_loop import EpochCounter
+    from speechbrain.utils.train_logger import FileTrainLogger
+except (ImportError, OSError) as error:
+    from speechbrain_probe.environment import import_failure
 
-check_environment()  # before speechbrain and torchaudio load: a broken install stops here
+    raise SystemExit(import_failure(error)) from None
 
-import speechbrain as sb  # noqa: E402
-import torch  # noqa: E402
-from hyperpyyaml import load_hyperpyyaml  # noqa: E402
-from speechbrain.utils.checkpoints import Checkpointer  # noqa: E402
-from speechbrain.utils.distributed import if_main_process, run_on_main  # noqa: E402
-from speechbrain.utils.epoch_loop import EpochCounter  # noqa: E402
-from speechbrain.utils.train_logger import FileTrainLogger  # noqa: E402
-
-from speechbrain_probe.data.user_corpus import (  # noqa: E402
+from speechbrain_probe.data.user_corpus import (
     load_audio,
     prepare_user_corpus,
 )
-from speechbrain_probe.devices import run_device  # noqa: E402
-from speechbrain_probe.evaluation.study import ModelSpec, run_study  # noqa: E402
-from speechbrain_probe.frozen import load_asr  # noqa: E402
-from speechbrain_probe.probe.brain import ProbeBrain, build_probes  # noqa: E402
-from speechbrain_probe.probe.noise_mixer import NoiseMixer  # noqa: E402
-from speechbrain_probe.probe.valid_l1 import write_valid_l1  # noqa: E402
-from speechbrain_probe.report import build_report  # noqa: E402
+from speechbrain_probe.devices import run_device
+from speechbrain_probe.evaluation.study import ModelSpec, run_study
+from speechbrain_probe.extras import extras_for_hparams, require_extra
+from speechbrain_probe.frozen import load_asr
+from speechbrain_probe.probe.brain import ProbeBrain, build_probes
+from speechbrain_probe.probe.noise_mixer import NoiseMixer
+from speechbrain_probe.probe.valid_l1 import write_valid_l1
+from speechbrain_probe.report import build_report
 
 logger = logging.getLogger(__name__)
 
@@ -196,18 +198,20 @@ def main(argv=None) -> int:
     hparams_file, run_opts, overrides = sb.parse_arguments(
         sys.argv[1:] if argv is None else argv
     )
+    # what the settings need beyond the core, before anything is written
+    require_extra(*extras_for_hparams(hparams_file, overrides))
     sb.utils.distributed.ddp_init_group(run_opts)
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
+    device = run_device(run_opts)
+    # 1. the models and their layers, then every manifest row: errors (a missing
+    # extra included) come before anything is written
+    loaded = load_and_check(models_to_probe(hparams), hparams, device)
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
-    device = run_device(run_opts)
-
-    # 1. the models and their layers, then every manifest row: errors come first
-    loaded = load_and_check(models_to_probe(hparams), hparams, device)
     prepare = dict(
         out_dir=hparams["data_folder"],
         train_csv=hparams["train_csv"],

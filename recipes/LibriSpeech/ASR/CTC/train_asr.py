@@ -24,20 +24,21 @@ import json
 import os
 import sys
 
-from speechbrain_probe.environment import check_environment
+try:  # speechbrain imports torchaudio, which loads only with its own torch
+    import speechbrain as sb
+    import torch
+    from hyperpyyaml import load_hyperpyyaml
+    from speechbrain.utils.distributed import if_main_process, run_on_main
+except (ImportError, OSError) as error:
+    from speechbrain_probe.environment import import_failure
 
-check_environment()  # before speechbrain and torchaudio load: a broken install stops here
+    raise SystemExit(import_failure(error)) from None
 
-import speechbrain as sb  # noqa: E402
-import torch  # noqa: E402
-from hyperpyyaml import load_hyperpyyaml  # noqa: E402
-from speechbrain.utils.distributed import if_main_process, run_on_main  # noqa: E402
-
-from speechbrain_probe.asr.brain import CTCBrain, make_ctc_dataset  # noqa: E402
-from speechbrain_probe.asr.export import export_asr  # noqa: E402
-from speechbrain_probe.asr.schedule import planned_steps  # noqa: E402
-from speechbrain_probe.asr.tokenizer import train_tokenizer  # noqa: E402
-from speechbrain_probe.asr.training import (  # noqa: E402
+from speechbrain_probe.asr.brain import CTCBrain, make_ctc_dataset
+from speechbrain_probe.asr.export import export_asr
+from speechbrain_probe.asr.schedule import planned_steps
+from speechbrain_probe.asr.tokenizer import train_tokenizer
+from speechbrain_probe.asr.training import (
     intermediate_tokenizer,
     prepare_features,
     run_test_sets,
@@ -45,10 +46,10 @@ from speechbrain_probe.asr.training import (  # noqa: E402
     train_order,
     unwrap,
 )
-from speechbrain_probe.data.librispeech import prepare_librispeech  # noqa: E402
-from speechbrain_probe.data.manifest import atomic_write_text  # noqa: E402
-from speechbrain_probe.data.musan import prepare_musan  # noqa: E402
-from speechbrain_probe.data.noisy import build_noisy_test_sets  # noqa: E402
+from speechbrain_probe.data.librispeech import prepare_librispeech
+from speechbrain_probe.data.manifest import atomic_write_text
+from speechbrain_probe.data.musan import prepare_musan
+from speechbrain_probe.data.noisy import build_noisy_test_sets
 
 
 def prepare_data(hparams):

@@ -32,25 +32,27 @@ import logging
 import sys
 from pathlib import Path
 
-from speechbrain_probe.environment import check_environment
+try:  # speechbrain imports torchaudio, which loads only with its own torch
+    import speechbrain as sb
+    import torch
+    from hyperpyyaml import load_hyperpyyaml
+    from speechbrain.utils.distributed import if_main_process, run_on_main
+except (ImportError, OSError) as error:
+    from speechbrain_probe.environment import import_failure
 
-check_environment()  # before speechbrain and torchaudio load: a broken install stops here
+    raise SystemExit(import_failure(error)) from None
 
-import speechbrain as sb  # noqa: E402
-import torch  # noqa: E402
-from hyperpyyaml import load_hyperpyyaml  # noqa: E402
-from speechbrain.utils.distributed import if_main_process, run_on_main  # noqa: E402
-
-from speechbrain_probe.data.librispeech_study import prepare_probe_data  # noqa: E402
-from speechbrain_probe.devices import run_device  # noqa: E402
-from speechbrain_probe.frozen import load_asr  # noqa: E402
-from speechbrain_probe.probe.brain import (  # noqa: E402
+from speechbrain_probe.data.librispeech_study import prepare_probe_data
+from speechbrain_probe.devices import run_device
+from speechbrain_probe.extras import extras_for_hparams, require_extra
+from speechbrain_probe.frozen import load_asr
+from speechbrain_probe.probe.brain import (
     HiddenStateCache,
     ProbeBrain,
     build_probes,
 )
-from speechbrain_probe.probe.noise_mixer import NoiseMixer  # noqa: E402
-from speechbrain_probe.probe.valid_l1 import write_valid_l1  # noqa: E402
+from speechbrain_probe.probe.noise_mixer import NoiseMixer
+from speechbrain_probe.probe.valid_l1 import write_valid_l1
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +129,8 @@ def main(argv=None):
     hparams_file, run_opts, overrides = sb.parse_arguments(
         sys.argv[1:] if argv is None else argv
     )
+    # what the settings need beyond the core, before anything is written
+    require_extra(*extras_for_hparams(hparams_file, overrides))
     sb.utils.distributed.ddp_init_group(run_opts)
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)

@@ -24,20 +24,21 @@ import json
 import os
 import sys
 
-from speechbrain_probe.environment import check_environment
+try:  # speechbrain imports torchaudio, which loads only with its own torch
+    import speechbrain as sb
+    import torch
+    from hyperpyyaml import load_hyperpyyaml
+    from speechbrain.utils.distributed import if_main_process, run_on_main
+except (ImportError, OSError) as error:
+    from speechbrain_probe.environment import import_failure
 
-check_environment()  # before speechbrain and torchaudio load: a broken install stops here
+    raise SystemExit(import_failure(error)) from None
 
-import speechbrain as sb  # noqa: E402
-import torch  # noqa: E402
-from hyperpyyaml import load_hyperpyyaml  # noqa: E402
-from speechbrain.utils.distributed import if_main_process, run_on_main  # noqa: E402
-
-from speechbrain_probe.asr.brain import CTCBrain, make_ctc_dataset  # noqa: E402
-from speechbrain_probe.asr.export import export_asr  # noqa: E402
-from speechbrain_probe.asr.schedule import planned_steps  # noqa: E402
-from speechbrain_probe.asr.tokenizer import train_tokenizer  # noqa: E402
-from speechbrain_probe.asr.training import (  # noqa: E402
+from speechbrain_probe.asr.brain import CTCBrain, make_ctc_dataset
+from speechbrain_probe.asr.export import export_asr
+from speechbrain_probe.asr.schedule import planned_steps
+from speechbrain_probe.asr.tokenizer import train_tokenizer
+from speechbrain_probe.asr.training import (
     intermediate_tokenizer,
     prepare_features,
     run_test_sets,
@@ -45,8 +46,9 @@ from speechbrain_probe.asr.training import (  # noqa: E402
     train_order,
     unwrap,
 )
-from speechbrain_probe.data.manifest import atomic_write_text  # noqa: E402
-from speechbrain_probe.data.synthetic import build_corpus  # noqa: E402
+from speechbrain_probe.data.manifest import atomic_write_text
+from speechbrain_probe.data.synthetic import build_corpus
+from speechbrain_probe.extras import require_extra
 
 
 def dataio_prepare(hparams, tokenizer, inter_tokenizer, output_frames):
@@ -98,6 +100,8 @@ def main(argv=None):
     hparams_file, run_opts, overrides = sb.parse_arguments(
         sys.argv[1:] if argv is None else argv
     )
+    # what the settings need beyond the core, before anything is written
+    require_extra("corpus")
     sb.utils.distributed.ddp_init_group(run_opts)
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)

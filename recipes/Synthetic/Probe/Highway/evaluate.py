@@ -24,16 +24,17 @@ everything runs, not a result).
 import logging
 import sys
 
-from speechbrain_probe.environment import check_environment
+try:  # speechbrain imports torchaudio, which loads only with its own torch
+    import speechbrain as sb
+    from hyperpyyaml import load_hyperpyyaml
+except (ImportError, OSError) as error:
+    from speechbrain_probe.environment import import_failure
 
-check_environment()  # before speechbrain and torchaudio load: a broken install stops here
+    raise SystemExit(import_failure(error)) from None
 
-import speechbrain as sb  # noqa: E402
-from hyperpyyaml import load_hyperpyyaml  # noqa: E402
-
-from speechbrain_probe.devices import run_device  # noqa: E402
-from speechbrain_probe.evaluation.study import ModelSpec, run_study  # noqa: E402
-from speechbrain_probe.report import build_report  # noqa: E402
+from speechbrain_probe.devices import run_device
+from speechbrain_probe.evaluation.study import ModelSpec, run_study
+from speechbrain_probe.report import build_report
 
 logger = logging.getLogger(__name__)
 

@@ -22,23 +22,25 @@ import sys
 import time
 from pathlib import Path
 
-from speechbrain_probe.environment import check_environment
+try:  # speechbrain imports torchaudio, which loads only with its own torch
+    import speechbrain as sb
+    import torch
+    from hyperpyyaml import load_hyperpyyaml
+    from speechbrain.dataio.dataio import read_audio
+    from speechbrain.utils.distributed import run_on_main
+except (ImportError, OSError) as error:
+    from speechbrain_probe.environment import import_failure
 
-check_environment()  # before speechbrain and torchaudio load: a broken install stops here
+    raise SystemExit(import_failure(error)) from None
 
-import speechbrain as sb  # noqa: E402
-import torch  # noqa: E402
-from hyperpyyaml import load_hyperpyyaml  # noqa: E402
-from speechbrain.dataio.dataio import read_audio  # noqa: E402
-from speechbrain.utils.distributed import run_on_main  # noqa: E402
-
-from speechbrain_probe.checkpoints import KillSafeCheckpoints  # noqa: E402
-from speechbrain_probe.data.manifest import atomic_write_text, read_manifest  # noqa: E402
-from speechbrain_probe.data.synthetic import build_corpus  # noqa: E402
-from speechbrain_probe.evaluation.scoring import score_cell  # noqa: E402
-from speechbrain_probe.metrics.ecapa import export_ecapa  # noqa: E402
-from speechbrain_probe.metrics.speaker import ECAPAVerifier, GE2EVerifier  # noqa: E402
-from speechbrain_probe.metrics.trials import load_trials, make_trials, save_trials  # noqa: E402
+from speechbrain_probe.checkpoints import KillSafeCheckpoints
+from speechbrain_probe.data.manifest import atomic_write_text, read_manifest
+from speechbrain_probe.data.synthetic import build_corpus
+from speechbrain_probe.evaluation.scoring import score_cell
+from speechbrain_probe.extras import require_extra
+from speechbrain_probe.metrics.ecapa import export_ecapa
+from speechbrain_probe.metrics.speaker import ECAPAVerifier, GE2EVerifier
+from speechbrain_probe.metrics.trials import load_trials, make_trials, save_trials
 
 
 class ECAPABrain(KillSafeCheckpoints, sb.Brain):
@@ -156,6 +158,8 @@ def main(argv=None):
     hparams_file, run_opts, overrides = sb.parse_arguments(
         sys.argv[1:] if argv is None else argv
     )
+    # what the settings need beyond the core, before anything is written
+    require_extra("corpus")
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
     sb.create_experiment_directory(
