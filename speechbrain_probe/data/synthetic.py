@@ -27,6 +27,7 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from dataclasses import asdict
@@ -37,8 +38,8 @@ import numpy as np
 from tqdm import tqdm
 
 from .audio import check_audio_info, read_checked, write_wav
-from .locks import folder_lock
 from .espeak import Voice, get_espeak
+from .locks import folder_lock
 from .manifest import atomic_write_text, read_manifest, write_manifest
 from .noise import NOISE_CATEGORIES, NOISE_FIELDS, make_babble, make_music, make_noise
 from .noisy import build_noisy_test_sets
@@ -225,11 +226,19 @@ def _run_synthesis(jobs: list[_Job], sample_rate: int, progress: bool) -> None:
     fd, plan_path = tempfile.mkstemp(prefix="speechbrain_probe_plan_", suffix=".json")
     with os.fdopen(fd, "w") as handle:
         json.dump(payload, handle)
-    package_root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [package_root] + [p for p in [env.get("PYTHONPATH")] if p]
-    )
+    package_root = str(Path(__file__).resolve().parents[2])
+    installed = {
+        str(Path(sysconfig.get_paths()[k]).resolve()) for k in ("purelib", "platlib")
+    }
+    if package_root not in installed:
+        # a source tree (not installed): the child must find the package there.
+        # Never site-packages itself on PYTHONPATH: it would come before the
+        # standard library, and a backport there (the 'typing' that resemblyzer
+        # requires) would shadow it
+        env["PYTHONPATH"] = os.pathsep.join(
+            [package_root] + [p for p in [env.get("PYTHONPATH")] if p]
+        )
     code = "from speechbrain_probe.data.synthetic import _worker_main; _worker_main()"
     try:
         done = subprocess.run([sys.executable, "-c", code, plan_path], env=env)
