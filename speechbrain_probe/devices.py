@@ -10,6 +10,7 @@ absent is an error that says so, before any work.
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 
@@ -63,9 +64,10 @@ def resolve_device(device=None) -> str:
     ValueError: device 'None' is not a torch device; give --device=cpu, --device=cuda or --device=cuda:0
     """
     if device is None or device == "":
-        from speechbrain.utils.distributed import infer_device
-
-        return infer_device()
+        # what SpeechBrain 1.1's infer_device picks (1.0 has no such function)
+        if torch.cuda.is_available():
+            return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        return "cpu"
     text = str(device)
     try:
         parsed = torch.device(text)
