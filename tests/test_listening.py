@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import csv
 import json
 import os
+import shutil
 import sqlite3
+import subprocess
 import threading
 from pathlib import Path
 
@@ -698,13 +701,17 @@ def _serve_argv(samples, db, *more):
 
 @pytest.fixture
 def no_serving(monkeypatch):
-    """Fail instead of serving forever when a CLI test gets past its checks."""
-    import waitress
+    """Fail instead of serving forever when a CLI test gets past its checks.
 
-    def refuse(*args, **kwargs):
+    ``serve`` binds its port (here a free one) before it creates the database,
+    so only running the bound server is refused; ``serve`` closes it then."""
+    from waitress.server import BaseWSGIServer, MultiSocketServer
+
+    def refuse(self):
         raise AssertionError("serve got as far as starting the server")
 
-    monkeypatch.setattr(waitress, "create_server", refuse)
+    monkeypatch.setattr(BaseWSGIServer, "run", refuse)
+    monkeypatch.setattr(MultiSocketServer, "run", refuse)
 
 
 def _unwritable_dir():
@@ -1149,24 +1156,6 @@ def test_secure_cookies_option(app_parts, samples):
     assert "Secure" in resp.headers["Set-Cookie"]
 
 
-def test_trust_proxy_limits_registration_per_forwarded_client(app_parts):
-    registry, design, store, _ = app_parts
-    app = create_app(
-        registry, store, design, TOKEN, trust_proxy=True, register_burst=1, **OPEN
-    )
-
-    def attempt(rater, forwarded):
-        return app.test_client().post(
-            "/api/raters",
-            json={"rater_id": rater},
-            headers={"X-Forwarded-For": forwarded},
-        )
-
-    assert attempt("p1", "198.51.100.1").status_code == 201
-    assert attempt("p2", "198.51.100.1").status_code == 429
-    assert attempt("p3", "198.51.100.2").status_code == 201
-
-
 def test_stimuli_root_allows_a_folder_besides_the_csv(tmp_path):
     samples = _study_with_extra_row(tmp_path, "../elsewhere.wav")
     (tmp_path / "elsewhere.wav").write_bytes(b"RIFF" * 20)
@@ -1175,3 +1164,312 @@ def test_stimuli_root_allows_a_folder_besides_the_csv(tmp_path):
     registry = load_registry(samples, roots=[tmp_path])
     path = str((tmp_path / "elsewhere.wav").resolve())
     assert registry.read_audio(path) == b"RIFF" * 20
+
+
+# -- issue 26: wrong answer keys, fetch tracking, careless settings -------------------
+#
+# Each test below failed on the code before the fix (run against it in a scratch copy).
+
+
+def _rows_csv(tmp_path, rows, files):
+    """A study folder with ``files`` ({name: bytes}) and a CSV of ``rows``
+    (utt_id, spk_id, model, path); returns the CSV's path."""
+    study = tmp_path / "study"
+    study.mkdir(exist_ok=True)
+    for name, data in files.items():
+        (study / name).write_bytes(data)
+    lines = ["utt_id,spk_id,model,layer,condition,kind,path"]
+    lines += [f"{u},{s},{m},cnn1,clean,reconstruction,{p}" for u, s, m, p in rows]
+    (study / "samples.csv").write_text("\n".join(lines) + "\n")
+    return study / "samples.csv"
+
+
+FOUR_VOICES = [("s0u0", "s0"), ("s0u1", "s0"), ("s1u0", "s1"), ("s1u1", "s1")]
+
+
+@pytest.mark.parametrize("reuse", ["one_file_two_speakers", "copies_two_utterances"])
+def test_one_recording_listed_as_two_speakers_or_utterances_is_refused(
+    tmp_path, capsys, no_serving, reuse
+):
+    """48 of 864 slots of an outside test played another voice under its label:
+    the trial keys were wrong. Identical bytes must keep one identity."""
+    files = {f"{u}.wav": b"RIFF" + u.encode() * 40 for u, _ in FOUR_VOICES}
+    rows = [(u, s, "m", f"{u}.wav") for u, s in FOUR_VOICES]
+    if reuse == "one_file_two_speakers":
+        rows.append(("s2u0", "s2", "m", "s0u0.wav"))  # line 6 reuses line 2's wav
+        lines = ("line 2", "line 6")
+    else:
+        files["copy.wav"] = files["s1u1.wav"]  # line 6: a copy of line 5's wav
+        rows.append(("s1u9", "s1", "m", "copy.wav"))
+        lines = ("line 5", "line 6")
+    samples = _rows_csv(tmp_path, rows, files)
+    with pytest.raises(ValueError, match="one speaker and utterance"):
+        load_registry(samples)
+    db = tmp_path / "answers.sqlite"
+    assert cli.main(_serve_argv(samples, db)) == 2
+    err = capsys.readouterr().err
+    assert all(line in err for line in lines) and "Traceback" not in err, err
+    assert not db.exists()
+
+
+def test_one_recording_may_serve_several_models_under_one_identity(tmp_path):
+    files = {f"{u}.wav": b"RIFF" + u.encode() * 40 for u, _ in FOUR_VOICES}
+    rows = [(u, s, m, f"{u}.wav") for m in ("m1", "m2") for u, s in FOUR_VOICES]
+    assert len(load_registry(_rows_csv(tmp_path, rows, files))) == 8
+
+
+def test_audio_counts_as_fetched_only_when_a_reply_carried_all_of_it(app_parts):
+    """A HEAD, a probe range (Safari asks for bytes 0-1 first), a range without
+    the start or a 416 sent no audio to hear: before, each counted as fetched."""
+    registry, _, store, app = app_parts
+    client = app.test_client()
+    trial = register(client)["trial"]
+    url = trial["audio"]
+    path = store.trial_audio_path("r1", trial["trial_id"], "A")
+    n = registry.files[path].size
+    assert client.head(url["A"]).status_code == 200
+    for header, status in {
+        "bytes=0-0": 206,
+        "bytes=0-1": 206,
+        "bytes=1-": 206,
+        f"bytes={n}-": 416,
+    }.items():
+        assert client.get(url["A"], headers={"Range": header}).status_code == status
+    assert client.get(url["B"], headers={"Range": "bytes=0-"}).status_code == 206
+    assert client.get(url["X"]).status_code == 200
+    client.post("/api/answers", json={"trial_id": trial["trial_id"], "answer": "A"})
+    assert [a["audio_fetched"] for a in store.answered_cells()] == ["BX"]
+
+
+def test_answers_keep_the_order_of_the_trials(app_parts):
+    """Decision (issue 26): only the rater's current trial can be answered, as the
+    rater page does; answering ahead or skipping gets 409 and stores nothing."""
+    _, _, store, app = app_parts
+    client = app.test_client()
+    register(client)
+    conn = sqlite3.connect(store.path)
+    first, second = (
+        row[0]
+        for row in conn.execute(
+            "SELECT trial_id FROM trials WHERE rater_id='r1' ORDER BY seq LIMIT 2"
+        )
+    )
+    ahead = client.post("/api/answers", json={"trial_id": second, "answer": "A"})
+    assert ahead.status_code == 409 and "current trial" in ahead.get_json()["error"]
+    assert store.answered_cells() == []
+    for trial_id in (first, second):
+        resp = client.post("/api/answers", json={"trial_id": trial_id, "answer": "B"})
+        assert resp.status_code == 201
+    again = client.post("/api/answers", json={"trial_id": first, "answer": "A"})
+    assert again.status_code == 409 and "already" in again.get_json()["error"]
+
+
+def test_requests_naming_another_host_are_refused(app_parts):
+    """DNS rebinding: a page of another domain that resolves to the server sends
+    its own name as Host. Decision (issue 26): IP addresses, localhost and the
+    names of --allowed-host are served, any other name gets 400 (so invitation
+    links on the admin page can only carry an allowed name)."""
+    registry, design, store, _ = app_parts
+    app = create_app(
+        registry, store, design, TOKEN, allowed_hosts=("Lab.example.org",), **OPEN
+    )
+    client = app.test_client()
+    statuses = {
+        host: client.get("/healthz", headers={"Host": host}).status_code
+        for host in (
+            "localhost",
+            "127.0.0.1:8765",
+            "[::1]:8765",
+            "lab.example.org",
+            "rebound.example",
+            "rebound.example:8765",
+        )
+    }
+    assert statuses == {
+        "localhost": 200,
+        "127.0.0.1:8765": 200,
+        "[::1]:8765": 200,
+        "lab.example.org": 200,
+        "rebound.example": 400,
+        "rebound.example:8765": 400,
+    }
+    resp = client.get(f"/admin?token={TOKEN}", headers={"Host": "rebound.example"})
+    assert resp.status_code == 400 and "--allowed-host" in resp.get_json()["error"]
+
+
+def test_registration_limit_refuses_a_rate_that_is_not_a_number():
+    from speechbrain_probe.listening.app import RateLimiter
+
+    for rate in (float("nan"), -1.0, float("inf")):
+        with pytest.raises(ValueError, match="registrations per minute"):
+            RateLimiter(rate, burst=10)
+    assert RateLimiter(0, burst=1).take("a") == RateLimiter(0, burst=1).take("a") == 0
+
+
+@pytest.mark.parametrize(
+    "option, value, named",
+    [
+        ("--port", "99999", "99999"),
+        ("--port", "-1", "-1"),
+        ("--register-per-minute", "nan", "nan"),
+        ("--register-per-minute", "-5", "-5"),
+        ("--stimuli-root", "/nonexistent-stimuli", "/nonexistent-stimuli"),
+        ("--admin-token", " " * 20, "admin token"),
+        ("--admin-token", "", "admin token"),
+        ("--max-stimulus-mb", "0", "--max-stimulus-mb"),
+        ("--trust-proxy", "proxy.example", "proxy.example"),
+        ("--connection-limit", "100000000", "100000000"),
+    ],
+)
+def test_cli_serve_refuses_bad_settings_before_creating_the_database(
+    samples, tmp_path, capsys, no_serving, option, value, named
+):
+    """Before: --port 99999 listened on 34463, nan or a negative rate turned the
+    registration limit off, a missing --stimuli-root or a blank token passed."""
+    db = tmp_path / "answers.sqlite"
+    assert cli.main([*_serve_argv(samples, db), option, value]) == 2
+    err = capsys.readouterr().err
+    assert named in err and len(err.strip().splitlines()) == 1, err
+    assert not db.exists()
+
+
+def test_a_hard_link_to_a_file_outside_the_study_is_refused(
+    tmp_path, capsys, no_serving
+):
+    outside = tmp_path / "secret.wav"
+    outside.write_bytes(b"RIFF top secret " * 64)
+    samples = _study_with_extra_row(tmp_path, "linked.wav")
+    os.link(outside, samples.parent / "linked.wav")
+    db = tmp_path / "answers.sqlite"
+    assert cli.main(_serve_argv(samples, db)) == 2
+    err = capsys.readouterr().err
+    assert "line 6" in err and "hard link" in err, err
+    assert not db.exists()
+
+
+def test_stimuli_above_the_size_limit_or_empty_are_refused(
+    tmp_path, capsys, no_serving
+):
+    """Every request for audio reads the whole file (to check its hash): eight
+    2-byte ranges of a 150 MiB stimulus took the server to 2.3 GB."""
+    samples = _study_with_extra_row(tmp_path, "long.wav")
+    long = samples.parent / "long.wav"
+    with open(long, "wb") as handle:
+        handle.truncate(2 * 2**20)  # 2 MiB (sparse)
+    assert len(load_registry(samples)) == 5  # below the default 16 MiB
+    db = tmp_path / "answers.sqlite"
+    assert cli.main(_serve_argv(samples, db, "--max-stimulus-mb", "1")) == 2
+    err = capsys.readouterr().err
+    assert "line 6" in err and "--max-stimulus-mb" in err, err
+    long.write_bytes(b"")
+    assert cli.main(_serve_argv(samples, db)) == 2
+    assert "line 6" in (err := capsys.readouterr().err) and "empty" in err, err
+    assert not db.exists()
+
+
+@pytest.mark.parametrize("bad", ["nul", "latin1"])
+def test_a_csv_with_a_nul_or_not_in_utf8_is_refused_naming_file_and_line(
+    tmp_path, capsys, no_serving, bad
+):
+    samples = _study_with_extra_row(tmp_path, "x\x00y.wav" if bad == "nul" else "é.wav")
+    if bad == "latin1":
+        samples.write_bytes(samples.read_text().encode("latin-1"))
+    db = tmp_path / "answers.sqlite"
+    assert cli.main(_serve_argv(samples, db)) == 2
+    err = capsys.readouterr().err
+    assert f"{samples} line 6" in err and "Traceback" not in err, err
+    assert not db.exists()
+
+
+def test_cli_db_that_is_a_symbolic_link_to_nowhere_is_refused(
+    samples, tmp_path, capsys, no_serving
+):
+    """Before, SQLite created the link's target with mode 0644."""
+    db = tmp_path / "answers.sqlite"
+    os.symlink(tmp_path / "gone" / "real.sqlite", db)
+    (tmp_path / "gone").mkdir()
+    assert cli.main(_serve_argv(samples, db)) == 2
+    err = capsys.readouterr().err
+    assert str(db) in err and "symbolic link" in err, err
+    assert not (tmp_path / "gone" / "real.sqlite").exists()
+
+
+def test_a_port_in_use_leaves_no_database_and_a_retry_starts(
+    samples, tmp_path, capsys, no_serving
+):
+    """Before, the database was created first: a retry with other settings was
+    refused as 'a different design'."""
+    import socket
+
+    db = tmp_path / "answers.sqlite"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        argv = _serve_argv(samples, db)
+        argv[argv.index("--port") + 1] = str(port)
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"127.0.0.1:{port}" in err and "--port" in err, err
+        assert not db.exists()
+    with pytest.raises(AssertionError, match="starting the server"):
+        cli.main(_serve_argv(samples, db, "--seed", "7"))
+    assert "different design" not in capsys.readouterr().err
+    assert db.exists()
+
+
+@contextlib.contextmanager
+def _read_only(path: Path):
+    """``path`` (a file or folder) read-only for this process, even as root (the
+    immutable attribute, where chattr works), restored on leaving."""
+    if os.geteuid() != 0:
+        mode = path.stat().st_mode
+        path.chmod(0o555 if path.is_dir() else 0o444)
+        try:
+            yield
+        finally:
+            path.chmod(mode)
+        return
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", str(path)]).returncode:
+        pytest.skip("no way to make a file read-only for root here")
+    try:
+        yield
+    finally:
+        subprocess.run([chattr, "-i", str(path)], check=True)
+
+
+def test_serve_names_a_read_only_database(app_parts, samples, tmp_path, capsys):
+    _, _, store, _ = app_parts
+    store.close()
+    with _read_only(store.path):
+        assert cli.main(_serve_argv(samples, store.path)) == 2
+    err = capsys.readouterr().err
+    assert str(store.path) in err and "read-only" in err, err
+
+
+def test_results_reads_an_archived_read_only_database_without_writing(
+    app_parts, tmp_path, capsys
+):
+    _, _, store, app = app_parts
+    client = app.test_client()
+    trial = register(client)["trial"]
+    client.post("/api/answers", json={"trial_id": trial["trial_id"], "answer": "A"})
+    store.close()  # the last connection: SQLite folds the WAL into the file
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    shutil.copy(store.path, archive / "answers.sqlite")
+    before = (archive / "answers.sqlite").read_bytes()
+    out = tmp_path / "out"
+    with _read_only(archive):
+        argv = [
+            "results",
+            "--db",
+            str(archive / "answers.sqlite"),
+            "--out-dir",
+            str(out),
+        ]
+        assert cli.main(argv) == 0, capsys.readouterr().err
+    assert sorted(p.name for p in archive.iterdir()) == ["answers.sqlite"]
+    assert (archive / "answers.sqlite").read_bytes() == before
+    assert len(list(csv.DictReader((out / "answers.csv").open()))) == 1

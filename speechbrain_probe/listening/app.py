@@ -6,9 +6,15 @@ Rater side (session cookie, set at registration):
 * ``POST /api/raters`` ``{"rater_id": ..., "invite": ...}``: register (with an
   invitation code unless registration is open), get all trials; rate-limited
   per client address (429 with ``Retry-After``);
-* ``POST /api/answers`` ``{"trial_id", "answer": "A"|"B", "response_ms"}``;
+* ``POST /api/answers`` ``{"trial_id", "answer": "A"|"B", "response_ms"}``: the
+  answer to the rater's current trial (trials are answered in their order);
 * ``GET /audio/<trial_id>/<A|B|X>``: audio of one of *your own* trials (single
-  byte ranges answered with 206).
+  byte ranges answered with 206). A slot counts as fetched once a GET reply has
+  carried all of its bytes.
+
+Every request must name this server in its ``Host`` header: an IP address,
+``localhost`` or a name given with ``allowed_hosts`` (a page on another domain
+that resolves to this server, DNS rebinding, gets 400).
 
 A rater sees only opaque trial ids and audio URLs, never a path, a speaker, a
 layer, the key or anyone's answers. Audio comes only from the registered
@@ -36,7 +42,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from flask import Flask, Response, jsonify, make_response, redirect, request
 from werkzeug.exceptions import HTTPException
@@ -55,6 +61,7 @@ from .results import (
 from .store import (
     AlreadyAnswered,
     InvalidInvite,
+    NotCurrentTrial,
     RaterExists,
     Store,
     TooManyRaters,
@@ -62,7 +69,13 @@ from .store import (
     normalize_invite,
 )
 
-__all__ = ["create_app", "RateLimiter", "MAX_BODY_BYTES", "SECURITY_HEADERS"]
+__all__ = [
+    "create_app",
+    "admin_token_problem",
+    "RateLimiter",
+    "MAX_BODY_BYTES",
+    "SECURITY_HEADERS",
+]
 
 log = logging.getLogger("speechbrain_probe.listening")
 
@@ -162,6 +175,22 @@ def _json_body(allowed: dict[str, type], required: tuple[str, ...]) -> dict:
     return data
 
 
+def admin_token_problem(token: str) -> str | None:
+    """What makes ``token`` unfit to guard the admin pages, or None.
+
+    Example
+    -------
+    >>> admin_token_problem("x" * 16) is None, admin_token_problem(" " * 16)[:24]
+    (True, 'the admin token must hav')
+    """
+    if len(token) < 16 or not token.isprintable() or any(c.isspace() for c in token):
+        return (
+            "the admin token must have at least 16 characters and no spaces or "
+            "control characters"
+        )
+    return None
+
+
 class RateLimiter:
     """A token bucket per client: ``burst`` attempts at once, then
     ``per_minute`` more each minute. Thread-safe; remembers at most
@@ -170,7 +199,7 @@ class RateLimiter:
     Parameters
     ----------
     per_minute : float
-        Refill rate; 0 or less: no limit.
+        Refill rate; 0: no limit. Negative or not finite: :class:`ValueError`.
     burst : int
         Bucket size.
     clock : callable
@@ -195,6 +224,11 @@ class RateLimiter:
         clock=time.monotonic,
         max_clients: int = 10_000,
     ):
+        if not 0 <= per_minute < math.inf:
+            raise ValueError(
+                f"registrations per minute must be 0 (no limit) or a positive "
+                f"number, got {per_minute}"
+            )
         self.per_s = float(per_minute) / 60.0
         self.burst = max(1, int(burst))
         self.clock = clock
@@ -204,7 +238,7 @@ class RateLimiter:
 
     def take(self, client: str) -> int:
         """Spend one attempt of ``client``; return 0, or the seconds to wait."""
-        if self.per_s <= 0:
+        if self.per_s == 0:
             return 0
         with self._lock:
             now = self.clock()
@@ -243,6 +277,27 @@ def _client_key(address: str | None) -> str:
     return str(ip)
 
 
+def _named_host(host: str, allowed: frozenset[str]) -> bool:
+    """True when the ``Host`` of a request is an IP address, ``localhost`` or a
+    name of ``allowed`` (lower case), with any port.
+
+    Example
+    -------
+    >>> names = frozenset({"lab.example.org"})
+    >>> [_named_host(h, names) for h in ("127.0.0.1:8765", "[::1]", "LAB.example.org",
+    ...                                   "localhost:80", "evil.example", "")]
+    [True, True, True, True, False, False]
+    """
+    name = SplitResult("", host, "", "", "").hostname
+    if not name:
+        return False
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return name == "localhost" or name in allowed
+    return True
+
+
 def _admin_cookie_value(admin_token: str) -> str:
     """What the admin cookie holds: a hash of the token, never the token."""
     return hashlib.sha256(f"speechbrain-probe-admin:{admin_token}".encode()).hexdigest()
@@ -261,7 +316,7 @@ def create_app(
     register_per_minute: float = 10.0,
     register_burst: int = 10,
     clock=time.monotonic,
-    trust_proxy: bool = False,
+    allowed_hosts: tuple[str, ...] = (),
 ) -> Flask:
     """Build the app.
 
@@ -287,9 +342,11 @@ def create_app(
         ``register_per_minute <= 0``: no limit.
     clock : callable
         Monotonic seconds of the rate limit (for tests).
-    trust_proxy : bool
-        Take the client address, scheme and host from one reverse proxy's
-        ``X-Forwarded-*`` headers (only behind a proxy that sets them).
+    allowed_hosts : tuple of str
+        Names besides IP addresses and ``localhost`` that requests may give as
+        their ``Host`` (the name raters use; behind a reverse proxy, the public
+        one). Any other name gets 400. Behind a proxy, the client address,
+        scheme and host come from the server (:func:`server.proxy_adjustments`).
 
     Example
     -------
@@ -310,16 +367,14 @@ def create_app(
     >>> r.status_code, r.get_json()["total"]
     (201, 2)
     """
-    if len(admin_token) < 16:
-        raise ValueError("the admin token must have at least 16 characters")
+    problem = admin_token_problem(admin_token)
+    if problem:
+        raise ValueError(problem)
     if not registry.verified:
         registry.verify()
     app = Flask("speechbrain_probe.listening")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    if trust_proxy:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
+    hosts = frozenset(h.lower() for h in allowed_hosts)
     figure_lock = threading.Lock()
     limiter = RateLimiter(register_per_minute, register_burst, clock=clock)
     admin_cookie = _admin_cookie_value(admin_token)
@@ -396,6 +451,15 @@ def create_app(
     @app.errorhandler(HTTPException)
     def _http(err: HTTPException):
         return jsonify(error=err.description or err.name), err.code
+
+    @app.before_request
+    def _known_host():
+        if not _named_host(request.host, hosts):
+            raise BadRequest(
+                400,
+                "this server does not answer to the host name of this request; "
+                "the experimenter can allow it with serve --allowed-host",
+            )
 
     @app.after_request
     def _headers(resp: Response):
@@ -501,6 +565,10 @@ def create_app(
             raise BadRequest(404, "unknown trial") from None
         except AlreadyAnswered:
             raise BadRequest(409, "this trial has been answered already") from None
+        except NotCurrentTrial:
+            raise BadRequest(
+                409, "answer your current trial first (GET /api/state names it)"
+            ) from None
         return jsonify(state_of(rater_id)), 201
 
     @app.get("/audio/<trial_id>/<slot>")
@@ -523,11 +591,14 @@ def create_app(
             raise BadRequest(
                 410, "this audio changed on the server; please tell the experimenter"
             ) from None
-        store.mark_fetched(trial_id, slot)
         mimetype = _AUDIO_TYPES.get(
             os.path.splitext(path)[1].lower(), "application/octet-stream"
         )
-        return _bytes_response(payload, mimetype)
+        resp = _bytes_response(payload, mimetype)
+        # heard only if all of it went out: not a HEAD, a probe range or a 416
+        if request.method == "GET" and _carries_all(resp, len(payload)):
+            store.mark_fetched(trial_id, slot)
+        return resp
 
     def admin_page(new_codes: list[str] | None = None) -> Response:
         answers = store.answered_cells()
@@ -621,6 +692,15 @@ def create_app(
 
 class _NoSession(Exception):
     """The request has no valid rater session."""
+
+
+def _carries_all(resp: Response, n: int) -> bool:
+    """True when ``resp`` carries all ``n`` bytes of a payload of
+    :func:`_bytes_response`: a 200, or a 206 of the range ``0-(n-1)``."""
+    return resp.status_code == 200 or (
+        resp.status_code == 206
+        and resp.headers.get("Content-Range") == f"bytes 0-{n - 1}/{n}"
+    )
 
 
 def _bytes_response(payload: bytes, mimetype: str) -> Response:

@@ -8,15 +8,18 @@ starts the app on localhost with waitress (a multi-threaded WSGI server);
 stimuli to try it without the rest of the pipeline.
 
 Bad input (a missing or unusable file or folder, a stimulus outside the study,
-an absurd setting) ends with exit status 2 and a message naming it, never a
-traceback; the database is created only once every check has passed.
+an absurd setting, a port in use) ends with exit status 2 and a message naming
+it, never a traceback; the database is created only once every check has passed
+and the port is bound.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import ipaddress
 import json
+import math
 import os
 import secrets
 import sqlite3
@@ -71,8 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--connection-limit",
         type=int,
-        default=1000,
-        help="open connections the server accepts (browsers keep several open each)",
+        default=None,
+        help="open connections the server accepts (browsers keep several open "
+        "each; default 4000, or what the open-file limit allows)",
     )
     serve.add_argument("--trials-per-layer", type=int, default=4)
     serve.add_argument("--seed", type=int, default=0)
@@ -136,15 +140,33 @@ def build_parser() -> argparse.ArgumentParser:
         "(repeatable)",
     )
     serve.add_argument(
+        "--max-stimulus-mb",
+        type=float,
+        default=16.0,
+        help="largest stimulus file in MiB (each request for audio reads all of it)",
+    )
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a host name raters use to reach the server (repeatable; IP addresses "
+        "and localhost always work); requests naming another host get 400",
+    )
+    serve.add_argument(
         "--secure-cookies",
         action="store_true",
         help="mark cookies Secure (when raters reach the app over HTTPS)",
     )
     serve.add_argument(
         "--trust-proxy",
-        action="store_true",
-        help="behind one reverse proxy: take the client address, scheme and host "
-        "from its X-Forwarded-* headers (never without such a proxy)",
+        nargs="?",
+        const="127.0.0.1",
+        default=None,
+        metavar="ADDRESS",
+        help="behind one reverse proxy at ADDRESS (default 127.0.0.1): take the "
+        "client address, scheme and host from its X-Forwarded-For/-Proto/-Host "
+        "headers; those of any other sender are ignored",
     )
     serve.add_argument(
         "--allow-design-change",
@@ -191,24 +213,74 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _check_serve_args(args) -> str | None:
-    """What is wrong with the numbers and token of ``serve``, or None."""
-    if args.admin_token is not None and len(args.admin_token) < 16:
-        return (
-            "the admin token must have at least 16 characters; give a longer "
-            "--admin-token / $LISTENING_ADMIN_TOKEN, or none for a random one"
-        )
-    if args.invites < 0 or args.invites > 10_000:
-        return f"--invites must lie between 0 and 10000, got {args.invites}"
-    if not 1 <= args.invite_uses <= 100_000:
-        return f"--invite-uses must lie between 1 and 100000, got {args.invite_uses}"
-    if args.register_burst < 1:
-        return f"--register-burst must be at least 1, got {args.register_burst}"
-    if args.threads < 1 or args.connection_limit < 1:
-        return "--threads and --connection-limit must be at least 1"
-    if args.max_raters < 1:
-        return f"--max-raters must be at least 1, got {args.max_raters}"
-    return None
+    """What is wrong with the numbers, addresses, folders and token of ``serve``
+    (the first problem), or None."""
+    from .app import admin_token_problem
+
+    token = args.admin_token
+    token_problem = admin_token_problem(token) if token is not None else None
+    rate, size_mb = args.register_per_minute, args.max_stimulus_mb
+    missing_roots = [r for r in args.stimuli_root if not os.path.isdir(r)]
+    checks = [
+        (
+            token_problem,
+            f"{token_problem}; give another --admin-token / $LISTENING_ADMIN_TOKEN, "
+            "or none for a random one",
+        ),
+        (
+            not 0 <= args.port <= 65535,
+            f"--port must lie between 0 and 65535 (0 picks a free port), got {args.port}",
+        ),
+        (
+            not 0 <= args.invites <= 10_000,
+            f"--invites must lie between 0 and 10000, got {args.invites}",
+        ),
+        (
+            not 1 <= args.invite_uses <= 100_000,
+            f"--invite-uses must lie between 1 and 100000, got {args.invite_uses}",
+        ),
+        (
+            not 0 <= rate < math.inf,
+            f"--register-per-minute must be a number of at least 0 (0: no limit), "
+            f"got {rate}",
+        ),
+        (
+            args.register_burst < 1,
+            f"--register-burst must be at least 1, got {args.register_burst}",
+        ),
+        (
+            args.threads < 1 or (args.connection_limit or 1) < 1,
+            "--threads and --connection-limit must be at least 1",
+        ),
+        (
+            args.max_raters < 1,
+            f"--max-raters must be at least 1, got {args.max_raters}",
+        ),
+        (
+            not 0 < size_mb < math.inf,
+            f"--max-stimulus-mb must be a positive number, got {size_mb}",
+        ),
+        (
+            missing_roots,
+            f"--stimuli-root {missing_roots[0] if missing_roots else ''} is not a "
+            "folder; give an existing folder that holds stimuli",
+        ),
+        (
+            args.trust_proxy is not None and not _is_ip(args.trust_proxy),
+            f"--trust-proxy takes the IP address of the proxy (e.g. 127.0.0.1), "
+            f"got {args.trust_proxy!r}",
+        ),
+    ]
+    return next((message for bad, message in checks if bad), None)
 
 
 def _check_trials(registry, trials_per_layer: int) -> tuple[str | None, str | None]:
@@ -232,16 +304,12 @@ def _check_trials(registry, trials_per_layer: int) -> tuple[str | None, str | No
     return None, None
 
 
-def cmd_serve(args) -> int:
-    from .app import create_app
+def _study(args):
+    """``(registry, design, problem)`` of ``serve``: problem is the message of
+    what is wrong, or None."""
     from .design import TripletDesign
     from .registry import load_registry
-    from .server import create_server
-    from .store import Store
 
-    problem = _check_serve_args(args)
-    if problem:
-        return _fail(problem)
     registry = load_registry(
         args.samples,
         kinds=_csv_list(args.kinds) or ("reconstruction",),
@@ -249,66 +317,55 @@ def cmd_serve(args) -> int:
         conditions=_csv_list(args.conditions),
         layers=_csv_list(args.layers),
         roots=args.stimuli_root,
+        max_bytes=math.ceil(args.max_stimulus_mb * 2**20),
     )
     if args.trials_per_layer >= 1:
         problem, warning = _check_trials(registry, args.trials_per_layer)
         if problem:
-            return _fail(problem)
+            return None, None, problem
         if warning:
             print(warning, file=sys.stderr, flush=True)
     design = TripletDesign(
         registry, trials_per_layer=args.trials_per_layer, seed=args.seed
     )
-    metrics = _eer(args)
+    return registry, design, None
+
+
+def _open_study_db(args, registry):
+    """``(store, problem)`` of ``serve``: problem says why the database cannot
+    be used for this design, or is None."""
+    from .store import Store
+
     store = Store(args.db)
     fingerprint = _fingerprint(registry, args.trials_per_layer, args.seed)
     stored = store.set_meta_once("design", fingerprint)
     if stored != fingerprint and not args.allow_design_change:
-        return _fail(
+        store.close()
+        return None, (
             f"{args.db} holds answers of a different design (seed, trials per layer "
             "or stimuli changed); use a new --db, the original settings, or "
             "--allow-design-change"
         )
-    token = args.admin_token or secrets.token_urlsafe(18)
-    app = create_app(
-        registry,
-        store,
-        design,
-        token,
-        metrics=metrics,
-        eer_metric=args.eer_metric,
-        max_raters=args.max_raters,
-        open_registration=args.open,
-        register_per_minute=args.register_per_minute,
-        register_burst=args.register_burst,
-        secure_cookies=args.secure_cookies,
-        trust_proxy=args.trust_proxy,
-    )
-    try:
-        server = create_server(
-            app,
-            host=args.host,
-            port=args.port,
-            threads=args.threads,
-            connection_limit=args.connection_limit,
-            max_request_body_size=64 * 1024,
-            ident="speechbrain-probe-listening",
-        )
-    except OSError as err:
-        return _fail(
-            f"cannot listen on {args.host}:{args.port}: {err.strerror or err}; "
-            "choose another --port (0 picks a free one) or --host"
-        )
-    port = server.effective_port
-    base = f"http://{args.host}:{port}/"
+    return store, None
+
+
+def _announce(args, base: str, registry, design, store, token: str, connections):
+    """Print what ``serve`` serves, the invitation codes and the admin URL."""
     groups = ", ".join(
         f"{m}/{c}: {len(ls)} layers" for (m, c), ls in design.groups.items()
     )
     print(
         f"listening test: {len(registry)} stimuli ({groups}), "
-        f"{design.trials_per_rater} trials per rater",
+        f"{design.trials_per_rater} trials per rater, up to {connections} "
+        "open connections",
         flush=True,
     )
+    if args.trust_proxy:
+        print(
+            "behind a reverse proxy: client address, scheme and host from the "
+            f"X-Forwarded-* headers sent by {args.trust_proxy}",
+            flush=True,
+        )
     if args.open:
         print(
             "registration: open (--open): anyone who can reach the server can register",
@@ -339,11 +396,77 @@ def cmd_serve(args) -> int:
         print(f"admin page: {base}admin?token={token}", flush=True)
     else:
         print(f"admin page: {base}admin (token given)", flush=True)
-    print(f"serving on http://{args.host}:{port}/", flush=True)
+
+
+def cmd_serve(args) -> int:
+    from .app import create_app
+    from .server import (
+        DeferredApp,
+        close_server,
+        create_server,
+        proxy_adjustments,
+        quiet_waitress_log,
+        reserve_descriptors,
+    )
+    from .store import check_db_path
+
+    problem = _check_serve_args(args)
+    if problem:
+        return _fail(problem)
+    check_db_path(args.db)
+    connections = reserve_descriptors(args.threads, args.connection_limit)
+    registry, design, problem = _study(args)
+    if problem:
+        return _fail(problem)
+    metrics = _eer(args)
+    deferred = DeferredApp()
     try:
+        # bound before the database exists: a port in use leaves none behind
+        server = create_server(
+            deferred,
+            host=args.host,
+            port=args.port,
+            threads=args.threads,
+            connection_limit=connections,
+            max_request_body_size=64 * 1024,
+            ident="speechbrain-probe-listening",
+            **proxy_adjustments(args.trust_proxy),
+        )
+    except OSError as err:
+        return _fail(
+            f"cannot listen on {args.host}:{args.port}: {err.strerror or err}; "
+            "choose another --port (0 picks a free one) or --host"
+        )
+    try:
+        store, problem = _open_study_db(args, registry)
+        if problem:
+            close_server(server)
+            return _fail(problem)
+        token = args.admin_token or secrets.token_urlsafe(18)
+        deferred.app = create_app(
+            registry,
+            store,
+            design,
+            token,
+            metrics=metrics,
+            eer_metric=args.eer_metric,
+            max_raters=args.max_raters,
+            open_registration=args.open,
+            register_per_minute=args.register_per_minute,
+            register_burst=args.register_burst,
+            secure_cookies=args.secure_cookies,
+            allowed_hosts=(*args.allowed_host, args.host),
+        )
+        base = f"http://{args.host}:{server.effective_port}/"
+        _announce(args, base, registry, design, store, token, connections)
+        print(f"serving on {base}", flush=True)
+        quiet_waitress_log()
         server.run()
     except KeyboardInterrupt:
         pass
+    except BaseException:
+        close_server(server)
+        raise
     return 0
 
 
@@ -357,8 +480,7 @@ def cmd_results(args) -> int:
     )
     from .store import Store
 
-    if not Path(args.db).is_file():
-        return _fail(f"database {args.db} does not exist")
+    store = Store(args.db, readonly=True)  # an archived copy may be read-only
     out = Path(args.out_dir)
     blocker = next(
         (p for p in [out, *out.parents] if p.exists() and not p.is_dir()), None
@@ -368,7 +490,6 @@ def cmd_results(args) -> int:
             f"cannot write the results to --out-dir {out}: {blocker} is a file, not "
             "a folder; choose another --out-dir"
         )
-    store = Store(args.db)
     answers = store.answered_cells()
     table = merge_eer(her_table(answers), _eer(args), args.eer_metric)
     if not table:
@@ -429,4 +550,7 @@ def main(argv: list[str] | None = None) -> int:
         where = f" ({err.filename})" if err.filename else ""
         return _fail(f"{err.strerror or err}{where}")
     except sqlite3.Error as err:
-        return _fail(f"database problem: {err}")
+        return _fail(
+            f"database {getattr(args, 'db', '')}: {err}; give a listening-test "
+            "database you may read (serve: and write, in a folder you may write to)"
+        )

@@ -4,24 +4,38 @@ Used by the load/fault test and ``benchmarks/bench_listening_load.py``. Each
 simulated rater registers, then answers trials over one keep-alive HTTP
 connection, records every answer the server acknowledged (HTTP 201), and
 survives the server going away: it reconnects, asks for its state and goes on.
-Loopback only; every loop is bounded by a deadline.
+:func:`warm_threads` and :func:`idle_connections` play the connection flood:
+ordinary requests that make every worker thread open its database, then many
+connections that send nothing. Loopback only; every loop is bounded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ServerProcess", "LoadResult", "run_raters", "check_db"]
+from .server import raise_open_files_limit
+
+__all__ = [
+    "ServerProcess",
+    "LoadResult",
+    "run_raters",
+    "check_db",
+    "warm_threads",
+    "idle_connections",
+]
 
 
 class ServerProcess:
@@ -38,6 +52,10 @@ class ServerProcess:
     invites : int
         Ask ``serve`` for this many invitation codes (``--invites``); they are
         read back into :attr:`invites`.
+    launcher : list of str, optional
+        What runs the command line instead of ``python -m
+        speechbrain_probe.listening`` (e.g. ``[python, "-c", code]`` that changes
+        settings for a benchmark); it gets ``serve ...`` as its arguments.
     """
 
     def __init__(
@@ -47,8 +65,14 @@ class ServerProcess:
         port: int = 0,
         extra: list[str] | None = None,
         invites: int = 0,
+        launcher: list[str] | None = None,
     ):
         self.samples, self.db, self.port = Path(samples), Path(db), port
+        self.launcher = launcher or [
+            sys.executable,
+            "-m",
+            "speechbrain_probe.listening",
+        ]
         self.extra = list(extra or [])
         if invites:
             self.extra += ["--invites", str(invites)]
@@ -58,9 +82,7 @@ class ServerProcess:
 
     def start(self, timeout_s: float = 30.0) -> ServerProcess:
         cmd = [
-            sys.executable,
-            "-m",
-            "speechbrain_probe.listening",
+            *self.launcher,
             "serve",
             "--samples",
             str(self.samples),
@@ -331,6 +353,67 @@ def run_raters(
         t.join(max(0.0, deadline - time.monotonic()) + timeout_s)
     result.wall_s = time.monotonic() - start
     return result
+
+
+def warm_threads(port: int, clients: int = 32, requests_each: int = 20) -> dict:
+    """Ordinary traffic before a flood: ``clients`` concurrent clients each send
+    ``requests_each`` ``GET /api/state`` with a cookie that names no session
+    (401), so that every worker thread opens its database connections, as
+    raters' requests do. Returns the count of each status.
+
+    Example
+    -------
+    >>> from speechbrain_probe.listening.demo import write_demo_stimuli
+    >>> tmp = getfixture("tmp_path")
+    >>> samples = write_demo_stimuli(tmp / "st", n_speakers=2, n_utts=2,
+    ...                              layers=("cnn1",), duration_s=0.1)
+    >>> with ServerProcess(samples, tmp / "db.sqlite") as server:
+    ...     warm_threads(server.port, clients=4, requests_each=3)
+    {401: 12}
+    """
+
+    def client(_):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        statuses = []
+        try:
+            for _ in range(requests_each):
+                conn.request("GET", "/api/state", headers={"Cookie": "lt_session=x"})
+                reply = conn.getresponse()
+                reply.read()
+                statuses.append(reply.status)
+        finally:
+            conn.close()
+        return statuses
+
+    counts: dict[int, int] = {}
+    with ThreadPoolExecutor(clients) as pool:
+        for statuses in pool.map(client, range(clients)):
+            for status in statuses:
+                counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+@contextlib.contextmanager
+def idle_connections(port: int, n: int, timeout_s: float = 10.0):
+    """Open ``n`` TCP connections to ``127.0.0.1:port`` that send nothing, and
+    close them on leaving; yields the list of sockets.
+
+    This process's soft limit of open files is raised for them (restored on
+    leaving); :class:`ValueError` when the hard limit does not allow it.
+    """
+    import resource
+
+    before = resource.getrlimit(resource.RLIMIT_NOFILE)
+    raise_open_files_limit(n + 256)  # and what the process holds already
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(n):
+            socks.append(socket.create_connection(("127.0.0.1", port), timeout_s))
+        yield socks
+    finally:
+        for sock in socks:
+            sock.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, before)
 
 
 def check_db(db, acknowledged) -> dict:

@@ -9,11 +9,16 @@ serves audio only from this set, so nothing outside it can ever be reached.
 
 Every file is checked once, at start (:meth:`Registry.verify`): its path is
 resolved (symbolic links followed), the result must be a regular file inside the
-study's folders (the CSV's folder, plus any ``roots`` given), and its size and
-SHA-256 are recorded. :meth:`Registry.read_audio` serves only those bytes: it
-opens the resolved path without following a symbolic link, refuses anything but
-a regular file of the recorded size, and compares the hash of what it read. A
-file replaced, changed or swapped for a link after start is refused, never served.
+study's folders (the CSV's folder, plus any ``roots`` given) with no other hard
+link (a hard link can bring in a file from anywhere on the same file system),
+neither empty nor above a size limit (the server reads a whole stimulus for
+each request), and its size and SHA-256 are recorded. Identical bytes must stand
+for one speaker and utterance wherever they appear: one wav listed for two
+speakers or two utterances would make those trials' keys wrong.
+:meth:`Registry.read_audio` serves only the recorded bytes: it opens the
+resolved path without following a symbolic link, refuses anything but a regular
+file of the recorded size, and compares the hash of what it read. A file
+replaced, changed or swapped for a link after start is refused, never served.
 """
 
 from __future__ import annotations
@@ -23,12 +28,13 @@ import hashlib
 import os
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..study_data import REFERENCE_LAYERS, SAMPLES_FIELDS, layer_sort_key, read_samples
 
 __all__ = [
+    "MAX_STIMULUS_BYTES",
     "AudioChanged",
     "AudioFile",
     "Stimulus",
@@ -37,6 +43,10 @@ __all__ = [
 ]
 
 _REQUIRED = ("model", "layer", "condition", "path")
+#: Largest stimulus file by default (``serve --max-stimulus-mb``): every request
+#: for audio reads and hashes the whole file (16 MiB: 8 minutes of 16 kHz
+#: 16-bit mono).
+MAX_STIMULUS_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,8 @@ class Stimulus:
     layer: str
     condition: str
     path: str
+    #: where the stimulus was listed (e.g. its CSV line), for error messages
+    source: str = field(default="", compare=False)
 
     @property
     def cell(self) -> tuple[str, str, str]:
@@ -86,20 +98,47 @@ _OPEN_FLAGS = (
 )
 
 
-def _read_regular(path: str, max_size: int | None = None) -> bytes:
-    """The bytes of ``path`` if it is a regular file, not a link (and not larger
-    than ``max_size``); raises :class:`OSError` or :class:`AudioChanged`."""
+def _file_problem(info: os.stat_result, size: int | None, limit: int | None) -> str:
+    """What is wrong with an open stimulus file (``''``: nothing): it must be a
+    regular file, of ``size`` bytes when given; with ``limit`` (the check at
+    start), also non-empty, of at most ``limit`` bytes and with one hard link."""
+    if not stat.S_ISREG(info.st_mode):
+        return "is not a regular file (stimuli must be regular files)"
+    if size is not None and info.st_size != size:
+        return f"has {info.st_size} bytes, {size} at start"
+    if limit is None:
+        return ""
+    if info.st_nlink > 1:
+        return (
+            f"has {info.st_nlink} hard links, and a hard link can bring in a file "
+            "from outside the study's folders; copy the file instead of linking it"
+        )
+    if info.st_size == 0:
+        return "is empty"
+    if info.st_size > limit:
+        return (
+            f"has {info.st_size} bytes, more than the {limit} a stimulus may have "
+            "(serve --max-stimulus-mb)"
+        )
+    return ""
+
+
+def _read_regular(
+    path: str, size: int | None = None, limit: int | None = None
+) -> bytes:
+    """The bytes of ``path`` if it is a regular file, not a link, that passes
+    :func:`_file_problem`; raises :class:`OSError` or :class:`AudioChanged`
+    (whose message says what is wrong, without the path)."""
     fd = os.open(path, _OPEN_FLAGS)
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise AudioChanged(f"{path} is not a regular file")
-        if max_size is not None and info.st_size != max_size:
-            raise AudioChanged(f"{path} has {info.st_size} bytes, {max_size} at start")
-        limit = info.st_size if max_size is None else max_size
+        problem = _file_problem(info, size, limit)
+        if problem:
+            raise AudioChanged(problem)
+        # one byte beyond the size seen: a file that grows meanwhile shows it
         chunks, total = [], 0
-        while total <= limit:
-            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+        while total <= info.st_size:
+            chunk = os.read(fd, min(1 << 20, info.st_size + 1 - total))
             if not chunk:
                 break
             chunks.append(chunk)
@@ -123,6 +162,8 @@ class Registry:
     roots : iterable of path, optional
         Folders every stimulus must resolve into (checked by :meth:`verify`);
         None: no such check.
+    max_bytes : int
+        Largest stimulus file :meth:`verify` accepts.
 
     Example
     -------
@@ -139,6 +180,7 @@ class Registry:
         self,
         stimuli: list[Stimulus],
         roots: Iterable[str | os.PathLike] | None = None,
+        max_bytes: int = MAX_STIMULUS_BYTES,
     ):
         if not stimuli:
             raise ValueError(
@@ -146,6 +188,7 @@ class Registry:
             )
         self.stimuli = list(stimuli)
         self.roots = None if roots is None else [os.path.realpath(r) for r in roots]
+        self.max_bytes = max_bytes
         self.files: dict[str, AudioFile] | None = None
         self._paths = {s.path for s in self.stimuli}
         self._by_cell = None
@@ -168,13 +211,14 @@ class Registry:
         """True once :meth:`verify` has recorded every file."""
         return self.files is not None
 
-    def verify(self, where: dict[str, str] | None = None) -> Registry:
+    def verify(self) -> Registry:
         """Check every stimulus file once and record its size and SHA-256.
 
-        Each path must be a regular file, not a symbolic link, and, when the
-        registry has ``roots``, resolve to a place inside one of them.
-        ``where`` maps a path to a description for the error (e.g. its CSV line).
-        Raises :class:`ValueError` naming the file otherwise. Returns ``self``.
+        Each path must be a regular file (:func:`_file_problem`), not a symbolic
+        link, and, when the registry has ``roots``, resolve to a place inside
+        one of them; identical bytes must have one speaker and utterance.
+        Raises :class:`ValueError` naming the file and where it was listed
+        (:attr:`Stimulus.source`) otherwise. Returns ``self``.
 
         Example
         -------
@@ -188,11 +232,12 @@ class Registry:
         ...
         ValueError: audio file /etc/passwd lies outside the study's folders ...
         """
-        where = where or {}
+        where: dict[str, str] = {}
+        for s in self.stimuli:
+            where.setdefault(s.path, s.source)
         files = {}
         for path in sorted(self._paths):
-            label = where.get(path, "")
-            label = f"{label}: " if label else ""
+            label = f"{where[path]}: " if where[path] else ""
             real = os.path.realpath(path)
             if self.roots is not None and not _inside(real, self.roots):
                 raise ValueError(
@@ -201,20 +246,37 @@ class Registry:
                     "folder or allow their folder with --stimuli-root"
                 )
             try:
-                data = _read_regular(path)
+                data = _read_regular(path, limit=self.max_bytes)
             except FileNotFoundError:
                 raise FileNotFoundError(
                     f"{label}audio file {path} does not exist"
                 ) from None
             except (OSError, AudioChanged) as err:
-                reason = err.strerror if isinstance(err, OSError) else str(err)
+                reason = err.strerror if isinstance(err, OSError) else f"it {err}"
                 raise ValueError(
-                    f"{label}audio file {path} cannot be used: {reason} "
-                    "(stimuli must be regular files)"
+                    f"{label}audio file {path} cannot be used: {reason}"
                 ) from None
             files[path] = AudioFile(path, len(data), hashlib.sha256(data).hexdigest())
+        self._check_one_identity_per_audio(files)
         self.files = files
         return self
+
+    def _check_one_identity_per_audio(self, files: dict[str, AudioFile]) -> None:
+        """Raise :class:`ValueError` when identical bytes (one file, or copies)
+        stand for two speakers or two utterances, naming both listings."""
+        first: dict[str, Stimulus] = {}
+        for s in self.stimuli:
+            other = first.setdefault(files[s.path].sha256, s)
+            if (other.speaker, other.utt_id) == (s.speaker, s.utt_id):
+                continue
+            same = "the same file" if other.path == s.path else "identical files"
+            raise ValueError(
+                f"{other.source or other.path} and {s.source or s.path} list "
+                f"{same} ({other.path}, {s.path}) as speaker {other.speaker!r} "
+                f"utterance {other.utt_id!r} and as speaker {s.speaker!r} utterance "
+                f"{s.utt_id!r}; a recording belongs to one speaker and utterance "
+                "(else those trials' keys are wrong): fix the rows or the files"
+            )
 
     def read_audio(self, path: str) -> bytes:
         """The bytes of a registered stimulus, exactly as checked at start.
@@ -228,9 +290,11 @@ class Registry:
             raise KeyError("the registry has not been verified")
         record = self.files[path]
         try:
-            data = _read_regular(path, max_size=record.size)
+            data = _read_regular(path, size=record.size)
         except OSError as err:
             raise AudioChanged(f"{path}: {err.strerror}") from None
+        except AudioChanged as err:
+            raise AudioChanged(f"{path} {err}") from None
         if (
             len(data) != record.size
             or hashlib.sha256(data).hexdigest() != record.sha256
@@ -288,6 +352,44 @@ def _rows(csv_path: Path):
             yield line, row
 
 
+def _check_text(csv_path: Path) -> None:
+    """Raise :class:`ValueError` naming the line of a CSV that is not UTF-8 text
+    or holds a NUL character (no path or name can contain one)."""
+    data = csv_path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise ValueError(
+            f"{csv_path} line {line} is not UTF-8 text (byte {err.start}); save the "
+            "CSV as UTF-8"
+        ) from None
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise ValueError(
+            f"{csv_path} line {line} holds a NUL character, which no path or name "
+            "can contain; fix that row"
+        )
+
+
+def _select(row: dict, kinds, models, conditions, layers) -> tuple[str, str] | None:
+    """``(model, layer)`` of a CSV row the test uses, or None to skip it."""
+    kind = row.get("kind") or "reconstruction"
+    if kind not in kinds:
+        return None
+    layer, model = row["layer"] or kind, row["model"]
+    if kind in REFERENCE_LAYERS:
+        # references do not belong to an ASR model unless the CSV says so
+        layer, model = kind, model or "reference"
+    elif models and model not in models:
+        return None
+    if conditions and row["condition"] not in conditions:
+        return None
+    if layers and layer not in layers:
+        return None
+    return model, layer
+
+
 def load_registry(
     csv_path: str | os.PathLike,
     kinds: tuple[str, ...] = ("reconstruction",),
@@ -296,6 +398,7 @@ def load_registry(
     layers: tuple[str, ...] | None = None,
     check_files: bool = True,
     roots: Iterable[str | os.PathLike] = (),
+    max_bytes: int = MAX_STIMULUS_BYTES,
 ) -> Registry:
     """Read the stimuli of a listening test from a samples CSV.
 
@@ -303,7 +406,8 @@ def load_registry(
     ----------
     csv_path : path
         ``samples.csv`` of the evaluation, or a CSV with ``model,layer,condition,
-        speaker,path``. Relative paths are taken relative to the CSV's folder.
+        speaker,path`` (UTF-8). Relative paths are taken relative to the CSV's
+        folder.
     kinds : tuple of str
         Rows of these ``kind`` values are used when the CSV has a ``kind`` column.
         Add ``"original"`` or ``"copy_synthesis"`` to test the references too; their
@@ -315,16 +419,18 @@ def load_registry(
         inside the CSV's folder or one of ``roots``; its size and hash are kept.
     roots : iterable of path
         More folders the stimuli may lie in (besides the CSV's folder).
+    max_bytes : int
+        Largest stimulus file accepted.
 
     Example
     -------
     >>> tmp = getfixture("tmp_path")
-    >>> _ = (tmp / "a.wav").write_bytes(b"RIFF"); _ = (tmp / "b.wav").write_bytes(b"RIFF")
+    >>> _ = (tmp / "a.wav").write_bytes(b"RIFFa"); _ = (tmp / "b.wav").write_bytes(b"RIFFb")
     >>> _ = (tmp / "s.csv").write_text("model,layer,condition,speaker,path\\n"
     ...     "m,cnn1,clean,s1,a.wav\\nm,cnn1,clean,s2,b.wav\\n")
     >>> reg = load_registry(tmp / "s.csv")
-    >>> len(reg), reg.stimuli[0].utt_id
-    (2, 'a')
+    >>> len(reg), reg.stimuli[0].utt_id, reg.stimuli[1].source[-12:]
+    (2, 'a', 's.csv line 3')
     """
     csv_path = Path(csv_path)
     if not csv_path.is_file():
@@ -332,31 +438,20 @@ def load_registry(
             f"samples CSV {csv_path} does not exist; give the samples.csv written by the "
             "evaluation or a CSV with columns model,layer,condition,speaker,path"
         )
+    _check_text(csv_path)
     base = csv_path.resolve().parent
-    where: dict[str, str] = {}
     stimuli = []
     for line, row in _rows(csv_path):
-        kind = row.get("kind") or "reconstruction"
-        if kind not in kinds:
+        selected = _select(row, kinds, models, conditions, layers)
+        if selected is None:
             continue
-        layer = row["layer"] or kind
-        model = row["model"]
-        if kind in REFERENCE_LAYERS:
-            # references do not belong to an ASR model unless the CSV says so
-            layer, model = kind, model or "reference"
-        elif models and model not in models:
-            continue
-        if conditions and row["condition"] not in conditions:
-            continue
-        if layers and layer not in layers:
-            continue
+        model, layer = selected
         empty = [c for c in ("condition", "speaker", "path") if not row[c]]
         empty += [] if model else ["model"]
         if empty:
             raise ValueError(f"{csv_path} line {line}: empty {empty}")
         path = Path(row["path"])
         path = (path if path.is_absolute() else base / path).resolve()
-        where.setdefault(str(path), f"{csv_path} line {line}")
         stimuli.append(
             Stimulus(
                 utt_id=row.get("utt_id") or path.stem,
@@ -365,7 +460,8 @@ def load_registry(
                 layer=layer,
                 condition=row["condition"],
                 path=str(path),
+                source=f"{csv_path} line {line}",
             )
         )
-    registry = Registry(stimuli, roots=[base, *roots])
-    return registry.verify(where) if check_files else registry
+    registry = Registry(stimuli, roots=[base, *roots], max_bytes=max_bytes)
+    return registry.verify() if check_files else registry

@@ -3,13 +3,17 @@
 One transaction per write, WAL journal and ``synchronous=FULL``: an answer the
 server has acknowledged is on disk, so a killed server loses none. The answer
 table's primary key is the trial id, so a trial can be answered once; a replayed
-or duplicate answer is refused by the database itself, not only by the app.
+or duplicate answer is refused by the database itself, not only by the app. A
+rater answers the trials in their (shuffled) order: only the first unanswered one.
 
 The file is private: created with mode 0600 before SQLite opens it (SQLite gives
 its ``-wal`` and ``-shm`` files the mode of the database), and an existing one with
 looser bits is tightened. A path that cannot hold the database (a folder, a file
-that is not SQLite, an unwritable place) raises :class:`StoreError` naming it; a
-file that is not SQLite is never written to.
+that is not SQLite, an unwritable place, a symbolic link to nowhere) raises
+:class:`StoreError` naming it; a file that is not SQLite is never written to.
+:func:`check_db_path` makes those checks without creating anything.
+``Store(path, readonly=True)`` reads a database without writing to it or beside it
+(``results`` on an archived copy).
 
 Invitation codes (``invites``) are stored as their SHA-256 with a short hint (the
 first group), so the database cannot hand out codes; registration with one is in
@@ -40,6 +44,8 @@ __all__ = [
     "RaterExists",
     "TooManyRaters",
     "InvalidInvite",
+    "NotCurrentTrial",
+    "check_db_path",
     "hash_token",
     "normalize_invite",
 ]
@@ -116,6 +122,10 @@ class AlreadyAnswered(Exception):
     """The trial has an answer already."""
 
 
+class NotCurrentTrial(Exception):
+    """The trial is not the rater's first unanswered one."""
+
+
 class RaterExists(Exception):
     """The rater id is taken."""
 
@@ -148,6 +158,14 @@ def normalize_invite(code: str) -> str | None:
     return text
 
 
+#: The rater's first unanswered trial.
+_NEXT_TRIAL = (
+    "SELECT t.trial_id, t.seq FROM trials t "
+    "LEFT JOIN answers a ON a.trial_id = t.trial_id "
+    "WHERE t.rater_id=? AND a.trial_id IS NULL ORDER BY t.seq LIMIT 1"
+)
+
+
 def _new_invite() -> str:
     text = "".join(secrets.choice(INVITE_ALPHABET) for _ in range(4 * INVITE_GROUPS))
     return "-".join(text[i : i + 4] for i in range(0, len(text), 4))
@@ -167,57 +185,92 @@ def _private(path: Path) -> None:
         pass
 
 
-def _prepare_db_file(path: Path) -> None:
-    """Make sure ``path`` can hold the database: its folder exists, it is a new
-    (mode 0600) or an SQLite file. Raises :class:`StoreError` otherwise."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        blocker = next(
-            (
-                p
-                for p in [path.parent, *path.parent.parents]
-                if p.exists() and not p.is_dir()
-            ),
-            path.parent,
+def _first_existing(path: Path) -> Path:
+    """``path`` or its nearest ancestor that exists."""
+    return next(p for p in [path, *path.parents] if p.exists())
+
+
+def _check_new_db_path(path: Path) -> None:
+    """Can a database be created at ``path`` (which does not exist)?"""
+    if path.is_symlink():
+        raise StoreError(
+            f"database {path} is a symbolic link to {os.readlink(path)}, which does "
+            "not exist; give the path of the database file itself"
         )
+    folder = _first_existing(path.parent)
+    if not folder.is_dir():
         raise StoreError(
-            f"cannot create database {path}: {blocker} is a file, not a folder; "
+            f"cannot create database {path}: {folder} is a file, not a folder; "
             "choose a --db path inside a folder"
-        ) from None
-    except OSError as err:
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
         raise StoreError(
-            f"cannot create the folder of database {path}: {err.strerror}; choose a "
+            f"cannot create database {path}: {folder} is not writable; choose a "
             "--db path in a folder you can write to"
-        ) from None
+        )
+
+
+def check_db_path(path: str | os.PathLike, readonly: bool = False) -> None:
+    """Raise :class:`StoreError` naming ``path`` unless it is an SQLite file that
+    can be read (and, unless ``readonly``, written, in a writable folder) or a
+    new file that can be created. Creates nothing.
+
+    Example
+    -------
+    >>> tmp = getfixture("tmp_path")
+    >>> check_db_path(tmp / "new" / "answers.sqlite")
+    >>> _ = (tmp / "notes.txt").write_text("my notes")
+    >>> check_db_path(tmp / "notes.txt")
+    Traceback (most recent call last):
+    ...
+    speechbrain_probe.listening.store.StoreError: .../notes.txt is not an SQLite database ...
+    """
+    path = Path(path)
+    if not path.exists():
+        if readonly:
+            raise StoreError(f"database {path} does not exist")
+        return _check_new_db_path(path)
     if path.is_dir():
         raise StoreError(
             f"database {path} is a folder; give a file path, e.g. {path / 'listening.sqlite'}"
         )
+    if not path.is_file():
+        raise StoreError(f"database {path} is not a regular file; give another --db")
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(len(SQLITE_MAGIC))
+    except OSError as err:
+        raise StoreError(
+            f"cannot read database {path}: {err.strerror}; check its permissions"
+        ) from None
+    if head and head != SQLITE_MAGIC:
+        raise StoreError(
+            f"{path} is not an SQLite database (it was left untouched); give the "
+            "path of a listening-test database or of a new file"
+        )
+    if not readonly and not (
+        os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
+    ):
+        raise StoreError(
+            f"database {path} is read-only (the file or its folder, where SQLite "
+            "keeps its -wal and -shm files); make both writable or copy the "
+            "database elsewhere (results only reads it)"
+        )
+
+
+def _prepare_db_file(path: Path) -> None:
+    """Make sure ``path`` can hold the database (:func:`check_db_path`), then
+    create its folder and the file (mode 0600), or tighten an existing one."""
+    check_db_path(path)
     if path.exists():
-        if not path.is_file():
-            raise StoreError(
-                f"database {path} is not a regular file; give another --db"
-            )
-        try:
-            with open(path, "rb") as handle:
-                head = handle.read(len(SQLITE_MAGIC))
-        except OSError as err:
-            raise StoreError(
-                f"cannot read database {path}: {err.strerror}; check its permissions"
-            ) from None
-        if head and head != SQLITE_MAGIC:
-            raise StoreError(
-                f"{path} is not an SQLite database (it was left untouched); give the "
-                "path of a listening-test database or of a new file"
-            )
         for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
             _private(p)
         return
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return  # created meanwhile by another process
+    except FileExistsError:  # created meanwhile: by another process, or a link
+        return check_db_path(path)
     except OSError as err:
         raise StoreError(
             f"cannot create database {path}: {err.strerror}; choose a --db path in a "
@@ -249,6 +302,11 @@ class Store:
         The SQLite file (created with its schema, mode 0600, when absent).
     busy_timeout_s : float
         How long a write waits for another one.
+    readonly : bool
+        Only read an existing database: nothing is written to it or beside it.
+        With no ``-wal`` file beside it (no server has it open) it is opened as
+        immutable, so that a copy in a read-only folder can be read; otherwise
+        read-only, beside the server that writes it.
 
     Example
     -------
@@ -267,16 +325,31 @@ class Store:
     speechbrain_probe.listening.store.AlreadyAnswered: trial ... has been answered already
     """
 
-    def __init__(self, path: str | os.PathLike, busy_timeout_s: float = 30.0):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        busy_timeout_s: float = 30.0,
+        readonly: bool = False,
+    ):
         self.path = Path(path)
         self.busy_timeout_s = busy_timeout_s
+        self.readonly = readonly
         self._local = threading.local()
-        _prepare_db_file(self.path)
+        if readonly:
+            check_db_path(self.path, readonly=True)
+            wal = Path(f"{self.path}-wal").exists()
+            self._uri = (
+                f"{self.path.resolve().as_uri()}?{'mode=ro' if wal else 'immutable=1'}"
+            )
+        else:
+            _prepare_db_file(self.path)
         try:
             conn = self._conn()
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(SCHEMA)
-            self._write(self._migrate)
+            if not readonly:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.executescript(SCHEMA)
+                self._write(self._migrate)
+            self._fetched_column = self._has_fetched_column(conn)
         except sqlite3.DatabaseError as err:
             self.close()
             raise StoreError(
@@ -285,19 +358,24 @@ class Store:
             ) from None
 
     @staticmethod
-    def _migrate(conn) -> None:
-        """Add what older versions of the schema lack."""
+    def _has_fetched_column(conn) -> bool:
         columns = {r["name"] for r in conn.execute("PRAGMA table_info(answers)")}
-        if "audio_fetched" not in columns:
+        return "audio_fetched" in columns
+
+    def _migrate(self, conn) -> None:
+        """Add what older versions of the schema lack."""
+        if not self._has_fetched_column(conn):
             conn.execute("ALTER TABLE answers ADD COLUMN audio_fetched TEXT")
 
     def _connect(self, synchronous: str) -> sqlite3.Connection:
+        target, uri = (self._uri, True) if self.readonly else (self.path, False)
         conn = sqlite3.connect(
-            self.path, timeout=self.busy_timeout_s, isolation_level=None
+            target, timeout=self.busy_timeout_s, isolation_level=None, uri=uri
         )
         conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA synchronous={synchronous}")
-        conn.execute("PRAGMA foreign_keys=ON")
+        if not self.readonly:
+            conn.execute(f"PRAGMA synchronous={synchronous}")
+            conn.execute("PRAGMA foreign_keys=ON")
         return conn
 
     def _conn(self) -> sqlite3.Connection:
@@ -502,16 +580,7 @@ class Store:
     # -- trials and answers -------------------------------------------------
     def next_trial(self, rater_id: str) -> dict | None:
         """The rater's first unanswered trial (id and seq only), or None when done."""
-        row = (
-            self._conn()
-            .execute(
-                "SELECT t.trial_id, t.seq FROM trials t "
-                "LEFT JOIN answers a ON a.trial_id = t.trial_id "
-                "WHERE t.rater_id=? AND a.trial_id IS NULL ORDER BY t.seq LIMIT 1",
-                (rater_id,),
-            )
-            .fetchone()
-        )
+        row = self._conn().execute(_NEXT_TRIAL, (rater_id,)).fetchone()
         return None if row is None else dict(row)
 
     def trial_audio_path(self, rater_id: str, trial_id: str, slot: str) -> str:
@@ -544,7 +613,12 @@ class Store:
     def answer(
         self, rater_id: str, trial_id: str, answer: str, response_ms: int | None = None
     ) -> dict:
-        """Store one answer in its own transaction; return the rater's progress."""
+        """Store one answer in its own transaction; return the rater's progress.
+
+        Raises :class:`UnknownTrial` for a trial that is not the rater's,
+        :class:`AlreadyAnswered` for one answered before and
+        :class:`NotCurrentTrial` for one that is not the rater's first
+        unanswered trial (answers keep the order of the design)."""
         if answer not in ("A", "B"):
             raise ValueError(f"answer must be 'A' or 'B', got {answer!r}")
 
@@ -555,6 +629,16 @@ class Store:
             ).fetchone()
             if row is None:
                 raise UnknownTrial(f"no trial {trial_id!r} for this rater")
+            current = conn.execute(_NEXT_TRIAL, (rater_id,)).fetchone()
+            if current is None or current["trial_id"] != trial_id:
+                answered = conn.execute(
+                    "SELECT 1 FROM answers WHERE trial_id=?", (trial_id,)
+                ).fetchone()
+                if answered:
+                    raise AlreadyAnswered(
+                        f"trial {trial_id!r} has been answered already"
+                    )
+                raise NotCurrentTrial(f"trial {trial_id!r} is not the current trial")
             fetched = "".join(
                 r[0]
                 for r in conn.execute(
@@ -587,10 +671,12 @@ class Store:
     def answered_cells(self) -> list[dict]:
         """Every answer with its cell, correctness and the audio slots its rater
         had fetched (``audio_fetched``), for the results."""
+        fetched = "a.audio_fetched" if self._fetched_column else "NULL"
         rows = self._conn().execute(
             "SELECT t.model, t.condition, t.layer, a.rater_id, a.trial_id, a.answer, "
-            "a.correct, a.response_ms, a.answered_at, a.audio_fetched FROM answers a "
-            "JOIN trials t ON t.trial_id = a.trial_id ORDER BY a.answered_at"
+            f"a.correct, a.response_ms, a.answered_at, {fetched} AS audio_fetched "
+            "FROM answers a JOIN trials t ON t.trial_id = a.trial_id "
+            "ORDER BY a.answered_at"
         )
         return [dict(r) for r in rows]
 
