@@ -39,9 +39,11 @@ import logging
 import math
 import os
 import re
+import tempfile
 import threading
 import time
 from collections import OrderedDict
+from pathlib import Path
 from urllib.parse import SplitResult, urlsplit
 
 from flask import Flask, Response, jsonify, make_response, redirect, request
@@ -374,18 +376,84 @@ def create_app(
         registry.verify()
     app = Flask("speechbrain_probe.listening")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    hosts = frozenset(h.lower() for h in allowed_hosts)
-    figure_lock = threading.Lock()
-    limiter = RateLimiter(register_per_minute, register_burst, clock=clock)
-    admin_cookie = _admin_cookie_value(admin_token)
-    csrf_value = hmac.new(
-        admin_token.encode(), b"speechbrain-probe-admin-form", hashlib.sha256
-    ).hexdigest()
-    registration = "open" if open_registration else "invite"
+    views = _Views(
+        registry,
+        store,
+        design,
+        admin_token,
+        metrics=metrics,
+        eer_metric=eer_metric,
+        secure_cookies=secure_cookies,
+        max_raters=max_raters,
+        open_registration=open_registration,
+        limiter=RateLimiter(register_per_minute, register_burst, clock=clock),
+        allowed_hosts=frozenset(h.lower() for h in allowed_hosts),
+    )
+    views.install(app)
+    return app
 
-    def state_of(rater_id: str) -> dict:
-        progress = store.progress(rater_id)
-        nxt = store.next_trial(rater_id)
+
+class _Views:
+    """The request handlers of :func:`create_app`, sharing its settings."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        store: Store,
+        design: TripletDesign,
+        admin_token: str,
+        *,
+        metrics,
+        eer_metric,
+        secure_cookies,
+        max_raters,
+        open_registration,
+        limiter,
+        allowed_hosts,
+    ):
+        self.registry, self.store, self.design = registry, store, design
+        self.admin_token = admin_token
+        self.metrics, self.eer_metric = metrics, eer_metric
+        self.secure_cookies, self.max_raters = secure_cookies, max_raters
+        self.open_registration = open_registration
+        self.registration = "open" if open_registration else "invite"
+        self.limiter, self.allowed_hosts = limiter, allowed_hosts
+        self.admin_cookie = _admin_cookie_value(admin_token)
+        self.csrf_value = hmac.new(
+            admin_token.encode(), b"speechbrain-probe-admin-form", hashlib.sha256
+        ).hexdigest()
+        self.figure_lock = threading.Lock()
+
+    def install(self, app: Flask) -> None:
+        """Register the handlers, hooks and routes on ``app``."""
+        app.register_error_handler(_NoSession, self.no_session)
+        app.register_error_handler(BadRequest, _bad_request)
+        app.register_error_handler(HTTPException, _http_error)
+        app.before_request(self.known_host)
+        app.after_request(_security_headers)
+        routes = [
+            ("/", "GET", self.index),
+            ("/static/app.js", "GET", self.app_js),
+            ("/static/app.css", "GET", self.app_css),
+            ("/favicon.ico", "GET", self.favicon),
+            ("/healthz", "GET", self.healthz),
+            ("/api/raters", "POST", self.register),
+            ("/api/state", "GET", self.state),
+            ("/api/answers", "POST", self.answer),
+            ("/audio/<trial_id>/<slot>", "GET", self.audio),
+            ("/admin", "GET", self.admin),
+            ("/admin/invites", "POST", self.admin_invites),
+            ("/admin/her.csv", "GET", self.admin_csv),
+            ("/admin/answers.csv", "GET", self.admin_answers_csv),
+            ("/admin/her.png", "GET", self.admin_png),
+        ]
+        for rule, method, view in routes:
+            app.add_url_rule(rule, view.__name__, view, methods=[method])
+
+    # -- helpers -----------------------------------------------------------------
+    def state_of(self, rater_id: str) -> dict:
+        progress = self.store.progress(rater_id)
+        nxt = self.store.next_trial(rater_id)
         trial = None
         if nxt is not None:
             tid = nxt["trial_id"]
@@ -396,104 +464,68 @@ def create_app(
             }
         return {"rater_id": rater_id, **progress, "trial": trial}
 
-    def current_rater() -> str:
+    def current_rater(self) -> str:
         token = request.cookies.get(SESSION_COOKIE, "")
-        rater = store.rater_for_token(token) if 0 < len(token) <= 128 else None
+        rater = self.store.rater_for_token(token) if 0 < len(token) <= 128 else None
         if rater is None:
             raise _NoSession()
         return rater
 
-    def is_admin() -> bool:
+    def is_admin(self) -> bool:
         header = request.headers.get("Authorization", "")
         bearer = header[7:] if header.startswith("Bearer ") else ""
         cookie = request.cookies.get(ADMIN_COOKIE, "")
         return bool(
-            bearer and hmac.compare_digest(bearer.encode(), admin_token.encode())
+            bearer and hmac.compare_digest(bearer.encode(), self.admin_token.encode())
         ) or bool(
-            cookie and hmac.compare_digest(cookie.encode(), admin_cookie.encode())
+            cookie and hmac.compare_digest(cookie.encode(), self.admin_cookie.encode())
         )
 
-    def require_admin():
-        if not is_admin():
+    def require_admin(self):
+        if not self.is_admin():
             raise BadRequest(403, "admin token required")
 
-    def require_same_origin():
-        """Refuse a form posted from another site (besides SameSite and CSRF).
+    def results_table(self):
+        table = her_table(self.store.answered_cells())
+        return merge_eer(table, self.metrics, self.eer_metric)
 
-        Browsers that send ``Sec-Fetch-Site`` are judged by it; ``Origin`` is
-        ``null`` on our own forms (``Referrer-Policy: no-referrer``), so only a
-        real foreign origin is refused by that header.
-        """
-        site = request.headers.get("Sec-Fetch-Site")
-        if site is not None:
-            if site not in ("same-origin", "none"):
-                raise BadRequest(403, "cross-site request refused")
-            return
-        origin = request.headers.get("Origin")
-        if origin not in (None, "null") and urlsplit(origin).netloc != request.host:
-            raise BadRequest(403, "cross-site request refused")
-
-    def results_table():
-        table = her_table(store.answered_cells())
-        return merge_eer(table, metrics, eer_metric)
-
-    @app.errorhandler(_NoSession)
-    def _no_session(err):
+    # -- hooks -------------------------------------------------------------------
+    def no_session(self, err):
         return jsonify(
             error="no rater session: register with POST /api/raters first",
-            registration=registration,
+            registration=self.registration,
         ), 401
 
-    @app.errorhandler(BadRequest)
-    def _bad(err: BadRequest):
-        return jsonify(error=err.message), err.status
-
-    @app.errorhandler(HTTPException)
-    def _http(err: HTTPException):
-        return jsonify(error=err.description or err.name), err.code
-
-    @app.before_request
-    def _known_host():
-        if not _named_host(request.host, hosts):
+    def known_host(self):
+        if not _named_host(request.host, self.allowed_hosts):
             raise BadRequest(
                 400,
                 "this server does not answer to the host name of this request; "
                 "the experimenter can allow it with serve --allowed-host",
             )
 
-    @app.after_request
-    def _headers(resp: Response):
-        for name, value in SECURITY_HEADERS:
-            resp.headers[name] = value
-        if request.path.startswith(("/api/", "/audio/", "/admin")):
-            resp.headers["Cache-Control"] = "no-store"
-        return resp
-
-    @app.get("/")
-    def index():
+    # -- rater side --------------------------------------------------------------
+    def index(self):
         return Response(RATER_HTML, mimetype="text/html")
 
-    @app.get("/static/app.js")
-    def app_js():
+    def app_js(self):
         return Response(APP_JS, mimetype="text/javascript")
 
-    @app.get("/static/app.css")
-    def app_css():
+    def app_css(self):
         return Response(APP_CSS, mimetype="text/css")
 
-    @app.get("/favicon.ico")
-    def favicon():
+    def favicon(self):
         return Response(status=204)
 
-    @app.get("/healthz")
-    def healthz():
+    def healthz(self):
         return jsonify(
-            ok=True, stimuli=len(registry), trials_per_rater=design.trials_per_rater
+            ok=True,
+            stimuli=len(self.registry),
+            trials_per_rater=self.design.trials_per_rater,
         )
 
-    @app.post("/api/raters")
-    def register():
-        wait = limiter.take(_client_key(request.remote_addr))
+    def register(self):
+        wait = self.limiter.take(_client_key(request.remote_addr))
         if wait:
             resp = jsonify(
                 error=f"too many registrations from your address; try again in {wait} s"
@@ -509,17 +541,17 @@ def create_app(
                 "rater_id must be 1-64 letters, digits, dots, dashes or underscores",
             )
         invite = data.get("invite")
-        if not open_registration and normalize_invite(invite or "") is None:
+        if not self.open_registration and normalize_invite(invite or "") is None:
             raise BadRequest(403, _INVITE_REQUIRED)
         token = request.cookies.get(SESSION_COOKIE, "")
-        if token and store.rater_for_token(token) is not None:
+        if token and self.store.rater_for_token(token) is not None:
             raise BadRequest(409, "this browser is registered already; reload the page")
         try:
-            token = store.create_rater(
+            token = self.store.create_rater(
                 rater_id,
-                design,
-                max_raters=max_raters,
-                require_invite=not open_registration,
+                self.design,
+                max_raters=self.max_raters,
+                require_invite=not self.open_registration,
                 invite=invite,
             )
         except InvalidInvite:
@@ -530,24 +562,22 @@ def create_app(
             # the id is not echoed; under invitations only a holder of a valid,
             # unused code gets this far
             raise BadRequest(409, _ID_UNAVAILABLE) from None
-        resp = make_response(jsonify(state_of(rater_id)), 201)
+        resp = make_response(jsonify(self.state_of(rater_id)), 201)
         resp.set_cookie(
             SESSION_COOKIE,
             token,
             httponly=True,
             samesite="Strict",
-            secure=secure_cookies,
+            secure=self.secure_cookies,
             max_age=60 * 60 * 24 * 30,
         )
         return resp
 
-    @app.get("/api/state")
-    def state():
-        return jsonify(state_of(current_rater()))
+    def state(self):
+        return jsonify(self.state_of(self.current_rater()))
 
-    @app.post("/api/answers")
-    def answer():
-        rater_id = current_rater()
+    def answer(self):
+        rater_id = self.current_rater()
         data = _json_body(
             {"trial_id": str, "answer": str, "response_ms": int},
             required=("trial_id", "answer"),
@@ -560,7 +590,7 @@ def create_app(
         if response_ms is not None and not 0 <= response_ms <= 24 * 3600 * 1000:
             raise BadRequest(400, "response_ms must lie between 0 and one day")
         try:
-            store.answer(rater_id, data["trial_id"], data["answer"], response_ms)
+            self.store.answer(rater_id, data["trial_id"], data["answer"], response_ms)
         except UnknownTrial:
             raise BadRequest(404, "unknown trial") from None
         except AlreadyAnswered:
@@ -569,23 +599,22 @@ def create_app(
             raise BadRequest(
                 409, "answer your current trial first (GET /api/state names it)"
             ) from None
-        return jsonify(state_of(rater_id)), 201
+        return jsonify(self.state_of(rater_id)), 201
 
-    @app.get("/audio/<trial_id>/<slot>")
-    def audio(trial_id: str, slot: str):
-        rater_id = current_rater()
+    def audio(self, trial_id: str, slot: str):
+        rater_id = self.current_rater()
         if slot not in ("A", "B", "X") or not _TRIAL_ID.fullmatch(trial_id):
             raise BadRequest(404, "no such audio")
         try:
-            path = store.trial_audio_path(rater_id, trial_id, slot)
+            path = self.store.trial_audio_path(rater_id, trial_id, slot)
         except UnknownTrial:
             raise BadRequest(404, "no such audio") from None
-        if not registry.is_registered(path):
+        if not self.registry.is_registered(path):
             raise BadRequest(410, "this audio is no longer part of the test")
         # only the bytes checked at start; in memory: no file name, ETag or
         # modification time reaches the rater
         try:
-            payload = registry.read_audio(path)
+            payload = self.registry.read_audio(path)
         except (KeyError, AudioChanged) as err:
             log.warning("refused to serve stimulus: %s", err)
             raise BadRequest(
@@ -597,52 +626,52 @@ def create_app(
         resp = _bytes_response(payload, mimetype)
         # heard only if all of it went out: not a HEAD, a probe range or a 416
         if request.method == "GET" and _carries_all(resp, len(payload)):
-            store.mark_fetched(trial_id, slot)
+            self.store.mark_fetched(trial_id, slot)
         return resp
 
-    def admin_page(new_codes: list[str] | None = None) -> Response:
-        answers = store.answered_cells()
-        table = merge_eer(her_table(answers), metrics, eer_metric)
+    # -- admin side --------------------------------------------------------------
+    def admin_page(self, new_codes: list[str] | None = None) -> Response:
+        answers = self.store.answered_cells()
+        table = merge_eer(her_table(answers), self.metrics, self.eer_metric)
         page = admin_html(
             table,
             n_raters=len({a["rater_id"] for a in answers}),
             n_answers=len(answers),
             n_without_audio=sum(without_audio(a) for a in answers),
-            invites=store.list_invites(),
-            csrf=csrf_value,
-            registration=registration,
+            invites=self.store.list_invites(),
+            csrf=self.csrf_value,
+            registration=self.registration,
             new_codes=new_codes,
             base_url=request.host_url,
         )
         return Response(page, mimetype="text/html")
 
-    @app.get("/admin")
-    def admin():
+    def admin(self):
         if "token" in request.args:
             # the only place a token in the URL counts: move it into a cookie
             # (which holds its hash) and out of the address bar and history
             given = request.args["token"]
-            if not hmac.compare_digest(given.encode(), admin_token.encode()):
+            if not hmac.compare_digest(given.encode(), self.admin_token.encode()):
                 raise BadRequest(403, "admin token required")
             resp = redirect("/admin", code=303)
             resp.set_cookie(
                 ADMIN_COOKIE,
-                admin_cookie,
+                self.admin_cookie,
                 httponly=True,
                 samesite="Strict",
-                secure=secure_cookies,
+                secure=self.secure_cookies,
                 path="/admin",
             )
             return resp
-        require_admin()
-        return admin_page()
+        self.require_admin()
+        return self.admin_page()
 
-    @app.post("/admin/invites")
-    def admin_invites():
-        require_admin()
-        require_same_origin()
+    def admin_invites(self):
+        self.require_admin()
+        _require_same_origin()
         form = request.form
-        if not hmac.compare_digest(form.get("csrf", "").encode(), csrf_value.encode()):
+        csrf = form.get("csrf", "").encode()
+        if not hmac.compare_digest(csrf, self.csrf_value.encode()):
             raise BadRequest(403, "stale or forged form: reload the admin page")
         try:
             count, uses = int(form.get("count", "1")), int(form.get("uses", "1"))
@@ -653,41 +682,64 @@ def create_app(
             raise BadRequest(400, "create 1 to 500 codes of 1 to 1000 uses each")
         if len(label) > 64 or not label.isprintable():
             raise BadRequest(400, "the label must be at most 64 printable characters")
-        codes = store.create_invites(count, uses=uses, label=label)
-        return admin_page(new_codes=codes)
+        codes = self.store.create_invites(count, uses=uses, label=label)
+        return self.admin_page(new_codes=codes)
 
-    @app.get("/admin/her.csv")
-    def admin_csv():
-        require_admin()
-        import tempfile
-        from pathlib import Path
-
+    def admin_csv(self):
+        self.require_admin()
         with tempfile.TemporaryDirectory() as tmp:
-            text = write_her_csv(results_table(), Path(tmp) / "her.csv").read_text()
-        return Response(text, mimetype="text/csv")
-
-    @app.get("/admin/answers.csv")
-    def admin_answers_csv():
-        require_admin()
-        import tempfile
-        from pathlib import Path
-
-        with tempfile.TemporaryDirectory() as tmp:
-            path = write_answers_csv(store.answered_cells(), Path(tmp) / "answers.csv")
+            path = write_her_csv(self.results_table(), Path(tmp) / "her.csv")
             text = path.read_text()
         return Response(text, mimetype="text/csv")
 
-    @app.get("/admin/her.png")
-    def admin_png():
-        require_admin()
-        table = results_table()
+    def admin_answers_csv(self):
+        self.require_admin()
+        answers = self.store.answered_cells()
+        with tempfile.TemporaryDirectory() as tmp:
+            text = write_answers_csv(answers, Path(tmp) / "answers.csv").read_text()
+        return Response(text, mimetype="text/csv")
+
+    def admin_png(self):
+        self.require_admin()
+        table = self.results_table()
         if not table:
             raise BadRequest(404, "no answers yet")
-        with figure_lock:
+        with self.figure_lock:
             png = figure_png_bytes(table)
         return Response(png, mimetype="image/png")
 
-    return app
+
+def _require_same_origin():
+    """Refuse a form posted from another site (besides SameSite and CSRF).
+
+    Browsers that send ``Sec-Fetch-Site`` are judged by it; ``Origin`` is
+    ``null`` on our own forms (``Referrer-Policy: no-referrer``), so only a
+    real foreign origin is refused by that header.
+    """
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        if site not in ("same-origin", "none"):
+            raise BadRequest(403, "cross-site request refused")
+        return
+    origin = request.headers.get("Origin")
+    if origin not in (None, "null") and urlsplit(origin).netloc != request.host:
+        raise BadRequest(403, "cross-site request refused")
+
+
+def _bad_request(err: BadRequest):
+    return jsonify(error=err.message), err.status
+
+
+def _http_error(err: HTTPException):
+    return jsonify(error=err.description or err.name), err.code
+
+
+def _security_headers(resp: Response) -> Response:
+    for name, value in SECURITY_HEADERS:
+        resp.headers[name] = value
+    if request.path.startswith(("/api/", "/audio/", "/admin")):
+        resp.headers["Cache-Control"] = "no-store"
+    return resp
 
 
 class _NoSession(Exception):
