@@ -415,6 +415,10 @@ def test_trust_proxy_through_waitress_limits_each_forwarded_client(samples, tmp_
         assert status == 200 and "https://listen.example.org/#invite=" in page
         forged = {"X-Forwarded-Host": "rebound.example", "X-Forwarded-Proto": "https"}
         assert _admin(port, "GET", "/admin", forged)[0] == 400
+        rebound = b"GET /healthz HTTP/1.1\r\nHost: rebound.example\r\n\r\n"
+        assert _raw_head(port, rebound)[0] == 400
+        # no Host at all (HTTP/1.0, e.g. a health check) comes from no browser
+        assert _raw_head(port, b"GET /healthz HTTP/1.0\r\n\r\n")[0] == 200
 
 
 def test_forwarded_headers_of_any_other_sender_are_ignored(samples, tmp_path):

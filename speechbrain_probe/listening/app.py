@@ -12,9 +12,9 @@ Rater side (session cookie, set at registration):
   byte ranges answered with 206). A slot counts as fetched once a GET reply has
   carried all of its bytes.
 
-Every request must name this server in its ``Host`` header: an IP address,
-``localhost`` or a name given with ``allowed_hosts`` (a page on another domain
-that resolves to this server, DNS rebinding, gets 400).
+A request that has a ``Host`` header must name this server in it: an IP
+address, ``localhost`` or a name given with ``allowed_hosts`` (a page on another
+domain that resolves to this server, DNS rebinding, gets 400).
 
 A rater sees only opaque trial ids and audio URLs, never a path, a speaker, a
 layer, the key or anyone's answers. Audio comes only from the registered
@@ -497,7 +497,9 @@ class _Views:
         ), 401
 
     def known_host(self):
-        if not _named_host(request.host, self.allowed_hosts):
+        # no Host header (HTTP/1.0): no browser, so no rebinding
+        host = request.environ.get("HTTP_HOST")
+        if host is not None and not _named_host(host, self.allowed_hosts):
             raise BadRequest(
                 400,
                 "this server does not answer to the host name of this request; "

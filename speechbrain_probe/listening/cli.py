@@ -460,8 +460,8 @@ def cmd_serve(args) -> int:
         base = f"http://{args.host}:{server.effective_port}/"
         _announce(args, base, registry, design, store, token, connections)
         print(f"serving on {base}", flush=True)
-        quiet_waitress_log()
-        server.run()
+        with quiet_waitress_log():
+            server.run()
     except KeyboardInterrupt:
         pass
     except BaseException:

@@ -29,6 +29,7 @@ it removes those headers before the app sees them unless their sender is trusted
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import resource
 import sys
@@ -273,26 +274,30 @@ class _Throttle(logging.Filter):
         return True
 
 
-def quiet_waitress_log(stream=None) -> logging.Handler:
-    """Log waitress's warnings to ``stream`` (stderr) one line each, without
-    tracebacks, a repeated message at most once per 10 s; return the handler.
+@contextlib.contextmanager
+def quiet_waitress_log(stream=None):
+    """While inside, log waitress's warnings to ``stream`` (stderr) one line
+    each, without tracebacks, a repeated message at most once per 10 s.
 
     Example
     -------
     >>> import io
     >>> out = io.StringIO()
-    >>> handler = quiet_waitress_log(out)
-    >>> for _ in range(3):
-    ...     try:
-    ...         raise OSError(24, "Too many open files")
-    ...     except OSError:
-    ...         logging.getLogger("waitress").warning("accept failed", exc_info=True)
+    >>> with quiet_waitress_log(out):
+    ...     for _ in range(3):
+    ...         try:
+    ...             raise OSError(24, "Too many open files")
+    ...         except OSError:
+    ...             logging.getLogger("waitress").warning("accept failed", exc_info=True)
     >>> [line.split(": ", 1)[1] for line in out.getvalue().splitlines()]
     ['accept failed (OSError: [Errno 24] Too many open files)']
-    >>> logging.getLogger("waitress").removeHandler(handler)
     """
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(_OneLine())
     handler.addFilter(_Throttle())
-    logging.getLogger("waitress").addHandler(handler)
-    return handler
+    logger = logging.getLogger("waitress")
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
