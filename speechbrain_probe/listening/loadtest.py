@@ -400,6 +400,13 @@ def idle_connections(port: int, n: int, timeout_s: float = 10.0):
 
     This process's soft limit of open files is raised for them (restored on
     leaving); :class:`ValueError` when the hard limit does not allow it.
+
+    Example
+    -------
+    >>> with socket.create_server(("127.0.0.1", 0)) as listener:
+    ...     with idle_connections(listener.getsockname()[1], 3) as idle:
+    ...         [sock.getpeername()[0] for sock in idle]
+    ['127.0.0.1', '127.0.0.1', '127.0.0.1']
     """
     import resource
 

@@ -129,7 +129,16 @@ def create_server(app, **adjustments):
 
 def close_server(server) -> None:
     """Stop the worker threads of a server of :func:`create_server` and close its
-    sockets (for a server that will not run)."""
+    sockets (for a server that will not run).
+
+    Example
+    -------
+    >>> from flask import Flask
+    >>> server = create_server(Flask("x"), host="127.0.0.1", port=0)
+    >>> close_server(server)
+    >>> server.task_dispatcher.threads, server.socket is None
+    (set(), True)
+    """
     server.task_dispatcher.shutdown()
     wasyncore.close_all(getattr(server, "map", None) or server._map)
 
