@@ -1319,6 +1319,7 @@ def test_registration_limit_refuses_a_rate_that_is_not_a_number():
         ("--max-stimulus-mb", "0", "--max-stimulus-mb"),
         ("--trust-proxy", "proxy.example", "proxy.example"),
         ("--connection-limit", "100000000", "100000000"),
+        ("--connection-limit", "0", "--connection-limit"),
     ],
 )
 def test_cli_serve_refuses_bad_settings_before_creating_the_database(

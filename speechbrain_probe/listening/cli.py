@@ -258,7 +258,8 @@ def _check_serve_args(args) -> str | None:
             f"--register-burst must be at least 1, got {args.register_burst}",
         ),
         (
-            args.threads < 1 or (args.connection_limit or 1) < 1,
+            args.threads < 1
+            or (args.connection_limit is not None and args.connection_limit < 1),
             "--threads and --connection-limit must be at least 1",
         ),
         (

@@ -30,6 +30,7 @@ it removes those headers before the app sees them unless their sender is trusted
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import resource
 import sys
@@ -242,7 +243,8 @@ def proxy_adjustments(proxy: str | None) -> dict:
     if proxy is None:
         return {}
     return {
-        "trusted_proxy": proxy,
+        # as waitress writes the peer's address: "::1", not "0:0:0:0:0:0:0:1"
+        "trusted_proxy": str(ipaddress.ip_address(proxy)),
         "trusted_proxy_count": 1,
         "trusted_proxy_headers": set(PROXY_HEADERS),
     }
