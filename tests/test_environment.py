@@ -344,3 +344,24 @@ def test_a_package_off_the_lock_is_a_note_or_with_strict_a_problem(
         check_environment(lock, strict=True, loads=False)
     found = metadata.version("numpy")
     assert f"numpy {found} is installed, 0.0.1 is expected" in str(stop.value)
+
+
+def test_the_listening_server_without_its_extra_is_one_line_and_no_database(tmp_path):
+    samples = tmp_path / "samples.csv"
+    samples.write_text("model,layer,condition,speaker,path\n")
+    db = tmp_path / "listening.sqlite"
+    code = (
+        "import runpy, sys; sys.modules['waitress'] = None; sys.argv = sys.argv[:1]"
+        f" + ['serve', '--samples', {str(samples)!r}, '--db', {str(db)!r}];"
+        " runpy.run_module('speechbrain_probe.listening', run_name='__main__')"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert run.stderr.strip().splitlines() == [
+        f"speechbrain-probe: the [listening] extra is not installed (the listening "
+        f"test; no module waitress): {sys.executable} -m pip install "
+        "'speechbrain-probe[listening]'"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["samples.csv"]

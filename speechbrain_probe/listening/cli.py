@@ -26,6 +26,8 @@ import sqlite3
 import sys
 from pathlib import Path
 
+from ..extras import require_extra
+
 __all__ = ["main", "build_parser", "MAX_TRIALS_PER_RATER", "WARN_TRIALS_PER_RATER"]
 
 #: ``serve`` refuses designs with more trials per rater (about 14 hours at 10 s each).
@@ -400,6 +402,7 @@ def _announce(args, base: str, registry, design, store, token: str, connections)
 
 
 def cmd_serve(args) -> int:
+    require_extra("listening")  # flask and waitress, before anything is written
     from .app import create_app
     from .server import (
         DeferredApp,
