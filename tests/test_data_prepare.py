@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import soundfile as sf
+from recipe_rows import fake_librispeech, fake_musan
 
 from speechbrain_probe.data.audio import AudioError, read_checked
 from speechbrain_probe.data.librispeech import prepare_librispeech
@@ -10,51 +11,6 @@ from speechbrain_probe.data.manifest import read_manifest
 from speechbrain_probe.data.musan import prepare_musan
 from speechbrain_probe.data.noise import measure_snr
 from speechbrain_probe.data.noisy import build_noisy_test_sets
-
-WORDS = ["HELLO", "WORLD", "A", "CAT", "SAT", "ON", "THE", "MAT", "I'M", "HERE"]
-
-
-def _tone(rng, seconds=0.5, sr=16000):
-    t = np.arange(int(seconds * sr)) / sr
-    return 0.2 * np.sin(
-        2 * np.pi * rng.uniform(100, 400) * t
-    ) + 0.02 * rng.standard_normal(len(t))
-
-
-def fake_librispeech(
-    root, split, speakers=(19, 84), chapters=2, utts=3, seed=0, seconds=0.5
-):
-    """``<split>/<spk>/<chapter>/<spk>-<chapter>.trans.txt`` + ``.flac`` files
-    of ``seconds`` each."""
-    rng = np.random.default_rng(seed)
-    for spk in speakers:
-        for c in range(chapters):
-            chap = 1000 + 10 * spk + c
-            folder = root / split / str(spk) / str(chap)
-            folder.mkdir(parents=True)
-            lines = []
-            for u in range(utts):
-                utt_id = f"{spk}-{chap}-{u:04d}"
-                sf.write(folder / f"{utt_id}.flac", _tone(rng, seconds), 16000)
-                words = " ".join(rng.choice(WORDS, size=4))
-                lines.append(f"{utt_id} {words}")
-            (folder / f"{spk}-{chap}.trans.txt").write_text("\n".join(lines) + "\n")
-    return root
-
-
-def fake_musan(root, per_category=5, seed=0):
-    """``musan/{music,noise,speech}/<source>/*.wav``."""
-    rng = np.random.default_rng(seed)
-    for cat, source in (
-        ("music", "fma"),
-        ("noise", "free-sound"),
-        ("speech", "librivox"),
-    ):
-        folder = root / "musan" / cat / source
-        folder.mkdir(parents=True)
-        for i in range(per_category):
-            sf.write(folder / f"{cat}-{source}-{i:04d}.wav", _tone(rng, 1.0), 16000)
-    return root / "musan"
 
 
 def test_librispeech_manifests(tmp_path):

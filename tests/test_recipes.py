@@ -1,14 +1,18 @@
-"""Every row of ``tests/recipes/<Dataset>.csv`` runs end to end on tiny data.
+"""Every row of ``tests/recipes/<Dataset>.csv`` runs end to end on tiny data,
+alone, in any order.
 
 The CSV files have SpeechBrain's recipe-test format (Task, Dataset,
 Script_file, Hparam_file, Data_prep_file, Readme_file, Result_url, HF_repo,
-test_debug_flags, test_debug_checks). Each row is run from the repository
-root as ``python <Script_file> <Hparam_file> <test_debug_flags>``, in the
-order of its file (a probe row uses the ASR an earlier row exported), and the
-files named by ``file_exists=[...]`` in ``test_debug_checks`` must exist in
-the row's ``--output_folder``. The Synthetic rows build the ``tiny`` corpus
-themselves (their data preparation is part of the run); the LibriSpeech rows
-get a small LibriSpeech + MUSAN tree in the real layout, built here.
+test_debug_flags, test_debug_checks). Each row is run as SpeechBrain's
+``tests/utils/recipe_tests.py`` runs it (``recipe_rows.py``): its set-up
+script ``tests/recipes/setup/<script>/<hparams>`` builds what the row needs
+(an exported ASR, an ECAPA model, probes, a LibriSpeech + MUSAN tree, a
+user's corpus), then ``python <Script_file> <Hparam_file> <test_debug_flags>``,
+and the files named by ``file_exists=[...]`` in ``test_debug_checks`` must
+exist in the row's ``--output_folder``. The CSV's paths (``tests/tmp/...``)
+are relative to the working folder: here one pytest temporary folder per
+session, never the work tree. No row needs an earlier row: the set-ups build
+into ``tests/tmp/<Dataset>/setup/``, which no row writes to.
 
 Also checked for every row: every top-level key of the hparams file is used
 by its script (or referenced inside the file), and a mistyped override is
@@ -17,102 +21,31 @@ refused.
 
 from __future__ import annotations
 
-import csv
+import os
 import re
-import shlex
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from recipe_rows import (
+    COMPLETE,
+    INPUTS,
+    REPO,
+    SETUP_FOLDER,
+    build,
+    output_folder,
+    read_rows,
+    run_row,
+    session_workdir,
+    setup_script,
+)
+from recipe_scripts import load_recipe
 
-sys.path.insert(0, str(Path(__file__).parent))
-from recipe_scripts import REPO, load_recipe  # noqa: E402
-
-TMP = REPO / "tests" / "tmp"
-COLUMNS = [
-    "Task",
-    "Dataset",
-    "Script_file",
-    "Hparam_file",
-    "Data_prep_file",
-    "Readme_file",
-    "Result_url",
-    "HF_repo",
-    "test_debug_flags",
-    "test_debug_checks",
-]
-
-
-def _rows():
-    rows = []
-    for table in sorted((REPO / "tests" / "recipes").glob("*.csv")):
-        with open(table, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            assert reader.fieldnames == COLUMNS, (
-                f"{table.name}: header {reader.fieldnames}"
-            )
-            for number, row in enumerate(reader, start=2):
-                rows.append(
-                    pytest.param(
-                        row, id=f"{table.stem}:{number}:{Path(row['Hparam_file']).name}"
-                    )
-                )
-    return rows
-
-
-ROWS = _rows()
-
-
-def _output_folder(flags: str) -> Path:
-    match = re.search(r"--output_folder=(\S+)", flags)
-    assert match, "test_debug_flags must set --output_folder (the checks look there)"
-    return REPO / match.group(1)
-
-
-def _expected_files(checks: str) -> list[str]:
-    match = re.search(r"file_exists=\[(.*?)\]", checks)
-    return [f.strip() for f in match.group(1).split(",") if f.strip()] if match else []
+ROWS = [pytest.param(row, id=row_id) for row_id, row in read_rows()]
 
 
 @pytest.fixture(scope="session")
-def fresh_tmp():
-    """``tests/tmp`` emptied once per session: rows reuse what earlier rows of
-    the same session made, never what an old run left."""
-    shutil.rmtree(TMP, ignore_errors=True)
-    TMP.mkdir(parents=True)
-    return TMP
-
-
-@pytest.fixture(scope="session")
-def librispeech_tree(fresh_tmp):
-    """A small LibriSpeech + MUSAN tree in the real layouts (tones, random words)."""
-    from test_data_prepare import fake_librispeech, fake_musan
-
-    root = fresh_tmp / "LibriSpeech" / "data"
-    for seed, (split, speakers) in enumerate(
-        {
-            "train-clean-100": (19, 84, 103),
-            "dev-clean": (251,),
-            "test-clean": (61, 121),
-        }.items()
-    ):
-        # 2-s files: long enough for the pure-BLSTM's 8x time reduction
-        fake_librispeech(
-            root / "LibriSpeech", split, speakers, chapters=1, seed=seed, seconds=2.0
-        )
-    fake_musan(root, per_category=8)
-    return root
-
-
-@pytest.fixture(scope="session")
-def user_inputs(fresh_tmp):
-    """What a user brings to the one-command recipe: speech at other rates and
-    channel counts, noises, tiny random Hugging Face models."""
-    from user_inputs import write_user_inputs
-
-    return write_user_inputs(fresh_tmp / "AnyCorpus" / "inputs")
+def workdir(tmp_path_factory):
+    """Where the rows run (their ``tests/tmp/...`` paths resolve here)."""
+    return session_workdir(tmp_path_factory)
 
 
 def test_every_csv_row_names_existing_files():
@@ -129,24 +62,57 @@ def test_every_csv_row_names_existing_files():
     assert hparams == listed, "every hparams file needs a row in tests/recipes/*.csv"
 
 
+def test_every_row_has_an_executable_set_up_and_every_set_up_a_row():
+    """SpeechBrain's runner writes the row's stdout.txt into its output folder
+    before the recipe runs: every row needs a set-up that makes that folder."""
+    scripts = {setup_script(p.values[0]) for p in ROWS}
+    for script in scripts:
+        assert script.is_file(), f"no set-up script {script.relative_to(REPO)}"
+        assert os.access(script, os.X_OK), (
+            f"{script.relative_to(REPO)} is not executable"
+        )
+        assert script.read_text(encoding="utf-8").startswith("#!/bin/sh\n")
+    present = {p for p in SETUP_FOLDER.rglob("*") if p.is_file()}
+    assert present == scripts, "a set-up script whose row is gone"
+    for script in scripts:
+        for name in re.findall(r"tests/tmp/\S+/setup/\S+", script.read_text()):
+            assert name in INPUTS, f"{script.relative_to(REPO)}: unknown input {name}"
+
+
+def test_no_row_writes_into_a_set_up_folder():
+    """The set-ups build into tests/tmp/<Dataset>/setup/: a row that wrote
+    there could start from its own earlier output."""
+    for param in ROWS:
+        out = output_folder(param.values[0]["test_debug_flags"])
+        assert "/setup/" not in f"{out}/", f"{param.id}: --output_folder={out}"
+        for flag in ("--output_root", "--csv_folder"):
+            for value in re.findall(
+                rf"{flag}=(\S+)", param.values[0]["test_debug_flags"]
+            ):
+                assert "/setup/" not in f"{value}/", f"{param.id}: {flag}={value}"
+
+
+def test_a_set_up_input_is_built_once_and_rebuilt_when_unfinished(tmp_path):
+    quiet = {"echo": lambda _: None}
+    name = "tests/tmp/LibriSpeech/setup/data"
+    tree = build(name, tmp_path, **quiet)
+    flac = next(tree.rglob("*.flac"))
+    first = flac.stat().st_mtime_ns
+    assert build(name, tmp_path, **quiet) == tree
+    assert flac.stat().st_mtime_ns == first, "a finished input was built again"
+    (tree / COMPLETE).unlink()  # a build that was stopped: no marker
+    (tree / "half-written").touch()
+    build(name, tmp_path, **quiet)
+    assert not (tree / "half-written").exists() and (tree / COMPLETE).is_file()
+    with pytest.raises(KeyError, match="unknown set-up input"):
+        build("tests/tmp/LibriSpeech/setup/nothing", tmp_path)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("row", ROWS)
-def test_recipe_runs_on_tiny_data(row, fresh_tmp, request):
-    if row["Dataset"] == "LibriSpeech":
-        request.getfixturevalue("librispeech_tree")
-    if row["Dataset"] == "AnyCorpus":
-        request.getfixturevalue("user_inputs")
-    flags = shlex.split(row["test_debug_flags"])
-    command = [sys.executable, row["Script_file"], row["Hparam_file"], *flags]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-    assert done.returncode == 0, (
-        f"{shlex.join(command)}\nexit {done.returncode}\n{done.stderr[-4000:]}"
-    )
-    out = _output_folder(row["test_debug_flags"])
-    missing = [
-        f for f in _expected_files(row["test_debug_checks"]) if not (out / f).exists()
-    ]
-    assert not missing, f"{out} lacks {missing}"
+def test_recipe_runs_on_tiny_data(row, workdir):
+    run = run_row(row, workdir)
+    assert run.ok, run.report()
 
 
 def _top_level_keys(text: str) -> list[str]:

@@ -3,32 +3,36 @@ study (``recipes/LibriSpeech/Probe/Highway``).
 
 The recipe rows of ``tests/recipes/LibriSpeech.csv`` run the chain on a tiny
 LibriSpeech + MUSAN tree (``test_recipes.py``); here: that the study's noisy
-test sets are the very mixtures the ASR recipe tested its models on, and
-(after those rows, in the same session) that the study scored every paper
-layer of both models.
+test sets are the very mixtures the ASR recipe tested its models on, and that
+the study row (run here, or reused from test_recipes.py in the same session)
+scored every paper layer of both models.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
-import sys
 from pathlib import Path
 
 import pytest
+from recipe_rows import (
+    fake_librispeech,
+    fake_musan,
+    output_folder,
+    read_rows,
+    run_row,
+    session_workdir,
+)
+from recipe_scripts import REPO, load_recipe
 
-sys.path.insert(0, str(Path(__file__).parent))
-from recipe_scripts import REPO, load_recipe  # noqa: E402
-from test_data_prepare import fake_librispeech, fake_musan  # noqa: E402
-
-from speechbrain_probe.data.librispeech_study import (  # noqa: E402
+from speechbrain_probe.data.librispeech_study import (
     prepare_probe_data,
     prepare_test_conditions,
 )
-from speechbrain_probe.data.manifest import read_manifest  # noqa: E402
+from speechbrain_probe.data.manifest import read_manifest
 
 ASR_SCRIPT = REPO / "recipes" / "LibriSpeech" / "ASR" / "CTC" / "train_asr.py"
-STUDY = REPO / "tests" / "tmp" / "LibriSpeech" / "study"
+STUDY_SCRIPT = "recipes/LibriSpeech/Probe/Highway/evaluate.py"
 PAPER_LAYERS = {
     "vgg_lstm_baseline": ["cnn1", "cnn2", "cnn4", "blstm1", "blstm3", "blstm5"],
     "blstm_robust": ["blstm1", "blstm2", "blstm3", "blstm4", "blstm5"],
@@ -97,20 +101,20 @@ def test_preparation_is_done_once(tree, tmp_path):
 
 
 @pytest.mark.slow
-def test_the_study_scored_every_paper_layer():
-    """After the LibriSpeech rows of test_recipes.py (same session)."""
-    metrics = STUDY / "metrics.csv"
-    if not metrics.is_file():
-        # never a skip: in make test the rows run first (test_recipes.py)
-        pytest.fail(
-            f"{metrics} is missing: run tests/test_recipes.py -k LibriSpeech first"
-        )
-    with open(metrics, newline="", encoding="utf-8") as handle:
+def test_the_study_scored_every_paper_layer(tmp_path_factory):
+    """The study row of tests/recipes/LibriSpeech.csv, with its set-up (the
+    ASR models and their probes of every paper layer)."""
+    (row,) = [r for _, r in read_rows() if r["Script_file"] == STUDY_SCRIPT]
+    workdir = session_workdir(tmp_path_factory)
+    run = run_row(row, workdir)
+    assert run.ok, run.report()
+    study = workdir / output_folder(row["test_debug_flags"])
+    with open(study / "metrics.csv", newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     scored = {(r["model"], r["layer"], r["metric"]) for r in rows if r["value"]}
     for model, layers in PAPER_LAYERS.items():
         for layer in layers:
             for metric in ("eer_ge2e", "stoi", "pesq"):
                 assert (model, layer, metric) in scored, (model, layer, metric)
-    page = (STUDY / "report.html").read_text(encoding="utf-8")
+    page = (study / "report.html").read_text(encoding="utf-8")
     assert "VGG-LSTM" in page and "pure-LSTM" in page
