@@ -106,8 +106,11 @@ def whisper_encode(
         )
         mask = torch.zeros(keep.shape, dtype=h.dtype, device=h.device)
         mask = mask.masked_fill(~keep, torch.finfo(h.dtype).min)[:, None, None, :]
+    # transformers 4.x layers also require a head mask (5.x removed it)
+    params = inspect.signature(encoder.layers[0].forward).parameters
+    extra = {"layer_head_mask": None} if "layer_head_mask" in params else {}
     for layer in encoder.layers:
-        out = layer(h, mask)
+        out = layer(h, mask, **extra)
         h = out[0] if isinstance(out, tuple) else out
     return encoder.layer_norm(h)
 
