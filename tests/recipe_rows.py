@@ -57,6 +57,10 @@ COLUMNS = [
     "test_debug_checks",
 ]
 COMPLETE = ".setup_complete"
+#: appended to every recipe command, as SpeechBrain's runner appends its
+#: ``run_opts`` (the same default): SpeechBrain 1.0's own default device is
+#: ``cuda:0``, which a CPU-only machine does not have
+RUN_OPTS = ["--device=cpu"]
 
 # --- the rows ------------------------------------------------------------------
 
@@ -202,6 +206,7 @@ def _run_row(row: dict, workdir: Path) -> RowRun:
         str(REPO / row["Script_file"]),
         str(REPO / row["Hparam_file"]),
         *shlex.split(flags),
+        *RUN_OPTS,
     ]
     done = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
     missing = [
@@ -370,6 +375,7 @@ def build(name: str, workdir: Path | str = ".", echo=print) -> Path:
             str(REPO / script),
             str(REPO / Path(script).parent / hparams),
             *shlex.split(flags.format(folder=name)),
+            *RUN_OPTS,
         ]
         done = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
         if done.returncode:
