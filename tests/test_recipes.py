@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 import pytest
 from recipe_rows import (
@@ -48,12 +49,23 @@ def workdir(tmp_path_factory):
     return session_workdir(tmp_path_factory)
 
 
+def _source(path: str) -> Path:
+    """A file a row names: the package's own files where the package is
+    imported from (the work tree, or site-packages when installed as a wheel
+    and tested from outside the source tree), the rest in the repository."""
+    import speechbrain_probe
+
+    if path.startswith("speechbrain_probe/"):
+        return Path(speechbrain_probe.__file__).parents[1] / path
+    return REPO / path
+
+
 def test_every_csv_row_names_existing_files():
     assert ROWS, "no recipe rows found in tests/recipes/*.csv"
     for param in ROWS:
         row = param.values[0]
         for column in ("Script_file", "Hparam_file", "Data_prep_file", "Readme_file"):
-            assert (REPO / row[column]).is_file(), f"{param.id}: {column} {row[column]}"
+            assert _source(row[column]).is_file(), f"{param.id}: {column} {row[column]}"
         assert "--debug" in row["test_debug_flags"], f"{param.id}: no --debug"
     hparams = sorted(
         str(p.relative_to(REPO)) for p in REPO.glob("recipes/**/hparams/*.yaml")
@@ -125,6 +137,24 @@ def _top_level_keys(text: str) -> list[str]:
     return keys
 
 
+def _run_option_names() -> set[str]:
+    """The run options a Brain takes from hparams (SpeechBrain 1.1 lists them
+    in ``RunOptions``, 1.0 in ``speechbrain.core.run_opt_defaults``).
+
+    Example
+    -------
+    >>> {"device", "max_grad_norm"} <= _run_option_names()
+    True
+    """
+    try:
+        from speechbrain.utils.run_opts import RunOptions
+    except ModuleNotFoundError:  # SpeechBrain 1.0
+        from speechbrain.core import run_opt_defaults
+
+        return set(run_opt_defaults)
+    return set(RunOptions().as_dict())
+
+
 def _unused_keys(yaml_text: str, script_text: str) -> list[str]:
     """Top-level keys that neither the script reads nor the file references.
 
@@ -133,9 +163,7 @@ def _unused_keys(yaml_text: str, script_text: str) -> list[str]:
     >>> _unused_keys("a: 1\\nb: !ref <a>\\nc: 2\\n", 'x = hparams["b"]')
     ['c']
     """
-    from speechbrain.utils.run_opts import RunOptions
-
-    run_options = set(RunOptions().as_dict())
+    run_options = _run_option_names()
     unused = []
     for key in _top_level_keys(yaml_text):
         patterns = (f'hparams["{key}"]', f'hparams.get("{key}"', f"hparams.{key}")
