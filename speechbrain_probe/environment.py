@@ -36,6 +36,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .extras import missing_modules
+
 __all__ = [
     "TESTED_PYTHON",
     "Problem",
@@ -251,7 +253,7 @@ def lock_problems(lock) -> list[Problem]:
     return problems
 
 
-def lock_disagreements(requirements, pins: dict[str, str], exact=()):
+def lock_disagreements(requirements, pins: dict[str, str]):
     """Where a lock and a package's requirements disagree.
 
     Arguments
@@ -260,8 +262,6 @@ def lock_disagreements(requirements, pins: dict[str, str], exact=()):
         Requirement strings (``setup.py``'s ``install_requires`` and extras).
     pins : dict
         The lock, as :func:`read_lock` returns it.
-    exact : tuple of str
-        Packages that the requirements must pin exactly (``==x.y.z``).
 
     Returns
     -------
@@ -271,11 +271,10 @@ def lock_disagreements(requirements, pins: dict[str, str], exact=()):
     Example
     -------
     >>> lock = {"torch": "2.11.0", "torchaudio": "2.11.1", "numpy": "2.4.6"}
-    >>> for line in lock_disagreements(["torch==2.11.0", "torchaudio==2.11.*",
-    ...                                 "numpy<2", "tqdm>=4"], lock,
-    ...                                exact=("torch", "torchaudio")):
+    >>> for line in lock_disagreements(["torch>=2.5,<2.12", "torchaudio>=2.5,<2.11",
+    ...                                 "numpy<2", "tqdm>=4"], lock):
     ...     print(line)
-    torchaudio: the requirement 'torchaudio==2.11.*' is not one exact version
+    torchaudio: locked 2.11.1, outside 'torchaudio>=2.5,<2.11'
     numpy: locked 2.4.6, outside 'numpy<2'
     tqdm: required ('tqdm>=4') but not in the lock
     torchaudio: locked 2.11.1 but torch is locked 2.11.0; they must be one release
@@ -286,13 +285,6 @@ def lock_disagreements(requirements, pins: dict[str, str], exact=()):
     for text in requirements:
         req = Requirement(text)
         name = _normalise(req.name)
-        if name in exact:
-            versions = [s.version for s in req.specifier if s.operator == "=="]
-            if len(versions) != 1 or "*" in versions[0]:
-                lines.append(
-                    f"{name}: the requirement {text!r} is not one exact version"
-                )
-                continue
         locked = pins.get(name)
         if locked is None:
             lines.append(f"{name}: required ({text!r}) but not in the lock")
@@ -337,7 +329,7 @@ def _load_torchaudio() -> None:
 
 
 def _load_espeak() -> None:
-    if importlib.util.find_spec("espeakng_loader") is None:
+    if missing_modules("corpus"):
         return  # the optional [corpus] extra is not installed
     from .data.espeak import get_espeak
 
