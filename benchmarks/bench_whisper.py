@@ -95,7 +95,7 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from speechbrain_probe.hf_encoder import HFEncoderASR
+    from speechbrain_probe.frozen.hf_encoder import HFEncoderASR
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = make_whisper(Path(tmp) / "whisper", args.size)

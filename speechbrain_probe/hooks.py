@@ -21,10 +21,10 @@ Usable without the rest of the project (it needs only ``torch``):
   and :func:`forward_order` sorts paths by when their outputs appear.
 
 The command line that lists a model's layers is
-:mod:`speechbrain_probe.list_layers` (it needs the rest of the package to load
+:mod:`speechbrain_probe.frozen.list_layers` (it needs the rest of the package to load
 a model)::
 
-    python -m speechbrain_probe.list_layers <model dir or hub id> [--all]
+    python -m speechbrain_probe.frozen.list_layers <model dir or hub id> [--all]
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ from speechbrain_probe.features import (
     istft,
     stft,
 )
-from speechbrain_probe.pretrained import resolve_source
+from speechbrain_probe.frozen.source import resolve_source
 
 __all__ = [
     "GriffinLimVocoder",

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from speechbrain_probe.frozen.list_layers import main
 from speechbrain_probe.hooks import (
     LayerCapture,
     block_paths,
@@ -16,7 +17,6 @@ from speechbrain_probe.hooks import (
     to_tensor,
     unroll_rnn,
 )
-from speechbrain_probe.list_layers import main
 
 
 class Encoder(nn.Module):

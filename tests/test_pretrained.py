@@ -10,8 +10,9 @@ import soundfile as sf
 import torch
 from hyperpyyaml import load_hyperpyyaml
 
-from speechbrain_probe.frozen import HFEncoderASR, load_asr
-from speechbrain_probe.list_layers import main as list_layers_main
+from speechbrain_probe.frozen.hf_encoder import HFEncoderASR
+from speechbrain_probe.frozen.list_layers import main as list_layers_main
+from speechbrain_probe.frozen.load import load_asr
 from speechbrain_probe.study_data import ARCH_LAYERS
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -12,7 +12,7 @@ from speechbrain.utils.epoch_loop import EpochCounter
 from torch import nn
 
 from speechbrain_probe.features import HIFIGAN_MEL, ASRFeatures, LogMelSpectrogram
-from speechbrain_probe.frozen import ModuleASR
+from speechbrain_probe.frozen.interface import ModuleASR
 from speechbrain_probe.probe.brain import (
     HiddenStateCache,
     ProbeBrain,

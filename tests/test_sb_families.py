@@ -18,8 +18,8 @@ import pytest
 import torch
 from hyperpyyaml import load_hyperpyyaml
 
-from speechbrain_probe.frozen import load_asr
-from speechbrain_probe.list_layers import main as list_layers_main
+from speechbrain_probe.frozen.list_layers import main as list_layers_main
+from speechbrain_probe.frozen.load import load_asr
 
 VOCAB = 24  # sentencepiece vocabulary = output_neurons
 

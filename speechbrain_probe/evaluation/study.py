@@ -104,7 +104,7 @@ class ModelSpec:
         Display name in the report (default: ``name``).
     whisper_window : str, optional
         ``full`` or ``trim``, for a Whisper model (as its probes were trained;
-        :class:`~speechbrain_probe.hf_encoder.HFEncoderASR`).
+        :class:`~speechbrain_probe.frozen.hf_encoder.HFEncoderASR`).
 
     Example
     -------
@@ -412,7 +412,7 @@ def run_study(
         Different-speaker trials per same-speaker trial (1: balanced, the
         demo; the full preset uses 2 to pass 10,000 trials per cell).
     asrs : dict, optional
-        Model name -> its :class:`~speechbrain_probe.asr_interface.FrozenASR`,
+        Model name -> its :class:`~speechbrain_probe.frozen.interface.FrozenASR`,
         already loaded (e.g. for training its probes); the others are loaded
         from their ``ModelSpec.asr``.
 
@@ -423,7 +423,7 @@ def run_study(
         ``excluded.csv``, ``figure3_mels.npz``, ``samples/``, ``cells/``).
     """
     from speechbrain_probe.devices import resolve_device
-    from speechbrain_probe.frozen import load_asr
+    from speechbrain_probe.frozen.load import load_asr
     from speechbrain_probe.hifigan import HifiGanUniversalVocoder
     from speechbrain_probe.metrics.speaker import build_verifier
     from speechbrain_probe.probe.brain import load_trained_probes

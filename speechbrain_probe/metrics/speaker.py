@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from speechbrain.utils.data_utils import batch_pad_right
 
+from speechbrain_probe.frozen.source import resolve_source
 from speechbrain_probe.metrics.quality import Exclusion, check_waveform
-from speechbrain_probe.pretrained import resolve_source
 
 __all__ = [
     "SpeakerVerifier",

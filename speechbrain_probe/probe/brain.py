@@ -136,7 +136,7 @@ class ProbeIdentity:
 
     Example
     -------
-    >>> from speechbrain_probe.frozen import ModuleASR
+    >>> from speechbrain_probe.frozen.interface import ModuleASR
     >>> asr = ModuleASR(nn.Sequential(nn.Unflatten(1, (1, -1)), nn.Conv1d(1, 4, 200, 200)), {"c": "1"},
     ...     takes_lengths=False)
     >>> ident = ProbeIdentity(asr, ["c"])
@@ -223,7 +223,7 @@ def build_probes(
 
     Example
     -------
-    >>> from speechbrain_probe.frozen import ModuleASR
+    >>> from speechbrain_probe.frozen.interface import ModuleASR
     >>> asr = ModuleASR(nn.Sequential(nn.Unflatten(1, (1, -1)), nn.Conv1d(1, 4, 800, 800)), {"c": "1"},
     ...     takes_lengths=False)
     >>> probes = build_probes(asr, ["c"])
@@ -1012,7 +1012,7 @@ def reconstruct_mel(
 
     Example
     -------
-    >>> from speechbrain_probe.frozen import ModuleASR
+    >>> from speechbrain_probe.frozen.interface import ModuleASR
     >>> asr = ModuleASR(nn.Sequential(nn.Unflatten(1, (1, -1)), nn.Conv1d(1, 4, 400, 400)),
     ...     {"c": "1"}, takes_lengths=False)
     >>> mels = reconstruct_mel(asr, build_probes(asr, ["c"]), torch.randn(2, 8000), torch.ones(2))

@@ -19,8 +19,8 @@ from __future__ import annotations
 import torch
 import torchaudio
 
-from speechbrain_probe.asr_interface import Geometry
 from speechbrain_probe.features import TARGET_MELS, MelConfig
+from speechbrain_probe.frozen.interface import Geometry
 
 __all__ = [
     "resolve_target_mel",
@@ -110,7 +110,7 @@ def target_geometry(asr, layer: str, target: MelConfig) -> Geometry:
 
     Example
     -------
-    >>> from speechbrain_probe.asr_interface import ModuleASR
+    >>> from speechbrain_probe.frozen.interface import ModuleASR
     >>> net = torch.nn.Sequential(torch.nn.Unflatten(1, (1, -1)), torch.nn.Conv1d(1, 4, 800, 800))
     >>> asr = ModuleASR(net, {"c": "1"}, takes_lengths=False)
     >>> target_geometry(asr, "c", asr.mel_config).downsample

@@ -80,7 +80,7 @@ def write_valid_l1(
     Example
     -------
     >>> import torch
-    >>> from speechbrain_probe.asr_interface import ModuleASR
+    >>> from speechbrain_probe.frozen.interface import ModuleASR
     >>> class Net(torch.nn.Module):
     ...     def __init__(self):
     ...         super().__init__()

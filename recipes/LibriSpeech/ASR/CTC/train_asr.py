@@ -4,7 +4,7 @@
 VGG-LSTM or pure-BLSTM (the hparams file), baseline or noise-robust with
 MUSAN (``--training=robust``). The model is trained, tested on test-clean and
 its noisy copies (20/10/0 dB) with its best checkpoint (lowest valid CER),
-and exported for :func:`speechbrain_probe.frozen.load_asr`.
+and exported for :func:`speechbrain_probe.frozen.load.load_asr`.
 
 Run from this folder, with LibriSpeech and MUSAN extracted locally::
 

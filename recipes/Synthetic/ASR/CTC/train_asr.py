@@ -5,7 +5,7 @@ VGG-LSTM or pure-BLSTM (the hparams file), baseline or noise-robust
 (``--training=robust``: every training utterance is used clean and mixed with
 a training noise). The model is trained, tested on the clean and noisy
 (20/10/5/0 dB) test sets with its best checkpoint (lowest valid CER), and
-exported for :func:`speechbrain_probe.frozen.load_asr`.
+exported for :func:`speechbrain_probe.frozen.load.load_asr`.
 
 Run from this folder::
 

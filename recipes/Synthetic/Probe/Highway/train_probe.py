@@ -39,7 +39,7 @@ except (ImportError, OSError) as error:
 from speechbrain_probe.data.synthetic import build_corpus
 from speechbrain_probe.devices import run_device
 from speechbrain_probe.extras import extras_for_hparams, require_extra
-from speechbrain_probe.frozen import load_asr
+from speechbrain_probe.frozen.load import load_asr
 from speechbrain_probe.probe.brain import (
     HiddenStateCache,
     ProbeBrain,

@@ -1,4 +1,4 @@
-"""Hugging Face speech encoders as a :class:`~speechbrain_probe.asr_interface.FrozenASR`.
+"""Hugging Face speech encoders as a :class:`~speechbrain_probe.frozen.interface.FrozenASR`.
 
 Whisper, wav2vec2, HuBERT, WavLM and data2vec-audio, from a local
 ``save_pretrained`` directory (``transformers`` is the optional ``hf`` extra):
@@ -35,11 +35,10 @@ from pathlib import Path
 
 import torch
 
-from speechbrain_probe.asr_interface import FrozenASR, Geometry
+from speechbrain_probe.extras import require_extra
 from speechbrain_probe.features import MelConfig
+from speechbrain_probe.frozen.interface import FrozenASR, Geometry
 from speechbrain_probe.hooks import LayerCapture, LayerReport
-
-from .extras import require_extra
 
 __all__ = ["HF_MODEL_TYPES", "WHISPER_WINDOWS", "HFEncoderASR", "whisper_encode"]
 

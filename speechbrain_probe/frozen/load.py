@@ -1,16 +1,16 @@
 """Load a frozen ASR and expose its probe-able layers as frame sequences.
 
 :func:`load_asr` picks, for a source, one of three wrappers of one interface
-(:class:`~speechbrain_probe.asr_interface.FrozenASR`):
+(:class:`~speechbrain_probe.frozen.interface.FrozenASR`):
 
 * SpeechBrain inference models (``EncoderASR``, ``EncoderDecoderASR``), from an
   exported local directory (our own ASR exports) or a hub id when online
-  (:class:`~speechbrain_probe.sb_inference.SpeechBrainASR`);
+  (:class:`~speechbrain_probe.frozen.sb_inference.SpeechBrainASR`);
 * Hugging Face speech encoders (Whisper, wav2vec2, HuBERT, WavLM, data2vec-audio)
   from a local ``save_pretrained`` directory
-  (:class:`~speechbrain_probe.hf_encoder.HFEncoderASR`);
+  (:class:`~speechbrain_probe.frozen.hf_encoder.HFEncoderASR`);
 * any ``torch.nn.Module`` taking ``(wavs, wav_lens)``:
-  :class:`~speechbrain_probe.asr_interface.ModuleASR` (built directly).
+  :class:`~speechbrain_probe.frozen.interface.ModuleASR` (built directly).
 
 A source that looks like a local path (it exists, starts with ``/``, ``.`` or
 ``~``, has more than one ``/``, or its first component is an existing folder)
@@ -31,29 +31,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from speechbrain_probe.asr_interface import (
-    FrozenASR,
-    Geometry,
-    ModuleASR,
-    check_local,
-    looks_local,
-    model_fingerprint,
-)
 from speechbrain_probe.devices import resolve_device
-from speechbrain_probe.hf_encoder import HF_MODEL_TYPES, HFEncoderASR
-from speechbrain_probe.sb_inference import SpeechBrainASR, check_pretrainer_files
+from speechbrain_probe.frozen.hf_encoder import HFEncoderASR
+from speechbrain_probe.frozen.interface import FrozenASR
+from speechbrain_probe.frozen.sb_inference import SpeechBrainASR, check_pretrainer_files
+from speechbrain_probe.frozen.source import check_local, is_hub_id
 
-__all__ = [
-    "Geometry",
-    "FrozenASR",
-    "ModuleASR",
-    "SpeechBrainASR",
-    "HFEncoderASR",
-    "HF_MODEL_TYPES",
-    "looks_local",
-    "load_asr",
-    "model_fingerprint",
-]
+__all__ = ["load_asr"]
 
 
 def _read_yaml_text(path: Path) -> str:
@@ -102,7 +86,7 @@ def load_asr(
 
     device = resolve_device(device)
     text = str(source)
-    if looks_local(text):
+    if not is_hub_id(text):
         path = check_local(text)
         if (path / "config.json").exists() and not (path / "hyperparams.yaml").exists():
             return HFEncoderASR(path, whisper_window=whisper_window).to(device)

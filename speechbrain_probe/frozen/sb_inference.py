@@ -1,5 +1,5 @@
 """SpeechBrain inference models (``EncoderASR``, ``EncoderDecoderASR``) as a
-:class:`~speechbrain_probe.asr_interface.FrozenASR`.
+:class:`~speechbrain_probe.frozen.interface.FrozenASR`.
 
 An exported ``hyperparams.yaml`` may declare ``probe_layers:`` (short name ->
 dotted path under ``mods``) and ``mel_config:`` (the :class:`MelConfig` of its
@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 import yaml
 
-from speechbrain_probe.asr_interface import FrozenASR
 from speechbrain_probe.features import MelConfig
+from speechbrain_probe.frozen.interface import FrozenASR
 from speechbrain_probe.hooks import (
     LayerReport,
     block_paths,

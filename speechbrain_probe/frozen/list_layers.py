@@ -2,14 +2,14 @@
 
 ::
 
-    python -m speechbrain_probe.list_layers <model dir or hub id> [--all] [--savedir DIR]
+    python -m speechbrain_probe.frozen.list_layers <model dir or hub id> [--all] [--savedir DIR]
 
 Prints one row per layer with its output dim and time downsampling, measured
 on two dummy inputs (see :func:`speechbrain_probe.hooks.measure_layers`).
 Rows marked ``*`` are the model's default layers
-(:meth:`~speechbrain_probe.asr_interface.FrozenASR.default_layers`, what a
+(:meth:`~speechbrain_probe.frozen.interface.FrozenASR.default_layers`, what a
 recipe probes when given no layers); they are also listed on the last line.
-Lives above :mod:`speechbrain_probe.frozen` (which loads the model) and
+Lives above :mod:`speechbrain_probe.frozen.load` (which loads the model) and
 :mod:`speechbrain_probe.hooks` (which measures and formats), so neither of
 those imports the other back.
 """
@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from speechbrain_probe.frozen import load_asr
+from speechbrain_probe.frozen.load import load_asr
 from speechbrain_probe.hooks import format_layer_table
 
 __all__ = ["main"]
@@ -28,7 +28,7 @@ __all__ = ["main"]
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``SOURCE [--all] [--savedir DIR]``; 0 on success, 2 on a bad source."""
     parser = argparse.ArgumentParser(
-        prog="python -m speechbrain_probe.list_layers",
+        prog="python -m speechbrain_probe.frozen.list_layers",
         description="Print each probe-able layer of a frozen ASR model with its "
         "output dim and time downsampling.",
     )

@@ -1,9 +1,12 @@
-"""Resolve where a pretrained SpeechBrain model comes from, without surprises.
+"""Where a pretrained model comes from: a local directory or a hub id, one rule.
 
 ``Pretrained.from_hparams(source=...)`` treats a path that does not exist as a
-Hugging Face hub id and goes to the network. :func:`resolve_source` decides
-first: an existing directory is used as is; something that looks like a path
-but does not exist is a clear error; only an ``owner/name`` string is a hub id.
+Hugging Face hub id and goes to the network. :func:`is_hub_id` decides first,
+for every model the project loads (frozen ASR, ECAPA verifier): an existing
+path is local; so is anything that does not read ``owner/name``, and an
+``owner/name`` whose ``owner`` is a folder here (``exported/vgg``). Only the
+rest is a hub id. :func:`resolve_source` and :func:`check_local` turn a local
+source that does not exist into a clear error instead of a download.
 """
 
 from __future__ import annotations
@@ -12,9 +15,25 @@ import os
 import re
 from pathlib import Path
 
-__all__ = ["resolve_source"]
+__all__ = ["is_hub_id", "resolve_source", "check_local"]
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def is_hub_id(source: str | os.PathLike) -> bool:
+    """Whether ``source`` names a model on a hub rather than on disk.
+
+    Example
+    -------
+    >>> is_hub_id("speechbrain/asr-crdnn-rnnlm-librispeech")
+    True
+    >>> is_hub_id("./exported/vgg"), is_hub_id("results/asr/vgg/export")
+    (False, False)
+    """
+    text = str(source)
+    if isinstance(source, os.PathLike) or os.path.exists(os.path.expanduser(text)):
+        return False
+    return bool(_HUB_ID.match(text)) and not os.path.isdir(text.split("/")[0])
 
 
 def resolve_source(
@@ -73,9 +92,36 @@ def resolve_source(
                 "its hyperparams.yaml (pretrained format) or pass a hub id"
             )
         return str(path.resolve()), True
-    if isinstance(source, os.PathLike) or not _HUB_ID.match(text):
+    if not is_hub_id(source):
         raise FileNotFoundError(
             f"{what} directory {text!r} does not exist (and is not a hub id of "
             "the form owner/name); check the path, or train/export the model first"
         )
     return text, False
+
+
+def check_local(source) -> Path:
+    """The existing local model directory ``source`` names.
+
+    Raises
+    ------
+    ValueError
+        ``source`` is a hub id.
+    FileNotFoundError
+        It does not exist, or is a file.
+
+    Example
+    -------
+    >>> check_local(getfixture("tmp_path")).is_dir()
+    True
+    """
+    if is_hub_id(source):
+        raise ValueError(f"{source!r} is a hub id, not a local directory")
+    path = Path(os.path.expanduser(str(source)))
+    if not path.exists():
+        raise FileNotFoundError(
+            f"asr_source: local directory {str(source)!r} does not exist (nothing was "
+            "downloaded); check the path, or train/export the model first"
+        )
+    resolved, _ = resolve_source(path, what="ASR", needs="")  # refuses files
+    return Path(resolved)

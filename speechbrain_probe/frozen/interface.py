@@ -3,17 +3,14 @@
 :class:`FrozenASR` is the common base (layer names, geometry, hidden states
 under hooks); :class:`ModuleASR` wraps any ``torch.nn.Module`` called as
 ``module(wavs, wav_lens)``. The SpeechBrain and Hugging Face wrappers live in
-:mod:`speechbrain_probe.sb_inference` and :mod:`speechbrain_probe.hf_encoder`;
-:func:`speechbrain_probe.frozen.load_asr` picks one for a source.
+:mod:`speechbrain_probe.frozen.sb_inference` and :mod:`speechbrain_probe.frozen.hf_encoder`;
+:func:`speechbrain_probe.frozen.load.load_asr` picks one for a source.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -27,18 +24,13 @@ from speechbrain_probe.hooks import (
     resolve_module,
     to_frames,
 )
-from speechbrain_probe.pretrained import resolve_source
 
 __all__ = [
     "Geometry",
     "FrozenASR",
     "ModuleASR",
-    "looks_local",
-    "check_local",
     "model_fingerprint",
 ]
-
-_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 @dataclass(frozen=True)
@@ -79,40 +71,6 @@ def model_fingerprint(module: nn.Module) -> str:
             tensor = tensor.float()
         digest.update(tensor.numpy().tobytes())
     return digest.hexdigest()
-
-
-def looks_local(source: str | os.PathLike) -> bool:
-    """Whether ``source`` should be read from disk rather than from a hub.
-
-    Stricter than :func:`speechbrain_probe.pretrained.resolve_source` in one
-    case: ``exported/vgg`` is local when a folder ``exported`` exists here.
-
-    Example
-    -------
-    >>> looks_local("speechbrain/asr-crdnn-rnnlm-librispeech")
-    False
-    >>> looks_local("./exported/vgg"), looks_local("results/asr/vgg/export")
-    (True, True)
-    """
-    text = str(source)
-    if isinstance(source, os.PathLike) or os.path.exists(os.path.expanduser(text)):
-        return True
-    if not _HUB_ID.match(text):
-        return True
-    return os.path.isdir(text.split("/")[0])
-
-
-def check_local(source) -> Path:
-    if not looks_local(source):
-        raise ValueError(f"{source!r} is a hub id, not a local directory")
-    path = Path(os.path.expanduser(str(source)))
-    if not path.exists():
-        raise FileNotFoundError(
-            f"asr_source: local directory {str(source)!r} does not exist (nothing was "
-            "downloaded); check the path, or train/export the model first"
-        )
-    resolved, _ = resolve_source(path, what="ASR", needs="")  # refuses files
-    return Path(resolved)
 
 
 class FrozenASR:
@@ -180,7 +138,7 @@ class FrozenASR:
         The declared layers (an export's ``probe_layers``, a Hugging Face
         encoder's ``cnn``, ``layer1`` .. ``layerN``) in their order; wrappers
         without a declaration choose (see
-        :meth:`speechbrain_probe.sb_inference.SpeechBrainASR.default_layers`).
+        :meth:`speechbrain_probe.frozen.sb_inference.SpeechBrainASR.default_layers`).
 
         Example
         -------
