@@ -28,7 +28,7 @@ from pathlib import Path
 import speechbrain as sb
 from speechbrain.utils.checkpoints import Checkpoint, Checkpointer
 
-from speechbrain_probe.data.manifest import atomic_write_text
+from speechbrain_probe.atomic import atomic_write_text
 
 __all__ = [
     "KillSafeCheckpoints",

@@ -48,11 +48,7 @@ import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from speechbrain_probe.data.manifest import (
-    atomic_write_bytes,
-    atomic_write_text,
-    write_csv,
-)
+from speechbrain_probe.atomic import atomic_write_bytes, atomic_write_text, write_csv
 
 __all__ = [
     "ARCH_LAYERS",

@@ -7,13 +7,10 @@ import pytest
 import soundfile as sf
 import torch
 
+from speechbrain_probe.atomic import atomic_output, atomic_write_bytes
 from speechbrain_probe.data.audio import write_wav
 from speechbrain_probe.data.espeak import Voice, synthesize
-from speechbrain_probe.data.manifest import (
-    atomic_output,
-    atomic_write_bytes,
-    write_manifest,
-)
+from speechbrain_probe.data.manifest import write_manifest
 from speechbrain_probe.data.noise import (
     coloured_noise,
     fit_length,

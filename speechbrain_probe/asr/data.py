@@ -27,7 +27,7 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
-from speechbrain_probe.data.manifest import atomic_output
+from speechbrain_probe.atomic import atomic_output
 from speechbrain_probe.features import ASRFeatures, MelConfig
 
 __all__ = [

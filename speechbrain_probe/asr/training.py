@@ -16,8 +16,8 @@ import os
 import torch
 from speechbrain.utils.distributed import if_main_process
 
+from speechbrain_probe.atomic import atomic_write_text
 from speechbrain_probe.data.locks import folder_lock
-from speechbrain_probe.data.manifest import atomic_write_text
 from speechbrain_probe.study_data import CONDITIONS, AsrResult, write_asr_results
 
 from .brain import SortaGradSampler

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .manifest import atomic_output
+from speechbrain_probe.atomic import atomic_output
 
 __all__ = [
     "AudioError",

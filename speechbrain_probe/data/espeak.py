@@ -14,9 +14,9 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.signal import resample_poly
 
 from ..extras import require_extra
-from scipy.signal import resample_poly
 
 __all__ = ["Voice", "ESpeak", "get_espeak", "synthesize"]
 

@@ -37,10 +37,12 @@ from typing import NamedTuple
 import numpy as np
 from tqdm import tqdm
 
+from speechbrain_probe.atomic import atomic_write_text
+
 from .audio import check_audio_info, read_checked, write_wav
 from .espeak import Voice, get_espeak
 from .locks import folder_lock
-from .manifest import atomic_write_text, read_manifest, write_manifest
+from .manifest import read_manifest, write_manifest
 from .noise import NOISE_CATEGORIES, NOISE_FIELDS, make_babble, make_music, make_noise
 from .noisy import build_noisy_test_sets
 from .speakers import Speaker, make_speakers

@@ -37,8 +37,10 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from speechbrain_probe.atomic import atomic_write_text
+
 from .audio import write_wav
-from .manifest import atomic_write_text, write_manifest
+from .manifest import write_manifest
 from .noisy import build_noisy_test_sets, snr_condition
 
 __all__ = [

@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speechbrain_probe.data.manifest import atomic_write_text
+from speechbrain_probe.atomic import atomic_write_text
 from speechbrain_probe.evaluation.paired import StudyItems
 from speechbrain_probe.study_data import (
     REFERENCE_LAYERS,

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speechbrain_probe.data.manifest import write_csv
+from speechbrain_probe.atomic import write_csv
 from speechbrain_probe.evaluation.scoring import load_cell
 from speechbrain_probe.metrics.trials import load_trials
 from speechbrain_probe.study_data import (

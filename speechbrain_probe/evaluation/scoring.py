@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from speechbrain_probe.atomic import atomic_write_text
 from speechbrain_probe.data.audio import read_checked
-from speechbrain_probe.data.manifest import atomic_write_text
 from speechbrain_probe.metrics.eer import verification_metrics
 from speechbrain_probe.metrics.quality import (
     Exclusion,

@@ -43,8 +43,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from speechbrain_probe.atomic import atomic_write_text
 from speechbrain_probe.data.audio import read_checked
-from speechbrain_probe.data.manifest import atomic_write_text, write_manifest
+from speechbrain_probe.data.manifest import write_manifest
 from speechbrain_probe.evaluation.pool import EvaluationPool, vocoder_kind
 from speechbrain_probe.evaluation.scoring import (
     load_cell,

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..data.manifest import atomic_write_text
+from speechbrain_probe.atomic import atomic_write_text
 
 __all__ = ["write_demo_stimuli"]
 

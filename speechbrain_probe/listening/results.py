@@ -21,7 +21,8 @@ import math
 import os
 from pathlib import Path
 
-from ..data.manifest import atomic_write_bytes, atomic_write_text
+from speechbrain_probe.atomic import atomic_write_bytes, atomic_write_text
+
 from ..study_data import layer_sort_key, read_metrics
 
 __all__ = [

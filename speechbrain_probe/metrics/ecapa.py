@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from speechbrain_probe.data.manifest import atomic_output, atomic_write_text
+from speechbrain_probe.atomic import atomic_output, atomic_write_text
 
 __all__ = ["ECAPA_DEFAULTS", "build_ecapa", "export_ecapa"]
 

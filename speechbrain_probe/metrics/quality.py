@@ -479,7 +479,7 @@ def write_exclusions(path, exclusions) -> None:
     >>> p.read_text().splitlines()[1]
     'u1,stoi,silent reconstruction'
     """
-    from speechbrain_probe.data.manifest import write_csv
+    from speechbrain_probe.atomic import write_csv
 
     rows = [asdict(e) if isinstance(e, Exclusion) else e for e in exclusions]
     write_csv(path, rows, ["utt_id", "metric", "reason"])

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speechbrain_probe.data.manifest import atomic_write_text
+from speechbrain_probe.atomic import atomic_write_text
 
 __all__ = ["Trial", "make_trials", "save_trials", "load_trials"]
 

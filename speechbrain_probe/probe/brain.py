@@ -50,11 +50,11 @@ from speechbrain.utils.distributed import if_main_process
 from torch import nn
 from tqdm.auto import tqdm
 
+from speechbrain_probe.atomic import atomic_output
 from speechbrain_probe.checkpoints import (
     KillSafeCheckpoints,
     find_complete_checkpoint,
 )
-from speechbrain_probe.data.manifest import atomic_output
 from speechbrain_probe.features import LogMelSpectrogram, MelConfig
 from speechbrain_probe.probe.early_stopping import LayerEarlyStopping
 from speechbrain_probe.probe.model import FrameAligner, HighwayProbe, frames_per_hidden

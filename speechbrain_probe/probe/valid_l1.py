@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from speechbrain_probe.data.manifest import write_csv
+from speechbrain_probe.atomic import write_csv
 from speechbrain_probe.probe.target import (
     resolve_target_mel,
     target_geometry,

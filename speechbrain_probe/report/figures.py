@@ -28,7 +28,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from speechbrain_probe.data.manifest import atomic_write_bytes
+from speechbrain_probe.atomic import atomic_write_bytes
 from speechbrain_probe.report.tables import METRIC_SPECS, MetricSpec
 from speechbrain_probe.study_data import (
     ARCH_LAYERS,

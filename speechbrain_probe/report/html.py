@@ -21,7 +21,7 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
-from speechbrain_probe.data.manifest import atomic_write_text
+from speechbrain_probe.atomic import atomic_write_text
 from speechbrain_probe.report.tables import METRIC_SPECS
 from speechbrain_probe.study_data import (
     ARCH_LAYERS,

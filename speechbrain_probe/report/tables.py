@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 
-from speechbrain_probe.data.manifest import atomic_write_text
+from speechbrain_probe.atomic import atomic_write_text
 from speechbrain_probe.study_data import (
     ARCH_LAYERS,
     ARCH_NAMES,

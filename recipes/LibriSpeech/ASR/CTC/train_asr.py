@@ -46,8 +46,8 @@ from speechbrain_probe.asr.training import (
     train_order,
     unwrap,
 )
+from speechbrain_probe.atomic import atomic_write_text
 from speechbrain_probe.data.librispeech import prepare_librispeech
-from speechbrain_probe.data.manifest import atomic_write_text
 from speechbrain_probe.data.musan import prepare_musan
 from speechbrain_probe.data.noisy import build_noisy_test_sets
 

@@ -46,7 +46,7 @@ from speechbrain_probe.asr.training import (
     train_order,
     unwrap,
 )
-from speechbrain_probe.data.manifest import atomic_write_text
+from speechbrain_probe.atomic import atomic_write_text
 from speechbrain_probe.data.synthetic import build_corpus
 from speechbrain_probe.extras import require_extra
 

@@ -33,8 +33,9 @@ except (ImportError, OSError) as error:
 
     raise SystemExit(import_failure(error)) from None
 
+from speechbrain_probe.atomic import atomic_write_text
 from speechbrain_probe.checkpoints import KillSafeCheckpoints
-from speechbrain_probe.data.manifest import atomic_write_text, read_manifest
+from speechbrain_probe.data.manifest import read_manifest
 from speechbrain_probe.data.synthetic import build_corpus
 from speechbrain_probe.evaluation.scoring import score_cell
 from speechbrain_probe.extras import require_extra
