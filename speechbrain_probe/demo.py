@@ -28,12 +28,13 @@ import time
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
 
+from speechbrain_probe.vocabulary import ModelId
+
 from .data.locks import FolderBusy, folder_lock
 from .data.synthetic import build_corpus
 from .environment import check_environment
 from .extras import require_extra
 from .pipeline import Stage, StageFailed, run_stages
-from .study_data import ModelId
 
 __all__ = [
     "main",

@@ -22,16 +22,14 @@ from speechbrain_probe.evaluation.compare_studies import (
 from speechbrain_probe.evaluation.paired import paired_eer, paired_mean
 from speechbrain_probe.evaluation.scoring import save_cell
 from speechbrain_probe.metrics.trials import load_trials, make_trials, save_trials
-from speechbrain_probe.study_data import (
+from speechbrain_probe.result_rows import (
     MetricRow,
     Sample,
-    StudyInfo,
-    StudyModel,
     sample_path,
     write_metrics,
     write_samples,
-    write_study_info,
 )
+from speechbrain_probe.study_info import StudyInfo, StudyModel, write_study_info
 
 LAYERS = ("cnn1", "blstm1")
 UTTS = [(f"spk{s}_u{u}", f"spk{s}") for s in range(10) for u in range(3)]

@@ -27,7 +27,7 @@ from speechbrain_probe.listening.results import (
     wilson_interval,
 )
 from speechbrain_probe.listening.store import AlreadyAnswered, Store, UnknownTrial
-from speechbrain_probe.study_data import MetricRow, write_metrics
+from speechbrain_probe.result_rows import MetricRow, write_metrics
 
 LAYERS = ("cnn1", "blstm1", "blstm3")
 TOKEN = "admin-token-for-tests-0123"

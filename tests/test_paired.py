@@ -36,12 +36,8 @@ from speechbrain_probe.metrics.eer import eer
 from speechbrain_probe.metrics.quality import Exclusion
 from speechbrain_probe.metrics.trials import Trial, make_trials, save_trials
 from speechbrain_probe.report.build import build_report
-from speechbrain_probe.study_data import (
-    StudyInfo,
-    StudyModel,
-    write_samples,
-    write_study_info,
-)
+from speechbrain_probe.result_rows import write_samples
+from speechbrain_probe.study_info import StudyInfo, StudyModel, write_study_info
 
 LAYERS = ("cnn1", "cnn2", "blstm1", "blstm3")
 

@@ -13,7 +13,7 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain_probe.frozen.hf_encoder import HFEncoderASR
 from speechbrain_probe.frozen.list_layers import main as list_layers_main
 from speechbrain_probe.frozen.load import load_asr
-from speechbrain_probe.study_data import ARCH_LAYERS
+from speechbrain_probe.vocabulary import ARCH_LAYERS
 
 sys.path.insert(0, str(Path(__file__).parent))
 from recipe_scripts import PROBE_RECIPE as RECIPE  # noqa: E402

@@ -138,7 +138,7 @@ def test_generic_report_shows_every_figure_in_chromium(tmp_path, monkeypatch):
     browser every figure loads, and the listening table is in model order."""
     from playwright.sync_api import sync_playwright
 
-    from speechbrain_probe.study_data import StudyModel
+    from speechbrain_probe.study_info import StudyModel
 
     layers = ("cnn", "layer1", "layer2", "layer3", "layer4")
     make_example_results(

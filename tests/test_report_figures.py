@@ -13,14 +13,13 @@ from speechbrain_probe.report.figures import (
     plot_metric_vs_layer,
     plot_robust_vs_baseline,
 )
-from speechbrain_probe.study_data import (
+from speechbrain_probe.result_rows import (
     MetricRow,
-    StudyInfo,
-    StudyModel,
     load_figure3_mels,
     read_metrics,
     save_figure3_mels,
 )
+from speechbrain_probe.study_info import StudyInfo, StudyModel
 
 #: Line colours of the figures (report/figures.py): conditions, trainings.
 CLEAN, SNR20, SNR10, SNR0 = "#1b7837", "#2166ac", "#b35806", "#b2182b"
@@ -175,7 +174,8 @@ def test_a_paper_study_without_a_robust_model_still_plots_stoi_and_pesq(tmp_path
     # the quick demo's study: one baseline model, so no Figure 4 to carry them
     from speechbrain_probe.report import build_report
     from speechbrain_probe.report.example import make_example_results
-    from speechbrain_probe.study_data import ARCH_LAYERS, StudyModel
+    from speechbrain_probe.study_info import StudyModel
+    from speechbrain_probe.vocabulary import ARCH_LAYERS
 
     only = StudyModel(
         "vgg_lstm_baseline", ARCH_LAYERS["vgg_lstm"], "vgg_lstm", "baseline"

@@ -1,7 +1,7 @@
 """Tables of the report: layout, values, missing cells, bad input.
 
 Expected cells are literal strings (not built with the formatter under test);
-the study-shaped files are written through :mod:`speechbrain_probe.study_data`
+the study-shaped files are written through :mod:`speechbrain_probe.result_rows`
 in the layout ``run_study`` writes (see ``report/example.py``).
 """
 
@@ -11,18 +11,16 @@ import pytest
 
 from speechbrain_probe.report.example import EXAMPLE_MODELS, make_example_results
 from speechbrain_probe.report.tables import MISSING, layer_tables, table1, table2
-from speechbrain_probe.study_data import (
-    CONDITIONS,
+from speechbrain_probe.result_rows import (
     AsrResult,
     MetricRow,
-    StudyInfo,
-    StudyModel,
-    condition_label,
     read_asr_results,
     read_metrics,
     write_asr_results,
     write_metrics,
 )
+from speechbrain_probe.study_info import StudyInfo, StudyModel
+from speechbrain_probe.vocabulary import CONDITIONS, condition_label
 
 PAPER_COLUMNS = [
     ("VGG-LSTM", "cnn1"),

@@ -27,7 +27,8 @@ from speechbrain_probe.features import HIFIGAN_MEL, LogMelSpectrogram, MelConfig
 from speechbrain_probe.hifigan import HifiGanUniversalVocoder
 from speechbrain_probe.probe.target import to_target_rate
 from speechbrain_probe.report import build_report
-from speechbrain_probe.study_data import read_samples, read_study_info
+from speechbrain_probe.result_rows import read_samples
+from speechbrain_probe.study_info import read_study_info
 from speechbrain_probe.vocoder import GriffinLimVocoder
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -18,7 +18,8 @@ from speechbrain.utils.distributed import if_main_process
 
 from speechbrain_probe.atomic import atomic_write_text
 from speechbrain_probe.data.locks import folder_lock
-from speechbrain_probe.study_data import CONDITIONS, AsrResult, write_asr_results
+from speechbrain_probe.result_rows import AsrResult, write_asr_results
+from speechbrain_probe.vocabulary import CONDITIONS
 
 from .brain import SortaGradSampler
 from .data import (
@@ -209,7 +210,7 @@ def run_test_sets(
     Returns
     -------
     list of AsrResult
-        One row per tested condition, in :data:`~speechbrain_probe.study_data.CONDITIONS` order.
+        One row per tested condition, in :data:`~speechbrain_probe.vocabulary.CONDITIONS` order.
     """
     results = []
     for condition in CONDITIONS:

@@ -53,16 +53,14 @@ import numpy as np
 
 from speechbrain_probe.atomic import atomic_write_text
 from speechbrain_probe.evaluation.paired import StudyItems
-from speechbrain_probe.study_data import (
-    REFERENCE_LAYERS,
+from speechbrain_probe.result_rows import read_metrics, read_samples
+from speechbrain_probe.study_info import (
     STUDY_INFO,
     StudyInfo,
     StudyModel,
-    condition_label,
-    read_metrics,
-    read_samples,
     read_study_info,
 )
+from speechbrain_probe.vocabulary import REFERENCE_LAYERS, condition_label
 
 __all__ = [
     "COMPARISON_CSV",

@@ -41,13 +41,8 @@ import numpy as np
 from speechbrain_probe.atomic import write_csv
 from speechbrain_probe.evaluation.scoring import load_cell
 from speechbrain_probe.metrics.trials import load_trials
-from speechbrain_probe.study_data import (
-    STUDY_INFO,
-    StudyInfo,
-    condition_snr_db,
-    parse_number,
-    read_study_info,
-)
+from speechbrain_probe.study_info import STUDY_INFO, StudyInfo, read_study_info
+from speechbrain_probe.vocabulary import condition_snr_db, parse_number
 
 __all__ = [
     "PairedDiff",
@@ -611,7 +606,7 @@ def robust_baseline_pairs(info: StudyInfo) -> dict:
 
     Example
     -------
-    >>> from speechbrain_probe.study_data import StudyModel
+    >>> from speechbrain_probe.study_info import StudyModel
     >>> info = StudyInfo([StudyModel("r", ("l1",), "blstm", "robust"),
     ...                   StudyModel("b", ("l1",), "blstm", "baseline"),
     ...                   StudyModel("w", ("l1",))], ["clean"])

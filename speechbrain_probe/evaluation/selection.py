@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from speechbrain_probe.data.manifest import read_manifest
-from speechbrain_probe.study_data import condition_snr_db
+from speechbrain_probe.vocabulary import condition_snr_db
 
 __all__ = [
     "TestUtterance",

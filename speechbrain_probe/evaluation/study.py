@@ -16,7 +16,7 @@ probes to the study's result files (the report is built from them by
    the clean reference), each stored as it finishes in ``cells/``;
 4. write ``study.json`` (models with their layers in model order,
    conditions, verifiers, vocoder), ``metrics.csv``, ``samples.csv``,
-   ``asr_results.csv``, ``excluded.csv`` and ``figure3_mels.npz``, through :mod:`speechbrain_probe.study_data`.
+   ``asr_results.csv``, ``excluded.csv`` and ``figure3_mels.npz``, through :mod:`speechbrain_probe.result_rows`.
 
 Finished audio and cells are never recomputed, so a killed run resumes and a
 second run on a finished study rewrites the same result files.
@@ -61,22 +61,24 @@ from speechbrain_probe.evaluation.synthesis import (
 from speechbrain_probe.features import HIFIGAN_MEL, LogMelSpectrogram
 from speechbrain_probe.metrics.quality import Exclusion, write_exclusions
 from speechbrain_probe.metrics.trials import load_trials, make_trials, save_trials
-from speechbrain_probe.study_data import (
-    CONDITIONS,
-    STUDY_INFO,
+from speechbrain_probe.result_rows import (
     AsrResult,
     MetricRow,
     Sample,
-    StudyInfo,
-    StudyModel,
     read_asr_results,
     sample_path,
     save_figure3_mels,
     write_asr_results,
     write_metrics,
     write_samples,
+)
+from speechbrain_probe.study_info import (
+    STUDY_INFO,
+    StudyInfo,
+    StudyModel,
     write_study_info,
 )
+from speechbrain_probe.vocabulary import CONDITIONS
 
 __all__ = ["ModelSpec", "model_order", "run_study", "study_vocoder"]
 

@@ -42,7 +42,7 @@ from speechbrain_probe.evaluation.selection import TestUtterance
 from speechbrain_probe.features import LogMelSpectrogram, MelConfig
 from speechbrain_probe.probe.brain import reconstruct_mel
 from speechbrain_probe.probe.target import target_num_frames, to_target_rate
-from speechbrain_probe.study_data import sample_path
+from speechbrain_probe.result_rows import sample_path
 
 __all__ = ["write_references", "write_reconstructions", "pad_batch"]
 

@@ -26,7 +26,8 @@ import itertools
 import random
 from dataclasses import dataclass
 
-from ..study_data import layer_sort_key
+from speechbrain_probe.vocabulary import layer_sort_key
+
 from .registry import Registry, Stimulus
 
 __all__ = ["Trial", "TripletDesign"]

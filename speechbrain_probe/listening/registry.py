@@ -31,7 +31,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..study_data import REFERENCE_LAYERS, SAMPLES_FIELDS, layer_sort_key, read_samples
+from speechbrain_probe.result_rows import SAMPLES_FIELDS, read_samples
+from speechbrain_probe.vocabulary import REFERENCE_LAYERS, layer_sort_key
 
 __all__ = [
     "MAX_STIMULUS_BYTES",
@@ -322,7 +323,7 @@ class Registry:
 
 def _rows(csv_path: Path):
     """``(line, row)`` of a stimuli CSV: the evaluation's ``samples.csv`` read
-    through :func:`~speechbrain_probe.study_data.read_samples`, or any CSV with
+    through :func:`~speechbrain_probe.result_rows.read_samples`, or any CSV with
     ``model,layer,condition,speaker`` (or ``spk_id``) ``,path``."""
     with open(csv_path, newline="", encoding="utf-8") as handle:
         fields = set(csv.DictReader(handle).fieldnames or [])

@@ -22,8 +22,8 @@ import os
 from pathlib import Path
 
 from speechbrain_probe.atomic import atomic_write_bytes, atomic_write_text
-
-from ..study_data import layer_sort_key, read_metrics
+from speechbrain_probe.result_rows import read_metrics
+from speechbrain_probe.vocabulary import layer_sort_key
 
 __all__ = [
     "wilson_interval",
@@ -143,7 +143,7 @@ def read_eer(
     """EER of each (model, condition, layer) from the evaluation's ``metrics.csv``.
 
     Values are fractions, as the file holds them (see
-    :mod:`speechbrain_probe.study_data`); a missing number is ``None``.
+    :mod:`speechbrain_probe.result_rows`); a missing number is ``None``.
 
     Example
     -------

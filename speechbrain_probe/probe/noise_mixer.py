@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from speechbrain_probe.data.noise import mix_at_snr
-from speechbrain_probe.study_data import NOISE_SNR_RANGES
+from speechbrain_probe.vocabulary import NOISE_SNR_RANGES
 
 __all__ = ["NoiseMixer"]
 
@@ -55,7 +55,7 @@ class NoiseMixer:
     (True, True)
     """
 
-    #: the study's ranges (:data:`~speechbrain_probe.study_data.NOISE_SNR_RANGES`)
+    #: the study's ranges (:data:`~speechbrain_probe.vocabulary.NOISE_SNR_RANGES`)
     DEFAULT_SNR = NOISE_SNR_RANGES
 
     def __init__(self, csv_file, snr_ranges=None, prob=0.5, seed=0):

@@ -2,13 +2,13 @@
 
 ``build_report(results_dir)`` reads ``metrics.csv``, ``asr_results.csv`` and
 ``samples.csv`` (whichever exist; formats and units in
-:mod:`speechbrain_probe.study_data`) and ``study.json``, what the study ran
-(:class:`~speechbrain_probe.study_data.StudyInfo`; an older folder without it
-is described from its rows, :func:`~speechbrain_probe.study_data.infer_study_info`),
+:mod:`speechbrain_probe.result_rows`) and ``study.json``, what the study ran
+(:class:`~speechbrain_probe.study_info.StudyInfo`; an older folder without it
+is described from its rows, :func:`~speechbrain_probe.study_info.infer_study_info`),
 and writes, inside the same folder:
 
 * ``tables/table1_asr.{csv,md}``; for a study of the paper's models
-  (:meth:`~speechbrain_probe.study_data.StudyInfo.is_paper_layout`)
+  (:meth:`~speechbrain_probe.study_info.StudyInfo.is_paper_layout`)
   ``tables/table2_<metric>.{csv,md}`` in the paper's Table 2 layout, for any
   other study ``tables/layers_<metric>[_<model>].{csv,md}``
   (:func:`~speechbrain_probe.report.tables.layer_tables`: only the models,
@@ -34,7 +34,7 @@ Running it again rewrites the same files (atomically), so it is safe to call
 after every finished evaluation step.
 
 Figure 3 shows the probe mels the evaluation saved in ``figure3_mels.npz``
-(:func:`~speechbrain_probe.study_data.save_figure3_mels`); without that file
+(:func:`~speechbrain_probe.result_rows.save_figure3_mels`); without that file
 the report has no Figure 3 (it never recomputes mels from the wavs).
 """
 
@@ -55,20 +55,22 @@ from speechbrain_probe.report.tables import (
     table1,
     table2,
 )
-from speechbrain_probe.study_data import (
+from speechbrain_probe.result_rows import (
     FIGURE3_MELS,
-    STUDY_INFO,
-    VOCODER_NAMES,
-    StudyInfo,
-    StudyModel,
-    condition_sort_key,
-    infer_study_info,
     load_figure3_mels,
     read_asr_results,
     read_metrics,
     read_samples,
+)
+from speechbrain_probe.study_info import (
+    STUDY_INFO,
+    VOCODER_NAMES,
+    StudyInfo,
+    StudyModel,
+    infer_study_info,
     read_study_info,
 )
+from speechbrain_probe.vocabulary import condition_sort_key
 
 __all__ = ["build_report", "study_info"]
 
@@ -80,7 +82,8 @@ def study_info(results_dir, metric_rows=(), sample_rows=()) -> StudyInfo:
 
     Example
     -------
-    >>> from speechbrain_probe.study_data import MetricRow, write_study_info
+    >>> from speechbrain_probe.result_rows import MetricRow
+    >>> from speechbrain_probe.study_info import write_study_info
     >>> tmp = getfixture("tmp_path")
     >>> _ = write_study_info(tmp / "study.json",
     ...     StudyInfo([StudyModel("w", ("cnn", "layer1"), source="hub/w")], ["clean"]))

@@ -1,7 +1,7 @@
 """Generate a small, well-formed but *made-up* results folder.
 
 Used by the tests and to preview the report's layout before an evaluation has
-run. The files are written through :mod:`speechbrain_probe.study_data` in the
+run. The files are written through :mod:`speechbrain_probe.result_rows` in the
 layout :func:`~speechbrain_probe.evaluation.study.run_study` writes
 (``metrics.csv`` with model-independent reference rows, ``asr_results.csv``,
 ``samples.csv`` with wavs under ``samples/``, ``figure3_mels.npz``,
@@ -20,23 +20,27 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from speechbrain_probe.study_data import (
-    ARCH_LAYERS,
-    CONDITIONS,
-    REFERENCE_LAYERS,
-    STUDY_INFO,
+from speechbrain_probe.result_rows import (
     AsrResult,
     MetricRow,
-    ModelId,
     Sample,
-    StudyInfo,
-    StudyModel,
     sample_path,
     save_figure3_mels,
     write_asr_results,
     write_metrics,
     write_samples,
+)
+from speechbrain_probe.study_info import (
+    STUDY_INFO,
+    StudyInfo,
+    StudyModel,
     write_study_info,
+)
+from speechbrain_probe.vocabulary import (
+    ARCH_LAYERS,
+    CONDITIONS,
+    REFERENCE_LAYERS,
+    ModelId,
 )
 
 __all__ = ["make_example_results", "EXAMPLE_MODELS"]
@@ -104,7 +108,7 @@ def make_example_results(
     -------
     dict
         ``metrics``, ``asr``, ``samples`` paths and the ``rows`` of metrics.csv
-        (:class:`~speechbrain_probe.study_data.MetricRow`).
+        (:class:`~speechbrain_probe.result_rows.MetricRow`).
 
     Example
     -------

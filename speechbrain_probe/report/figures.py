@@ -30,15 +30,14 @@ from matplotlib.figure import Figure
 
 from speechbrain_probe.atomic import atomic_write_bytes
 from speechbrain_probe.report.tables import METRIC_SPECS, MetricSpec
-from speechbrain_probe.study_data import (
+from speechbrain_probe.result_rows import MetricRow
+from speechbrain_probe.study_info import StudyInfo, StudyModel
+from speechbrain_probe.vocabulary import (
     ARCH_LAYERS,
     ARCH_NAMES,
     CONDITIONS,
     REFERENCE_LAYERS,
     TRAININGS,
-    MetricRow,
-    StudyInfo,
-    StudyModel,
     condition_label,
     condition_sort_key,
     display_scale,

@@ -23,16 +23,14 @@ from urllib.parse import quote
 
 from speechbrain_probe.atomic import atomic_write_text
 from speechbrain_probe.report.tables import METRIC_SPECS
-from speechbrain_probe.study_data import (
+from speechbrain_probe.result_rows import MetricRow, Sample
+from speechbrain_probe.study_info import StudyInfo, StudyModel
+from speechbrain_probe.vocabulary import (
     ARCH_LAYERS,
     ARCH_NAMES,
     REFERENCE_LAYERS,
     TRAININGS,
-    MetricRow,
     ModelId,
-    Sample,
-    StudyInfo,
-    StudyModel,
     condition_label,
     condition_sort_key,
     display_scale,
@@ -94,7 +92,7 @@ def page_data(
     ---------
     sample_rows : list of Sample
         Rows of ``samples.csv`` with the absolute ``file`` added by
-        :func:`~speechbrain_probe.study_data.read_samples`.
+        :func:`~speechbrain_probe.result_rows.read_samples`.
     page_dir : path
         Folder of the HTML page (audio URLs are relative to it).
     model_info : StudyInfo or dict, optional
@@ -593,7 +591,7 @@ def write_listening_page(
     path : path
         The HTML file to write.
     sample_rows : list of Sample
-        Rows of ``samples.csv`` (see :func:`~speechbrain_probe.study_data.read_samples`).
+        Rows of ``samples.csv`` (see :func:`~speechbrain_probe.result_rows.read_samples`).
     tables_html : sequence of str
         HTML fragments of the tables.
     figures : sequence of (str, path)

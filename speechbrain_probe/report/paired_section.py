@@ -20,7 +20,7 @@ from speechbrain_probe.report.tables import (
     claims_table,
     paired_tables,
 )
-from speechbrain_probe.study_data import STUDY_INFO
+from speechbrain_probe.study_info import STUDY_INFO
 
 __all__ = ["paired_section", "PAIRED_FIGURE"]
 

@@ -7,7 +7,7 @@
   columns the probed layers of both architectures (VGG-LSTM cnn1 cnn2 cnn4
   blstm1 blstm3 blstm5, then pure-LSTM blstm1..blstm5) and the reference
   columns *original* and *copy synthesis*. Only for a study of the paper's
-  models (:meth:`~speechbrain_probe.study_data.StudyInfo.is_paper_layout`).
+  models (:meth:`~speechbrain_probe.study_info.StudyInfo.is_paper_layout`).
 * Any other study (:func:`layer_tables`): per metric, one table per set of
   models that share their layers; rows are the (model, condition) pairs with
   results, columns the references then the layers in the model's order;
@@ -34,7 +34,9 @@ from html import escape
 from pathlib import Path
 
 from speechbrain_probe.atomic import atomic_write_text
-from speechbrain_probe.study_data import (
+from speechbrain_probe.result_rows import AsrResult, MetricRow
+from speechbrain_probe.study_info import StudyInfo, StudyModel
+from speechbrain_probe.vocabulary import (
     ARCH_LAYERS,
     ARCH_NAMES,
     CONDITIONS,
@@ -42,10 +44,6 @@ from speechbrain_probe.study_data import (
     REFERENCE_LAYERS,
     REFERENCE_NAMES,
     TRAININGS,
-    AsrResult,
-    MetricRow,
-    StudyInfo,
-    StudyModel,
     condition_label,
     condition_sort_key,
     display_scale,
@@ -85,7 +83,7 @@ class MetricSpec:
         Decimals printed.
     percent : bool
         Shown in percent (an EER is stored as a fraction and shown x100, see
-        :func:`~speechbrain_probe.study_data.display_scale`; WER and CER are
+        :func:`~speechbrain_probe.vocabulary.display_scale`; WER and CER are
         stored in percent).
     """
 
@@ -285,7 +283,7 @@ def table1(
     ---------
     asr_rows : list of AsrResult
         Rows of ``asr_results.csv`` (WER and CER in percent; see
-        :func:`~speechbrain_probe.study_data.read_asr_results`).
+        :func:`~speechbrain_probe.result_rows.read_asr_results`).
     conditions : sequence of str, optional
         Conditions to show; default: those in the data, clean first.
     info : StudyInfo, optional
@@ -379,7 +377,7 @@ def table1(
 def layer_columns(metric_rows: list[MetricRow], layers: dict | None = None) -> list:
     """``(arch, layer)`` columns of Table 2: the paper's, then unknown archs.
 
-    Architectures not in ``layers`` (default :data:`~speechbrain_probe.study_data.ARCH_LAYERS`)
+    Architectures not in ``layers`` (default :data:`~speechbrain_probe.vocabulary.ARCH_LAYERS`)
     that appear in the data are appended with all their layers.
 
     Example
@@ -417,14 +415,14 @@ def table2(
     ---------
     metric_rows : list of MetricRow
         Rows of ``metrics.csv`` (see
-        :func:`~speechbrain_probe.study_data.read_metrics`).
+        :func:`~speechbrain_probe.result_rows.read_metrics`).
     metric : str
         e.g. ``eer_ge2e``, ``eer_ecapa`` (stored as fractions, shown in
         percent), ``stoi``, ``pesq``.
     conditions, trainings : sequence of str
         Row blocks shown even when empty (explicit dashes; default the paper's
         four conditions); other values found in the data (e.g. 5 dB) join
-        them in :data:`~speechbrain_probe.study_data.CONDITIONS` order.
+        them in :data:`~speechbrain_probe.vocabulary.CONDITIONS` order.
     layers : dict, optional
         arch -> layers to show (default: the paper's probed layers).
     models : sequence of str, optional

@@ -4,31 +4,35 @@ from __future__ import annotations
 
 import pytest
 
-from speechbrain_probe.study_data import (
-    ARCH_LAYERS,
-    CONDITION_SNR_DB,
-    CONDITIONS,
-    STUDY_INFO,
+from speechbrain_probe.result_rows import (
     AsrResult,
     MetricRow,
-    ModelId,
     Sample,
-    StudyInfo,
-    StudyModel,
-    condition_label,
-    condition_snr_db,
-    condition_sort_key,
-    format_value,
-    infer_study_info,
-    layer_sort_key,
     read_asr_results,
     read_metrics,
     read_samples,
-    read_study_info,
     write_asr_results,
     write_metrics,
     write_samples,
+)
+from speechbrain_probe.study_info import (
+    STUDY_INFO,
+    StudyInfo,
+    StudyModel,
+    infer_study_info,
+    read_study_info,
     write_study_info,
+)
+from speechbrain_probe.vocabulary import (
+    ARCH_LAYERS,
+    CONDITION_SNR_DB,
+    CONDITIONS,
+    ModelId,
+    condition_label,
+    condition_snr_db,
+    condition_sort_key,
+    display_scale,
+    layer_sort_key,
 )
 
 
@@ -82,7 +86,7 @@ def test_metrics_round_trip_keeps_eer_a_fraction(tmp_path):
     back = read_metrics(path)
     assert back == rows
     assert back[0].value == 0.25
-    assert format_value("eer_ge2e", back[0].value) == "25.0"
+    assert back[0].value * display_scale("eer_ge2e") == 25.0
 
 
 def test_asr_results_round_trip_in_percent(tmp_path):
