@@ -475,7 +475,7 @@ def librispeech_manifests(folder: Path, workdir: Path) -> None:
 def user_inputs(folder: Path, workdir: Path) -> None:
     """Speech at other rates and channel counts, noises, tiny random Hugging
     Face models (``tests/user_inputs.py``)."""
-    from user_inputs import write_user_inputs
+    from tests.user_inputs import write_user_inputs
 
     write_user_inputs(folder)
 

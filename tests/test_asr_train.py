@@ -100,8 +100,7 @@ def _args(tiny, out, yaml="vgg_lstm.yaml", **extra):
 
 
 def _recipe():
-    sys.path.insert(0, str(Path(__file__).parent))
-    from recipe_scripts import load_recipe
+    from tests.recipe_scripts import load_recipe
 
     return load_recipe(SCRIPT)
 

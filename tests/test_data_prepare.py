@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import soundfile as sf
-from recipe_rows import fake_librispeech, fake_musan
 
 from speechbrain_probe.data.audio import AudioError, read_checked
 from speechbrain_probe.data.librispeech import prepare_librispeech
@@ -11,6 +10,7 @@ from speechbrain_probe.data.manifest import read_manifest
 from speechbrain_probe.data.musan import prepare_musan
 from speechbrain_probe.data.noise import measure_snr
 from speechbrain_probe.data.noisy import build_noisy_test_sets
+from tests.recipe_rows import fake_librispeech, fake_musan
 
 
 def test_librispeech_manifests(tmp_path):

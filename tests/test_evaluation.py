@@ -1,7 +1,6 @@
 """The evaluation end to end on a tiny corpus, a tiny exported ASR and real probes."""
 
 import csv
-import sys
 
 import pytest
 import torch
@@ -10,10 +9,8 @@ from speechbrain_probe.data import synthetic
 from speechbrain_probe.evaluation import ModelSpec, run_study
 from speechbrain_probe.evaluation.selection import select_subset
 from speechbrain_probe.report import build_report
-
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-from recipe_scripts import load_recipe  # noqa: E402
-from test_pretrained import RECIPE, make_export  # noqa: E402
+from tests.recipe_scripts import load_recipe
+from tests.test_pretrained import RECIPE, make_export
 
 
 def probe_main(argv):

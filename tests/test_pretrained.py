@@ -14,11 +14,9 @@ from speechbrain_probe.frozen.hf_encoder import HFEncoderASR
 from speechbrain_probe.frozen.list_layers import main as list_layers_main
 from speechbrain_probe.frozen.load import load_asr
 from speechbrain_probe.vocabulary import ARCH_LAYERS
-
-sys.path.insert(0, str(Path(__file__).parent))
-from recipe_scripts import PROBE_RECIPE as RECIPE  # noqa: E402
-from recipe_scripts import load_recipe  # noqa: E402
-from user_inputs import tiny_wav2vec2, tiny_whisper  # noqa: E402
+from tests.recipe_scripts import PROBE_RECIPE as RECIPE
+from tests.recipe_scripts import load_recipe
+from tests.user_inputs import tiny_wav2vec2, tiny_whisper
 
 
 def recipe_main(argv):

@@ -10,10 +10,8 @@ from pathlib import Path
 import pytest
 
 from speechbrain_probe.data import synthetic
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_evaluation import TINY  # noqa: E402
-from test_pretrained import RECIPE, make_export  # noqa: E402
+from tests.test_evaluation import TINY
+from tests.test_pretrained import RECIPE, make_export
 
 
 @pytest.fixture(scope="module")

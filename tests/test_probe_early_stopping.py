@@ -22,9 +22,7 @@ from speechbrain_probe.probe.brain import (
     load_trained_probes,
 )
 from speechbrain_probe.probe.early_stopping import LayerEarlyStopping
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_probe import make_asr, make_data  # noqa: E402
+from tests.test_probe import make_asr, make_data
 
 LAYERS = ["cnn", "blstm1"]
 # validation losses, one per validation; patience 2, min_delta 0.01:
@@ -291,8 +289,9 @@ def test_early_stopping_state_roundtrips_and_refuses_other_layers(tmp_path):
 
 
 def test_recipe_early_stopping_and_valid_l1_columns(tmp_path, monkeypatch):
-    from recipe_scripts import PROBE_RECIPE, load_recipe
-    from test_pretrained import make_export, write_corpus
+    from tests.test_pretrained import make_export, write_corpus
+
+    from tests.recipe_scripts import PROBE_RECIPE, load_recipe
 
     export = make_export(tmp_path / "asr")
     data = write_corpus(tmp_path / "data", n=3)
@@ -337,8 +336,8 @@ def test_early_stopping_under_ddp(tmp_path):
     import os
     import subprocess
 
-    from test_evaluation import TINY
-    from test_pretrained import RECIPE, make_export
+    from tests.test_evaluation import TINY
+    from tests.test_pretrained import RECIPE, make_export
 
     from speechbrain_probe.data import synthetic
 

@@ -26,7 +26,8 @@ import re
 from pathlib import Path
 
 import pytest
-from recipe_rows import (
+
+from tests.recipe_rows import (
     COMPLETE,
     INPUTS,
     REPO,
@@ -38,7 +39,7 @@ from recipe_rows import (
     session_workdir,
     setup_script,
 )
-from recipe_scripts import load_recipe
+from tests.recipe_scripts import load_recipe
 
 ROWS = [pytest.param(row, id=row_id) for row_id, row in read_rows()]
 

@@ -15,7 +15,13 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from recipe_rows import (
+
+from speechbrain_probe.data.librispeech_study import (
+    prepare_probe_data,
+    prepare_test_conditions,
+)
+from speechbrain_probe.data.manifest import read_manifest
+from tests.recipe_rows import (
     fake_librispeech,
     fake_musan,
     output_folder,
@@ -23,13 +29,7 @@ from recipe_rows import (
     run_row,
     session_workdir,
 )
-from recipe_scripts import REPO, load_recipe
-
-from speechbrain_probe.data.librispeech_study import (
-    prepare_probe_data,
-    prepare_test_conditions,
-)
-from speechbrain_probe.data.manifest import read_manifest
+from tests.recipe_scripts import REPO, load_recipe
 
 ASR_SCRIPT = REPO / "recipes" / "LibriSpeech" / "ASR" / "CTC" / "train_asr.py"
 STUDY_SCRIPT = "recipes/LibriSpeech/Probe/Highway/evaluate.py"

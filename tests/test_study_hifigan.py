@@ -7,7 +7,6 @@ three "speakers": the study runs end to end in this process (``n_jobs=1``).
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +29,7 @@ from speechbrain_probe.report import build_report
 from speechbrain_probe.result_rows import read_samples
 from speechbrain_probe.study_info import read_study_info
 from speechbrain_probe.vocoder import GriffinLimVocoder
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_probe import loader, make_asr, make_brain, make_data  # noqa: E402
+from tests.test_probe import loader, make_asr, make_brain, make_data
 
 SECONDS = 0.7
 

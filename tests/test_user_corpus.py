@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +15,7 @@ from speechbrain_probe.data.user_corpus import (
     prepare_user_corpus,
     read_user_manifest,
 )
-
-sys.path.insert(0, str(Path(__file__).parent))
-from recipe_scripts import REPO, load_recipe  # noqa: E402
+from tests.recipe_scripts import REPO, load_recipe
 
 RECIPE = REPO / "recipes" / "AnyCorpus" / "Probe" / "Highway"
 
@@ -160,7 +157,7 @@ def test_long_training_files_give_one_fixed_piece(corpus):
 
 
 def test_recipe_stops_on_a_wrong_layer_before_preparing_data(tmp_path):
-    from user_inputs import tiny_wav2vec2
+    from tests.user_inputs import tiny_wav2vec2
 
     model = tiny_wav2vec2(tmp_path / "w2v")
     script = load_recipe(RECIPE / "probe_model.py")
