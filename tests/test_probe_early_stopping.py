@@ -289,9 +289,8 @@ def test_early_stopping_state_roundtrips_and_refuses_other_layers(tmp_path):
 
 
 def test_recipe_early_stopping_and_valid_l1_columns(tmp_path, monkeypatch):
-    from tests.test_pretrained import make_export, write_corpus
-
     from tests.recipe_scripts import PROBE_RECIPE, load_recipe
+    from tests.test_pretrained import make_export, write_corpus
 
     export = make_export(tmp_path / "asr")
     data = write_corpus(tmp_path / "data", n=3)
@@ -336,10 +335,9 @@ def test_early_stopping_under_ddp(tmp_path):
     import os
     import subprocess
 
+    from speechbrain_probe.data import synthetic
     from tests.test_evaluation import TINY
     from tests.test_pretrained import RECIPE, make_export
-
-    from speechbrain_probe.data import synthetic
 
     synthetic.PRESETS["tiny_es_ddp"] = TINY
     try:
