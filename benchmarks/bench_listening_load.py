@@ -38,11 +38,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from speechbrain_probe.listening.demo import write_demo_stimuli
-from speechbrain_probe.listening.loadtest import (
+# the load client is shared with tests/test_listening_load.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from listening_helpers import (  # noqa: E402
     ServerProcess,
     check_db,
+    demo_samples,
     idle_connections,
+    late_rater,
     run_raters,
     warm_threads,
 )
@@ -50,7 +54,7 @@ from speechbrain_probe.listening.loadtest import (
 #: Runs ``serve`` with the settings of the argv's first word (``old``/``new``)
 #: under the soft open-file limit of its second (0: inherited).
 LAUNCHER = """
-import resource, sys
+import contextlib, resource, sys
 settings, soft = sys.argv.pop(1), int(sys.argv.pop(1))
 if soft:
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
@@ -62,7 +66,7 @@ if settings == "old":
     waitress.create_server = lambda app, **kw: create(
         app, **{**kw, "asyncore_use_poll": False})
     server.raise_open_files_limit = lambda needed: None
-    server.quiet_waitress_log = lambda: None
+    server.quiet_waitress_log = contextlib.nullcontext
 from speechbrain_probe.listening.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -102,17 +106,17 @@ def _load(args, settings, samples, tmp: Path) -> dict:
     servers, killed = [server], {}
     total = args.raters * args.answers
 
-    def kill_and_restart(result, lock):
+    def kill_and_restart(result):
         if not args.kill:
             return
         stop = time.monotonic() + args.deadline / 2
-        while time.monotonic() < stop:
-            with lock:
-                if len(result.acknowledged) >= args.kill_after * total:
-                    break
+        while (
+            time.monotonic() < stop
+            and len(result.acknowledged) < args.kill_after * total
+        ):
             time.sleep(0.005)
         server.kill()
-        with lock:
+        with result.lock:
             killed["acked"] = list(result.acknowledged)
         t0 = time.monotonic()
         servers.append(_server(args, settings, samples, db, extra, server.port).start())
@@ -187,16 +191,7 @@ def _flood(args, settings, samples, tmp: Path) -> dict:
         t0 = time.monotonic()
         with idle_connections(server.port, args.flood) as idle:
             opened_s = time.monotonic() - t0
-            result = run_raters(
-                server.port,
-                n_raters=1,
-                answers_each=2,
-                deadline_s=20,
-                audio_every=1,
-                timeout_s=10,
-                prefix="after_flood",
-                invites=server.invites,
-            )
+            result = late_rater(server, deadline_s=20)
             alive = server.proc.poll() is None
             held = _still_served(idle) if alive else f"0/{args.flood}"
     finally:
@@ -268,11 +263,9 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        samples = write_demo_stimuli(
-            tmp / "st",
-            n_speakers=6,
-            n_utts=4,
-            layers=("cnn1", "cnn2", "blstm1", "blstm3"),
+        layers = ("cnn1", "cnn2", "blstm1", "blstm3")
+        samples = demo_samples(
+            tmp / "st", layers, duration_s=0.5, speakers=6, utterances=4
         )
         load = {s: _load(args, s, samples, tmp) for s in SETTINGS}
         flood = (

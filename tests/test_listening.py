@@ -14,10 +14,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from listening_helpers import demo_samples
 
 from speechbrain_probe.listening import cli
 from speechbrain_probe.listening.app import MAX_BODY_BYTES, create_app
-from speechbrain_probe.listening.demo import write_demo_stimuli
 from speechbrain_probe.listening.design import Trial, TripletDesign
 from speechbrain_probe.listening.registry import Registry, Stimulus, load_registry
 from speechbrain_probe.listening.results import (
@@ -38,13 +38,7 @@ OPEN = {"open_registration": True}
 
 @pytest.fixture(scope="module")
 def samples(tmp_path_factory):
-    return write_demo_stimuli(
-        tmp_path_factory.mktemp("stimuli"),
-        n_speakers=4,
-        n_utts=3,
-        layers=LAYERS,
-        duration_s=0.1,
-    )
+    return demo_samples(tmp_path_factory.mktemp("stimuli"), LAYERS)
 
 
 @pytest.fixture
@@ -60,6 +54,13 @@ def register(client, rater="r1"):
     resp = client.post("/api/raters", json={"rater_id": rater})
     assert resp.status_code == 201, resp.get_json()
     return resp.get_json()
+
+
+def answer_first_trial(app):
+    """Register a rater on ``app`` and answer its first trial."""
+    client = app.test_client()
+    trial = register(client)["trial"]
+    client.post("/api/answers", json={"trial_id": trial["trial_id"], "answer": "A"})
 
 
 # -- registry ------------------------------------------------------------------------
@@ -634,13 +635,7 @@ def test_an_observer_that_listens_errs_less_on_clean_layers(tmp_path):
     import numpy as np
     import soundfile as sf
 
-    samples = write_demo_stimuli(
-        tmp_path / "st",
-        n_speakers=4,
-        n_utts=3,
-        layers=("cnn1", "blstm5"),
-        duration_s=0.4,
-    )
+    samples = demo_samples(tmp_path / "st", ("cnn1", "blstm5"), duration_s=0.4)
     registry = load_registry(samples)
     design = TripletDesign(registry, trials_per_layer=10, seed=0)
     store = Store(tmp_path / "db.sqlite")
@@ -760,9 +755,7 @@ def test_cli_results_bad_db_or_out_dir_exits_2_naming_the_path(
     app_parts, tmp_path, capsys
 ):
     _, _, store, app = app_parts
-    client = app.test_client()
-    trial = register(client)["trial"]
-    client.post("/api/answers", json={"trial_id": trial["trial_id"], "answer": "A"})
+    answer_first_trial(app)
     (tmp_path / "afile").write_text("x")
     outs = [tmp_path / "afile", tmp_path / "afile" / "sub"]
     if _unwritable_dir():
@@ -783,9 +776,7 @@ def test_cli_results_bad_db_or_out_dir_exits_2_naming_the_path(
 @pytest.fixture
 def small_study(tmp_path):
     """Own stimuli (tests below change files) and an open-registration app on them."""
-    samples = write_demo_stimuli(
-        tmp_path / "study", n_speakers=2, n_utts=2, layers=("cnn1",), duration_s=0.1
-    )
+    samples = demo_samples(tmp_path / "study", ("cnn1",), speakers=2, utterances=2)
     registry = load_registry(samples)
     design = TripletDesign(registry, trials_per_layer=2, seed=0)
     store = Store(tmp_path / "answers.sqlite")
@@ -1453,9 +1444,7 @@ def test_results_reads_an_archived_read_only_database_without_writing(
     app_parts, tmp_path, capsys
 ):
     _, _, store, app = app_parts
-    client = app.test_client()
-    trial = register(client)["trial"]
-    client.post("/api/answers", json={"trial_id": trial["trial_id"], "answer": "A"})
+    answer_first_trial(app)
     store.close()  # the last connection: SQLite folds the WAL into the file
     archive = tmp_path / "archive"
     archive.mkdir()
