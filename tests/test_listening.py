@@ -10,6 +10,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -1463,3 +1464,16 @@ def test_results_reads_an_archived_read_only_database_without_writing(
     assert sorted(p.name for p in archive.iterdir()) == ["answers.sqlite"]
     assert (archive / "answers.sqlite").read_bytes() == before
     assert len(list(csv.DictReader((out / "answers.csv").open()))) == 1
+
+
+def test_without_the_resource_module_the_open_file_limit_is_left_alone(
+    monkeypatch, caplog
+):
+    """Windows has no ``resource``: serve skips raising the open-file limit,
+    saying so, instead of failing to import its server."""
+    from speechbrain_probe.listening import server
+
+    monkeypatch.setitem(sys.modules, "resource", None)
+    with caplog.at_level("WARNING", logger="speechbrain_probe.listening"):
+        assert server.reserve_descriptors(threads=4, connection_limit=100) == 100
+    assert "limit of open files is left as it is" in caplog.text

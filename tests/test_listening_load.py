@@ -17,6 +17,7 @@ import http.client
 import json
 import re
 import socket
+import sys
 import time
 
 import pytest
@@ -127,6 +128,21 @@ def test_sigkill_mid_load_keeps_every_acknowledged_answer(samples, tmp_path):
         f"{result.connection_errors} connection errors; {len(result.acknowledged)} acknowledged "
         f"in all, {check['answers']} stored; statuses {result.statuses}"
     )
+
+
+def test_serve_starts_where_python_has_no_resource_module(samples, tmp_path):
+    """As on Windows: the server module imports, the open-file limit is left
+    alone with a warning, and raters are served."""
+    blocked = (
+        "import sys; sys.modules['resource'] = None; "
+        "from speechbrain_probe.listening.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    launcher = [sys.executable, "-c", blocked]
+    db = tmp_path / "answers.sqlite"
+    with ServerProcess(samples, db, invites=1, launcher=launcher) as server:
+        result = late_rater(server)
+    assert (len(result.acknowledged), result.unexpected) == (2, [])
+    assert "limit of open files is left as it is" in "".join(server.output)
 
 
 def _raw_head(port: int, request: bytes) -> tuple[int, dict[str, str]]:
