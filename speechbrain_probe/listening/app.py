@@ -39,11 +39,9 @@ import logging
 import math
 import os
 import re
-import tempfile
 import threading
 import time
 from collections import OrderedDict
-from pathlib import Path
 from urllib.parse import SplitResult, urlsplit
 
 from flask import Flask, Response, jsonify, make_response, redirect, request
@@ -53,12 +51,12 @@ from .design import TripletDesign
 from .pages import APP_CSS, APP_JS, RATER_HTML, admin_html
 from .registry import AudioChanged, Registry
 from .results import (
-    figure_png_bytes,
+    answers_csv,
+    figure_png,
+    her_csv,
     her_table,
     merge_eer,
     without_audio,
-    write_answers_csv,
-    write_her_csv,
 )
 from .store import (
     AlreadyAnswered,
@@ -689,17 +687,11 @@ class _Views:
 
     def admin_csv(self):
         self.require_admin()
-        with tempfile.TemporaryDirectory() as tmp:
-            path = write_her_csv(self.results_table(), Path(tmp) / "her.csv")
-            text = path.read_text()
-        return Response(text, mimetype="text/csv")
+        return Response(her_csv(self.results_table()), mimetype="text/csv")
 
     def admin_answers_csv(self):
         self.require_admin()
-        answers = self.store.answered_cells()
-        with tempfile.TemporaryDirectory() as tmp:
-            text = write_answers_csv(answers, Path(tmp) / "answers.csv").read_text()
-        return Response(text, mimetype="text/csv")
+        return Response(answers_csv(self.store.answered_cells()), mimetype="text/csv")
 
     def admin_png(self):
         self.require_admin()
@@ -707,7 +699,7 @@ class _Views:
         if not table:
             raise BadRequest(404, "no answers yet")
         with self.figure_lock:
-            png = figure_png_bytes(table)
+            png = figure_png(table)
         return Response(png, mimetype="image/png")
 
 

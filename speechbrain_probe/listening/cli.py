@@ -475,13 +475,8 @@ def cmd_serve(args) -> int:
 
 
 def cmd_results(args) -> int:
-    from .results import (
-        her_table,
-        merge_eer,
-        plot_her_eer,
-        write_answers_csv,
-        write_her_csv,
-    )
+    from ..data.manifest import atomic_write_bytes, atomic_write_text
+    from .results import answers_csv, figure_png, her_csv, her_table, merge_eer
     from .store import Store
 
     store = Store(args.db, readonly=True)  # an archived copy may be read-only
@@ -498,10 +493,10 @@ def cmd_results(args) -> int:
     table = merge_eer(her_table(answers), _eer(args), args.eer_metric)
     if not table:
         return _fail(f"{args.db} holds no answers yet")
-    try:
-        csv_path = write_her_csv(table, out / "her.csv")
-        png_path = plot_her_eer(table, out / "her_eer.png")
-        answers_path = write_answers_csv(answers, out / "answers.csv")
+    try:  # private files: atomic writes go through mkstemp (mode 0600)
+        csv_path = atomic_write_text(out / "her.csv", her_csv(table))
+        png_path = atomic_write_bytes(out / "her_eer.png", figure_png(table))
+        answers_path = atomic_write_text(out / "answers.csv", answers_csv(answers))
     except OSError as err:
         return _fail(
             f"cannot write the results to --out-dir {out}: {err.strerror or err}; "
