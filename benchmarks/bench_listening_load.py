@@ -41,15 +41,7 @@ from pathlib import Path
 # the load client is shared with tests/test_listening_load.py
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from listening_helpers import (  # noqa: E402
-    ServerProcess,
-    check_db,
-    demo_samples,
-    idle_connections,
-    late_rater,
-    run_raters,
-    warm_threads,
-)
+import listening_helpers as lt  # noqa: E402
 
 #: Runs ``serve`` with the settings of the argv's first word (``old``/``new``)
 #: under the soft open-file limit of its second (0: inherited).
@@ -74,11 +66,11 @@ SETTINGS = ("old", "new")
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 
-def _server(args, settings, samples, db, extra, port=0, invites=0) -> ServerProcess:
+def _server(args, settings, samples, db, extra, port=0, invites=0) -> lt.ServerProcess:
     launcher = [sys.executable, "-c", LAUNCHER, settings, str(args.soft_limit)]
     if settings == "old":
         extra = [*extra, "--connection-limit", "1000"]
-    return ServerProcess(
+    return lt.ServerProcess(
         samples, db, port=port, extra=extra, invites=invites, launcher=launcher
     )
 
@@ -123,7 +115,7 @@ def _load(args, settings, samples, tmp: Path) -> dict:
         killed["restart_s"] = time.monotonic() - t0
 
     try:
-        result = run_raters(
+        result = lt.run_raters(
             server,
             args.raters,
             args.answers,
@@ -135,7 +127,7 @@ def _load(args, settings, samples, tmp: Path) -> dict:
     finally:
         for s in servers:
             s.stop()
-    check = check_db(db, result.acknowledged)
+    check = lt.check_db(db, result.acknowledged)
     lat = result.latencies_s or [float("nan")]
     figures = {
         "wall s": f"{result.wall_s:.2f}",
@@ -151,7 +143,7 @@ def _load(args, settings, samples, tmp: Path) -> dict:
         "finished raters": f"{result.finished_raters}/{args.raters}",
     }
     if args.kill:
-        before = check_db(db, killed["acked"])
+        before = lt.check_db(db, killed["acked"])
         figures["killed after (acked)"] = str(len(killed["acked"]))
         figures["restart s"] = f"{killed['restart_s']:.2f}"
         figures["lost of those"] = f"{before['missing']}/{before['changed']}"
@@ -187,11 +179,11 @@ def _flood(args, settings, samples, tmp: Path) -> dict:
     extra = ["--threads", str(args.threads)]
     server = _server(args, settings, samples, db, extra, invites=1).start()
     try:
-        warm = warm_threads(server.port)
+        warm = lt.warm_threads(server.port)
         t0 = time.monotonic()
-        with idle_connections(server.port, args.flood) as idle:
+        with lt.idle_connections(server.port, args.flood) as idle:
             opened_s = time.monotonic() - t0
-            result = late_rater(server, deadline_s=20)
+            result = lt.late_rater(server, deadline_s=20)
             alive = server.proc.poll() is None
             held = _still_served(idle) if alive else f"0/{args.flood}"
     finally:
@@ -264,7 +256,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         layers = ("cnn1", "cnn2", "blstm1", "blstm3")
-        samples = demo_samples(
+        samples = lt.demo_samples(
             tmp / "st", layers, duration_s=0.5, speakers=6, utterances=4
         )
         load = {s: _load(args, s, samples, tmp) for s in SETTINGS}

@@ -57,11 +57,19 @@ def register(client, rater="r1"):
     return resp.get_json()
 
 
-def answer_first_trial(app):
-    """Register a rater on ``app`` and answer its first trial."""
+def answer_trials(app, answer="A", n=None):
+    """Register rater r1 on a new client of ``app`` and give ``answer`` to its
+    first ``n`` trials (all when None); the client and the rater's last state."""
     client = app.test_client()
-    trial = register(client)["trial"]
-    client.post("/api/answers", json={"trial_id": trial["trial_id"], "answer": "A"})
+    state = register(client)
+    while state["trial"] and (n is None or state["done"] < n):
+        trial_id = state["trial"]["trial_id"]
+        resp = client.post(
+            "/api/answers", json={"trial_id": trial_id, "answer": answer}
+        )
+        assert resp.status_code == 201, resp.get_json()
+        state = resp.get_json()
+    return client, state
 
 
 # -- registry ------------------------------------------------------------------------
@@ -400,25 +408,14 @@ def test_registration_validation(app_parts):
 
 def test_finished_rater_gets_no_trial(app_parts):
     _, design, _, app = app_parts
-    client = app.test_client()
-    state = register(client)
-    while state["trial"]:
-        resp = client.post(
-            "/api/answers", json={"trial_id": state["trial"]["trial_id"], "answer": "B"}
-        )
-        state = resp.get_json()
+    client, state = answer_trials(app, "B")
     assert state["done"] == state["total"] == design.trials_per_rater
     assert client.get("/api/state").get_json()["trial"] is None
 
 
 def test_admin_page_csv_and_figure(app_parts):
     _, _, _, app = app_parts
-    rater = app.test_client()
-    state = register(rater)
-    for _ in range(6):
-        state = rater.post(
-            "/api/answers", json={"trial_id": state["trial"]["trial_id"], "answer": "A"}
-        ).get_json()
+    answer_trials(app, "A", 6)
     admin = app.test_client()
     resp = admin.get(f"/admin?token={TOKEN}")
     assert resp.status_code == 303 and resp.headers["Location"].endswith("/admin")
@@ -536,12 +533,7 @@ def test_cli_results_writes_csv_and_figure_with_eer(
     app_parts, samples, tmp_path, capsys
 ):
     registry, design, store, app = app_parts
-    client = app.test_client()
-    state = register(client)
-    while state["trial"]:
-        state = client.post(
-            "/api/answers", json={"trial_id": state["trial"]["trial_id"], "answer": "A"}
-        ).get_json()
+    answer_trials(app, "A")
     metrics = write_metrics(
         tmp_path / "metrics.csv",
         [
@@ -756,7 +748,7 @@ def test_cli_results_bad_db_or_out_dir_exits_2_naming_the_path(
     app_parts, tmp_path, capsys
 ):
     _, _, store, app = app_parts
-    answer_first_trial(app)
+    answer_trials(app, n=1)
     (tmp_path / "afile").write_text("x")
     outs = [tmp_path / "afile", tmp_path / "afile" / "sub"]
     if _unwritable_dir():
@@ -1445,7 +1437,7 @@ def test_results_reads_an_archived_read_only_database_without_writing(
     app_parts, tmp_path, capsys
 ):
     _, _, store, app = app_parts
-    answer_first_trial(app)
+    answer_trials(app, n=1)
     store.close()  # the last connection: SQLite folds the WAL into the file
     archive = tmp_path / "archive"
     archive.mkdir()
