@@ -933,18 +933,14 @@ def test_registration_is_rate_limited_per_client(app_parts):
     assert other.status_code == 201
 
 
-def test_registration_limit_refills_with_time(app_parts):
+def test_registration_limit_refills_with_time(app_parts, monkeypatch):
+    from speechbrain_probe.listening.app import RateLimiter
+
     registry, design, store, _ = app_parts
     now = [1000.0]
+    monkeypatch.setattr(RateLimiter, "clock", staticmethod(lambda: now[0]))
     app = create_app(
-        registry,
-        store,
-        design,
-        TOKEN,
-        open_registration=True,
-        register_per_minute=6,
-        register_burst=2,
-        clock=lambda: now[0],
+        registry, store, design, TOKEN, register_per_minute=6, register_burst=2, **OPEN
     )
 
     def attempt(i):

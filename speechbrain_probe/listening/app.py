@@ -194,28 +194,23 @@ class RateLimiter:
         Refill rate; 0: no limit. Negative or not finite: :class:`ValueError`.
     burst : int
         Bucket size.
-    clock : callable
-        Seconds, monotonic (a test can pass its own).
-    max_clients : int
-        Clients remembered.
 
     Example
     -------
     >>> now = [0.0]
-    >>> limit = RateLimiter(per_minute=6, burst=2, clock=lambda: now[0])
+    >>> limit = RateLimiter(per_minute=6, burst=2)
+    >>> limit.clock = lambda: now[0]
     >>> [limit.take("10.0.0.1") for _ in range(3)], limit.take("10.0.0.2")
     ([0, 0, 10], 0)
     >>> now[0] = 10.0; limit.take("10.0.0.1")
     0
     """
 
-    def __init__(
-        self,
-        per_minute: float,
-        burst: int,
-        clock=time.monotonic,
-        max_clients: int = 10_000,
-    ):
+    #: Seconds, monotonic.
+    clock = staticmethod(time.monotonic)
+    max_clients = 10_000
+
+    def __init__(self, per_minute: float, burst: int):
         if not 0 <= per_minute < math.inf:
             raise ValueError(
                 f"registrations per minute must be 0 (no limit) or a positive "
@@ -223,8 +218,6 @@ class RateLimiter:
             )
         self.per_s = float(per_minute) / 60.0
         self.burst = max(1, int(burst))
-        self.clock = clock
-        self.max_clients = max_clients
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -307,7 +300,6 @@ def create_app(
     open_registration: bool = False,
     register_per_minute: float = 10.0,
     register_burst: int = 10,
-    clock=time.monotonic,
     allowed_hosts: tuple[str, ...] = (),
 ) -> Flask:
     """Build the app.
@@ -332,8 +324,6 @@ def create_app(
     register_per_minute, register_burst : float, int
         Registration attempts per client address (:class:`RateLimiter`);
         ``register_per_minute <= 0``: no limit.
-    clock : callable
-        Monotonic seconds of the rate limit (for tests).
     allowed_hosts : tuple of str
         Names besides IP addresses and ``localhost`` that requests may give as
         their ``Host`` (the name raters use; behind a reverse proxy, the public
@@ -366,7 +356,7 @@ def create_app(
         registry.verify()
     app = Flask("speechbrain_probe.listening")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    limiter = RateLimiter(register_per_minute, register_burst, clock=clock)
+    limiter = RateLimiter(register_per_minute, register_burst)
     hosts = frozenset(h.lower() for h in allowed_hosts)
     settings = (metrics, eer_metric, secure_cookies, max_raters, open_registration)
     _Views(registry, store, design, admin_token, *settings, limiter, hosts).install(app)

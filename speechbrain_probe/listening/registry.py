@@ -369,11 +369,11 @@ def load_registry(
     models: tuple[str, ...] | None = None,
     conditions: tuple[str, ...] | None = None,
     layers: tuple[str, ...] | None = None,
-    check_files: bool = True,
     roots: Iterable[str | os.PathLike] = (),
     max_bytes: int = MAX_STIMULUS_BYTES,
 ) -> Registry:
-    """Read the stimuli of a listening test from a samples CSV.
+    """Read the stimuli of a listening test from a samples CSV and check their
+    files (:meth:`Registry.verify`).
 
     Parameters
     ----------
@@ -387,9 +387,6 @@ def load_registry(
         layer is then the kind's name.
     models, conditions, layers : tuple of str, optional
         Keep only these values.
-    check_files : bool
-        Check every file now (:meth:`Registry.verify`): it must be a regular file
-        inside the CSV's folder or one of ``roots``; its size and hash are kept.
     roots : iterable of path
         More folders the stimuli may lie in (besides the CSV's folder).
     max_bytes : int
@@ -437,4 +434,4 @@ def load_registry(
             )
         )
     registry = Registry(stimuli, roots=[base, *roots], max_bytes=max_bytes)
-    return registry.verify() if check_files else registry
+    return registry.verify()

@@ -46,11 +46,12 @@ __all__ = [
     "InvalidInvite",
     "NotCurrentTrial",
     "check_db_path",
-    "hash_token",
     "normalize_invite",
 ]
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+#: How long a write waits for another one, in seconds.
+BUSY_TIMEOUT_S = 30.0
 #: Alphabet of invitation codes: no 0/O, 1/I look-alikes; 4 groups of 4 = 80 bits.
 INVITE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 INVITE_GROUPS = 4
@@ -279,14 +280,8 @@ def _prepare_db_file(path: Path) -> None:
     os.close(fd)
 
 
-def hash_token(token: str) -> str:
-    """SHA-256 of a session token: the database never holds the token itself.
-
-    Example
-    -------
-    >>> len(hash_token("abc"))
-    64
-    """
+def _hash_token(token: str) -> str:
+    """What the database holds of a session token: its SHA-256."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -300,8 +295,6 @@ class Store:
     ----------
     path : path
         The SQLite file (created with its schema, mode 0600, when absent).
-    busy_timeout_s : float
-        How long a write waits for another one.
     readonly : bool
         Only read an existing database: nothing is written to it or beside it.
         With no ``-wal`` file beside it (no server has it open) it is opened as
@@ -328,11 +321,9 @@ class Store:
     def __init__(
         self,
         path: str | os.PathLike,
-        busy_timeout_s: float = 30.0,
         readonly: bool = False,
     ):
         self.path = Path(path)
-        self.busy_timeout_s = busy_timeout_s
         self.readonly = readonly
         self._local = threading.local()
         if readonly:
@@ -370,7 +361,7 @@ class Store:
     def _connect(self, synchronous: str) -> sqlite3.Connection:
         target, uri = (self._uri, True) if self.readonly else (self.path, False)
         conn = sqlite3.connect(
-            target, timeout=self.busy_timeout_s, isolation_level=None, uri=uri
+            target, timeout=BUSY_TIMEOUT_S, isolation_level=None, uri=uri
         )
         conn.row_factory = sqlite3.Row
         if not self.readonly:
@@ -506,7 +497,7 @@ class Store:
             conn.execute(
                 "INSERT INTO raters(rater_id, rater_index, token_hash, created) "
                 "VALUES (?, ?, ?, ?)",
-                (rater_id, index, hash_token(token), time.time()),
+                (rater_id, index, _hash_token(token), time.time()),
             )
             conn.executemany(
                 "INSERT INTO trials(trial_id, rater_id, seq, model, condition, layer, "
@@ -534,7 +525,7 @@ class Store:
     def rater_for_token(self, token: str) -> str | None:
         """The rater id of a session token, or None."""
         row = self._row(
-            "SELECT rater_id FROM raters WHERE token_hash=?", hash_token(token)
+            "SELECT rater_id FROM raters WHERE token_hash=?", _hash_token(token)
         )
         return None if row is None else row["rater_id"]
 
