@@ -439,7 +439,19 @@ def cmd_demo(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit status."""
+    """Run the CLI; return the exit status (2, with a one-line message, for
+    bad input).
+
+    Example
+    -------
+    >>> tmp = str(getfixture("tmp_path"))
+    >>> main(["demo", "--out-dir", tmp, "--speakers", "2", "--utterances", "2"])
+    wrote .../samples.csv; serve it with:
+    python -m speechbrain_probe.listening serve --samples .../samples.csv --db listening.sqlite
+    0
+    >>> main(["results", "--db", tmp, "--out-dir", tmp])
+    2
+    """
     args = build_parser().parse_args(argv)
     try:
         commands = {"serve": cmd_serve, "results": cmd_results, "demo": cmd_demo}
