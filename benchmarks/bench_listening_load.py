@@ -38,19 +38,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from speechbrain_probe.listening.demo import write_demo_stimuli
-from speechbrain_probe.listening.loadtest import (
-    ServerProcess,
-    check_db,
-    idle_connections,
-    run_raters,
-    warm_threads,
-)
+# the load client, shared with tests/test_listening_load.py
+import listening_load as lt
 
 #: Runs ``serve`` with the settings of the argv's first word (``old``/``new``)
 #: under the soft open-file limit of its second (0: inherited).
 LAUNCHER = """
-import resource, sys
+import contextlib, resource, sys
 settings, soft = sys.argv.pop(1), int(sys.argv.pop(1))
 if soft:
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
@@ -62,7 +56,7 @@ if settings == "old":
     waitress.create_server = lambda app, **kw: create(
         app, **{**kw, "asyncore_use_poll": False})
     server.raise_open_files_limit = lambda needed: None
-    server.quiet_waitress_log = lambda: None
+    server.quiet_waitress_log = contextlib.nullcontext
 from speechbrain_probe.listening.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -70,11 +64,11 @@ SETTINGS = ("old", "new")
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 
-def _server(args, settings, samples, db, extra, port=0, invites=0) -> ServerProcess:
+def _server(args, settings, samples, db, extra, port=0, invites=0) -> lt.ServerProcess:
     launcher = [sys.executable, "-c", LAUNCHER, settings, str(args.soft_limit)]
     if settings == "old":
         extra = [*extra, "--connection-limit", "1000"]
-    return ServerProcess(
+    return lt.ServerProcess(
         samples, db, port=port, extra=extra, invites=invites, launcher=launcher
     )
 
@@ -102,24 +96,24 @@ def _load(args, settings, samples, tmp: Path) -> dict:
     servers, killed = [server], {}
     total = args.raters * args.answers
 
-    def kill_and_restart(result, lock):
+    def kill_and_restart(result):
         if not args.kill:
             return
         stop = time.monotonic() + args.deadline / 2
-        while time.monotonic() < stop:
-            with lock:
-                if len(result.acknowledged) >= args.kill_after * total:
-                    break
+        while (
+            time.monotonic() < stop
+            and len(result.acknowledged) < args.kill_after * total
+        ):
             time.sleep(0.005)
         server.kill()
-        with lock:
+        with result.lock:
             killed["acked"] = list(result.acknowledged)
         t0 = time.monotonic()
         servers.append(_server(args, settings, samples, db, extra, server.port).start())
         killed["restart_s"] = time.monotonic() - t0
 
     try:
-        result = run_raters(
+        result = lt.run_raters(
             server,
             args.raters,
             args.answers,
@@ -131,7 +125,7 @@ def _load(args, settings, samples, tmp: Path) -> dict:
     finally:
         for s in servers:
             s.stop()
-    check = check_db(db, result.acknowledged)
+    check = lt.check_db(db, result.acknowledged)
     lat = result.latencies_s or [float("nan")]
     figures = {
         "wall s": f"{result.wall_s:.2f}",
@@ -147,7 +141,7 @@ def _load(args, settings, samples, tmp: Path) -> dict:
         "finished raters": f"{result.finished_raters}/{args.raters}",
     }
     if args.kill:
-        before = check_db(db, killed["acked"])
+        before = lt.check_db(db, killed["acked"])
         figures["killed after (acked)"] = str(len(killed["acked"]))
         figures["restart s"] = f"{killed['restart_s']:.2f}"
         figures["lost of those"] = f"{before['missing']}/{before['changed']}"
@@ -183,20 +177,11 @@ def _flood(args, settings, samples, tmp: Path) -> dict:
     extra = ["--threads", str(args.threads)]
     server = _server(args, settings, samples, db, extra, invites=1).start()
     try:
-        warm = warm_threads(server.port)
+        warm = lt.warm_threads(server.port)
         t0 = time.monotonic()
-        with idle_connections(server.port, args.flood) as idle:
+        with lt.idle_connections(server.port, args.flood) as idle:
             opened_s = time.monotonic() - t0
-            result = run_raters(
-                server.port,
-                n_raters=1,
-                answers_each=2,
-                deadline_s=20,
-                audio_every=1,
-                timeout_s=10,
-                prefix="after_flood",
-                invites=server.invites,
-            )
+            result = lt.late_rater(server, deadline_s=20)
             alive = server.proc.poll() is None
             held = _still_served(idle) if alive else f"0/{args.flood}"
     finally:
@@ -268,11 +253,9 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        samples = write_demo_stimuli(
-            tmp / "st",
-            n_speakers=6,
-            n_utts=4,
-            layers=("cnn1", "cnn2", "blstm1", "blstm3"),
+        layers = ("cnn1", "cnn2", "blstm1", "blstm3")
+        samples = lt.demo_samples(
+            tmp / "st", layers, duration_s=0.5, speakers=6, utterances=4
         )
         load = {s: _load(args, s, samples, tmp) for s in SETTINGS}
         flood = (

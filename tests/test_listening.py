@@ -10,14 +10,15 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import pytest
 
+from benchmarks.listening_load import demo_samples
 from speechbrain_probe.listening import cli
 from speechbrain_probe.listening.app import MAX_BODY_BYTES, create_app
-from speechbrain_probe.listening.demo import write_demo_stimuli
 from speechbrain_probe.listening.design import Trial, TripletDesign
 from speechbrain_probe.listening.registry import Registry, Stimulus, load_registry
 from speechbrain_probe.listening.results import (
@@ -38,13 +39,7 @@ OPEN = {"open_registration": True}
 
 @pytest.fixture(scope="module")
 def samples(tmp_path_factory):
-    return write_demo_stimuli(
-        tmp_path_factory.mktemp("stimuli"),
-        n_speakers=4,
-        n_utts=3,
-        layers=LAYERS,
-        duration_s=0.1,
-    )
+    return demo_samples(tmp_path_factory.mktemp("stimuli"), LAYERS)
 
 
 @pytest.fixture
@@ -60,6 +55,21 @@ def register(client, rater="r1"):
     resp = client.post("/api/raters", json={"rater_id": rater})
     assert resp.status_code == 201, resp.get_json()
     return resp.get_json()
+
+
+def answer_trials(app, answer="A", n=None):
+    """Register rater r1 on a new client of ``app`` and give ``answer`` to its
+    first ``n`` trials (all when None); the client and the rater's last state."""
+    client = app.test_client()
+    state = register(client)
+    while state["trial"] and (n is None or state["done"] < n):
+        trial_id = state["trial"]["trial_id"]
+        resp = client.post(
+            "/api/answers", json={"trial_id": trial_id, "answer": answer}
+        )
+        assert resp.status_code == 201, resp.get_json()
+        state = resp.get_json()
+    return client, state
 
 
 # -- registry ------------------------------------------------------------------------
@@ -398,25 +408,14 @@ def test_registration_validation(app_parts):
 
 def test_finished_rater_gets_no_trial(app_parts):
     _, design, _, app = app_parts
-    client = app.test_client()
-    state = register(client)
-    while state["trial"]:
-        resp = client.post(
-            "/api/answers", json={"trial_id": state["trial"]["trial_id"], "answer": "B"}
-        )
-        state = resp.get_json()
+    client, state = answer_trials(app, "B")
     assert state["done"] == state["total"] == design.trials_per_rater
     assert client.get("/api/state").get_json()["trial"] is None
 
 
 def test_admin_page_csv_and_figure(app_parts):
     _, _, _, app = app_parts
-    rater = app.test_client()
-    state = register(rater)
-    for _ in range(6):
-        state = rater.post(
-            "/api/answers", json={"trial_id": state["trial"]["trial_id"], "answer": "A"}
-        ).get_json()
+    answer_trials(app, "A", 6)
     admin = app.test_client()
     resp = admin.get(f"/admin?token={TOKEN}")
     assert resp.status_code == 303 and resp.headers["Location"].endswith("/admin")
@@ -534,12 +533,7 @@ def test_cli_results_writes_csv_and_figure_with_eer(
     app_parts, samples, tmp_path, capsys
 ):
     registry, design, store, app = app_parts
-    client = app.test_client()
-    state = register(client)
-    while state["trial"]:
-        state = client.post(
-            "/api/answers", json={"trial_id": state["trial"]["trial_id"], "answer": "A"}
-        ).get_json()
+    answer_trials(app, "A")
     metrics = write_metrics(
         tmp_path / "metrics.csv",
         [
@@ -634,13 +628,7 @@ def test_an_observer_that_listens_errs_less_on_clean_layers(tmp_path):
     import numpy as np
     import soundfile as sf
 
-    samples = write_demo_stimuli(
-        tmp_path / "st",
-        n_speakers=4,
-        n_utts=3,
-        layers=("cnn1", "blstm5"),
-        duration_s=0.4,
-    )
+    samples = demo_samples(tmp_path / "st", ("cnn1", "blstm5"), duration_s=0.4)
     registry = load_registry(samples)
     design = TripletDesign(registry, trials_per_layer=10, seed=0)
     store = Store(tmp_path / "db.sqlite")
@@ -760,9 +748,7 @@ def test_cli_results_bad_db_or_out_dir_exits_2_naming_the_path(
     app_parts, tmp_path, capsys
 ):
     _, _, store, app = app_parts
-    client = app.test_client()
-    trial = register(client)["trial"]
-    client.post("/api/answers", json={"trial_id": trial["trial_id"], "answer": "A"})
+    answer_trials(app, n=1)
     (tmp_path / "afile").write_text("x")
     outs = [tmp_path / "afile", tmp_path / "afile" / "sub"]
     if _unwritable_dir():
@@ -783,9 +769,7 @@ def test_cli_results_bad_db_or_out_dir_exits_2_naming_the_path(
 @pytest.fixture
 def small_study(tmp_path):
     """Own stimuli (tests below change files) and an open-registration app on them."""
-    samples = write_demo_stimuli(
-        tmp_path / "study", n_speakers=2, n_utts=2, layers=("cnn1",), duration_s=0.1
-    )
+    samples = demo_samples(tmp_path / "study", ("cnn1",), speakers=2, utterances=2)
     registry = load_registry(samples)
     design = TripletDesign(registry, trials_per_layer=2, seed=0)
     store = Store(tmp_path / "answers.sqlite")
@@ -949,18 +933,14 @@ def test_registration_is_rate_limited_per_client(app_parts):
     assert other.status_code == 201
 
 
-def test_registration_limit_refills_with_time(app_parts):
+def test_registration_limit_refills_with_time(app_parts, monkeypatch):
+    from speechbrain_probe.listening.app import RateLimiter
+
     registry, design, store, _ = app_parts
     now = [1000.0]
+    monkeypatch.setattr(RateLimiter, "clock", staticmethod(lambda: now[0]))
     app = create_app(
-        registry,
-        store,
-        design,
-        TOKEN,
-        open_registration=True,
-        register_per_minute=6,
-        register_burst=2,
-        clock=lambda: now[0],
+        registry, store, design, TOKEN, register_per_minute=6, register_burst=2, **OPEN
     )
 
     def attempt(i):
@@ -1453,9 +1433,7 @@ def test_results_reads_an_archived_read_only_database_without_writing(
     app_parts, tmp_path, capsys
 ):
     _, _, store, app = app_parts
-    client = app.test_client()
-    trial = register(client)["trial"]
-    client.post("/api/answers", json={"trial_id": trial["trial_id"], "answer": "A"})
+    answer_trials(app, n=1)
     store.close()  # the last connection: SQLite folds the WAL into the file
     archive = tmp_path / "archive"
     archive.mkdir()
@@ -1474,3 +1452,16 @@ def test_results_reads_an_archived_read_only_database_without_writing(
     assert sorted(p.name for p in archive.iterdir()) == ["answers.sqlite"]
     assert (archive / "answers.sqlite").read_bytes() == before
     assert len(list(csv.DictReader((out / "answers.csv").open()))) == 1
+
+
+def test_without_the_resource_module_the_open_file_limit_is_left_alone(
+    monkeypatch, caplog
+):
+    """Windows has no ``resource``: serve skips raising the open-file limit,
+    saying so, instead of failing to import its server."""
+    from speechbrain_probe.listening import server
+
+    monkeypatch.setitem(sys.modules, "resource", None)
+    with caplog.at_level("WARNING", logger="speechbrain_probe.listening"):
+        assert server.reserve_descriptors(threads=4, connection_limit=100) == 100
+    assert "limit of open files is left as it is" in caplog.text

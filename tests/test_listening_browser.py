@@ -16,8 +16,7 @@ import sqlite3
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from speechbrain_probe.listening.demo import write_demo_stimuli
-from speechbrain_probe.listening.loadtest import ServerProcess
+from benchmarks.listening_load import ServerProcess, demo_samples
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -40,13 +39,7 @@ pytestmark = [
 
 @pytest.fixture
 def server(tmp_path):
-    samples = write_demo_stimuli(
-        tmp_path / "stimuli",
-        n_speakers=3,
-        n_utts=2,
-        layers=("cnn1", "blstm3"),
-        duration_s=0.3,
-    )
+    samples = demo_samples(tmp_path / "stimuli", ("cnn1", "blstm3"), 0.3, 3, 2)
     extra = ["--trials-per-layer", "2", "--admin-token", TOKEN]
     with ServerProcess(
         samples, tmp_path / "answers.sqlite", extra=extra, invites=2
@@ -120,7 +113,7 @@ def test_rater_completes_trials_in_chromium_and_db_holds_them(
     assert [r[0] for r in rows] == ["web1"] * 3
     assert [r[1] for r in rows] == choices
     assert [r[3] for r in rows] == [0, 1, 2]
-    assert all(r[2] is not None and 0 <= r[2] < 60_000 for r in rows)
+    assert all(r[2] is not None and r[2] >= 0 for r in rows)
 
     # the page never shows who is who
     html = page.content()

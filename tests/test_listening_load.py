@@ -17,15 +17,17 @@ import http.client
 import json
 import re
 import socket
+import sys
 import time
 
 import pytest
 
-from speechbrain_probe.listening.demo import write_demo_stimuli
-from speechbrain_probe.listening.loadtest import (
+from benchmarks.listening_load import (
     ServerProcess,
     check_db,
+    demo_samples,
     idle_connections,
+    late_rater,
     run_raters,
     warm_threads,
 )
@@ -45,13 +47,7 @@ SERVE_ARGS = [
 
 @pytest.fixture(scope="module")
 def samples(tmp_path_factory):
-    return write_demo_stimuli(
-        tmp_path_factory.mktemp("stimuli"),
-        n_speakers=4,
-        n_utts=3,
-        layers=LAYERS,
-        duration_s=0.2,
-    )
+    return demo_samples(tmp_path_factory.mktemp("stimuli"), LAYERS, duration_s=0.2)
 
 
 def test_50_concurrent_raters_lose_nothing_and_get_no_5xx(samples, tmp_path):
@@ -83,17 +79,13 @@ def test_sigkill_mid_load_keeps_every_acknowledged_answer(samples, tmp_path):
     servers = [server]
     kill_info = {}
 
-    def kill_and_restart(result, lock):
+    def kill_and_restart(result):
         # wait for a good part of the load, then crash the server hard
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with lock:
-                acked = len(result.acknowledged)
-            if acked >= 300:
-                break
+        while time.monotonic() < deadline and len(result.acknowledged) < 300:
             time.sleep(0.005)
         server.kill()
-        with lock:
+        with result.lock:
             kill_info["acked_before_kill"] = list(result.acknowledged)
         time.sleep(0.3)  # raters hit a dead port meanwhile
         # restart on the same port and database (what a supervisor would do)
@@ -137,6 +129,21 @@ def test_sigkill_mid_load_keeps_every_acknowledged_answer(samples, tmp_path):
         f"{result.connection_errors} connection errors; {len(result.acknowledged)} acknowledged "
         f"in all, {check['answers']} stored; statuses {result.statuses}"
     )
+
+
+def test_serve_starts_where_python_has_no_resource_module(samples, tmp_path):
+    """As on Windows: the server module imports, the open-file limit is left
+    alone with a warning, and raters are served."""
+    blocked = (
+        "import sys; sys.modules['resource'] = None; "
+        "from speechbrain_probe.listening.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    launcher = [sys.executable, "-c", blocked]
+    db = tmp_path / "answers.sqlite"
+    with ServerProcess(samples, db, invites=1, launcher=launcher) as server:
+        result = late_rater(server)
+    assert (len(result.acknowledged), result.unexpected) == (2, [])
+    assert "limit of open files is left as it is" in "".join(server.output)
 
 
 def _raw_head(port: int, request: bytes) -> tuple[int, dict[str, str]]:
@@ -318,16 +325,7 @@ def test_idle_connection_flood_after_warm_threads_leaves_the_server_answering(
         assert warm_threads(server.port) == {401: 32 * 20}
         with idle_connections(server.port, N_IDLE) as idle:
             # accepted in order: once this rater is answered, all of the flood is in
-            result = run_raters(
-                server.port,
-                n_raters=1,
-                answers_each=2,
-                deadline_s=60,
-                audio_every=1,
-                timeout_s=10,
-                prefix="after_flood",
-                invites=server.invites,
-            )
+            result = late_rater(server)
             assert server.proc.poll() is None, "the flood ended the server"
             assert result.unexpected == [] and result.connection_errors == 0
             assert len(result.acknowledged) == 2

@@ -3,8 +3,8 @@
 Modules: ``registry`` (the stimuli), ``design`` (balanced ABX trials),
 ``store`` (SQLite answers), ``app`` (Flask), ``results`` (HER with Wilson
 intervals, CSV and figure beside the EER), ``cli`` (``python -m
-speechbrain_probe.listening serve|results``), ``loadtest`` (concurrent raters
-against a running server).
+speechbrain_probe.listening serve|results|demo``), ``server`` (waitress),
+``pages`` (HTML, CSS and script), ``demo`` (generated stimuli).
 """
 
 from .design import Trial, TripletDesign

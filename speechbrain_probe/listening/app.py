@@ -39,26 +39,25 @@ import logging
 import math
 import os
 import re
-import tempfile
 import threading
 import time
 from collections import OrderedDict
-from pathlib import Path
+from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
-from flask import Flask, Response, jsonify, make_response, redirect, request
+from flask import Flask, Response, abort, jsonify, make_response, redirect, request
 from werkzeug.exceptions import HTTPException
 
 from .design import TripletDesign
 from .pages import APP_CSS, APP_JS, RATER_HTML, admin_html
 from .registry import AudioChanged, Registry
 from .results import (
-    figure_png_bytes,
+    answers_csv,
+    figure_png,
+    her_csv,
     her_table,
     merge_eer,
     without_audio,
-    write_answers_csv,
-    write_her_csv,
 )
 from .store import (
     AlreadyAnswered,
@@ -115,13 +114,6 @@ _ID_UNAVAILABLE = (
 )
 
 
-class BadRequest(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 class _DuplicateKey(ValueError):
     pass
 
@@ -146,7 +138,7 @@ def _json_body(allowed: dict[str, type], required: tuple[str, ...]) -> dict:
     resolve silently to the last) and ``NaN``/``Infinity`` are refused.
     """
     if request.mimetype != "application/json":
-        raise BadRequest(415, "send the body as application/json")
+        abort(415, "send the body as application/json")
     raw = request.get_data()  # 413 beyond MAX_CONTENT_LENGTH
     try:
         data = json.loads(
@@ -155,25 +147,23 @@ def _json_body(allowed: dict[str, type], required: tuple[str, ...]) -> dict:
             parse_constant=_no_constants,
         )
     except _DuplicateKey as err:
-        raise BadRequest(
-            400, f"duplicate field {err.args[0]!r} in the JSON body"
-        ) from None
+        abort(400, f"duplicate field {err.args[0]!r} in the JSON body")
     except (ValueError, RecursionError):
-        raise BadRequest(400, "the body must be one JSON object") from None
+        abort(400, "the body must be one JSON object")
     if not isinstance(data, dict):
-        raise BadRequest(400, "the body must be one JSON object")
+        abort(400, "the body must be one JSON object")
     unknown = sorted(set(data) - set(allowed))
     if unknown:
-        raise BadRequest(400, f"unknown fields {unknown}; allowed: {sorted(allowed)}")
+        abort(400, f"unknown fields {unknown}; allowed: {sorted(allowed)}")
     for name in required:
         if name not in data:
-            raise BadRequest(400, f"missing field {name!r}")
+            abort(400, f"missing field {name!r}")
     for name, kind in allowed.items():
         value = data.get(name)
         if value is None and name not in required:
             continue
         if not isinstance(value, kind) or isinstance(value, bool):
-            raise BadRequest(400, f"field {name!r} must be a {kind.__name__}")
+            abort(400, f"field {name!r} must be a {kind.__name__}")
     return data
 
 
@@ -204,28 +194,23 @@ class RateLimiter:
         Refill rate; 0: no limit. Negative or not finite: :class:`ValueError`.
     burst : int
         Bucket size.
-    clock : callable
-        Seconds, monotonic (a test can pass its own).
-    max_clients : int
-        Clients remembered.
 
     Example
     -------
     >>> now = [0.0]
-    >>> limit = RateLimiter(per_minute=6, burst=2, clock=lambda: now[0])
+    >>> limit = RateLimiter(per_minute=6, burst=2)
+    >>> limit.clock = lambda: now[0]
     >>> [limit.take("10.0.0.1") for _ in range(3)], limit.take("10.0.0.2")
     ([0, 0, 10], 0)
     >>> now[0] = 10.0; limit.take("10.0.0.1")
     0
     """
 
-    def __init__(
-        self,
-        per_minute: float,
-        burst: int,
-        clock=time.monotonic,
-        max_clients: int = 10_000,
-    ):
+    #: Seconds, monotonic.
+    clock = staticmethod(time.monotonic)
+    max_clients = 10_000
+
+    def __init__(self, per_minute: float, burst: int):
         if not 0 <= per_minute < math.inf:
             raise ValueError(
                 f"registrations per minute must be 0 (no limit) or a positive "
@@ -233,8 +218,6 @@ class RateLimiter:
             )
         self.per_s = float(per_minute) / 60.0
         self.burst = max(1, int(burst))
-        self.clock = clock
-        self.max_clients = max_clients
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -317,7 +300,6 @@ def create_app(
     open_registration: bool = False,
     register_per_minute: float = 10.0,
     register_burst: int = 10,
-    clock=time.monotonic,
     allowed_hosts: tuple[str, ...] = (),
 ) -> Flask:
     """Build the app.
@@ -342,8 +324,6 @@ def create_app(
     register_per_minute, register_burst : float, int
         Registration attempts per client address (:class:`RateLimiter`);
         ``register_per_minute <= 0``: no limit.
-    clock : callable
-        Monotonic seconds of the rate limit (for tests).
     allowed_hosts : tuple of str
         Names besides IP addresses and ``localhost`` that requests may give as
         their ``Host`` (the name raters use; behind a reverse proxy, the public
@@ -376,58 +356,39 @@ def create_app(
         registry.verify()
     app = Flask("speechbrain_probe.listening")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    views = _Views(
-        registry,
-        store,
-        design,
-        admin_token,
-        metrics=metrics,
-        eer_metric=eer_metric,
-        secure_cookies=secure_cookies,
-        max_raters=max_raters,
-        open_registration=open_registration,
-        limiter=RateLimiter(register_per_minute, register_burst, clock=clock),
-        allowed_hosts=frozenset(h.lower() for h in allowed_hosts),
-    )
-    views.install(app)
+    limiter = RateLimiter(register_per_minute, register_burst)
+    hosts = frozenset(h.lower() for h in allowed_hosts)
+    settings = (metrics, eer_metric, secure_cookies, max_raters, open_registration)
+    _Views(registry, store, design, admin_token, *settings, limiter, hosts).install(app)
     return app
 
 
+@dataclass
 class _Views:
     """The request handlers of :func:`create_app`, sharing its settings."""
 
-    def __init__(
-        self,
-        registry: Registry,
-        store: Store,
-        design: TripletDesign,
-        admin_token: str,
-        *,
-        metrics,
-        eer_metric,
-        secure_cookies,
-        max_raters,
-        open_registration,
-        limiter,
-        allowed_hosts,
-    ):
-        self.registry, self.store, self.design = registry, store, design
-        self.admin_token = admin_token
-        self.metrics, self.eer_metric = metrics, eer_metric
-        self.secure_cookies, self.max_raters = secure_cookies, max_raters
-        self.open_registration = open_registration
-        self.registration = "open" if open_registration else "invite"
-        self.limiter, self.allowed_hosts = limiter, allowed_hosts
-        self.admin_cookie = _admin_cookie_value(admin_token)
+    registry: Registry
+    store: Store
+    design: TripletDesign
+    admin_token: str
+    metrics: dict | None
+    eer_metric: str
+    secure_cookies: bool
+    max_raters: int | None
+    open_registration: bool
+    limiter: RateLimiter
+    allowed_hosts: frozenset[str]
+
+    def __post_init__(self):
+        self.registration = "open" if self.open_registration else "invite"
+        self.admin_cookie = _admin_cookie_value(self.admin_token)
         self.csrf_value = hmac.new(
-            admin_token.encode(), b"speechbrain-probe-admin-form", hashlib.sha256
+            self.admin_token.encode(), b"speechbrain-probe-admin-form", hashlib.sha256
         ).hexdigest()
         self.figure_lock = threading.Lock()
 
     def install(self, app: Flask) -> None:
         """Register the handlers, hooks and routes on ``app``."""
-        app.register_error_handler(_NoSession, self.no_session)
-        app.register_error_handler(BadRequest, _bad_request)
         app.register_error_handler(HTTPException, _http_error)
         app.before_request(self.known_host)
         app.after_request(_security_headers)
@@ -467,8 +428,11 @@ class _Views:
     def current_rater(self) -> str:
         token = request.cookies.get(SESSION_COOKIE, "")
         rater = self.store.rater_for_token(token) if 0 < len(token) <= 128 else None
-        if rater is None:
-            raise _NoSession()
+        if rater is None:  # the page asks how to register: open or by invitation
+            error = "no rater session: register with POST /api/raters first"
+            abort(
+                make_response(jsonify(error=error, registration=self.registration), 401)
+            )
         return rater
 
     def is_admin(self) -> bool:
@@ -481,26 +445,33 @@ class _Views:
             cookie and hmac.compare_digest(cookie.encode(), self.admin_cookie.encode())
         )
 
+    def with_cookie(self, resp: Response, name: str, value: str, **options) -> Response:
+        """``resp``, setting an HttpOnly, SameSite=Strict cookie (and Secure
+        with ``secure_cookies``)."""
+        resp.set_cookie(
+            name,
+            value,
+            httponly=True,
+            samesite="Strict",
+            secure=self.secure_cookies,
+            **options,
+        )
+        return resp
+
     def require_admin(self):
         if not self.is_admin():
-            raise BadRequest(403, "admin token required")
+            abort(403, "admin token required")
 
     def results_table(self):
         table = her_table(self.store.answered_cells())
         return merge_eer(table, self.metrics, self.eer_metric)
 
     # -- hooks -------------------------------------------------------------------
-    def no_session(self, err):
-        return jsonify(
-            error="no rater session: register with POST /api/raters first",
-            registration=self.registration,
-        ), 401
-
     def known_host(self):
         # no Host header (HTTP/1.0): no browser, so no rebinding
         host = request.environ.get("HTTP_HOST")
         if host is not None and not _named_host(host, self.allowed_hosts):
-            raise BadRequest(
+            abort(
                 400,
                 "this server does not answer to the host name of this request; "
                 "the experimenter can allow it with serve --allowed-host",
@@ -538,16 +509,16 @@ class _Views:
         data = _json_body({"rater_id": str, "invite": str}, required=("rater_id",))
         rater_id = data["rater_id"].strip()
         if not _RATER_ID.fullmatch(rater_id):
-            raise BadRequest(
+            abort(
                 400,
                 "rater_id must be 1-64 letters, digits, dots, dashes or underscores",
             )
         invite = data.get("invite")
         if not self.open_registration and normalize_invite(invite or "") is None:
-            raise BadRequest(403, _INVITE_REQUIRED)
+            abort(403, _INVITE_REQUIRED)
         token = request.cookies.get(SESSION_COOKIE, "")
         if token and self.store.rater_for_token(token) is not None:
-            raise BadRequest(409, "this browser is registered already; reload the page")
+            abort(409, "this browser is registered already; reload the page")
         try:
             token = self.store.create_rater(
                 rater_id,
@@ -557,23 +528,15 @@ class _Views:
                 invite=invite,
             )
         except InvalidInvite:
-            raise BadRequest(403, _INVITE_REQUIRED) from None
+            abort(403, _INVITE_REQUIRED)
         except TooManyRaters:
-            raise BadRequest(403, "this test takes no more raters") from None
+            abort(403, "this test takes no more raters")
         except RaterExists:
             # the id is not echoed; under invitations only a holder of a valid,
             # unused code gets this far
-            raise BadRequest(409, _ID_UNAVAILABLE) from None
+            abort(409, _ID_UNAVAILABLE)
         resp = make_response(jsonify(self.state_of(rater_id)), 201)
-        resp.set_cookie(
-            SESSION_COOKIE,
-            token,
-            httponly=True,
-            samesite="Strict",
-            secure=self.secure_cookies,
-            max_age=60 * 60 * 24 * 30,
-        )
-        return resp
+        return self.with_cookie(resp, SESSION_COOKIE, token, max_age=30 * 24 * 3600)
 
     def state(self):
         return jsonify(self.state_of(self.current_rater()))
@@ -585,49 +548,45 @@ class _Views:
             required=("trial_id", "answer"),
         )
         if not _TRIAL_ID.fullmatch(data["trial_id"]):
-            raise BadRequest(404, "unknown trial")
+            abort(404, "unknown trial")
         if data["answer"] not in ("A", "B"):
-            raise BadRequest(400, "answer must be 'A' or 'B'")
+            abort(400, "answer must be 'A' or 'B'")
         response_ms = data.get("response_ms")
         if response_ms is not None and not 0 <= response_ms <= 24 * 3600 * 1000:
-            raise BadRequest(400, "response_ms must lie between 0 and one day")
+            abort(400, "response_ms must lie between 0 and one day")
         try:
             self.store.answer(rater_id, data["trial_id"], data["answer"], response_ms)
         except UnknownTrial:
-            raise BadRequest(404, "unknown trial") from None
+            abort(404, "unknown trial")
         except AlreadyAnswered:
-            raise BadRequest(409, "this trial has been answered already") from None
+            abort(409, "this trial has been answered already")
         except NotCurrentTrial:
-            raise BadRequest(
-                409, "answer your current trial first (GET /api/state names it)"
-            ) from None
+            abort(409, "answer your current trial first (GET /api/state names it)")
         return jsonify(self.state_of(rater_id)), 201
 
     def audio(self, trial_id: str, slot: str):
         rater_id = self.current_rater()
         if slot not in ("A", "B", "X") or not _TRIAL_ID.fullmatch(trial_id):
-            raise BadRequest(404, "no such audio")
+            abort(404, "no such audio")
         try:
             path = self.store.trial_audio_path(rater_id, trial_id, slot)
         except UnknownTrial:
-            raise BadRequest(404, "no such audio") from None
+            abort(404, "no such audio")
         if not self.registry.is_registered(path):
-            raise BadRequest(410, "this audio is no longer part of the test")
+            abort(410, "this audio is no longer part of the test")
         # only the bytes checked at start; in memory: no file name, ETag or
         # modification time reaches the rater
         try:
             payload = self.registry.read_audio(path)
         except (KeyError, AudioChanged) as err:
             log.warning("refused to serve stimulus: %s", err)
-            raise BadRequest(
-                410, "this audio changed on the server; please tell the experimenter"
-            ) from None
+            abort(410, "this audio changed on the server; please tell the experimenter")
         mimetype = _AUDIO_TYPES.get(
             os.path.splitext(path)[1].lower(), "application/octet-stream"
         )
-        resp = _bytes_response(payload, mimetype)
+        resp, whole = _bytes_response(payload, mimetype)
         # heard only if all of it went out: not a HEAD, a probe range or a 416
-        if request.method == "GET" and _carries_all(resp, len(payload)):
+        if request.method == "GET" and whole:
             self.store.mark_fetched(trial_id, slot)
         return resp
 
@@ -654,17 +613,11 @@ class _Views:
             # (which holds its hash) and out of the address bar and history
             given = request.args["token"]
             if not hmac.compare_digest(given.encode(), self.admin_token.encode()):
-                raise BadRequest(403, "admin token required")
+                abort(403, "admin token required")
             resp = redirect("/admin", code=303)
-            resp.set_cookie(
-                ADMIN_COOKIE,
-                self.admin_cookie,
-                httponly=True,
-                samesite="Strict",
-                secure=self.secure_cookies,
-                path="/admin",
+            return self.with_cookie(
+                resp, ADMIN_COOKIE, self.admin_cookie, path="/admin"
             )
-            return resp
         self.require_admin()
         return self.admin_page()
 
@@ -674,40 +627,34 @@ class _Views:
         form = request.form
         csrf = form.get("csrf", "").encode()
         if not hmac.compare_digest(csrf, self.csrf_value.encode()):
-            raise BadRequest(403, "stale or forged form: reload the admin page")
+            abort(403, "stale or forged form: reload the admin page")
         try:
             count, uses = int(form.get("count", "1")), int(form.get("uses", "1"))
         except ValueError:
-            raise BadRequest(400, "count and uses must be whole numbers") from None
+            abort(400, "count and uses must be whole numbers")
         label = form.get("label", "").strip()
         if not 1 <= count <= 500 or not 1 <= uses <= 1000:
-            raise BadRequest(400, "create 1 to 500 codes of 1 to 1000 uses each")
+            abort(400, "create 1 to 500 codes of 1 to 1000 uses each")
         if len(label) > 64 or not label.isprintable():
-            raise BadRequest(400, "the label must be at most 64 printable characters")
+            abort(400, "the label must be at most 64 printable characters")
         codes = self.store.create_invites(count, uses=uses, label=label)
         return self.admin_page(new_codes=codes)
 
     def admin_csv(self):
         self.require_admin()
-        with tempfile.TemporaryDirectory() as tmp:
-            path = write_her_csv(self.results_table(), Path(tmp) / "her.csv")
-            text = path.read_text()
-        return Response(text, mimetype="text/csv")
+        return Response(her_csv(self.results_table()), mimetype="text/csv")
 
     def admin_answers_csv(self):
         self.require_admin()
-        answers = self.store.answered_cells()
-        with tempfile.TemporaryDirectory() as tmp:
-            text = write_answers_csv(answers, Path(tmp) / "answers.csv").read_text()
-        return Response(text, mimetype="text/csv")
+        return Response(answers_csv(self.store.answered_cells()), mimetype="text/csv")
 
     def admin_png(self):
         self.require_admin()
         table = self.results_table()
         if not table:
-            raise BadRequest(404, "no answers yet")
+            abort(404, "no answers yet")
         with self.figure_lock:
-            png = figure_png_bytes(table)
+            png = figure_png(table)
         return Response(png, mimetype="image/png")
 
 
@@ -721,15 +668,11 @@ def _require_same_origin():
     site = request.headers.get("Sec-Fetch-Site")
     if site is not None:
         if site not in ("same-origin", "none"):
-            raise BadRequest(403, "cross-site request refused")
+            abort(403, "cross-site request refused")
         return
     origin = request.headers.get("Origin")
     if origin not in (None, "null") and urlsplit(origin).netloc != request.host:
-        raise BadRequest(403, "cross-site request refused")
-
-
-def _bad_request(err: BadRequest):
-    return jsonify(error=err.message), err.status
+        abort(403, "cross-site request refused")
 
 
 def _http_error(err: HTTPException):
@@ -744,41 +687,26 @@ def _security_headers(resp: Response) -> Response:
     return resp
 
 
-class _NoSession(Exception):
-    """The request has no valid rater session."""
-
-
-def _carries_all(resp: Response, n: int) -> bool:
-    """True when ``resp`` carries all ``n`` bytes of a payload of
-    :func:`_bytes_response`: a 200, or a 206 of the range ``0-(n-1)``."""
-    return resp.status_code == 200 or (
-        resp.status_code == 206
-        and resp.headers.get("Content-Range") == f"bytes 0-{n - 1}/{n}"
-    )
-
-
-def _bytes_response(payload: bytes, mimetype: str) -> Response:
+def _bytes_response(payload: bytes, mimetype: str) -> tuple[Response, bool]:
     """``payload``, or the one byte range the request asks for (206; 416 when it
-    cannot be satisfied). Several ranges, or an ``If-Range`` (there is no
-    validator to match), get the whole payload (200), as RFC 9110 allows."""
+    cannot be satisfied), and whether the reply carries all of the payload.
+    Several ranges, or an ``If-Range`` (there is no validator to match), get the
+    whole payload (200), as RFC 9110 allows."""
     n = len(payload)
     ranges = request.range if "If-Range" not in request.headers else None
     if ranges is None or len(ranges.ranges) != 1 or ranges.units != "bytes":
         resp = Response(payload, mimetype=mimetype)
-        resp.headers["Accept-Ranges"] = "bytes"
-        return resp
-    ((start, stop),) = ranges.ranges
-    if start < 0:  # suffix: the last -start bytes
-        start, stop = max(0, n + start), n
+        start, stop = 0, n
     else:
+        ((start, stop),) = ranges.ranges
+        if start < 0:  # suffix: the last -start bytes
+            start, stop = max(0, n + start), n
         stop = n if stop is None else min(stop, n)
+        resp = Response(payload[start:stop], status=206, mimetype=mimetype)
+        resp.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{n}"
     if start >= stop:
         resp = jsonify(error=f"the range lies outside the {n} bytes of this audio")
         resp.status_code = 416
         resp.headers["Content-Range"] = f"bytes */{n}"
-        resp.headers["Accept-Ranges"] = "bytes"
-        return resp
-    resp = Response(payload[start:stop], status=206, mimetype=mimetype)
-    resp.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{n}"
     resp.headers["Accept-Ranges"] = "bytes"
-    return resp
+    return resp, (start, stop) == (0, n) and resp.status_code != 416

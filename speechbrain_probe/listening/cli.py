@@ -54,129 +54,55 @@ def build_parser() -> argparse.ArgumentParser:
         description="Triplet (ABX) listening test: human error rate per layer.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-
-    def eer_args(p):
-        p.add_argument(
-            "--metrics", help="metrics.csv of the evaluation (EER per layer)"
-        )
-        p.add_argument(
-            "--eer-metric", default="eer_ge2e", help="metric of metrics.csv to show"
-        )
-
     serve = sub.add_parser("serve", help="run the web app on localhost")
-    serve.add_argument(
-        "--samples", required=True, help="samples.csv (or model,layer,...,path)"
-    )
-    serve.add_argument("--db", required=True, help="SQLite file of the answers")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8765, help="0 picks a free port")
-    serve.add_argument(
-        "--threads", type=int, default=16, help="waitress worker threads"
-    )
-    serve.add_argument(
-        "--connection-limit",
-        type=int,
-        default=None,
-        help="open connections the server accepts (browsers keep several open "
-        "each; default 4000, or what the open-file limit allows)",
-    )
-    serve.add_argument("--trials-per-layer", type=int, default=4)
-    serve.add_argument("--seed", type=int, default=0)
-    serve.add_argument(
-        "--kinds",
-        default="reconstruction",
-        help="comma list of samples.csv kinds to test, e.g. reconstruction,copy_synthesis",
-    )
-    serve.add_argument("--models", help="comma list of models to keep")
-    serve.add_argument(
-        "--conditions", help="comma list of conditions to keep, e.g. clean"
-    )
-    serve.add_argument("--layers", help="comma list of layers to keep")
-    serve.add_argument(
+    arg = serve.add_argument
+    arg("--samples", required=True, help="samples.csv (or model,layer,...,path)")
+    arg("--db", required=True, help="SQLite file of the answers")
+    arg("--host", default="127.0.0.1")
+    arg("--port", type=int, default=8765, help="0 picks a free port")
+    arg("--threads", type=int, default=16, help="waitress worker threads")
+    arg("--connection-limit", type=int, help="open connections (4000, ulimit)")
+    arg("--trials-per-layer", type=int, default=4)
+    arg("--seed", type=int, default=0)
+    arg("--kinds", default="reconstruction", help="comma list of kinds, e.g. original")
+    arg("--models", help="comma list of models to keep")
+    arg("--conditions", help="comma list of conditions to keep, e.g. clean")
+    arg("--layers", help="comma list of layers to keep")
+    arg(
         "--admin-token",
         default=os.environ.get("LISTENING_ADMIN_TOKEN"),
-        help="secret of the admin page (default: $LISTENING_ADMIN_TOKEN, else a new random one)",
+        help="admin secret (default: $LISTENING_ADMIN_TOKEN, else a random one)",
     )
-    serve.add_argument(
-        "--max-raters", type=int, default=1000, help="refuse more registrations"
-    )
-    serve.add_argument(
-        "--open",
-        action="store_true",
-        help="anyone who reaches the server may register, without an invitation "
-        "code (a lab where everyone is trusted)",
-    )
-    serve.add_argument(
-        "--invites",
-        type=int,
-        default=0,
-        metavar="N",
-        help="create N invitation codes now and print them with their links "
-        "(more on the admin page)",
-    )
-    serve.add_argument(
-        "--invite-uses",
-        type=int,
-        default=1,
-        help="registrations each code of --invites allows (default 1)",
-    )
-    serve.add_argument(
+    arg("--max-raters", type=int, default=1000, help="refuse more registrations")
+    arg("--open", action="store_true", help="register without invitation codes")
+    arg("--invites", type=int, default=0, metavar="N", help="print N new codes")
+    arg("--invite-uses", type=int, default=1, help="registrations per code")
+    arg(
         "--register-per-minute",
         type=float,
         default=10.0,
-        help="registration attempts per client address and minute, after a burst "
-        "of --register-burst (0: no limit)",
+        help="registrations per client address and minute after the burst (0: any)",
     )
-    serve.add_argument(
-        "--register-burst",
-        type=int,
-        default=10,
-        help="registration attempts a client address may make at once",
+    arg("--register-burst", type=int, default=10, help="registration attempts at once")
+    many = dict(action="append", default=[])
+    arg("--stimuli-root", metavar="DIR", help="stimuli folder (repeatable)", **many)
+    arg("--max-stimulus-mb", type=float, default=16.0, help="largest stimulus in MiB")
+    arg(
+        "--allowed-host", metavar="NAME", help="this server's name (repeatable)", **many
     )
-    serve.add_argument(
-        "--stimuli-root",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="a folder the stimuli may lie in besides the samples CSV's folder "
-        "(repeatable)",
-    )
-    serve.add_argument(
-        "--max-stimulus-mb",
-        type=float,
-        default=16.0,
-        help="largest stimulus file in MiB (each request for audio reads all of it)",
-    )
-    serve.add_argument(
-        "--allowed-host",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="a host name raters use to reach the server (repeatable; IP addresses "
-        "and localhost always work); requests naming another host get 400",
-    )
-    serve.add_argument(
-        "--secure-cookies",
-        action="store_true",
-        help="mark cookies Secure (when raters reach the app over HTTPS)",
-    )
-    serve.add_argument(
+    arg("--secure-cookies", action="store_true", help="mark cookies Secure (HTTPS)")
+    arg(
         "--trust-proxy",
         nargs="?",
         const="127.0.0.1",
-        default=None,
         metavar="ADDRESS",
-        help="behind one reverse proxy at ADDRESS (default 127.0.0.1): take the "
-        "client address, scheme and host from its X-Forwarded-For/-Proto/-Host "
-        "headers; those of any other sender are ignored",
+        help="take client address, scheme and host from X-Forwarded-* of ADDRESS",
     )
-    serve.add_argument(
+    arg(
         "--allow-design-change",
         action="store_true",
-        help="reuse a database made with another seed, trials per layer or stimulus set",
+        help="reuse a database of another seed, trials per layer or stimulus set",
     )
-    eer_args(serve)
-
     demo = sub.add_parser(
         "demo",
         help="write generated (non-speech) stimuli and their samples.csv to try the app",
@@ -186,11 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--utterances", type=int, default=4)
     demo.add_argument("--layers", default="cnn1,cnn2,cnn4,blstm1,blstm3,blstm5")
     demo.add_argument("--seed", type=int, default=0)
-
     results = sub.add_parser("results", help="write her.csv and her_eer.png")
     results.add_argument("--db", required=True)
     results.add_argument("--out-dir", required=True)
-    eer_args(results)
+    for p in (serve, results):
+        p.add_argument(
+            "--metrics", help="metrics.csv of the evaluation (EER per layer)"
+        )
+        p.add_argument("--eer-metric", default="eer_ge2e", help="metric to show")
     return parser
 
 
@@ -229,61 +158,46 @@ def _check_serve_args(args) -> str | None:
     from .app import admin_token_problem
 
     token = args.admin_token
-    token_problem = admin_token_problem(token) if token is not None else None
-    rate, size_mb = args.register_per_minute, args.max_stimulus_mb
-    missing_roots = [r for r in args.stimuli_root if not os.path.isdir(r)]
-    checks = [
+    problem = admin_token_problem(token) if token is not None else None
+    if problem:
+        return (
+            f"{problem}; give another --admin-token / $LISTENING_ADMIN_TOKEN, or none "
+            "for a random one"
+        )
+    port, invites, uses = args.port, args.invites, args.invite_uses
+    rate, size, limit = (
+        args.register_per_minute,
+        args.max_stimulus_mb,
+        args.connection_limit,
+    )
+    checks = [  # option, its value, whether it is fine, what it must be
+        ("--port", port, 0 <= port <= 65535, "0 (a free port) to 65535"),
+        ("--invites", invites, 0 <= invites <= 10_000, "0 to 10000"),
+        ("--invite-uses", uses, 1 <= uses <= 100_000, "1 to 100000"),
+        ("--register-per-minute", rate, 0 <= rate < math.inf, "0 (no limit) or more"),
         (
-            token_problem,
-            f"{token_problem}; give another --admin-token / $LISTENING_ADMIN_TOKEN, "
-            "or none for a random one",
+            "--register-burst",
+            args.register_burst,
+            args.register_burst >= 1,
+            "1 or more",
         ),
-        (
-            not 0 <= args.port <= 65535,
-            f"--port must lie between 0 and 65535 (0 picks a free port), got {args.port}",
-        ),
-        (
-            not 0 <= args.invites <= 10_000,
-            f"--invites must lie between 0 and 10000, got {args.invites}",
-        ),
-        (
-            not 1 <= args.invite_uses <= 100_000,
-            f"--invite-uses must lie between 1 and 100000, got {args.invite_uses}",
-        ),
-        (
-            not 0 <= rate < math.inf,
-            f"--register-per-minute must be a number of at least 0 (0: no limit), "
-            f"got {rate}",
-        ),
-        (
-            args.register_burst < 1,
-            f"--register-burst must be at least 1, got {args.register_burst}",
-        ),
-        (
-            args.threads < 1
-            or (args.connection_limit is not None and args.connection_limit < 1),
-            "--threads and --connection-limit must be at least 1",
-        ),
-        (
-            args.max_raters < 1,
-            f"--max-raters must be at least 1, got {args.max_raters}",
-        ),
-        (
-            not 0 < size_mb < math.inf,
-            f"--max-stimulus-mb must be a positive number, got {size_mb}",
-        ),
-        (
-            missing_roots,
-            f"--stimuli-root {missing_roots[0] if missing_roots else ''} is not a "
-            "folder; give an existing folder that holds stimuli",
-        ),
-        (
-            args.trust_proxy is not None and not _is_ip(args.trust_proxy),
-            f"--trust-proxy takes the IP address of the proxy (e.g. 127.0.0.1), "
-            f"got {args.trust_proxy!r}",
-        ),
+        ("--threads", args.threads, args.threads >= 1, "1 or more"),
+        ("--connection-limit", limit, limit is None or limit >= 1, "1 or more"),
+        ("--max-raters", args.max_raters, args.max_raters >= 1, "1 or more"),
+        ("--max-stimulus-mb", size, 0 < size < math.inf, "a positive number"),
     ]
-    return next((message for bad, message in checks if bad), None)
+    for option, value, fine, what in checks:
+        if not fine:
+            return f"{option} must be {what}, got {value}"
+    missing = [root for root in args.stimuli_root if not os.path.isdir(root)]
+    if missing:
+        return f"--stimuli-root {missing[0]} is not a folder; give a folder of stimuli"
+    if args.trust_proxy is not None and not _is_ip(args.trust_proxy):
+        return (
+            "--trust-proxy takes the IP address of the proxy (e.g. 127.0.0.1), got "
+            f"{args.trust_proxy!r}"
+        )
+    return None
 
 
 def _check_trials(registry, trials_per_layer: int) -> tuple[str | None, str | None]:
@@ -357,48 +271,35 @@ def _announce(args, base: str, registry, design, store, token: str, connections)
     groups = ", ".join(
         f"{m}/{c}: {len(ls)} layers" for (m, c), ls in design.groups.items()
     )
-    print(
-        f"listening test: {len(registry)} stimuli ({groups}), "
-        f"{design.trials_per_rater} trials per rater, up to {connections} "
-        "open connections",
-        flush=True,
-    )
+    lines = [
+        f"listening test: {len(registry)} stimuli ({groups}), {design.trials_per_rater} "
+        f"trials per rater, up to {connections} open connections"
+    ]
     if args.trust_proxy:
-        print(
+        lines.append(
             "behind a reverse proxy: client address, scheme and host from the "
-            f"X-Forwarded-* headers sent by {args.trust_proxy}",
-            flush=True,
+            f"X-Forwarded-* headers sent by {args.trust_proxy}"
         )
     if args.open:
-        print(
-            "registration: open (--open): anyone who can reach the server can register",
-            flush=True,
+        lines.append(
+            "registration: open (--open): anyone who can reach the server can register"
         )
     else:
-        codes = (
-            store.create_invites(
-                args.invites, uses=args.invite_uses, label="serve --invites"
-            )
-            if args.invites
-            else []
+        lines.append(
+            "registration: by invitation code (create codes with --invites N or on the "
+            "admin page; --open for a lab where everyone is trusted)"
         )
-        print(
-            "registration: by invitation code (create codes with --invites N or on "
-            "the admin page; --open for a lab where everyone is trusted)",
-            flush=True,
+    if args.invites and not args.open:
+        codes = store.create_invites(
+            args.invites, uses=args.invite_uses, label="serve --invites"
         )
-        if codes:
-            print(
-                f"{len(codes)} invitation codes ({args.invite_uses} registration(s) "
-                "each; shown once, the database keeps only their hash):",
-                flush=True,
-            )
-            for code in codes:
-                print(f"invite: {code} {base}#invite={code}", flush=True)
-    if not args.admin_token:
-        print(f"admin page: {base}admin?token={token}", flush=True)
-    else:
-        print(f"admin page: {base}admin (token given)", flush=True)
+        lines.append(
+            f"{len(codes)} invitation codes ({args.invite_uses} registration(s) each; "
+            "shown once, the database keeps only their hash):"
+        )
+        lines += [f"invite: {code} {base}#invite={code}" for code in codes]
+    given = " (token given)" if args.admin_token else f"?token={token}"
+    print(*lines, f"admin page: {base}admin{given}", sep="\n", flush=True)
 
 
 def cmd_serve(args) -> int:
@@ -475,13 +376,9 @@ def cmd_serve(args) -> int:
 
 
 def cmd_results(args) -> int:
-    from .results import (
-        her_table,
-        merge_eer,
-        plot_her_eer,
-        write_answers_csv,
-        write_her_csv,
-    )
+    from speechbrain_probe.atomic import atomic_write_bytes, atomic_write_text
+
+    from .results import answers_csv, figure_png, her_csv, her_table, merge_eer
     from .store import Store
 
     store = Store(args.db, readonly=True)  # an archived copy may be read-only
@@ -498,10 +395,10 @@ def cmd_results(args) -> int:
     table = merge_eer(her_table(answers), _eer(args), args.eer_metric)
     if not table:
         return _fail(f"{args.db} holds no answers yet")
-    try:
-        csv_path = write_her_csv(table, out / "her.csv")
-        png_path = plot_her_eer(table, out / "her_eer.png")
-        answers_path = write_answers_csv(answers, out / "answers.csv")
+    try:  # private files: atomic writes go through mkstemp (mode 0600)
+        csv_path = atomic_write_text(out / "her.csv", her_csv(table))
+        png_path = atomic_write_bytes(out / "her_eer.png", figure_png(table))
+        answers_path = atomic_write_text(out / "answers.csv", answers_csv(answers))
     except OSError as err:
         return _fail(
             f"cannot write the results to --out-dir {out}: {err.strerror or err}; "
@@ -543,7 +440,19 @@ def cmd_demo(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit status."""
+    """Run the CLI; return the exit status (2, with a one-line message, for
+    bad input).
+
+    Example
+    -------
+    >>> tmp = str(getfixture("tmp_path"))
+    >>> main(["demo", "--out-dir", tmp, "--speakers", "2", "--utterances", "2"])
+    wrote .../samples.csv; serve it with:
+    python -m speechbrain_probe.listening serve --samples .../samples.csv --db listening.sqlite
+    0
+    >>> main(["results", "--db", tmp, "--out-dir", tmp])
+    2
+    """
     args = build_parser().parse_args(argv)
     try:
         commands = {"serve": cmd_serve, "results": cmd_results, "demo": cmd_demo}

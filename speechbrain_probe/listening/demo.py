@@ -9,19 +9,15 @@ of the pipeline.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from speechbrain_probe.atomic import atomic_write_text
+from speechbrain_probe.result_rows import Sample, write_samples
 
 __all__ = ["write_demo_stimuli"]
-
-SAMPLES_FIELDS = ("utt_id", "spk_id", "model", "layer", "condition", "kind", "path")
 
 
 def _voice(rng, noise_rng, f0, tilt, duration_s, sr, snr_db):
@@ -87,19 +83,12 @@ def write_demo_stimuli(
                     utt_rng, noise_rng, f0, tilt, duration_s, sample_rate, snr_db
                 )
                 sf.write(path, wave, sample_rate, subtype="PCM_16")
-                rows.append(
-                    dict(
-                        utt_id=utt_id,
-                        spk_id=f"spk{s}",
-                        model=model,
-                        layer=layer,
-                        condition=condition,
-                        kind="reconstruction",
-                        path=rel.as_posix(),
-                    )
-                )
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(SAMPLES_FIELDS), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return atomic_write_text(out_dir / "samples.csv", buf.getvalue())
+                rows.append((utt_id, f"spk{s}", layer, rel.as_posix()))
+    kind = "reconstruction"
+    return write_samples(
+        out_dir / "samples.csv",
+        [
+            Sample(u, spk, model, layer, condition, kind, rel)
+            for u, spk, layer, rel in rows
+        ],
+    )

@@ -62,14 +62,6 @@ class Trial:
             raise ValueError("X must be a different utterance from A and B")
 
     @property
-    def model(self) -> str:
-        return self.x.model
-
-    @property
-    def condition(self) -> str:
-        return self.x.condition
-
-    @property
     def layer(self) -> str:
         return self.x.layer
 

@@ -301,28 +301,19 @@ def admin_html(
     """
     esc = html.escape
 
-    def fmt(value, pct=True):
-        if value in (None, ""):
-            return ""
-        return f"{100 * value:.1f}" if pct else str(value)
+    def pct(value):
+        return "" if value in (None, "") else f"{100 * value:.1f}"
 
-    rows = "\n".join(
-        "<tr>"
-        + "".join(
-            f"<td>{esc(str(c))}</td>"
-            for c in (
-                r["model"],
-                r["condition"],
-                r["layer"],
-                r["n"],
-                r["raters"],
-                fmt(r["her"]),
-                f"{fmt(r['ci_low'])} to {fmt(r['ci_high'])}",
-                fmt(r.get("eer")),
-                r.get("without_audio", ""),
-            )
+    def rows(cells):
+        return "\n".join(
+            "<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in row) + "</tr>"
+            for row in cells
         )
-        + "</tr>"
+
+    her_rows = rows(
+        (r["model"], r["condition"], r["layer"], r["n"], r["raters"], pct(r["her"]))
+        + (f"{pct(r['ci_low'])} to {pct(r['ci_high'])}", pct(r.get("eer")))
+        + (r.get("without_audio", ""),)
         for r in table
     )
     figure = (
@@ -341,18 +332,8 @@ def admin_html(
             f"<h3>{len(new_codes)} new codes</h3><p>Copy them now: the server keeps "
             f'only their hash and shows them this once.</p><ul id="new-codes">{items}</ul>'
         )
-    invite_rows = "\n".join(
-        "<tr>"
-        + "".join(
-            f"<td>{esc(str(c))}</td>"
-            for c in (
-                f"{r['hint']}-…",
-                r["label"],
-                f"{r['used']} / {r['uses']}",
-                r["raters"],
-            )
-        )
-        + "</tr>"
+    invite_rows = rows(
+        (f"{r['hint']}-…", r["label"], f"{r['used']} / {r['uses']}", r["raters"])
         for r in invites or []
     )
     mode = (
@@ -373,7 +354,7 @@ HER and EER in percent; interval: Wilson 95%.
 <table><thead><tr><th>model</th><th>condition</th><th>layer</th><th>n</th><th>raters</th>
 <th>HER</th><th>95% CI</th><th>EER</th><th>without audio</th></tr></thead>
 <tbody>
-{rows}
+{her_rows}
 </tbody></table>
 {figure}
 <h2 id="invites">Invitation codes</h2>

@@ -130,23 +130,13 @@ def _read_regular(
     """The bytes of ``path`` if it is a regular file, not a link, that passes
     :func:`_file_problem`; raises :class:`OSError` or :class:`AudioChanged`
     (whose message says what is wrong, without the path)."""
-    fd = os.open(path, _OPEN_FLAGS)
-    try:
-        info = os.fstat(fd)
+    with os.fdopen(os.open(path, _OPEN_FLAGS), "rb") as handle:
+        info = os.fstat(handle.fileno())
         problem = _file_problem(info, size, limit)
         if problem:
             raise AudioChanged(problem)
         # one byte beyond the size seen: a file that grows meanwhile shows it
-        chunks, total = [], 0
-        while total <= info.st_size:
-            chunk = os.read(fd, min(1 << 20, info.st_size + 1 - total))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
+        return handle.read(info.st_size + 1)
 
 
 def _inside(path: str, roots: Iterable[str]) -> bool:
@@ -213,13 +203,9 @@ class Registry:
         return self.files is not None
 
     def verify(self) -> Registry:
-        """Check every stimulus file once and record its size and SHA-256.
-
-        Each path must be a regular file (:func:`_file_problem`), not a symbolic
-        link, and, when the registry has ``roots``, resolve to a place inside
-        one of them; identical bytes must have one speaker and utterance.
-        Raises :class:`ValueError` naming the file and where it was listed
-        (:attr:`Stimulus.source`) otherwise. Returns ``self``.
+        """Check every stimulus file once (see the module docstring) and record
+        its size and SHA-256; return ``self``. A :class:`ValueError` names the
+        file and where it was listed (:attr:`Stimulus.source`).
 
         Example
         -------
@@ -280,13 +266,9 @@ class Registry:
             )
 
     def read_audio(self, path: str) -> bytes:
-        """The bytes of a registered stimulus, exactly as checked at start.
-
-        Raises :class:`KeyError` for a path that is not a verified stimulus and
-        :class:`AudioChanged` when the file is no longer a regular file with the
-        size and SHA-256 recorded by :meth:`verify` (e.g. replaced by a symbolic
-        link, a FIFO or other bytes).
-        """
+        """The bytes of a registered stimulus, exactly as checked at start:
+        :class:`KeyError` for a path that is not a verified stimulus,
+        :class:`AudioChanged` for a file changed since (module docstring)."""
         if self.files is None:
             raise KeyError("the registry has not been verified")
         record = self.files[path]
@@ -329,16 +311,7 @@ def _rows(csv_path: Path):
         fields = set(csv.DictReader(handle).fieldnames or [])
     if set(SAMPLES_FIELDS) <= fields:
         for line, s in enumerate(read_samples(csv_path), start=2):
-            row = dict(
-                utt_id=s.utt_id,
-                speaker=s.spk_id,
-                model=s.model,
-                layer=s.layer,
-                condition=s.condition,
-                kind=s.kind,
-                path=str(s.file),
-            )
-            yield line, row
+            yield line, {**vars(s), "speaker": s.spk_id, "path": str(s.file)}
         return
     speaker_col = "speaker" if "speaker" in fields else "spk_id"
     missing = [c for c in (*_REQUIRED, speaker_col) if c not in fields]
@@ -397,11 +370,11 @@ def load_registry(
     models: tuple[str, ...] | None = None,
     conditions: tuple[str, ...] | None = None,
     layers: tuple[str, ...] | None = None,
-    check_files: bool = True,
     roots: Iterable[str | os.PathLike] = (),
     max_bytes: int = MAX_STIMULUS_BYTES,
 ) -> Registry:
-    """Read the stimuli of a listening test from a samples CSV.
+    """Read the stimuli of a listening test from a samples CSV and check their
+    files (:meth:`Registry.verify`).
 
     Parameters
     ----------
@@ -415,9 +388,6 @@ def load_registry(
         layer is then the kind's name.
     models, conditions, layers : tuple of str, optional
         Keep only these values.
-    check_files : bool
-        Check every file now (:meth:`Registry.verify`): it must be a regular file
-        inside the CSV's folder or one of ``roots``; its size and hash are kept.
     roots : iterable of path
         More folders the stimuli may lie in (besides the CSV's folder).
     max_bytes : int
@@ -465,4 +435,4 @@ def load_registry(
             )
         )
     registry = Registry(stimuli, roots=[base, *roots], max_bytes=max_bytes)
-    return registry.verify() if check_files else registry
+    return registry.verify()

@@ -19,9 +19,7 @@ import csv
 import io
 import math
 import os
-from pathlib import Path
 
-from speechbrain_probe.atomic import atomic_write_bytes, atomic_write_text
 from speechbrain_probe.result_rows import read_metrics
 from speechbrain_probe.vocabulary import layer_sort_key
 
@@ -30,27 +28,24 @@ __all__ = [
     "her_table",
     "read_eer",
     "merge_eer",
-    "write_her_csv",
-    "write_answers_csv",
-    "plot_her_eer",
+    "her_csv",
+    "answers_csv",
+    "figure_png",
     "without_audio",
 ]
 
+_CELL = ("model", "condition", "layer")
+#: Columns of ``her.csv``.
 HER_FIELDS = (
-    "model",
-    "condition",
-    "layer",
-    "n",
-    "errors",
-    "raters",
-    "her",
-    "ci_low",
-    "ci_high",
-    "eer_metric",
-    "eer",
-    "eer_ci_low",
-    "eer_ci_high",
-    "without_audio",
+    _CELL
+    + ("n", "errors", "raters", "her", "ci_low", "ci_high")
+    + ("eer_metric", "eer", "eer_ci_low", "eer_ci_high", "without_audio")
+)
+#: Columns of ``answers.csv``.
+ANSWER_FIELDS = (
+    _CELL
+    + ("rater_id", "trial_id", "answer", "correct", "response_ms")
+    + ("answered_at", "audio_fetched")
 )
 
 
@@ -94,32 +89,22 @@ def her_table(answers: list[dict]) -> list[dict]:
     """
     cells: dict[tuple, dict] = {}
     for row in answers:
-        key = (row["model"], row["condition"], row["layer"])
         cell = cells.setdefault(
-            key, {"n": 0, "errors": 0, "raters": set(), "without_audio": 0}
+            tuple(row[c] for c in _CELL),
+            {"n": 0, "errors": 0, "raters": set(), "without_audio": 0},
         )
         cell["n"] += 1
         cell["errors"] += 1 - int(row["correct"])
         cell["raters"].add(row["rater_id"])
         cell["without_audio"] += int(without_audio(row))
     table = []
-    for (model, condition, layer), cell in sorted(
-        cells.items(), key=lambda kv: (kv[0][0], kv[0][1], layer_sort_key(kv[0][2]))
-    ):
-        lo, hi = wilson_interval(cell["errors"], cell["n"])
+    for key in sorted(cells, key=lambda k: (k[0], k[1], layer_sort_key(k[2]))):
+        cell = cells[key]
+        low, high = wilson_interval(cell["errors"], cell["n"])
+        her = cell["errors"] / cell["n"]
         table.append(
-            dict(
-                model=model,
-                condition=condition,
-                layer=layer,
-                n=cell["n"],
-                errors=cell["errors"],
-                raters=len(cell["raters"]),
-                her=cell["errors"] / cell["n"],
-                ci_low=lo,
-                ci_high=hi,
-                without_audio=cell["without_audio"],
-            )
+            {**dict(zip(_CELL, key)), **cell, "raters": len(cell["raters"])}
+            | {"her": her, "ci_low": low, "ci_high": high}
         )
     return table
 
@@ -191,70 +176,53 @@ def merge_eer(table: list[dict], eer: dict | None, metric: str) -> list[dict]:
     return out
 
 
-def write_her_csv(table: list[dict], path: str | os.PathLike) -> Path:
-    """Write the HER table (atomically) with the columns of ``HER_FIELDS``.
+def _csv(rows: list[dict], fields: tuple[str, ...]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(fields), extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(
+        {k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()}
+        for row in rows
+    )
+    return buf.getvalue()
+
+
+def her_csv(table: list[dict]) -> str:
+    """The text of ``her.csv``: the HER table (columns ``HER_FIELDS``).
 
     Example
     -------
     >>> t = her_table([dict(model="m", condition="c", layer="l", rater_id="r", correct=0)])
-    >>> p = write_her_csv(merge_eer(t, None, "eer_ge2e"), getfixture("tmp_path") / "her.csv")
-    >>> p.read_text().splitlines()[1]
+    >>> her_csv(merge_eer(t, None, "eer_ge2e")).splitlines()[1]
     'm,c,l,1,1,1,1.0,0.206549,1.0,,,,,0'
     """
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(HER_FIELDS), extrasaction="ignore")
-    writer.writeheader()
-    for row in table:
-        writer.writerow({k: _round(row.get(k, "")) for k in HER_FIELDS})
-    return atomic_write_text(path, buf.getvalue())
+    return _csv(table, HER_FIELDS)
 
 
-def _round(value, digits: int = 6):
-    return round(value, digits) if isinstance(value, float) else value
-
-
-ANSWER_FIELDS = (
-    "model",
-    "condition",
-    "layer",
-    "rater_id",
-    "trial_id",
-    "answer",
-    "correct",
-    "response_ms",
-    "answered_at",
-    "audio_fetched",
-)
-
-
-def write_answers_csv(answers: list[dict], path: str | os.PathLike) -> Path:
-    """Write every answer (one row each, for analyses beyond HER) atomically.
+def answers_csv(answers: list[dict]) -> str:
+    """The text of ``answers.csv``: one row per answer, for analyses beyond HER.
 
     Example
     -------
     >>> rows = [dict(model="m", condition="c", layer="l", rater_id="r", trial_id="t",
     ...              answer="A", correct=1, response_ms=800, answered_at=1.5,
     ...              audio_fetched="ABX")]
-    >>> write_answers_csv(rows, getfixture("tmp_path") / "a.csv").read_text().splitlines()[1]
+    >>> answers_csv(rows).splitlines()[1]
     'm,c,l,r,t,A,1,800,1.5,ABX'
     """
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(ANSWER_FIELDS), extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(answers)
-    return atomic_write_text(path, buf.getvalue())
+    return _csv(answers, ANSWER_FIELDS)
 
 
-def plot_her_eer(table: list[dict], path: str | os.PathLike, title: str = "") -> Path:
-    """Plot HER (and EER where known) in percent against layer, one panel per
-    (model, condition), as the paper's Figure 2; write a PNG atomically.
+def figure_png(table: list[dict]) -> bytes:
+    """HER (and EER where known) in percent against layer, one panel per
+    (model, condition), as the paper's Figure 2: a PNG.
 
     Example
     -------
     >>> t = her_table([dict(model="m", condition="c", layer=l, rater_id="r", correct=c)
     ...                for l, c in (("cnn1", 1), ("blstm1", 0))])
-    >>> plot_her_eer(merge_eer(t, None, "eer_ge2e"), getfixture("tmp_path") / "f.png").suffix
-    '.png'
+    >>> figure_png(merge_eer(t, None, "eer_ge2e"))[:4]
+    b'\x89PNG'
     """
     # The object API without pyplot: safe inside a multi-threaded server.
     from matplotlib.figure import Figure
@@ -300,18 +268,7 @@ def plot_her_eer(table: list[dict], path: str | os.PathLike, title: str = "") ->
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=8, loc="upper left")
-    if title:
-        fig.suptitle(title)
     fig.tight_layout()
-    # private like the CSV files: both go through mkstemp (mode 0600)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120)
-    return atomic_write_bytes(path, buffer.getvalue())
-
-
-def figure_png_bytes(table: list[dict]) -> bytes:
-    """The figure of :func:`plot_her_eer` as PNG bytes (for the admin page)."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        return plot_her_eer(table, Path(tmp) / "her.png").read_bytes()
+    return buffer.getvalue()

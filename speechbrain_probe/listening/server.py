@@ -19,6 +19,8 @@ and a server at its open-file limit spins on ``accept()`` failing with EMFILE:
 :func:`reserve_descriptors` raises the soft ``RLIMIT_NOFILE`` as far as the
 connections and the worker threads need and sizes the connection limit below it,
 so that waitress stops accepting before the process runs out of descriptors.
+Where Python has no ``resource`` module (Windows) that step is skipped, with a
+warning, and ``select()`` is used where there is no ``poll()``.
 :func:`quiet_waitress_log` makes waitress log one line per event, without
 tracebacks, and at most once per 10 s for a repeated message.
 
@@ -32,7 +34,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
-import resource
+import select
 import sys
 import threading
 import time
@@ -42,7 +44,7 @@ from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.task import ErrorTask
 
-from .app import SECURITY_HEADERS
+from .app import SECURITY_HEADERS, log
 
 __all__ = [
     "DEFAULT_CONNECTION_LIMIT",
@@ -118,7 +120,7 @@ def create_server(app, **adjustments):
     ('_SecureErrorTask', True)
     >>> close_server(server)
     """
-    adjustments.setdefault("asyncore_use_poll", True)
+    adjustments.setdefault("asyncore_use_poll", hasattr(select, "poll"))
     server = waitress.create_server(app, **adjustments)
     # one listening socket: the server itself; several: MultiSocketServer, whose
     # map holds one server per socket
@@ -155,15 +157,33 @@ def descriptors_needed(connection_limit: int, threads: int) -> int:
     return connection_limit + RESERVED_DESCRIPTORS + DESCRIPTORS_PER_THREAD * threads
 
 
+def _resource():
+    """The POSIX ``resource`` module, or None where Python has none (Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    return resource
+
+
 def raise_open_files_limit(needed: int) -> None:
     """Raise this process's soft limit of open files (``RLIMIT_NOFILE``) to
     ``needed`` unless it is that high already; :class:`ValueError` when the hard
-    limit (or the system) does not allow it.
+    limit (or the system) does not allow it. Without the ``resource`` module
+    (Windows), log a warning and leave the limit alone.
 
     Example
     -------
     >>> raise_open_files_limit(64)
     """
+    resource = _resource()
+    if resource is None:
+        log.warning(
+            "no resource module here (Windows?): the limit of open files is left "
+            "as it is; %d connections and threads may need more",
+            needed,
+        )
+        return
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY or soft >= needed:
         return
@@ -191,8 +211,10 @@ def reserve_descriptors(threads: int, connection_limit: int | None = None) -> in
     >>> reserve_descriptors(threads=4, connection_limit=100)
     100
     """
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    most = sys.maxsize if hard == resource.RLIM_INFINITY else hard
+    resource, most = _resource(), sys.maxsize
+    if resource is not None:
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        most = most if hard == resource.RLIM_INFINITY else hard
     room = most - descriptors_needed(0, threads)
     limit = (
         min(DEFAULT_CONNECTION_LIMIT, room)

@@ -46,11 +46,12 @@ __all__ = [
     "InvalidInvite",
     "NotCurrentTrial",
     "check_db_path",
-    "hash_token",
     "normalize_invite",
 ]
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+#: How long a write waits for another one, in seconds.
+BUSY_TIMEOUT_S = 30.0
 #: Alphabet of invitation codes: no 0/O, 1/I look-alikes; 4 groups of 4 = 80 bits.
 INVITE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 INVITE_GROUPS = 4
@@ -279,14 +280,8 @@ def _prepare_db_file(path: Path) -> None:
     os.close(fd)
 
 
-def hash_token(token: str) -> str:
-    """SHA-256 of a session token: the database never holds the token itself.
-
-    Example
-    -------
-    >>> len(hash_token("abc"))
-    64
-    """
+def _hash_token(token: str) -> str:
+    """What the database holds of a session token: its SHA-256."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -300,8 +295,6 @@ class Store:
     ----------
     path : path
         The SQLite file (created with its schema, mode 0600, when absent).
-    busy_timeout_s : float
-        How long a write waits for another one.
     readonly : bool
         Only read an existing database: nothing is written to it or beside it.
         With no ``-wal`` file beside it (no server has it open) it is opened as
@@ -328,11 +321,9 @@ class Store:
     def __init__(
         self,
         path: str | os.PathLike,
-        busy_timeout_s: float = 30.0,
         readonly: bool = False,
     ):
         self.path = Path(path)
-        self.busy_timeout_s = busy_timeout_s
         self.readonly = readonly
         self._local = threading.local()
         if readonly:
@@ -370,7 +361,7 @@ class Store:
     def _connect(self, synchronous: str) -> sqlite3.Connection:
         target, uri = (self._uri, True) if self.readonly else (self.path, False)
         conn = sqlite3.connect(
-            target, timeout=self.busy_timeout_s, isolation_level=None, uri=uri
+            target, timeout=BUSY_TIMEOUT_S, isolation_level=None, uri=uri
         )
         conn.row_factory = sqlite3.Row
         if not self.readonly:
@@ -405,15 +396,11 @@ class Store:
         conn.execute("COMMIT")
         return result
 
-    # -- meta ---------------------------------------------------------------
-    def get_meta(self, key: str) -> str | None:
-        row = (
-            self._conn()
-            .execute("SELECT value FROM meta WHERE key=?", (key,))
-            .fetchone()
-        )
-        return None if row is None else row["value"]
+    def _row(self, sql: str, *params) -> sqlite3.Row | None:
+        """The first row of a query on this thread's connection, or None."""
+        return self._conn().execute(sql, params).fetchone()
 
+    # -- meta ---------------------------------------------------------------
     def set_meta_once(self, key: str, value: str) -> str:
         """Store ``value`` under ``key`` unless set; return the stored value."""
 
@@ -493,14 +480,10 @@ class Store:
 
         def fn(conn):
             if require_invite:
-                row = (
-                    conn.execute(
-                        "SELECT uses, used FROM invites WHERE code_hash=?", (code_hash,)
-                    ).fetchone()
-                    if code_hash
-                    else None
-                )
-                if row is None or row["used"] >= row["uses"]:
+                row = conn.execute(
+                    "SELECT used < uses FROM invites WHERE code_hash=?", (code_hash,)
+                ).fetchone()
+                if not (row and row[0]):
                     raise InvalidInvite("unknown or used-up invitation code")
             if conn.execute(
                 "SELECT 1 FROM raters WHERE rater_id=?", (rater_id,)
@@ -514,31 +497,18 @@ class Store:
             conn.execute(
                 "INSERT INTO raters(rater_id, rater_index, token_hash, created) "
                 "VALUES (?, ?, ?, ?)",
-                (rater_id, index, hash_token(token), time.time()),
+                (rater_id, index, _hash_token(token), time.time()),
             )
-            rows = [
-                (
-                    secrets.token_urlsafe(12),
-                    rater_id,
-                    seq,
-                    t.model,
-                    t.condition,
-                    t.layer,
-                    t.a.path,
-                    t.b.path,
-                    t.x.path,
-                    t.a.speaker,
-                    t.b.speaker,
-                    t.x.utt_id,
-                    t.key,
-                )
-                for seq, t in enumerate(design.trials_for(index, rater_id))
-            ]
             conn.executemany(
                 "INSERT INTO trials(trial_id, rater_id, seq, model, condition, layer, "
                 "a_path, b_path, x_path, a_speaker, b_speaker, x_utt, key) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
+                [
+                    (secrets.token_urlsafe(12), rater_id, seq, *t.x.cell)
+                    + (t.a.path, t.b.path, t.x.path, t.a.speaker, t.b.speaker)
+                    + (t.x.utt_id, t.key)
+                    for seq, t in enumerate(design.trials_for(index, rater_id))
+                ],
             )
             if require_invite:
                 conn.execute(
@@ -554,46 +524,31 @@ class Store:
 
     def rater_for_token(self, token: str) -> str | None:
         """The rater id of a session token, or None."""
-        row = (
-            self._conn()
-            .execute(
-                "SELECT rater_id FROM raters WHERE token_hash=?", (hash_token(token),)
-            )
-            .fetchone()
+        row = self._row(
+            "SELECT rater_id FROM raters WHERE token_hash=?", _hash_token(token)
         )
         return None if row is None else row["rater_id"]
 
     def progress(self, rater_id: str) -> dict:
         """``{"done": answered trials, "total": trials}`` of one rater."""
-        row = (
-            self._conn()
-            .execute(
-                "SELECT COUNT(t.trial_id) AS total, COUNT(a.trial_id) AS done "
-                "FROM trials t LEFT JOIN answers a ON a.trial_id = t.trial_id "
-                "WHERE t.rater_id=?",
-                (rater_id,),
-            )
-            .fetchone()
+        row = self._row(
+            "SELECT COUNT(t.trial_id) AS total, COUNT(a.trial_id) AS done FROM trials "
+            "t LEFT JOIN answers a ON a.trial_id = t.trial_id WHERE t.rater_id=?",
+            rater_id,
         )
         return {"done": row["done"], "total": row["total"]}
 
     # -- trials and answers -------------------------------------------------
     def next_trial(self, rater_id: str) -> dict | None:
         """The rater's first unanswered trial (id and seq only), or None when done."""
-        row = self._conn().execute(_NEXT_TRIAL, (rater_id,)).fetchone()
+        row = self._row(_NEXT_TRIAL, rater_id)
         return None if row is None else dict(row)
 
     def trial_audio_path(self, rater_id: str, trial_id: str, slot: str) -> str:
         """The file behind slot ``A``, ``B`` or ``X`` of one of the rater's trials."""
         column = {"A": "a_path", "B": "b_path", "X": "x_path"}[slot]
-        row = (
-            self._conn()
-            .execute(
-                f"SELECT {column} FROM trials WHERE trial_id=? AND rater_id=?",
-                (trial_id, rater_id),
-            )
-            .fetchone()
-        )
+        sql = f"SELECT {column} FROM trials WHERE trial_id=? AND rater_id=?"
+        row = self._row(sql, trial_id, rater_id)
         if row is None:
             raise UnknownTrial(f"no trial {trial_id!r} for this rater")
         return row[0]
@@ -630,40 +585,28 @@ class Store:
             if row is None:
                 raise UnknownTrial(f"no trial {trial_id!r} for this rater")
             current = conn.execute(_NEXT_TRIAL, (rater_id,)).fetchone()
+            # inside BEGIN IMMEDIATE: no other answer can come in between
             if current is None or current["trial_id"] != trial_id:
-                answered = conn.execute(
-                    "SELECT 1 FROM answers WHERE trial_id=?", (trial_id,)
-                ).fetchone()
-                if answered:
+                sql = "SELECT 1 FROM answers WHERE trial_id=?"
+                if conn.execute(sql, (trial_id,)).fetchone():
                     raise AlreadyAnswered(
                         f"trial {trial_id!r} has been answered already"
                     )
                 raise NotCurrentTrial(f"trial {trial_id!r} is not the current trial")
-            fetched = "".join(
-                r[0]
-                for r in conn.execute(
-                    "SELECT slot FROM fetches WHERE trial_id=? ORDER BY slot",
-                    (trial_id,),
-                )
+            sql = "SELECT slot FROM fetches WHERE trial_id=? ORDER BY slot"
+            fetched = "".join(r[0] for r in conn.execute(sql, (trial_id,)))
+            values = (
+                trial_id,
+                rater_id,
+                answer,
+                int(answer == row["key"]),
+                response_ms,
             )
-            try:
-                conn.execute(
-                    "INSERT INTO answers(trial_id, rater_id, answer, correct, response_ms, "
-                    "answered_at, audio_fetched) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        trial_id,
-                        rater_id,
-                        answer,
-                        int(answer == row["key"]),
-                        response_ms,
-                        time.time(),
-                        fetched,
-                    ),
-                )
-            except sqlite3.IntegrityError as err:
-                raise AlreadyAnswered(
-                    f"trial {trial_id!r} has been answered already"
-                ) from err
+            conn.execute(
+                "INSERT INTO answers(trial_id, rater_id, answer, correct, response_ms, "
+                "answered_at, audio_fetched) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (*values, time.time(), fetched),
+            )
 
         self._write(fn)
         return self.progress(rater_id)
