@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -22,12 +23,7 @@ import yaml
 
 from speechbrain_probe.features import MelConfig
 from speechbrain_probe.frozen.interface import FrozenASR
-from speechbrain_probe.hooks import (
-    LayerReport,
-    block_paths,
-    forward_order,
-    resolve_module,
-)
+from speechbrain_probe.hooks import LayerReport, block_paths, forward_order
 
 __all__ = [
     "SpeechBrainASR",
@@ -163,25 +159,10 @@ class SpeechBrainASR(FrozenASR):
                 "%s declares no mel_config: the probe target uses the default MelConfig",
                 source,
             )
-            mel_config = MelConfig()
-        else:
-            mel_config = (
-                mel if isinstance(mel, MelConfig) else MelConfig.from_dict(dict(mel))
-            )
+        mel_config = MelConfig.of(dict(mel) if isinstance(mel, Mapping) else mel)
         self.declared_info = dict(hp.get("layer_info") or {})
-        root = pretrained.mods
-        if declared:
-            layers = {str(k): str(v) for k, v in dict(declared).items()}
-            for name, path in layers.items():
-                try:
-                    resolve_module(root, path)
-                except KeyError as err:
-                    raise KeyError(
-                        f"probe_layers[{name!r}] of {source}: {err.args[0]}"
-                    ) from None
-        else:
-            layers = {}
-        super().__init__(root, layers, mel_config, source)
+        layers = {str(k): str(v) for k, v in dict(declared or {}).items()}
+        super().__init__(pretrained.mods, layers, mel_config, source)
         self.device = str(pretrained.device)
         self.declared = bool(declared)
         self._defaults: list[str] | None = None
