@@ -7,7 +7,7 @@ features, which the probe target then uses). Without ``probe_layers`` (the
 hub's own models) every submodule with a time axis is a layer, named by its
 path, and :meth:`SpeechBrainASR.default_layers` picks the top-level ones.
 
-:func:`missing_pretrainer_files` checks a local model directory against its
+:func:`check_pretrainer_files` checks a local model directory against its
 pretrainer before anything is built.
 """
 
@@ -25,12 +25,7 @@ from speechbrain_probe.features import MelConfig
 from speechbrain_probe.frozen.interface import FrozenASR
 from speechbrain_probe.hooks import LayerReport, block_paths, forward_order
 
-__all__ = [
-    "SpeechBrainASR",
-    "layer_name",
-    "missing_pretrainer_files",
-    "check_pretrainer_files",
-]
+__all__ = ["SpeechBrainASR", "layer_name", "check_pretrainer_files"]
 
 
 def layer_name(path: str) -> str:
@@ -71,8 +66,9 @@ def _construct_tagged(loader, suffix, node):
 _RawLoader.add_multi_constructor("!", _construct_tagged)
 
 
-def missing_pretrainer_files(directory) -> list[tuple[str, str]]:
-    r"""``(loadable, file)`` pairs a local model directory's pretrainer lacks.
+def check_pretrainer_files(directory) -> None:
+    r"""Raise ``FileNotFoundError`` naming every file a local model directory's
+    pretrainer lacks.
 
     Reads ``hyperparams.yaml`` without building the model: each loadable of
     ``pretrainer`` is read from ``<directory>/<name>.ckpt`` unless ``paths``
@@ -87,58 +83,40 @@ def missing_pretrainer_files(directory) -> list[tuple[str, str]]:
     ...     "pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer\n"
     ...     "    loadables:\n        model: !ref <model>\n        lm: !ref <model>\n")
     >>> _ = (d / "model.ckpt").write_bytes(b"")
-    >>> missing_pretrainer_files(d)
-    [('lm', 'lm.ckpt')]
+    >>> check_pretrainer_files(d)
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: model directory ... lacks lm.ckpt, which the pretrainer in its hyperparams.yaml loads (loadables: lm); ...
     """
     directory = Path(directory)
     text = (directory / "hyperparams.yaml").read_text(encoding="utf-8")
     try:
         hp = yaml.load(text, Loader=_RawLoader)
     except yaml.YAMLError:
-        return []  # SpeechBrain will report the syntax error itself
+        return  # SpeechBrain will report the syntax error itself
     pretrainer = hp.get("pretrainer") if isinstance(hp, dict) else None
     args = pretrainer.value if isinstance(pretrainer, _Tagged) else None
     if not isinstance(args, dict):
-        return []
+        return
     loadables = args.get("loadables") or {}
     paths = args.get("paths") or {}
-    missing = []
+    missing = {}
     for name in loadables if isinstance(loadables, dict) else []:
         given = paths.get(name) if isinstance(paths, dict) else None
         if given is None:
             if not (directory / f"{name}.ckpt").exists():
-                missing.append((str(name), f"{name}.ckpt"))
+                missing[str(name)] = f"{name}.ckpt"
         elif isinstance(given, str) and Path(given).is_absolute():
             if not Path(given).exists():
-                missing.append((str(name), given))
-    return missing
-
-
-def check_pretrainer_files(directory) -> None:
-    r"""Raise ``FileNotFoundError`` naming every file the pretrainer lacks.
-
-    Example
-    -------
-    >>> d = getfixture("tmp_path")
-    >>> _ = (d / "hyperparams.yaml").write_text(
-    ...     "pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer\n"
-    ...     "    loadables: {asr: !ref <asr>}\n")
-    >>> check_pretrainer_files(d)
-    Traceback (most recent call last):
-    ...
-    FileNotFoundError: model directory ... lacks asr.ckpt, which the pretrainer in its hyperparams.yaml loads (loadables: asr); ...
-    """
-    missing = missing_pretrainer_files(directory)
-    if not missing:
-        return
-    files = ", ".join(file for _, file in missing)
-    names = ", ".join(name for name, _ in missing)
-    raise FileNotFoundError(
-        f"model directory {str(directory)!r} lacks {files}, which the pretrainer "
-        f"in its hyperparams.yaml loads (loadables: {names}); copy the missing file(s) into that directory (from "
-        "the model's hub page or the export that made it), or, for a local "
-        "export, export the model again"
-    )
+                missing[str(name)] = given
+    if missing:
+        raise FileNotFoundError(
+            f"model directory {str(directory)!r} lacks {', '.join(missing.values())}, "
+            "which the pretrainer in its hyperparams.yaml loads (loadables: "
+            f"{', '.join(missing)}); copy the missing file(s) into that directory "
+            "(from the model's hub page or the export that made it), or, for a "
+            "local export, export the model again"
+        )
 
 
 logger = logging.getLogger(__name__)
