@@ -428,6 +428,11 @@ def unroll_rnn(rnn: nn.RNNBase, x, hx=None, num_layers: int | None = None) -> li
 # ----------------------------------------------------------------------------
 
 
+def _named(layers: Mapping[str, str] | Iterable[str]) -> dict[str, str]:
+    """``{name: dotted path}`` of a mapping, or of paths that name themselves."""
+    return dict(layers) if isinstance(layers, Mapping) else {p: p for p in layers}
+
+
 class LayerCapture:
     """Context manager capturing the outputs of named layers during forwards.
 
@@ -454,15 +459,8 @@ class LayerCapture:
     (torch.Size([3, 8]), 0)
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        layers: Mapping[str, str] | Iterable[str],
-    ):
-        if isinstance(layers, Mapping):
-            self.paths = dict(layers)
-        else:
-            self.paths = {path: path for path in layers}
+    def __init__(self, model: nn.Module, layers: Mapping[str, str] | Iterable[str]):
+        self.paths = _named(layers)
         self.model = model
         self.targets = {
             name: resolve_module(model, p) for name, p in self.paths.items()
@@ -641,9 +639,7 @@ def measure_layers(
     >>> [(r.name, r.time_axis, r.dim, r.downsample) for r in measure_layers(net, run)]
     [('0', 2, 8, 2.0), ('1', 2, 8, 2.0)]
     """
-    if layers is None:
-        layers = candidate_paths(model)
-    paths = dict(layers) if isinstance(layers, Mapping) else {p: p for p in layers}
+    paths = _named(candidate_paths(model) if layers is None else layers)
     shapes = []
     with torch.no_grad():
         for n in lengths:

@@ -219,17 +219,9 @@ class HFEncoderASR(FrozenASR):
     def report(self, name: str) -> LayerReport:
         """Geometry as a :class:`LayerReport` (time axis 2 for ``cnn``)."""
         geo = self.geometry(name)
-        conv_first = name == "cnn"
-        return LayerReport(
-            name,
-            self.layers[name],
-            "conv" if conv_first else "transformer layer",
-            (),
-            2 if conv_first else 1,
-            0,
-            geo.dim,
-            round(geo.downsample, 3),
-        )
+        kind, time_axis = ("conv", 2) if name == "cnn" else ("transformer layer", 1)
+        path, downsample = self.layers[name], round(geo.downsample, 3)
+        return LayerReport(name, path, kind, (), time_axis, 0, geo.dim, downsample)
 
     def measure(self, all_modules: bool = False) -> list[LayerReport]:
         """Layer reports, with shapes from a 1 s dummy input."""

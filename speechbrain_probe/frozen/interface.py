@@ -184,14 +184,10 @@ class FrozenASR:
 
         Example
         -------
-        >>> class Net(nn.Module):
-        ...     def __init__(self):
-        ...         super().__init__()
-        ...         self.fine = nn.Conv1d(1, 4, 160, stride=80, padding=80)
-        ...         self.coarse = nn.Conv1d(4, 4, 4, stride=4)
-        ...     def forward(self, wavs, lens):
-        ...         return self.coarse(self.fine(wavs.unsqueeze(1)))
-        >>> asr = ModuleASR(Net(), {"fine": "fine", "coarse": "coarse"})
+        >>> fine = nn.Conv1d(1, 4, 160, stride=80, padding=80)
+        >>> coarse = nn.Conv1d(4, 4, 4, stride=4)
+        >>> net = nn.Sequential(nn.Unflatten(1, (1, -1)), fine, coarse)
+        >>> asr = ModuleASR(net, {"fine": "1", "coarse": "2"}, takes_lengths=False)
         >>> asr.validate_layers(["coarse"])
         ['coarse']
         >>> asr.validate_layers(["fine"])
@@ -330,7 +326,7 @@ class ModuleASR(FrozenASR):
     ...     def __init__(self):
     ...         super().__init__()
     ...         self.frames = nn.Conv1d(1, 8, 400, stride=200, padding=200)
-    ...     def forward(self, wavs, lens):
+    ...     def forward(self, wavs, lens):  # lengths unused here
     ...         return self.frames(wavs.unsqueeze(1))
     >>> asr = ModuleASR(Net(), {"conv": "frames"})
     >>> asr.geometry("conv")
