@@ -119,8 +119,6 @@ def whisper_encode(
 class HFEncoderASR(FrozenASR):
     """A Hugging Face speech encoder from a local ``save_pretrained`` directory.
 
-    Layers: ``cnn`` (convolutional front end) and ``layer1`` .. ``layerN``.
-
     Arguments
     ---------
     directory : str or path
@@ -129,9 +127,7 @@ class HFEncoderASR(FrozenASR):
     mel_config : MelConfig, optional
         Settings of the probe target.
     whisper_window : str
-        Whisper only: ``"full"`` (default) pads every window to the full 30 s
-        as Whisper was trained; ``"trim"`` encodes only as much of a window as
-        the audio needs (faster, hidden states differ; see the module notes).
+        Whisper only: ``"full"`` (default) or ``"trim"``; see the module notes.
     """
 
     kind = "huggingface"

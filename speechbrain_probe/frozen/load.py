@@ -53,9 +53,7 @@ def load_asr(
         ``auto``, ``EncoderASR`` or ``EncoderDecoderASR``.
     whisper_window : str
         Whisper encoders only (other models ignore it): ``"full"`` (default)
-        pads each window to Whisper's 30 s as in training, ``"trim"`` encodes
-        only what the audio needs (several times cheaper for short audio,
-        hidden states differ); see :class:`HFEncoderASR`.
+        or ``"trim"``, see :mod:`~speechbrain_probe.frozen.hf_encoder`.
 
     Returns
     -------
