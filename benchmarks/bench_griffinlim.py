@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from speechbrain_probe.features import LogMelSpectrogram
-from speechbrain_probe.vocoder import GriffinLimVocoder
+from speechbrain_probe.vocoder import GriffinLimVocoder, spectral_convergence
 
 
 def load_utterances(data: Path, n: int, seconds: float):
@@ -53,10 +53,14 @@ def load_utterances(data: Path, n: int, seconds: float):
     return [w[: int(seconds * 16000)] for w in wavs], "eSpeak"
 
 
-def spectral_convergence(voc, wav, mag):
-    rebuilt = voc.stft(torch.as_tensor(wav, dtype=torch.float32)).abs()
-    t = min(rebuilt.shape[-1], mag.shape[-1])
-    return float((mag[:, :t] - rebuilt[:, :t]).norm() / mag[:, :t].norm())
+def mean_convergence(voc, wavs, mags):
+    """Mean spectral convergence of the waveforms against their magnitudes."""
+    return np.mean(
+        [
+            spectral_convergence(torch.as_tensor(w, dtype=torch.float32), m, voc.stft)
+            for w, m in zip(wavs, mags)
+        ]
+    )
 
 
 def run_librosa(voc, mags, lengths, n_iter):
@@ -139,9 +143,7 @@ def main():
             times[name].append(seconds)
             cpu[name].append(cpu_seconds)
             if name not in conv:
-                conv[name] = np.mean(
-                    [spectral_convergence(voc, w, m) for w, m in zip(out, mags)]
-                )
+                conv[name] = mean_convergence(voc, out, mags)
     results = {}
     for name in methods:
         results[name] = (min(times[name]), conv[name])
@@ -167,7 +169,7 @@ def main():
         out, t, _ = run_librosa(voc, mags, lengths, it)
         _, t_base, _ = run_ours(voc, mags, lengths, False)  # re-time side by side
         base_t = min(base_t, t_base)
-        sc = np.mean([spectral_convergence(voc, w, m) for w, m in zip(out, mags)])
+        sc = mean_convergence(voc, out, mags)
         print(
             f"  librosa {it:4d} iterations {t:7.2f} s   spectral convergence {sc:.4f}"
         )

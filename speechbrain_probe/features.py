@@ -107,6 +107,19 @@ class MelConfig:
         return asdict(self)
 
     @classmethod
+    def of(cls, config: MelConfig | dict | None = None) -> MelConfig:
+        """``config`` itself, built from a dict, or the default (None).
+
+        Example
+        -------
+        >>> MelConfig.of({"n_mels": 40}).n_mels, MelConfig.of() == MelConfig()
+        (40, True)
+        """
+        if config is None:
+            return cls()
+        return cls.from_dict(config) if isinstance(config, dict) else config
+
+    @classmethod
     def from_dict(cls, values: dict) -> MelConfig:
         """Build from a dict, refusing unknown keys by name."""
         known = {f.name for f in fields(cls)}
@@ -207,29 +220,24 @@ def stft(wav: torch.Tensor, config: MelConfig, window: torch.Tensor) -> torch.Te
     >>> stft(torch.zeros(16000), cfg, torch.hann_window(cfg.win_length)).shape
     torch.Size([1025, 81])
     """
-    return torch.stft(
-        wav,
-        n_fft=config.n_fft,
-        hop_length=config.hop_length,
-        win_length=config.win_length,
-        window=window,
-        center=True,
-        return_complex=True,
-    )
+    return torch.stft(wav, **_frames(config, window), return_complex=True)
 
 
 def istft(
     spec: torch.Tensor, config: MelConfig, window: torch.Tensor, length: int
 ) -> torch.Tensor:
     """Inverse of :func:`stft`, ``length`` samples long."""
-    return torch.istft(
-        spec,
+    return torch.istft(spec, **_frames(config, window), length=length)
+
+
+def _frames(config: MelConfig, window: torch.Tensor) -> dict:
+    """The framing arguments :func:`stft` and :func:`istft` share."""
+    return dict(
         n_fft=config.n_fft,
         hop_length=config.hop_length,
         win_length=config.win_length,
         window=window,
         center=True,
-        length=length,
     )
 
 
@@ -256,11 +264,7 @@ class LogMelSpectrogram(torch.nn.Module):
 
     def __init__(self, config: MelConfig | dict | None = None):
         super().__init__()
-        if config is None:
-            config = MelConfig()
-        elif isinstance(config, dict):
-            config = MelConfig.from_dict(config)
-        self.config = config
+        self.config = config = MelConfig.of(config)
         self.register_buffer("fbank", config.mel_filterbank(), persistent=False)
         self.register_buffer(
             "window", torch.hann_window(config.win_length), persistent=False

@@ -9,11 +9,9 @@ wheel is used, never its code.
 The generator decodes the mel of :data:`~speechbrain_probe.features.HIFIGAN_MEL`
 (22,050 Hz, hop 256): probes trained on the ``hifigan`` target of
 :data:`~speechbrain_probe.features.TARGET_MELS` predict exactly its input.
-:class:`HifiGanUniversalVocoder` has the interface of
-:class:`~speechbrain_probe.vocoder.GriffinLimVocoder` (normalised mel in,
-``(frames - 1) * hop`` samples per utterance out), and
-:func:`to_sample_rate` brings its 22,050 Hz output to the 16 kHz the study
-scores at.
+:class:`HifiGanUniversalVocoder` is a :class:`~speechbrain_probe.vocoder.Vocoder`
+like Griffin-Lim, and :func:`to_sample_rate` brings its 22,050 Hz output to
+the 16 kHz the study scores at.
 
 Speed on a CPU (``benchmarks/bench_vocoders.py``, 4 eSpeak utterances,
 14 s of audio, the project's shared 2-core machine at load average 7): one
@@ -32,11 +30,9 @@ from pathlib import Path
 
 import torch
 import torchaudio
-from speechbrain.utils.data_utils import batch_pad_right
 
-from speechbrain_probe.devices import torch_threads
 from speechbrain_probe.features import HIFIGAN_MEL, MelConfig
-from speechbrain_probe.vocoder import frames_from_lengths
+from speechbrain_probe.vocoder import Vocoder
 
 from .extras import require_extra
 
@@ -167,11 +163,10 @@ def load_universal_generator(device="cpu"):
     return generator.to(device)
 
 
-class HifiGanUniversalVocoder(torch.nn.Module):
+class HifiGanUniversalVocoder(Vocoder):
     """Normalised log-mel of :data:`~speechbrain_probe.features.HIFIGAN_MEL` -> waveform
     with the universal HiFi-GAN V1, offline.
 
-    Used like :class:`~speechbrain_probe.vocoder.GriffinLimVocoder`:
     ``synthesize`` returns ``(frames - 1) * 256`` samples at 22,050 Hz per
     utterance, aligned with the audio whose centred STFT gave the mel.
 
@@ -185,17 +180,11 @@ class HifiGanUniversalVocoder(torch.nn.Module):
 
     Arguments
     ---------
-    device : str or torch.device
-        Where to run (default: CUDA when available).
-    num_threads : int, optional
-        CPU threads torch may use while synthesising (restored afterwards).
-    strategy : str
-        ``"per_utterance"`` (one generator call per utterance, each exactly
-        as long as its mel), ``"batched"`` (one call over the padded batch,
-        frames past an utterance's end set to silence; within the
+    device, num_threads, strategy
+        As for every :class:`~speechbrain_probe.vocoder.Vocoder`. Batched,
+        frames past an utterance's end are set to silence; within the
         generator's receptive field, the last ~12 frames (140 ms) of a
-        shorter utterance then differ from per-utterance synthesis), or
-        ``"auto"`` (batched on CUDA, per-utterance on CPU).
+        shorter utterance then differ from per-utterance synthesis.
     config : MelConfig or dict, optional
         The mel settings of the spectrograms that will be decoded; anything
         but :data:`~speechbrain_probe.features.HIFIGAN_MEL` is an error (the
@@ -219,32 +208,17 @@ class HifiGanUniversalVocoder(torch.nn.Module):
         strategy: str = "auto",
         config: MelConfig | dict | None = None,
     ):
-        super().__init__()
-        if isinstance(config, dict):
-            config = MelConfig.from_dict(config)
-        if config is not None and config != HIFIGAN_MEL:
+        super().__init__(strategy, device, num_threads)
+        config = HIFIGAN_MEL if config is None else MelConfig.of(config)
+        if config != HIFIGAN_MEL:
             raise ValueError(
                 f"the universal HiFi-GAN decodes only its own mel (HIFIGAN_MEL: "
                 f"22050 Hz, n_fft 1024, hop 256, 80 mels 0-8000 Hz), got {config}; "
                 "train the probe on TARGET_MELS['hifigan'], or decode this mel "
                 "with GriffinLimVocoder(config)"
             )
-        if strategy not in ("auto", "batched", "per_utterance"):
-            raise ValueError(
-                f"unknown strategy {strategy!r}; use 'auto', 'batched' or 'per_utterance'"
-            )
-        self.config = HIFIGAN_MEL
-        self.num_threads = num_threads
-        self.strategy = strategy
-        self.device = torch.device(
-            device or ("cuda" if torch.cuda.is_available() else "cpu")
-        )
+        self.config = config
         self.generator = load_universal_generator(self.device)
-
-    @property
-    def sample_rate(self) -> int:
-        """Output sample rate (22,050 Hz)."""
-        return self.config.sample_rate
 
     def spec(self) -> dict:
         """Constructor arguments of an equal per-utterance CPU vocoder.
@@ -285,44 +259,12 @@ class HifiGanUniversalVocoder(torch.nn.Module):
         db = self.config.denormalize_db(mel.to(self.device, torch.float32))
         return (db * (math.log(10.0) / 20.0)).transpose(-1, -2)
 
-    def _use_batched(self) -> bool:
-        if self.strategy == "auto":
-            return self.device.type == "cuda"
-        return self.strategy == "batched"
-
-    def synthesize(self, mel: torch.Tensor, lengths=None) -> list[torch.Tensor]:
-        """Waveforms (one 1-D CPU tensor per utterance, 22,050 Hz) of ``mel``.
-
-        Arguments
-        ---------
-        mel : tensor
-            Normalised log-mel of ``HIFIGAN_MEL``, ``[B, T, 80]`` or ``[T, 80]``.
-        lengths : tensor or list, optional
-            Relative (float) or absolute (int, frames) lengths.
-
-        Returns
-        -------
-        list of tensors of ``(frames - 1) * 256`` samples.
-        """
-        with torch_threads(self.num_threads), torch.no_grad():
-            return self._synthesize(mel, lengths)
-
-    def _synthesize(self, mel, lengths):
-        if mel.dim() == 2:
-            mel = mel.unsqueeze(0)
-        if mel.dim() != 3:
-            raise ValueError(f"mel must be [B, T, 80], got shape {tuple(mel.shape)}")
-        batch, num_frames, _ = mel.shape
-        frames = frames_from_lengths(lengths, num_frames)
-        if frames is None:
-            frames = torch.full((batch,), num_frames, dtype=torch.long)
+    def _synthesize(self, mel, frames):
         x = self.mel_to_input(mel)
         hop, start = self.config.hop_length, self.offset
         if self._use_batched():
             silence = self.mel_to_input(torch.zeros(1, 1, self.config.n_mels))
-            mask = torch.arange(num_frames, device=self.device)[None, :] < frames.to(
-                self.device
-            ).unsqueeze(1)
+            mask = self._frame_mask(frames, mel.shape[1])
             x = torch.where(mask.unsqueeze(1), x, silence)
             wavs = self.generator(x).squeeze(1)
             return [
@@ -334,18 +276,6 @@ class HifiGanUniversalVocoder(torch.nn.Module):
             wav = self.generator(utt[None, :, :n])[0, 0]
             out.append(wav[start : start + (n - 1) * hop].cpu())
         return out
-
-    def forward(self, mel: torch.Tensor, lengths=None):
-        """Padded waveforms ``[B, S]`` (on the CPU) and their relative lengths.
-
-        Example
-        -------
-        >>> voc = HifiGanUniversalVocoder(device="cpu")
-        >>> wav, lens = voc(torch.rand(2, 5, 80), torch.tensor([1.0, 0.6]))
-        >>> wav.shape, lens.tolist()
-        (torch.Size([2, 1024]), [1.0, 0.5])
-        """
-        return batch_pad_right([w.float() for w in self.synthesize(mel, lengths)])
 
 
 def to_sample_rate(wav, from_sr: int, to_sr: int):

@@ -4,27 +4,19 @@ Usable without the rest of the project (it needs only ``torch``):
 
 * :class:`LayerCapture` registers forward hooks on modules named by dotted path
   (``encoder.blstm3``, ``mods.encoder.CNN.block_0``) and always removes them
-  when its ``with`` block ends, even on an exception. Outputs are normalised by
-  :func:`to_tensor`: tuples (``(out, (h, c))``, ``(x, attn)``), packed sequences
-  and Hugging Face output objects give their main tensor; half precision is cast
-  to float.
+  when its ``with`` block ends, even on an exception; :func:`to_tensor` gives
+  each output's main tensor in float.
 * A stacked ``nn.LSTM/GRU/RNN(num_layers=k)`` exposes only its last layer to a
   hook. The virtual path ``<rnn path>.l<i>`` (``i`` = 0 .. k-1, PyTorch's own
   weight numbering) names the output of its inner layer ``i``, recomputed from
-  ``weight_ih_l<i>``, ``weight_hh_l<i>`` (and ``_reverse``) by
-  :func:`unroll_rnn`.
-* :func:`measure_layers` lists the probe-able layers of a model with their
-  output shape and time downsampling, measured by running two dummy inputs of
-  different lengths.
-* :func:`block_paths` picks a model's top-level layers (the blocks of a layer
-  list, a stacked RNN's layers one by one, other parameterised stages whole)
-  and :func:`forward_order` sorts paths by when their outputs appear.
+  its weights by :func:`unroll_rnn`.
+* :func:`measure_layers` measures the probe-able layers' output shape and time
+  downsampling on two dummy inputs of different lengths; :func:`block_paths`
+  picks a model's top-level layers and :func:`forward_order` sorts paths by
+  when their outputs appear.
 
 The command line that lists a model's layers is
-:mod:`speechbrain_probe.frozen.list_layers` (it needs the rest of the package to load
-a model)::
-
-    python -m speechbrain_probe.frozen.list_layers <model dir or hub id> [--all]
+:mod:`speechbrain_probe.frozen.list_layers`.
 """
 
 from __future__ import annotations
@@ -85,21 +77,14 @@ def to_tensor(output, batch_first: bool = True) -> torch.Tensor | None:
     """
     if isinstance(output, torch.Tensor):
         out = output.detach()
-        if out.is_floating_point() and out.dtype != torch.float32:
-            if out.dtype in (torch.float16, torch.bfloat16):
-                out = out.float()
-        return out
+        return out.float() if out.dtype in (torch.float16, torch.bfloat16) else out
     if isinstance(output, PackedSequence):
         padded, _ = pad_packed_sequence(output, batch_first=batch_first)
         return to_tensor(padded)
     if isinstance(output, Mapping):
         if "last_hidden_state" in output:
             return to_tensor(output["last_hidden_state"], batch_first)
-        for value in output.values():
-            found = to_tensor(value, batch_first)
-            if found is not None:
-                return found
-        return None
+        output = list(output.values())
     if isinstance(output, (tuple, list)):
         for value in output:
             found = to_tensor(value, batch_first)
@@ -112,20 +97,20 @@ def _is_stacked_rnn(module: nn.Module) -> bool:
     return isinstance(module, nn.RNNBase) and module.num_layers > 1
 
 
+@dataclass(frozen=True)
 class RNNLayerView:
     """Inner layer ``index`` of a stacked RNN (a virtual, hook-less "module").
 
-    Arguments
-    ---------
+    Attributes
+    ----------
     rnn : torch.nn.RNNBase
         The stacked ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN``.
     index : int
         0-based layer index (PyTorch's ``_l<index>`` weight suffix).
     """
 
-    def __init__(self, rnn: nn.RNNBase, index: int):
-        self.rnn = rnn
-        self.index = index
+    rnn: nn.RNNBase
+    index: int
 
     def __repr__(self) -> str:
         return f"RNNLayerView({type(self.rnn).__name__}, layer {self.index})"
@@ -378,11 +363,8 @@ def _layer_params(rnn: nn.RNNBase, index: int) -> dict[str, torch.Tensor]:
 
 
 def _slice_hx(hx, index: int, dirs: int):
-    if hx is None:
-        return None
-    if isinstance(hx, tuple):
-        return tuple(h[index * dirs : (index + 1) * dirs] for h in hx)
-    return hx[index * dirs : (index + 1) * dirs]
+    part = slice(index * dirs, (index + 1) * dirs)
+    return tuple(h[part] for h in hx) if isinstance(hx, tuple) else hx[part]
 
 
 def unroll_rnn(rnn: nn.RNNBase, x, hx=None, num_layers: int | None = None) -> list:
@@ -427,8 +409,7 @@ def unroll_rnn(rnn: nn.RNNBase, x, hx=None, num_layers: int | None = None) -> li
     count = rnn.num_layers if num_layers is None else min(num_layers, rnn.num_layers)
     for index in range(count):
         twin = _single_layer_twin(rnn, index)
-        h0 = _slice_hx(hx, index, dirs)
-        args = (current,) if h0 is None else (current, h0)
+        args = (current,) if hx is None else (current, _slice_hx(hx, index, dirs))
         out = functional_call(twin, _layer_params(rnn, index), args)[0]
         outputs.append(out)
         if index < rnn.num_layers - 1 and rnn.dropout > 0 and rnn.training:
@@ -445,6 +426,11 @@ def unroll_rnn(rnn: nn.RNNBase, x, hx=None, num_layers: int | None = None) -> li
 # ----------------------------------------------------------------------------
 # Capture
 # ----------------------------------------------------------------------------
+
+
+def _named(layers: Mapping[str, str] | Iterable[str]) -> dict[str, str]:
+    """``{name: dotted path}`` of a mapping, or of paths that name themselves."""
+    return dict(layers) if isinstance(layers, Mapping) else {p: p for p in layers}
 
 
 class LayerCapture:
@@ -473,15 +459,8 @@ class LayerCapture:
     (torch.Size([3, 8]), 0)
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        layers: Mapping[str, str] | Iterable[str],
-    ):
-        if isinstance(layers, Mapping):
-            self.paths = dict(layers)
-        else:
-            self.paths = {path: path for path in layers}
+    def __init__(self, model: nn.Module, layers: Mapping[str, str] | Iterable[str]):
+        self.paths = _named(layers)
         self.model = model
         self.targets = {
             name: resolve_module(model, p) for name, p in self.paths.items()
@@ -550,10 +529,6 @@ class LayerCapture:
 
     def __exit__(self, *exc) -> None:
         self.remove()
-
-    def clear(self) -> None:
-        """Forget captured outputs (keeps the hooks)."""
-        self.outputs.clear()
 
     def __getitem__(self, name: str) -> torch.Tensor:
         if name not in self.paths:
@@ -664,9 +639,7 @@ def measure_layers(
     >>> [(r.name, r.time_axis, r.dim, r.downsample) for r in measure_layers(net, run)]
     [('0', 2, 8, 2.0), ('1', 2, 8, 2.0)]
     """
-    if layers is None:
-        layers = candidate_paths(model)
-    paths = dict(layers) if isinstance(layers, Mapping) else {p: p for p in layers}
+    paths = _named(candidate_paths(model) if layers is None else layers)
     shapes = []
     with torch.no_grad():
         for n in lengths:
@@ -697,18 +670,8 @@ def measure_layers(
             if isinstance(module, RNNLayerView)
             else type(module).__name__
         )
-        reports.append(
-            LayerReport(
-                name=name,
-                path=path,
-                kind=kind,
-                shape=tuple(s1),
-                time_axis=t_axis,
-                batch_axis=b_axis,
-                dim=int(dim),
-                downsample=round(ratio, 3),
-            )
-        )
+        report = (name, path, kind, tuple(s1), t_axis, b_axis, int(dim))
+        reports.append(LayerReport(*report, downsample=round(ratio, 3)))
     return reports
 
 

@@ -1,11 +1,16 @@
-"""Normalised log-mel spectrogram -> waveform.
+"""Normalised log-mel spectrogram -> waveform: the :class:`Vocoder` protocol
+and its default, Griffin-Lim.
 
-The default vocoder inverts exactly the mel of :mod:`speechbrain_probe.features`:
-normalised log-mel -> dB -> magnitude mel -> linear magnitude by the
-non-negative pseudo-inverse of the mel filterbank -> Griffin-Lim (fast
-Griffin-Lim with momentum, 30 iterations by default) -> inverse pre-emphasis.
-It works on a padded batch with per-utterance lengths and runs on whatever
-device it is given (the GPU when there is one).
+:class:`Vocoder` is what the evaluation calls on any vocoder; it is
+implemented by :class:`GriffinLimVocoder` (here) and by the universal
+HiFi-GAN, :class:`~speechbrain_probe.hifigan.HifiGanUniversalVocoder`.
+
+:class:`GriffinLimVocoder` inverts exactly the mel of
+:mod:`speechbrain_probe.features`: normalised log-mel -> dB -> magnitude mel
+-> linear magnitude by the non-negative pseudo-inverse of the mel filterbank
+-> Griffin-Lim (fast Griffin-Lim with momentum, 30 iterations by default) ->
+inverse pre-emphasis. It works on a padded batch with per-utterance lengths
+and runs on whatever device it is given (the GPU when there is one).
 
 On the GPU one batched Griffin-Lim is the natural choice. On a CPU, measured
 with ``benchmarks/bench_griffinlim.py`` on the project's shared 2-core machine
@@ -22,13 +27,11 @@ same iteration up to float32 rounding: on one thread, 98 CPU-ms per 3-s
 utterance instead of 290 (``benchmarks/bench_evaluation.py``; its FFTs alone
 take 55); 1.2 CPU-s instead of 3.2 for 8 eSpeak utterances, 32 s of audio
 (``benchmarks/bench_griffinlim.py --threads 1 --n 8``).
-
-A neural vocoder can replace Griffin-Lim through SpeechBrain's ``HIFIGAN``
-interface (:class:`HifiGanVocoder`), from a local directory or a hub id.
 """
 
 from __future__ import annotations
 
+import abc
 import math
 from collections import OrderedDict
 
@@ -37,27 +40,18 @@ import torch
 from speechbrain.utils.data_utils import batch_pad_right
 
 from speechbrain_probe.devices import torch_threads
-from speechbrain_probe.features import (
-    LogMelSpectrogram,
-    MelConfig,
-    deemphasis,
-    istft,
-    stft,
-)
-from speechbrain_probe.frozen.source import resolve_source
+from speechbrain_probe.features import MelConfig, deemphasis, istft, stft
 
 __all__ = [
+    "Vocoder",
     "GriffinLimVocoder",
-    "HifiGanVocoder",
-    "copy_synthesis",
     "mel_pseudo_inverse",
     "spectral_convergence",
     "frames_from_lengths",
 ]
 
-
-def _default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
+#: How a vocoder runs a batch (see :class:`Vocoder`).
+STRATEGIES = ("auto", "batched", "per_utterance")
 
 
 def frames_from_lengths(lengths, num_frames: int) -> torch.Tensor:
@@ -65,9 +59,9 @@ def frames_from_lengths(lengths, num_frames: int) -> torch.Tensor:
 
     Arguments
     ---------
-    lengths : tensor, list or None
+    lengths : tensor or list
         Relative lengths in ``(0, 1]`` (floats) or absolute frame counts
-        (integers). None: every utterance fills the batch.
+        (integers).
     num_frames : int
         Padded number of frames of the batch.
 
@@ -78,8 +72,6 @@ def frames_from_lengths(lengths, num_frames: int) -> torch.Tensor:
     >>> frames_from_lengths([7, 10], 10)
     tensor([ 7, 10])
     """
-    if lengths is None:
-        return None
     lengths = torch.as_tensor(lengths)
     if lengths.is_floating_point():
         if (lengths <= 0).any() or (lengths > 1 + 1e-6).any():
@@ -95,6 +87,109 @@ def frames_from_lengths(lengths, num_frames: int) -> torch.Tensor:
             f"frame lengths {frames.tolist()} outside 1..{num_frames} (batch frames)"
         )
     return frames.cpu()
+
+
+class Vocoder(torch.nn.Module, abc.ABC):
+    """Normalised log-mel ``[B, T, n_mels]`` -> one waveform per utterance.
+
+    What the evaluation uses of a vocoder: :attr:`config` (the mel it
+    decodes; its sample rate is the output's), :attr:`device`,
+    :meth:`synthesize`, :meth:`forward` and :meth:`spec`. A subclass sets
+    ``config`` and implements :meth:`spec` and :meth:`_synthesize`.
+
+    Arguments
+    ---------
+    strategy : str
+        ``"batched"`` (one pass over the padded batch), ``"per_utterance"``
+        (one at a time, no padding), or ``"auto"`` (batched on CUDA,
+        per-utterance on CPU: measured faster there).
+    device : str or torch.device, optional
+        Where to run (default: CUDA when available).
+    num_threads : int, optional
+        CPU threads torch may use while synthesising (restored afterwards).
+    """
+
+    config: MelConfig
+
+    def __init__(self, strategy: str = "auto", device=None, num_threads=None):
+        super().__init__()
+        if strategy not in STRATEGIES:
+            raise ValueError(
+                f"unknown strategy {strategy!r}; use 'auto', 'batched' or 'per_utterance'"
+            )
+        self.strategy = strategy
+        self.device = torch.device(
+            device or ("cuda" if torch.cuda.is_available() else "cpu")
+        )
+        self.num_threads = num_threads
+
+    @property
+    def sample_rate(self) -> int:
+        """Output sample rate in Hz (the mel's)."""
+        return self.config.sample_rate
+
+    @abc.abstractmethod
+    def spec(self) -> dict:
+        """Constructor arguments of an equal per-utterance CPU vocoder: what
+        a worker process rebuilds it from
+        (:func:`~speechbrain_probe.evaluation.pool.synthesize_to_file`)."""
+
+    @abc.abstractmethod
+    def _synthesize(self, mel: torch.Tensor, frames: torch.Tensor) -> list:
+        """Waveforms of ``mel`` ``[B, T, n_mels]``, utterance ``i`` being
+        ``frames[i]`` frames long (without gradients)."""
+
+    def _use_batched(self) -> bool:
+        if self.strategy == "auto":
+            return self.device.type == "cuda"
+        return self.strategy == "batched"
+
+    def _frame_mask(self, frames: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """``[B, num_frames]`` on :attr:`device`: True within each utterance."""
+        steps = torch.arange(num_frames, device=self.device)
+        return steps[None, :] < frames.to(self.device).unsqueeze(1)
+
+    def synthesize(self, mel: torch.Tensor, lengths=None) -> list[torch.Tensor]:
+        """Waveforms (one 1-D CPU tensor per utterance) of ``mel``.
+
+        Arguments
+        ---------
+        mel : tensor
+            Normalised log-mel, ``[B, T, n_mels]`` or ``[T, n_mels]``.
+        lengths : tensor or list, optional
+            Relative (float) or absolute (int, frames) lengths; None: every
+            utterance fills the batch.
+
+        Returns
+        -------
+        list of tensors of ``(frames - 1) * hop`` samples at
+        :attr:`sample_rate`, aligned with the audio whose centred STFT gave
+        the mel.
+
+        Example
+        -------
+        >>> voc = GriffinLimVocoder(n_iter=1, device="cpu")
+        >>> wavs = voc.synthesize(torch.rand(2, 41, 80), lengths=[41, 21])
+        >>> [w.shape[0] for w in wavs]
+        [8000, 4000]
+        """
+        if mel.dim() == 2:
+            mel = mel.unsqueeze(0)
+        if mel.dim() != 3:
+            raise ValueError(
+                f"mel must be [B, T, n_mels], got shape {tuple(mel.shape)}"
+            )
+        batch, num_frames, _ = mel.shape
+        if lengths is None:
+            frames = torch.full((batch,), num_frames, dtype=torch.long)
+        else:
+            frames = frames_from_lengths(lengths, num_frames)
+        with torch_threads(self.num_threads), torch.no_grad():
+            return self._synthesize(mel, frames)
+
+    def forward(self, mel: torch.Tensor, lengths=None):
+        """Padded waveforms ``[B, S]`` (on the CPU) and their relative lengths."""
+        return batch_pad_right([w.float() for w in self.synthesize(mel, lengths)])
 
 
 def mel_pseudo_inverse(config: MelConfig, device=None) -> torch.Tensor:
@@ -339,7 +434,7 @@ class _CpuGriffinLim:
         return torch.from_numpy(signal[self.lead : self.lead + num_samples].copy())
 
 
-class GriffinLimVocoder(torch.nn.Module):
+class GriffinLimVocoder(Vocoder):
     """Invert the normalised log-mel of :class:`~speechbrain_probe.features.LogMelSpectrogram`.
 
     Arguments
@@ -353,18 +448,12 @@ class GriffinLimVocoder(torch.nn.Module):
     power : float
         Exponent applied to the linear magnitude before phase retrieval
         (1: none; >1 sharpens, as some Tacotron-era recipes did).
-    strategy : str
-        ``"batched"`` (one Griffin-Lim over the padded batch),
-        ``"per_utterance"`` (one at a time, no padding), or ``"auto"``
-        (batched on CUDA, per-utterance on CPU: measured faster there).
-    device : str or torch.device
-        Where to run (default: CUDA when available).
+    strategy, device, num_threads
+        As for every :class:`Vocoder`. On a 2-core machine shared with other
+        jobs, 1 thread was 6x faster than 2 for per-utterance synthesis
+        (``benchmarks/bench_griffinlim.py``).
     seed : int
         Seed of the random initial phase (results are reproducible).
-    num_threads : int, optional
-        CPU threads torch may use while synthesising (restored afterwards).
-        On a 2-core machine shared with other jobs, 1 thread was 6x faster
-        than 2 for per-utterance synthesis (``benchmarks/bench_griffinlim.py``).
     engine : str
         ``"torch"`` (``torch.stft``/``torch.istft``, any device), ``"cpu"``
         (:class:`_CpuGriffinLim`: the same iteration, equal up to float32
@@ -375,6 +464,7 @@ class GriffinLimVocoder(torch.nn.Module):
 
     Example
     -------
+    >>> from speechbrain_probe.features import LogMelSpectrogram
     >>> mel = LogMelSpectrogram()
     >>> wav = torch.randn(2, 8000) * 0.1
     >>> voc = GriffinLimVocoder(n_iter=2, device="cpu")
@@ -395,29 +485,19 @@ class GriffinLimVocoder(torch.nn.Module):
         num_threads: int | None = None,
         engine: str = "auto",
     ):
-        super().__init__()
-        if config is None:
-            config = MelConfig()
-        elif isinstance(config, dict):
-            config = MelConfig.from_dict(config)
+        super().__init__(strategy, device, num_threads)
+        config = MelConfig.of(config)
         if n_iter < 0:
             raise ValueError(f"n_iter must be >= 0, got {n_iter}")
         if not 0 <= momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-        if strategy not in ("auto", "batched", "per_utterance"):
-            raise ValueError(
-                f"unknown strategy {strategy!r}; use 'auto', 'batched' or 'per_utterance'"
-            )
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r}; use 'auto', 'torch' or 'cpu'")
         self.config = config
         self.n_iter = n_iter
         self.momentum = momentum
         self.power = power
-        self.strategy = strategy
         self.seed = seed
-        self.num_threads = num_threads
-        self.device = torch.device(device or _default_device())
         if engine == "cpu" and self.device.type != "cpu":
             raise ValueError(
                 f"engine 'cpu' runs on the CPU, not on {self.device}; use "
@@ -433,9 +513,6 @@ class GriffinLimVocoder(torch.nn.Module):
 
     def spec(self) -> dict:
         """Constructor arguments of an equal per-utterance CPU vocoder.
-
-        A worker process rebuilds the vocoder from it
-        (:func:`~speechbrain_probe.evaluation.pool.synthesize_to_file`).
 
         Example
         -------
@@ -523,50 +600,13 @@ class GriffinLimVocoder(torch.nn.Module):
             previous = rebuilt
         return self.istft(magnitude * angles, num_samples)
 
-    # ----------------------------------------------------------------- public
-    def _use_batched(self) -> bool:
-        if self.strategy == "auto":
-            return self.device.type == "cuda"
-        return self.strategy == "batched"
-
-    def synthesize(self, mel: torch.Tensor, lengths=None) -> list[torch.Tensor]:
-        """Waveforms (one tensor per utterance, on CPU) of ``mel`` ``[B, T, n_mels]``.
-
-        Arguments
-        ---------
-        mel : tensor
-            Normalised log-mel, ``[B, T, n_mels]`` or ``[T, n_mels]``.
-        lengths : tensor or list, optional
-            Relative (float) or absolute (int, frames) lengths.
-
-        Example
-        -------
-        >>> voc = GriffinLimVocoder(n_iter=1, device="cpu")
-        >>> wavs = voc.synthesize(torch.rand(2, 41, 80), lengths=[41, 21])
-        >>> [w.shape[0] for w in wavs]
-        [8000, 4000]
-        """
-        with torch_threads(self.num_threads), torch.no_grad():
-            return self._synthesize(mel, lengths)
-
-    def _synthesize(self, mel, lengths):
-        if mel.dim() == 2:
-            mel = mel.unsqueeze(0)
-        if mel.dim() != 3:
-            raise ValueError(
-                f"mel must be [B, T, n_mels], got shape {tuple(mel.shape)}"
-            )
-        batch, num_frames, _ = mel.shape
-        frames = frames_from_lengths(lengths, num_frames)
-        if frames is None:
-            frames = torch.full((batch,), num_frames, dtype=torch.long)
+    def _synthesize(self, mel, frames):
+        num_frames = mel.shape[1]
         hop = self.config.hop_length
         coef = self.config.preemphasis
         if self._use_batched():
             magnitude = self.mel_to_linear(mel)
-            mask = torch.arange(num_frames, device=self.device)[None, :] < frames.to(
-                self.device
-            ).unsqueeze(1)
+            mask = self._frame_mask(frames, num_frames)
             magnitude = magnitude * mask.unsqueeze(1)
             wavs = self.griffin_lim(magnitude, (num_frames - 1) * hop)
             wavs = deemphasis(wavs, coef)
@@ -591,126 +631,3 @@ class GriffinLimVocoder(torch.nn.Module):
         b = np.array([1.0], np.float32)
         a = np.array([1.0, -coef], np.float32)
         return torch.from_numpy(lfilter(b, a, wav.numpy(), axis=-1))
-
-    def forward(self, mel: torch.Tensor, lengths=None):
-        """Padded waveforms ``[B, S]`` and their relative lengths ``[B]``."""
-        return batch_pad_right([w.float() for w in self.synthesize(mel, lengths)])
-
-
-def copy_synthesis(
-    wavs, vocoder: GriffinLimVocoder | None = None, **vocoder_kwargs
-) -> list[torch.Tensor]:
-    """Griffin-Lim of the true mel: the reference row of every table.
-
-    It separates what the vocoder loses from what a probed layer loses.
-
-    Arguments
-    ---------
-    wavs : list of 1-D tensors or arrays
-        Waveforms at the vocoder's sample rate.
-    vocoder : GriffinLimVocoder, optional
-        Built with ``vocoder_kwargs`` when not given.
-
-    Returns
-    -------
-    list of 1-D tensors, each as long as its input (up to one hop's rounding).
-
-    Example
-    -------
-    >>> out = copy_synthesis([torch.randn(4000) * 0.1], n_iter=2, device="cpu")
-    >>> out[0].shape
-    torch.Size([4000])
-    """
-    vocoder = vocoder or GriffinLimVocoder(**vocoder_kwargs)
-    mel = LogMelSpectrogram(vocoder.config).to(vocoder.device)
-    wavs = [torch.as_tensor(w, dtype=torch.float32).reshape(-1) for w in wavs]
-    out = []
-    for w in wavs:
-        feats = mel(w.to(vocoder.device).unsqueeze(0))
-        rebuilt = vocoder.synthesize(feats)[0]
-        # (T-1)*hop samples come back; pad the last fraction of a hop with zeros
-        full = torch.zeros(w.shape[0])
-        n = min(full.shape[0], rebuilt.shape[0])
-        full[:n] = rebuilt[:n]
-        out.append(full)
-    return out
-
-
-class HifiGanVocoder:
-    """A neural vocoder through SpeechBrain's ``HIFIGAN`` interface.
-
-    The HiFi-GAN must have been trained on the same mel settings (sample
-    rate, hop, number of mels) as the spectrograms it decodes. It receives
-    the natural log of the magnitude mel, ``log(clamp(mel, 1e-5))``, the input
-    format of SpeechBrain's HiFi-GAN recipes.
-
-    Arguments
-    ---------
-    source : str or path
-        Local directory with ``hyperparams.yaml`` and ``generator.ckpt``
-        (pretrained format), or a hub id (``speechbrain/tts-hifigan-...``).
-        A local path that does not exist is an error, never a download.
-    config : MelConfig or dict
-        The mel settings of the spectrograms to decode.
-    savedir : str, optional
-        Where a hub model is stored (defaults to the directory itself for a
-        local source).
-    device : str
-        Device to run on.
-    """
-
-    def __init__(self, source, config=None, savedir=None, device=None):
-        from speechbrain.inference.vocoders import HIFIGAN
-
-        if config is None:
-            config = MelConfig()
-        elif isinstance(config, dict):
-            config = MelConfig.from_dict(config)
-        self.config = config
-        source, local = resolve_source(source, what="HiFi-GAN vocoder")
-        if savedir is None:
-            savedir = source if local else None
-        device = str(device or _default_device())
-        self.model = HIFIGAN.from_hparams(
-            source=source, savedir=savedir, run_opts={"device": device}
-        )
-        self.device = torch.device(device)
-        ups = getattr(self.model.hparams, "upsample_factors", None)
-        if ups is None:
-            gen = self.model.hparams.generator
-            ups = [getattr(u, "conv", u).stride[0] for u in getattr(gen, "ups", [])]
-            ups = ups or None
-        if ups is not None and math.prod(ups) != config.hop_length:
-            raise ValueError(
-                f"HiFi-GAN upsamples by {math.prod(ups)} samples per frame but the "
-                f"mel hop is {config.hop_length}; use a HiFi-GAN trained on this "
-                "MelConfig"
-            )
-
-    def mel_to_input(self, mel: torch.Tensor) -> torch.Tensor:
-        """Normalised log-mel ``[B, T, n_mels]`` -> HiFi-GAN input ``[B, n_mels, T]``."""
-        db = self.config.denormalize_db(mel.float())
-        log_mel = db / 20.0 * math.log(10.0)
-        return log_mel.clamp(min=math.log(1e-5)).transpose(1, 2)
-
-    @torch.no_grad()
-    def synthesize(self, mel: torch.Tensor, lengths=None) -> list[torch.Tensor]:
-        """Waveforms (one per utterance, on CPU) of ``mel`` ``[B, T, n_mels]``."""
-        if mel.dim() == 2:
-            mel = mel.unsqueeze(0)
-        frames = frames_from_lengths(lengths, mel.shape[1])
-        if frames is None:
-            frames = torch.full((mel.shape[0],), mel.shape[1], dtype=torch.long)
-        wav = self.model.decode_batch(self.mel_to_input(mel).to(self.device))
-        wav = wav.squeeze(1).cpu()
-        hop = self.config.hop_length
-        # HiFi-GAN's inference pads the mel on both sides (replicate): drop the
-        # samples of the leading padding, then keep (frames - 1) hops like
-        # Griffin-Lim (a centred STFT of S samples has 1 + S // hop frames).
-        pad = getattr(self.model.hparams.generator, "inference_padding", 0) * hop
-        return [w[pad : pad + (n - 1) * hop] for w, n in zip(wav, frames.tolist())]
-
-    def __call__(self, mel, lengths=None):
-        """Padded waveforms ``[B, S]`` (on the CPU) and relative lengths."""
-        wavs = self.synthesize(mel, lengths)
-        return batch_pad_right([w.float().cpu() for w in wavs])

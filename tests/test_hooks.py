@@ -1,5 +1,7 @@
 """Forward hooks on frozen models: capture, removal, RNN unrolling, measuring."""
 
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -111,27 +113,42 @@ def test_stacked_rnn_unrolling_with_packed_input_and_capture():
     assert torch.all(cap["l0"][2, 2:] == 0)  # padding stays padding
 
 
-def test_capture_recomputes_only_the_inner_layers_it_needs(monkeypatch):
-    import speechbrain_probe.hooks as hooks
+def one_layer_rnns(rnn):
+    """The layers of a stacked RNN as separate one-layer modules of its class
+    holding its weights: PyTorch's own RNN as the reference."""
+    dirs = 2 if rnn.bidirectional else 1
+    singles = []
+    for i in range(rnn.num_layers):
+        single = type(rnn)(
+            rnn.input_size if i == 0 else rnn.hidden_size * dirs,
+            rnn.hidden_size,
+            batch_first=rnn.batch_first,
+            bidirectional=rnn.bidirectional,
+        )
+        own = re.compile(rf"_l{i}(?=$|_)")
+        single.load_state_dict(
+            {own.sub("_l0", k): v for k, v in rnn.state_dict().items() if own.search(k)}
+        )
+        singles.append(single.eval())
+    return singles
 
-    rnn = nn.GRU(5, 4, num_layers=3, batch_first=True).eval()
+
+def test_captured_inner_rnn_layers_equal_one_layer_rnns():
+    rnn = nn.GRU(5, 4, num_layers=3, batch_first=True, bidirectional=True).eval()
     x = torch.randn(2, 6, 5)
-    calls = []
-    twin = hooks._single_layer_twin
-    monkeypatch.setattr(
-        hooks, "_single_layer_twin", lambda r, i: calls.append(i) or twin(r, i)
-    )
     with torch.no_grad():
-        full = unroll_rnn(rnn, x)
-        calls.clear()
+        expected, h = [], x
+        for single in one_layer_rnns(rnn):
+            h = single(h)[0]
+            expected.append(h)
         with LayerCapture(rnn, ["l0"]) as cap:
             rnn(x)
-        assert calls == [0] and torch.allclose(cap["l0"], full[0])
-        calls.clear()
-        with LayerCapture(rnn, ["l1", "l2"]) as cap:
+        assert torch.allclose(cap["l0"], expected[0], atol=1e-6)
+        with LayerCapture(rnn, ["l2", "l1"]) as cap:
             out = rnn(x)[0]
-        assert calls == [0, 1]  # the top layer is the module's own output
-        assert torch.equal(cap["l2"], out) and torch.allclose(cap["l1"], full[1])
+    assert torch.allclose(cap["l1"], expected[1], atol=1e-6)
+    assert torch.equal(cap["l2"], out)  # the top layer is the module's own output
+    assert list(cap.outputs) == ["l1", "l2"]  # in the order the layers run
 
 
 def test_inner_rnn_layer_is_recomputed_from_weights_not_copied():

@@ -1,5 +1,6 @@
 """Frozen ASRs from local directories: SpeechBrain exports and HF encoders, offline."""
 
+import importlib.util
 import math
 import sys
 import textwrap
@@ -13,6 +14,7 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain_probe.frozen.hf_encoder import HFEncoderASR
 from speechbrain_probe.frozen.list_layers import main as list_layers_main
 from speechbrain_probe.frozen.load import load_asr
+from speechbrain_probe.frozen.source import check_local, is_hub_id, resolve_source
 from speechbrain_probe.vocabulary import ARCH_LAYERS
 from tests.recipe_scripts import PROBE_RECIPE as RECIPE
 from tests.recipe_scripts import load_recipe
@@ -58,9 +60,8 @@ EXPORT_YAML = textwrap.dedent(
 )
 
 
-@pytest.fixture
-def no_network(monkeypatch):
-    """Any attempt to reach a hub fails the test."""
+def refuse_downloads(monkeypatch):
+    """Make any attempt to reach a hub fail the test."""
     import huggingface_hub
 
     def refuse(*args, **kwargs):
@@ -72,6 +73,12 @@ def no_network(monkeypatch):
     )
 
 
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to reach a hub fails the test."""
+    refuse_downloads(monkeypatch)
+
+
 def make_export(directory: Path) -> Path:
     """A SpeechBrain pretrained-format directory of a tiny CTC encoder."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -80,6 +87,21 @@ def make_export(directory: Path) -> Path:
     hp = load_hyperpyyaml(EXPORT_YAML)
     torch.save(hp["encoder"].state_dict(), directory / "encoder.ckpt")
     return directory
+
+
+def probe_args(export, data, out, epochs=1) -> list[str]:
+    """train_probe.py's arguments: probe ``rnn1`` of ``export``, clean training."""
+    return [
+        str(RECIPE / "hparams" / "blstm3.yaml"),
+        "--skip_prep=True",
+        f"--asr_source={export}",
+        f"--data_folder={data}",
+        f"--output_folder={out}",
+        "--layers=[rnn1]",
+        "--noisy_training=False",
+        f"--number_of_epochs={epochs}",
+        "--batch_size=3",
+    ]
 
 
 def write_corpus(folder: Path, n=6) -> Path:
@@ -129,10 +151,52 @@ def test_missing_local_sources_never_reach_the_network(
             load_asr(bad)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "exported").mkdir()
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        load_asr("exported/vgg")  # its first folder exists here: local, not a hub id
     with pytest.raises(FileNotFoundError, match="neither hyperparams.yaml"):
         load_asr(tmp_path / "exported")
+
+
+def test_hub_ids_and_local_folders(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert is_hub_id("speechbrain/asr-crdnn-rnnlm-librispeech")
+    assert resolve_source("speechbrain/spkrec-ecapa-voxceleb") == (
+        "speechbrain/spkrec-ecapa-voxceleb",
+        False,
+    )
+    for local in ["./a/b", "/a/b", "~/a/b", "a/b/c", "a", Path("a/b")]:
+        assert not is_hub_id(local), local
+    with pytest.raises(ValueError, match="hub id, not a local directory"):
+        check_local("speechbrain/asr-crdnn-rnnlm-librispeech")
+    folder = tmp_path / "asr"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("")
+    assert check_local("asr") == folder.resolve()
+    assert resolve_source(folder, needs="") == (str(folder.resolve()), True)
+    with pytest.raises(FileNotFoundError, match="has no hyperparams.yaml"):
+        resolve_source(folder)
+    with pytest.raises(FileNotFoundError, match="is a file"):
+        resolve_source(folder / "notes.txt")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        check_local("missing")
+
+
+def load_ecapa(source):
+    from speechbrain_probe.metrics.speaker import ECAPAVerifier
+
+    return ECAPAVerifier(source, device="cpu")
+
+
+@pytest.mark.parametrize("load", [load_asr, load_ecapa], ids=["asr", "ecapa"])
+def test_owner_slash_name_under_an_existing_folder_is_a_missing_local_folder(
+    load, tmp_path, monkeypatch, no_network
+):
+    """``exported/vgg`` reads like a hub id, but ``exported/`` exists here: a
+    local folder that does not exist, never a download."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "exported").mkdir()
+    assert not is_hub_id("exported/vgg")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load("exported/vgg")
+    assert is_hub_id("elsewhere/vgg")  # without the folder: a hub id
 
 
 def test_cli_lists_layers(tmp_path, capsys, no_network):
@@ -149,18 +213,7 @@ def test_train_probe_recipe_on_local_export(tmp_path, no_network, monkeypatch):
     export = make_export(tmp_path / "asr")
     data = write_corpus(tmp_path / "data")
     out = tmp_path / "out"
-    argv = [
-        str(RECIPE / "hparams" / "blstm3.yaml"),
-        "--skip_prep=True",
-        f"--asr_source={export}",
-        f"--data_folder={data}",
-        f"--output_folder={out}",
-        "--layers=[rnn1]",
-        "--noisy_training=False",
-        "--number_of_epochs=1",
-        "--batch_size=3",
-        "--device=cpu",
-    ]
+    argv = [*probe_args(export, data, out), "--device=cpu"]
     monkeypatch.setattr(sys, "argv", ["train_probe.py", *argv])
     losses = recipe_main(argv)
     assert set(losses) == {"rnn1"} and 0 < losses["rnn1"] < 1
@@ -192,19 +245,8 @@ def test_train_probe_resumes_after_sigkill(tmp_path):
     out = tmp_path / "out"
 
     def command(epochs):
-        return [
-            sys.executable,
-            str(RECIPE / "train_probe.py"),
-            str(RECIPE / "hparams" / "blstm3.yaml"),
-            "--skip_prep=True",
-            f"--asr_source={export}",
-            f"--data_folder={data}",
-            f"--output_folder={out}",
-            "--layers=[rnn1]",
-            "--noisy_training=False",
-            f"--number_of_epochs={epochs}",
-            "--batch_size=3",
-        ]
+        script = str(RECIPE / "train_probe.py")
+        return [sys.executable, script, *probe_args(export, data, out, epochs)]
 
     def complete_checkpoints():
         return [c for c in (out / "save").glob("CKPT+*") if checkpoint_is_complete(c)]
@@ -279,11 +321,15 @@ def test_train_probe_names_the_command_that_makes_a_missing_asr(tmp_path):
 # Hugging Face encoders, built tiny and random with save_pretrained (no download)
 # --------------------------------------------------------------------------
 
-transformers = pytest.importorskip(
-    "transformers", reason="the hf extra is not installed"
+#: the Hugging Face tests need the hf extra; the rest of this module (and the
+#: modules importing its helpers) does not
+needs_hf = pytest.mark.skipif(
+    importlib.util.find_spec("transformers") is None,
+    reason="the hf extra is not installed",
 )
 
 
+@needs_hf
 @pytest.mark.parametrize("cls", ["Wav2Vec2", "Hubert"])
 def test_hf_ssl_encoder_layers(tmp_path, cls, no_network):
     asr = load_asr(tiny_wav2vec2(tmp_path / cls.lower(), cls))
@@ -304,6 +350,7 @@ def test_hf_ssl_encoder_layers(tmp_path, cls, no_network):
     assert asr.validate_layers(None) == ["cnn", "layer1", "layer2"]
 
 
+@needs_hf
 def test_whisper_padding_is_cut_and_long_audio_is_windowed(tmp_path, no_network):
     asr = load_asr(tiny_whisper(tmp_path / "whisper"))  # window: 100 mel frames = 1 s
     assert list(asr.layers) == ["cnn", "layer1", "layer2"]
@@ -325,35 +372,48 @@ def test_whisper_padding_is_cut_and_long_audio_is_windowed(tmp_path, no_network)
     assert int(source[-1]) == 37 and int(source[0]) == 0
 
 
-def test_probe_trains_on_hf_encoder_with_fractional_frame_rate(tmp_path, no_network):
+def train_probes_a_few_steps(asr, probes, steps=3):
+    """ProbeBrain on a handful of random utterances; the per-layer L1 losses."""
     from speechbrain.dataio.batch import PaddedBatch
     from speechbrain.utils.epoch_loop import EpochCounter
 
-    from speechbrain_probe.probe.brain import ProbeBrain, build_probes, reconstruct_mel
+    from speechbrain_probe.probe.brain import ProbeBrain
 
-    asr = load_asr(tiny_wav2vec2(tmp_path / "w2v"))
-    probes = build_probes(asr, ["layer1", "layer2"])
-    assert probes["layer1"].r == 2  # 1.6 target frames per hidden frame
     brain = ProbeBrain(
         asr,
-        ["layer1", "layer2"],
+        list(probes),
         modules=probes,
         opt_class=lambda p: torch.optim.Adam(p, lr=3e-3),
         run_opts={"device": "cpu"},
     )
     gen = torch.Generator().manual_seed(0)
     items = [
-        {"id": f"u{i}", "sig": 0.1 * torch.randn(6000 + 1000 * i, generator=gen)}
-        for i in range(4)
+        {"id": f"u{i}", "sig": 0.1 * torch.randn(6000 + 800 * i, generator=gen)}
+        for i in range(2 * steps)
     ]
     batches = torch.utils.data.DataLoader(items, batch_size=2, collate_fn=PaddedBatch)
-    brain.fit(EpochCounter(2), batches, batches)
-    assert all(math.isfinite(v) for v in brain.layer_losses().values())
-    batch = PaddedBatch(items[:2])
-    mels = reconstruct_mel(asr, probes, *batch.sig)
+    before = {n: p.clone() for n, p in probes.named_parameters()}
+    brain.fit(EpochCounter(1), batches, batches)
+    changed = any(not torch.equal(before[n], p) for n, p in probes.named_parameters())
+    assert changed, "the probes did not train"
+    return brain.layer_losses()
+
+
+@needs_hf
+def test_probe_trains_on_hf_encoder_with_fractional_frame_rate(tmp_path, no_network):
+    from speechbrain_probe.probe.brain import build_probes, reconstruct_mel
+
+    asr = load_asr(tiny_wav2vec2(tmp_path / "w2v"))
+    probes = build_probes(asr, ["layer1", "layer2"])
+    assert probes["layer1"].r == 2  # 1.6 target frames per hidden frame
+    losses = train_probes_a_few_steps(asr, probes)
+    assert all(math.isfinite(v) for v in losses.values())
+    wavs = 0.1 * torch.randn(2, 7000, generator=torch.Generator().manual_seed(1))
+    mels = reconstruct_mel(asr, probes, wavs, torch.tensor([1.0, 6 / 7]))
     assert mels["layer2"].shape == (2, 1 + 7000 // 200, 80)
 
 
+@needs_hf
 def test_whisper_trim_window_is_an_explicit_option(tmp_path, no_network):
     directory = tiny_whisper(tmp_path / "whisper")  # window: 1 s
     full = load_asr(directory)

@@ -20,6 +20,8 @@ from hyperpyyaml import load_hyperpyyaml
 
 from speechbrain_probe.frozen.list_layers import main as list_layers_main
 from speechbrain_probe.frozen.load import load_asr
+from tests.test_pretrained import refuse_downloads, train_probes_a_few_steps
+from tests.user_inputs import tiny_wav2vec2
 
 VOCAB = 24  # sentencepiece vocabulary = output_neurons
 
@@ -444,28 +446,27 @@ def _fit_normalizer(norm, n_mels: int):
     norm.eval()
 
 
-def build_crdnn(directory: Path) -> Path:
-    """``speechbrain/asr-crdnn-rnnlm-librispeech``, tiny and random."""
+def _build_with_tokenizer(directory: Path, template: str, normalizer: str) -> Path:
+    """A model of ``template`` with a sentencepiece tokenizer and a fitted
+    global ``normalizer``."""
     directory.mkdir(parents=True)
-    yaml = CRDNN_YAML.replace("@VOCAB@", str(VOCAB))
+    yaml = template.replace("@VOCAB@", str(VOCAB))
     (directory / "hyperparams.yaml").write_text(yaml)
     torch.manual_seed(0)
     hp = load_hyperpyyaml(yaml)
-    _fit_normalizer(hp["normalizer"], 20)
+    _fit_normalizer(hp[normalizer], 20)
     _save_loadables(hp, directory, _tokenizer_model(directory))
     return directory
+
+
+def build_crdnn(directory: Path) -> Path:
+    """``speechbrain/asr-crdnn-rnnlm-librispeech``, tiny and random."""
+    return _build_with_tokenizer(directory, CRDNN_YAML, "normalizer")
 
 
 def build_conformer(directory: Path) -> Path:
     """``speechbrain/asr-conformer-transformerlm-librispeech``, tiny and random."""
-    directory.mkdir(parents=True)
-    yaml = CONFORMER_YAML.replace("@VOCAB@", str(VOCAB))
-    (directory / "hyperparams.yaml").write_text(yaml)
-    torch.manual_seed(0)
-    hp = load_hyperpyyaml(yaml)
-    _fit_normalizer(hp["normalize"], 20)
-    _save_loadables(hp, directory, _tokenizer_model(directory))
-    return directory
+    return _build_with_tokenizer(directory, CONFORMER_YAML, "normalize")
 
 
 def build_wav2vec2(directory: Path) -> Path:
@@ -474,20 +475,8 @@ def build_wav2vec2(directory: Path) -> Path:
     transformers = pytest.importorskip("transformers")
     directory.mkdir(parents=True)
     hf = directory / "hf_wav2vec2"
-    config = transformers.Wav2Vec2Config(
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        conv_dim=(8, 8, 8, 8, 8, 8, 8),
-        num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=2,
-        feat_extract_norm="layer",
-        do_stable_layer_norm=True,
-        vocab_size=10,
-    )
     torch.manual_seed(0)
-    transformers.Wav2Vec2Model(config).save_pretrained(hf)
+    tiny_wav2vec2(hf, feat_extract_norm="layer", do_stable_layer_norm=True)
     transformers.Wav2Vec2FeatureExtractor(
         do_normalize=True, return_attention_mask=True
     ).save_pretrained(hf)
@@ -503,46 +492,10 @@ def build_wav2vec2(directory: Path) -> Path:
     return directory
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def no_network(monkeypatch):
-    """Any attempt to reach a hub fails the test."""
-    import huggingface_hub
-
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"network access attempted: {args} {kwargs}")
-
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", refuse)
-    monkeypatch.setattr(
-        "speechbrain.utils.fetching.huggingface_hub.hf_hub_download", refuse
-    )
-
-
-def train_probes_a_few_steps(asr, layers, steps=3):
-    """ProbeBrain on a handful of random utterances; the per-layer L1 losses."""
-    from speechbrain.dataio.batch import PaddedBatch
-    from speechbrain.utils.epoch_loop import EpochCounter
-
-    from speechbrain_probe.probe.brain import ProbeBrain, build_probes
-
-    probes = build_probes(asr, layers, n_highway=1)
-    brain = ProbeBrain(
-        asr,
-        layers,
-        modules=probes,
-        opt_class=lambda p: torch.optim.Adam(p, lr=3e-3),
-        run_opts={"device": "cpu"},
-    )
-    gen = torch.Generator().manual_seed(0)
-    items = [
-        {"id": f"u{i}", "sig": 0.1 * torch.randn(6000 + 800 * i, generator=gen)}
-        for i in range(2 * steps)
-    ]
-    batches = torch.utils.data.DataLoader(items, batch_size=2, collate_fn=PaddedBatch)
-    before = {n: p.clone() for n, p in probes.named_parameters()}
-    brain.fit(EpochCounter(1), batches, batches)
-    changed = any(not torch.equal(before[n], p) for n, p in probes.named_parameters())
-    assert changed, "the probes did not train"
-    return brain.layer_losses()
+    """Nothing here may reach a hub: the models load as a user's download would."""
+    refuse_downloads(monkeypatch)
 
 
 FAMILIES = {
@@ -585,9 +538,7 @@ FAMILIES = {
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
-def test_hub_family_loads_lists_layers_and_trains_a_probe(
-    family, tmp_path, no_network, capsys
-):
+def test_hub_family_loads_lists_layers_and_trains_a_probe(family, tmp_path, capsys):
     build, kind, expected = FAMILIES[family]
     directory = build(tmp_path / family)
     asr = load_asr(directory, device="cpu")
@@ -608,12 +559,15 @@ def test_hub_family_loads_lists_layers_and_trains_a_probe(
     assert f"# default layers (*): {' '.join(expected)}" in out
     # a layer's dotted module path stands for its name
     assert asr.check_layers([asr.layers[expected[0]]]) == expected[:1]
-    losses = train_probes_a_few_steps(asr, defaults[:1] + defaults[-1:])
+    from speechbrain_probe.probe.brain import build_probes
+
+    probes = build_probes(asr, defaults[:1] + defaults[-1:], n_highway=1)
+    losses = train_probes_a_few_steps(asr, probes)
     assert all(math.isfinite(v) for v in losses.values())
 
 
 def test_missing_checkpoint_is_named_before_the_model_is_built(
-    tmp_path, no_network, monkeypatch, capsys
+    tmp_path, monkeypatch, capsys
 ):
     from speechbrain.inference.ASR import EncoderDecoderASR
 
@@ -633,9 +587,7 @@ def test_missing_checkpoint_is_named_before_the_model_is_built(
     assert "lacks lm.ckpt" in capsys.readouterr().err
 
 
-def test_unknown_and_finer_than_mel_layers_are_refused_with_the_fix(
-    tmp_path, no_network
-):
+def test_unknown_and_finer_than_mel_layers_are_refused_with_the_fix(tmp_path):
     asr = load_asr(build_crdnn(tmp_path / "crdnn"), device="cpu")
     with pytest.raises(
         KeyError, match="unknown layer 'blstm7'; available: .*encoder-model-RNN-rnn-l0"

@@ -101,8 +101,9 @@ def tiny_whisper(directory: Path, max_source_positions=50) -> Path:
     return Path(directory)
 
 
-def tiny_wav2vec2(directory: Path, cls="Wav2Vec2") -> Path:
-    """A random wav2vec2 (or ``cls="Hubert"``, ...) with 2 transformer layers."""
+def tiny_wav2vec2(directory: Path, cls="Wav2Vec2", **settings) -> Path:
+    """A random wav2vec2 (or ``cls="Hubert"``, ...) with 2 transformer layers;
+    ``settings`` are more of its configuration (``feat_extract_norm``, ...)."""
     import transformers
 
     config = getattr(transformers, f"{cls}Config")(
@@ -114,6 +115,7 @@ def tiny_wav2vec2(directory: Path, cls="Wav2Vec2") -> Path:
         num_conv_pos_embeddings=16,
         num_conv_pos_embedding_groups=2,
         vocab_size=10,
+        **settings,
     )
     getattr(transformers, f"{cls}Model")(config).save_pretrained(directory)
     return Path(directory)

@@ -28,6 +28,8 @@ concatenated again.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import inspect
 import json
 import math
@@ -38,7 +40,7 @@ import torch
 from speechbrain_probe.extras import require_extra
 from speechbrain_probe.features import MelConfig
 from speechbrain_probe.frozen.interface import FrozenASR, Geometry
-from speechbrain_probe.hooks import LayerCapture, LayerReport
+from speechbrain_probe.hooks import LayerReport
 
 __all__ = ["HF_MODEL_TYPES", "WHISPER_WINDOWS", "HFEncoderASR", "whisper_encode"]
 
@@ -117,8 +119,6 @@ def whisper_encode(
 class HFEncoderASR(FrozenASR):
     """A Hugging Face speech encoder from a local ``save_pretrained`` directory.
 
-    Layers: ``cnn`` (convolutional front end) and ``layer1`` .. ``layerN``.
-
     Arguments
     ---------
     directory : str or path
@@ -127,9 +127,7 @@ class HFEncoderASR(FrozenASR):
     mel_config : MelConfig, optional
         Settings of the probe target.
     whisper_window : str
-        Whisper only: ``"full"`` (default) pads every window to the full 30 s
-        as Whisper was trained; ``"trim"`` encodes only as much of a window as
-        the audio needs (faster, hidden states differ; see the module notes).
+        Whisper only: ``"full"`` (default) or ``"trim"``; see the module notes.
     """
 
     kind = "huggingface"
@@ -199,14 +197,12 @@ class HFEncoderASR(FrozenASR):
     def geometry(self, name: str) -> Geometry:
         """Dim from the config; downsampling from the hop sizes, not measured."""
         self.check_layers([name])
-        hop_t = self.mel_config.hop_length
+        hop_t, hop = self.mel_config.hop_length, self.hidden_hop
         if self.is_whisper:
             # conv2 (stride 2) and every layer: frame k covers mel frames 2k, 2k+1
-            hop = self.extractor.hop_length * 2
             dim = self.config.d_model
             centre0 = self.extractor.hop_length * 0.5
         else:
-            hop = self.hidden_hop
             dim = self.config.conv_dim[-1] if name == "cnn" else self.config.hidden_size
             rf = 1
             for k, s in reversed(
@@ -219,44 +215,28 @@ class HFEncoderASR(FrozenASR):
     def report(self, name: str) -> LayerReport:
         """Geometry as a :class:`LayerReport` (time axis 2 for ``cnn``)."""
         geo = self.geometry(name)
-        conv_first = name == "cnn"
-        return LayerReport(
-            name,
-            self.layers[name],
-            "conv" if conv_first else "transformer layer",
-            (),
-            2 if conv_first else 1,
-            0,
-            geo.dim,
-            round(geo.downsample, 3),
-        )
+        kind, time_axis = ("conv", 2) if name == "cnn" else ("transformer layer", 1)
+        path, downsample = self.layers[name], round(geo.downsample, 3)
+        return LayerReport(name, path, kind, (), time_axis, 0, geo.dim, downsample)
 
     def measure(self, all_modules: bool = False) -> list[LayerReport]:
         """Layer reports, with shapes from a 1 s dummy input."""
         wavs = torch.randn(2, 16000) * 0.1
         states = self.hidden_states(wavs, torch.ones(2), list(self.layers))
         return [
-            LayerReport(
-                r.name,
-                r.path,
-                r.kind,
-                tuple(states[r.name].shape),
-                1,
-                0,
-                r.dim,
-                r.downsample,
+            dataclasses.replace(
+                self.report(n), shape=tuple(states[n].shape), time_axis=1
             )
-            for r in (self.report(n) for n in self.layers)
+            for n in self.layers
         ]
 
-    def _valid_frames(self, num_samples: torch.Tensor) -> torch.Tensor:
-        if self.is_whisper:
-            return (num_samples // self.extractor.hop_length + 1) // 2
-        return self.root._get_feat_extract_output_lengths(num_samples).long()
+    @staticmethod
+    def _sample_counts(wavs, wav_lens) -> torch.Tensor:
+        """Samples of each utterance of a padded batch (relative lengths)."""
+        return torch.round(wav_lens.float().cpu() * wavs.shape[1]).long()
 
     def _window_samples(self) -> int:
-        if not self.is_whisper:
-            return 0
+        """Samples of Whisper's window (30 s for the released models)."""
         frames = self.config.max_source_positions * 2
         return frames * self.extractor.hop_length
 
@@ -286,32 +266,30 @@ class HFEncoderASR(FrozenASR):
         window = self._window_samples()
         if self.whisper_window == "full":
             return window
-        step = 2 * self.extractor.hop_length  # one encoder frame
+        step = self.hidden_hop  # one encoder frame
         # at least half an STFT window of zeros after the audio: the last
         # frames then see zeros, as in a longer (or the full) window
         needed = longest + self.extractor.n_fft // 2
         return min(window, max(1, math.ceil(needed / step)) * step)
 
+    def _whisper_window(self, arrays) -> torch.Tensor:
+        """Encoder output of one window per array (each at most a window long):
+        trimmed, each attends only to its own length, so its frames do not
+        depend on the other utterances of the batch."""
+        longest = self._whisper_length(max(len(a) for a in arrays))
+        features = self._whisper_features(arrays, longest)
+        own = [self._whisper_length(len(a)) // self.hidden_hop for a in arrays]
+        return self._whisper_run(features, torch.tensor(own))
+
     def encode(self, wavs, wav_lens):
         """Run the encoder on one batch (Whisper: the first window of each)."""
-        sr = self.mel_config.sample_rate
-        lengths = torch.round(wav_lens.float().cpu() * wavs.shape[1]).long()
+        lengths = self._sample_counts(wavs, wav_lens)
         arrays = [w[: int(n)].float().cpu().numpy() for w, n in zip(wavs, lengths)]
         if self.is_whisper:
-            window = self._window_samples()
-            longest = min(int(lengths.max()), window)
-            features = self._whisper_features(arrays, self._whisper_length(longest))
-            own = torch.tensor(
-                [
-                    self._whisper_length(min(int(n), window))
-                    // (2 * self.extractor.hop_length)
-                    for n in lengths
-                ]
-            )
-            return self._whisper_run(features, own)
+            return self._whisper_window([a[: self._window_samples()] for a in arrays])
         feats = self.extractor(
             arrays,
-            sampling_rate=sr,
+            sampling_rate=self.mel_config.sample_rate,
             padding=True,
             return_tensors="pt",
             return_attention_mask=True,
@@ -343,16 +321,7 @@ class HFEncoderASR(FrozenASR):
                 wavs[b, start : start + n].float().cpu().numpy()
                 for b, start, n in group
             ]
-            features = self._whisper_features(
-                arrays, self._whisper_length(max(c[2] for c in group))
-            )
-            # trimmed: each window attends to its own length only, so its
-            # frames do not depend on the other utterances of the batch
-            own = torch.tensor(
-                [self._whisper_length(n) // (2 * hop) for _, _, n in group]
-            )
-            with LayerCapture(self.root, {n: self.layers[n] for n in names}) as cap:
-                self._whisper_run(features, own)
+            cap = self._capture(names, functools.partial(self._whisper_window, arrays))
             for i, (b, start, n) in enumerate(group):
                 valid = (n // hop + 1) // 2
                 frames[(b, start)] = {
@@ -377,21 +346,13 @@ class HFEncoderASR(FrozenASR):
         zeros for Whisper, the model's output on the padding for the others.
         """
         names = self.check_layers(names)
-        lengths = torch.round(wav_lens.float().cpu() * wavs.shape[1]).long()
-        self.root.eval()
+        lengths = self._sample_counts(wavs, wav_lens)
         if self.is_whisper:
-            with torch.no_grad():
-                return self._whisper_states(wavs, lengths, names)
-        with (
-            torch.no_grad(),
-            LayerCapture(self.root, {n: self.layers[n] for n in names}) as cap,
-        ):
-            self.encode(wavs, wav_lens)
-        max_frames = int(self._valid_frames(lengths).max())
-        out = {}
-        for n in names:
-            h = cap[n]
-            if n == "cnn":  # conv output is [B, C, T]
-                h = h.transpose(1, 2)
-            out[n] = h[:, :max_frames].float()
-        return out
+            return self._whisper_states(wavs, lengths, names)
+        cap = self._capture(names, lambda: self.encode(wavs, wav_lens))
+        valid = self.root._get_feat_extract_output_lengths(lengths)
+        return {
+            # the conv front end's output is [B, C, T]
+            n: (h.transpose(1, 2) if n == "cnn" else h)[:, : int(valid.max())].float()
+            for n, h in cap.items()
+        }

@@ -1,10 +1,14 @@
 """The interface every probed ASR offers: named layers read as frame sequences.
 
-:class:`FrozenASR` is the common base (layer names, geometry, hidden states
-under hooks); :class:`ModuleASR` wraps any ``torch.nn.Module`` called as
-``module(wavs, wav_lens)``. The SpeechBrain and Hugging Face wrappers live in
-:mod:`speechbrain_probe.frozen.sb_inference` and :mod:`speechbrain_probe.frozen.hf_encoder`;
-:func:`speechbrain_probe.frozen.load.load_asr` picks one for a source.
+:class:`FrozenASR` is the common base: :meth:`~FrozenASR.default_layers` (a
+model's top-level probe layers), :meth:`~FrozenASR.validate_layers` (names
+and geometry checked up front), :meth:`~FrozenASR.hidden_states`
+(``{layer: [B, T_h, D]}`` float tensors) and :meth:`~FrozenASR.geometry`
+(``D``, and ``downsample``: probe-target frames per hidden frame).
+:class:`ModuleASR` wraps any ``torch.nn.Module`` called as
+``module(wavs, wav_lens)``; the SpeechBrain and Hugging Face wrappers live in
+:mod:`speechbrain_probe.frozen.sb_inference` and
+:mod:`speechbrain_probe.frozen.hf_encoder`.
 """
 
 from __future__ import annotations
@@ -92,6 +96,13 @@ class FrozenASR:
     ):
         self.root = root
         self.layers = dict(layers)
+        for name, path in self.layers.items():
+            try:
+                resolve_module(root, path)
+            except KeyError as err:
+                raise KeyError(
+                    f"probe layer {name!r} of {source}: {err.args[0]}"
+                ) from None
         self.mel_config = mel_config
         self.source = str(source)
         self.device = "cpu"
@@ -173,14 +184,10 @@ class FrozenASR:
 
         Example
         -------
-        >>> class Net(nn.Module):
-        ...     def __init__(self):
-        ...         super().__init__()
-        ...         self.fine = nn.Conv1d(1, 4, 160, stride=80, padding=80)
-        ...         self.coarse = nn.Conv1d(4, 4, 4, stride=4)
-        ...     def forward(self, wavs, lens):
-        ...         return self.coarse(self.fine(wavs.unsqueeze(1)))
-        >>> asr = ModuleASR(Net(), {"fine": "fine", "coarse": "coarse"})
+        >>> fine = nn.Conv1d(1, 4, 160, stride=80, padding=80)
+        >>> coarse = nn.Conv1d(4, 4, 4, stride=4)
+        >>> net = nn.Sequential(nn.Unflatten(1, (1, -1)), fine, coarse)
+        >>> asr = ModuleASR(net, {"fine": "1", "coarse": "2"}, takes_lengths=False)
         >>> asr.validate_layers(["coarse"])
         ['coarse']
         >>> asr.validate_layers(["fine"])
@@ -282,15 +289,19 @@ class FrozenASR:
         """``{name: [B, T_h, D]}`` of one forward pass (no gradients)."""
         names = self.check_layers(names)
         reports = {n: self.report(n) for n in names}
-        self.root.eval()
-        with (
-            torch.no_grad(),
-            LayerCapture(self.root, {n: self.layers[n] for n in names}) as cap,
-        ):
-            self.encode(wavs, wav_lens)
+        outputs = self._capture(names, lambda: self.encode(wavs, wav_lens))
         return {
-            n: to_frames(cap[n], r.time_axis, r.batch_axis) for n, r in reports.items()
+            n: to_frames(outputs[n], r.time_axis, r.batch_axis)
+            for n, r in reports.items()
         }
+
+    def _capture(self, names, run) -> dict[str, torch.Tensor]:
+        """Outputs of the layers ``names`` in ``run()`` (eval mode, no gradients)."""
+        self.root.eval()
+        paths = {n: self.layers[n] for n in names}
+        with torch.no_grad(), LayerCapture(self.root, paths) as cap:
+            run()
+        return {n: cap[n] for n in names}
 
 
 class ModuleASR(FrozenASR):
@@ -315,7 +326,7 @@ class ModuleASR(FrozenASR):
     ...     def __init__(self):
     ...         super().__init__()
     ...         self.frames = nn.Conv1d(1, 8, 400, stride=200, padding=200)
-    ...     def forward(self, wavs, lens):
+    ...     def forward(self, wavs, lens):  # lengths unused here
     ...         return self.frames(wavs.unsqueeze(1))
     >>> asr = ModuleASR(Net(), {"conv": "frames"})
     >>> asr.geometry("conv")
@@ -331,11 +342,6 @@ class ModuleASR(FrozenASR):
     ):
         self.takes_lengths = takes_lengths
         super().__init__(module, layers, mel_config or MelConfig(), source)
-        for name, path in self.layers.items():
-            try:
-                resolve_module(module, path)
-            except KeyError as err:
-                raise KeyError(f"probe layer {name!r}: {err.args[0]}") from None
 
     def encode(self, wavs, wav_lens):
         """Call the module."""

@@ -1,7 +1,5 @@
-"""Load a frozen ASR and expose its probe-able layers as frame sequences.
-
-:func:`load_asr` picks, for a source, one of three wrappers of one interface
-(:class:`~speechbrain_probe.frozen.interface.FrozenASR`):
+"""Load a frozen ASR: :func:`load_asr` picks, for a source, one of the wrappers
+of :class:`~speechbrain_probe.frozen.interface.FrozenASR`.
 
 * SpeechBrain inference models (``EncoderASR``, ``EncoderDecoderASR``), from an
   exported local directory (our own ASR exports) or a hub id when online
@@ -12,18 +10,10 @@
 * any ``torch.nn.Module`` taking ``(wavs, wav_lens)``:
   :class:`~speechbrain_probe.frozen.interface.ModuleASR` (built directly).
 
-A source that looks like a local path (it exists, starts with ``/``, ``.`` or
-``~``, has more than one ``/``, or its first component is an existing folder)
-and does not exist is an error, never a network call; so is a local
+A local source (:func:`~speechbrain_probe.frozen.source.is_hub_id` says
+which) that does not exist is an error, never a network call; so is a local
 SpeechBrain directory that lacks a file its pretrainer loads (checked before
 the model is built).
-
-:meth:`FrozenASR.default_layers` gives a model's top-level probe layers and
-:meth:`FrozenASR.validate_layers` checks names and geometry up front.
-
-:meth:`FrozenASR.hidden_states` returns ``{layer: [B, T_h, D]}`` float tensors
-and :meth:`FrozenASR.geometry` each layer's ``(D, downsample)``, where
-``downsample`` is the number of 12.5 ms target frames per hidden frame.
 """
 
 from __future__ import annotations
@@ -38,10 +28,6 @@ from speechbrain_probe.frozen.sb_inference import SpeechBrainASR, check_pretrain
 from speechbrain_probe.frozen.source import check_local, is_hub_id
 
 __all__ = ["load_asr"]
-
-
-def _read_yaml_text(path: Path) -> str:
-    return path.read_text(encoding="utf-8") if path.exists() else ""
 
 
 def load_asr(
@@ -67,9 +53,7 @@ def load_asr(
         ``auto``, ``EncoderASR`` or ``EncoderDecoderASR``.
     whisper_window : str
         Whisper encoders only (other models ignore it): ``"full"`` (default)
-        pads each window to Whisper's 30 s as in training, ``"trim"`` encodes
-        only what the audio needs (several times cheaper for short audio,
-        hidden states differ); see :class:`HFEncoderASR`.
+        or ``"trim"``, see :mod:`~speechbrain_probe.frozen.hf_encoder`.
 
     Returns
     -------
@@ -97,7 +81,7 @@ def load_asr(
             )
         check_pretrainer_files(path)
         src, save = str(path.resolve()), str(savedir or path.resolve())
-        yaml_text = _read_yaml_text(path / "hyperparams.yaml")
+        yaml_text = (path / "hyperparams.yaml").read_text(encoding="utf-8")
     else:
         src = text
         save = str(savedir or Path("pretrained_models") / text.replace("/", "--"))

@@ -7,7 +7,7 @@ features, which the probe target then uses). Without ``probe_layers`` (the
 hub's own models) every submodule with a time axis is a layer, named by its
 path, and :meth:`SpeechBrainASR.default_layers` picks the top-level ones.
 
-:func:`missing_pretrainer_files` checks a local model directory against its
+:func:`check_pretrainer_files` checks a local model directory against its
 pretrainer before anything is built.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -22,19 +23,9 @@ import yaml
 
 from speechbrain_probe.features import MelConfig
 from speechbrain_probe.frozen.interface import FrozenASR
-from speechbrain_probe.hooks import (
-    LayerReport,
-    block_paths,
-    forward_order,
-    resolve_module,
-)
+from speechbrain_probe.hooks import LayerReport, block_paths, forward_order
 
-__all__ = [
-    "SpeechBrainASR",
-    "layer_name",
-    "missing_pretrainer_files",
-    "check_pretrainer_files",
-]
+__all__ = ["SpeechBrainASR", "layer_name", "check_pretrainer_files"]
 
 
 def layer_name(path: str) -> str:
@@ -75,8 +66,9 @@ def _construct_tagged(loader, suffix, node):
 _RawLoader.add_multi_constructor("!", _construct_tagged)
 
 
-def missing_pretrainer_files(directory) -> list[tuple[str, str]]:
-    r"""``(loadable, file)`` pairs a local model directory's pretrainer lacks.
+def check_pretrainer_files(directory) -> None:
+    r"""Raise ``FileNotFoundError`` naming every file a local model directory's
+    pretrainer lacks.
 
     Reads ``hyperparams.yaml`` without building the model: each loadable of
     ``pretrainer`` is read from ``<directory>/<name>.ckpt`` unless ``paths``
@@ -91,58 +83,40 @@ def missing_pretrainer_files(directory) -> list[tuple[str, str]]:
     ...     "pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer\n"
     ...     "    loadables:\n        model: !ref <model>\n        lm: !ref <model>\n")
     >>> _ = (d / "model.ckpt").write_bytes(b"")
-    >>> missing_pretrainer_files(d)
-    [('lm', 'lm.ckpt')]
+    >>> check_pretrainer_files(d)
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: model directory ... lacks lm.ckpt, which the pretrainer in its hyperparams.yaml loads (loadables: lm); ...
     """
     directory = Path(directory)
     text = (directory / "hyperparams.yaml").read_text(encoding="utf-8")
     try:
         hp = yaml.load(text, Loader=_RawLoader)
     except yaml.YAMLError:
-        return []  # SpeechBrain will report the syntax error itself
+        return  # SpeechBrain will report the syntax error itself
     pretrainer = hp.get("pretrainer") if isinstance(hp, dict) else None
     args = pretrainer.value if isinstance(pretrainer, _Tagged) else None
     if not isinstance(args, dict):
-        return []
+        return
     loadables = args.get("loadables") or {}
     paths = args.get("paths") or {}
-    missing = []
+    missing = {}
     for name in loadables if isinstance(loadables, dict) else []:
         given = paths.get(name) if isinstance(paths, dict) else None
         if given is None:
             if not (directory / f"{name}.ckpt").exists():
-                missing.append((str(name), f"{name}.ckpt"))
+                missing[str(name)] = f"{name}.ckpt"
         elif isinstance(given, str) and Path(given).is_absolute():
             if not Path(given).exists():
-                missing.append((str(name), given))
-    return missing
-
-
-def check_pretrainer_files(directory) -> None:
-    r"""Raise ``FileNotFoundError`` naming every file the pretrainer lacks.
-
-    Example
-    -------
-    >>> d = getfixture("tmp_path")
-    >>> _ = (d / "hyperparams.yaml").write_text(
-    ...     "pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer\n"
-    ...     "    loadables: {asr: !ref <asr>}\n")
-    >>> check_pretrainer_files(d)
-    Traceback (most recent call last):
-    ...
-    FileNotFoundError: model directory ... lacks asr.ckpt, which the pretrainer in its hyperparams.yaml loads (loadables: asr); ...
-    """
-    missing = missing_pretrainer_files(directory)
-    if not missing:
-        return
-    files = ", ".join(file for _, file in missing)
-    names = ", ".join(name for name, _ in missing)
-    raise FileNotFoundError(
-        f"model directory {str(directory)!r} lacks {files}, which the pretrainer "
-        f"in its hyperparams.yaml loads (loadables: {names}); copy the missing file(s) into that directory (from "
-        "the model's hub page or the export that made it), or, for a local "
-        "export, export the model again"
-    )
+                missing[str(name)] = given
+    if missing:
+        raise FileNotFoundError(
+            f"model directory {str(directory)!r} lacks {', '.join(missing.values())}, "
+            "which the pretrainer in its hyperparams.yaml loads (loadables: "
+            f"{', '.join(missing)}); copy the missing file(s) into that directory "
+            "(from the model's hub page or the export that made it), or, for a "
+            "local export, export the model again"
+        )
 
 
 logger = logging.getLogger(__name__)
@@ -163,25 +137,10 @@ class SpeechBrainASR(FrozenASR):
                 "%s declares no mel_config: the probe target uses the default MelConfig",
                 source,
             )
-            mel_config = MelConfig()
-        else:
-            mel_config = (
-                mel if isinstance(mel, MelConfig) else MelConfig.from_dict(dict(mel))
-            )
+        mel_config = MelConfig.of(dict(mel) if isinstance(mel, Mapping) else mel)
         self.declared_info = dict(hp.get("layer_info") or {})
-        root = pretrained.mods
-        if declared:
-            layers = {str(k): str(v) for k, v in dict(declared).items()}
-            for name, path in layers.items():
-                try:
-                    resolve_module(root, path)
-                except KeyError as err:
-                    raise KeyError(
-                        f"probe_layers[{name!r}] of {source}: {err.args[0]}"
-                    ) from None
-        else:
-            layers = {}
-        super().__init__(root, layers, mel_config, source)
+        layers = {str(k): str(v) for k, v in dict(declared or {}).items()}
+        super().__init__(pretrained.mods, layers, mel_config, source)
         self.device = str(pretrained.device)
         self.declared = bool(declared)
         self._defaults: list[str] | None = None

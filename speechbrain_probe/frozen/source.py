@@ -61,9 +61,8 @@ def resolve_source(
     Raises
     ------
     FileNotFoundError
-        ``source`` looks like a path (absolute, relative with ``./``, ``~``,
-        more than one ``/``) or is a ``Path`` and does not exist, or the
-        directory lacks ``needs``.
+        ``source`` is not a hub id (:func:`is_hub_id`) and does not exist, is
+        a file, or the directory lacks ``needs``.
 
     Example
     -------
