@@ -174,14 +174,10 @@ def condition_sort_key(condition: str) -> tuple:
         return (2, 0.0, str(condition))
 
 
-#: SNR ranges in dB (low, high) of the noise mixed into probe-training audio,
-#: by MUSAN category (Kaldi x-vector style); ``default`` for other categories.
-NOISE_SNR_RANGES = {
-    "noise": (0.0, 15.0),
-    "music": (5.0, 15.0),
-    "speech": (13.0, 20.0),
-    "default": (0.0, 20.0),
-}
+#: SNR ranges in dB (low, high) of the noise mixed into training audio, by
+#: noise category (the paper's, Kaldi x-vector style): the noise-robust ASR
+#: training and the probes' noisy training both draw from them.
+NOISE_SNR_RANGES = {"noise": (0.0, 15.0), "music": (5.0, 15.0), "speech": (13.0, 20.0)}
 #: Reference rows of every table: the input audio itself (under noise, the
 #: mixture the ASR heard) and Griffin-Lim copy synthesis of its true mel.
 REFERENCE_LAYERS = ("original", "copy_synthesis")
