@@ -16,12 +16,10 @@ from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.epoch_loop import EpochCounter
 
-from speechbrain_probe.probe.brain import (
-    ProbeBrain,
-    build_probes,
-    load_trained_probes,
-)
+from speechbrain_probe.probe.brain import ProbeBrain
 from speechbrain_probe.probe.early_stopping import LayerEarlyStopping
+from speechbrain_probe.probe.inference import load_trained_probes
+from speechbrain_probe.probe.model import build_probes
 from tests.test_probe import make_asr, make_data
 
 LAYERS = ["cnn", "blstm1"]
