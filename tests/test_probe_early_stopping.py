@@ -337,11 +337,7 @@ def test_early_stopping_under_ddp(tmp_path):
     from tests.test_evaluation import TINY
     from tests.test_pretrained import RECIPE, make_export
 
-    synthetic.PRESETS["tiny_es_ddp"] = TINY
-    try:
-        synthetic.build_corpus(tmp_path / "corpus", seed=5, preset="tiny_es_ddp")
-    finally:
-        synthetic.PRESETS.pop("tiny_es_ddp", None)
+    synthetic.build_corpus(tmp_path / "corpus", seed=5, preset="tiny", **TINY)
     out = tmp_path / "out"
     cmd = [
         str(Path(sys.executable).parent / "torchrun"),
