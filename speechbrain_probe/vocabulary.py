@@ -2,8 +2,8 @@
 
 A probed ASR model is an architecture x a training (:class:`ModelId`, named
 e.g. ``vgg_lstm_baseline``); each architecture has its paper layers in order
-(:data:`ARCH_LAYERS`); the input conditions are clean and three SNRs
-(:data:`CONDITIONS`, :data:`CONDITION_SNR_DB`); the reference rows of every
+(:data:`ARCH_LAYERS`); the input conditions are clean and four SNRs
+(:data:`CONDITIONS`, :func:`condition_snr_db`); the reference rows of every
 table are the input audio and its copy synthesis (:data:`REFERENCE_LAYERS`);
 layers sort with :func:`layer_sort_key`. Any condition ``snr<N>`` (e.g.
 ``snr5``, ``snr-5``) is input mixed with noise at N dB
@@ -31,7 +31,6 @@ __all__ = [
     "CONDITIONS",
     "PAPER_CONDITIONS",
     "CONDITION_NAMES",
-    "CONDITION_SNR_DB",
     "NOISE_SNR_RANGES",
     "condition_snr_db",
     "condition_label",
@@ -104,14 +103,6 @@ CONDITION_NAMES = {
     "snr10": "10 dB",
     "snr5": "5 dB",
     "snr0": "0 dB",
-}
-#: SNR of each condition's test input in dB (``None``: no noise added).
-CONDITION_SNR_DB = {
-    "clean": None,
-    "snr20": 20.0,
-    "snr10": 10.0,
-    "snr5": 5.0,
-    "snr0": 0.0,
 }
 _SNR_CONDITION = re.compile(r"snr(-?\d+(?:\.\d+)?)")
 
