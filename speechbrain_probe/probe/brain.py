@@ -652,28 +652,13 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
         super().on_fit_start()
         self._end_fit_if_all_stopped()
 
-    def fit(
-        self,
-        epoch_counter,
-        train_set,
-        valid_set=None,
-        progressbar=None,
-        train_loader_kwargs=None,
-        valid_loader_kwargs=None,
-    ):
+    def fit(self, epoch_counter, train_set, valid_set=None, **kwargs):
         """``sb.Brain.fit``; with early stopping, each probe's best state is
         then put back and saved in a final checkpoint (the one
         ``load_trained_probes`` and ``evaluate(min_key="loss")`` read)."""
         # loaders given as such; datasets are replaced by make_dataloader
         self._train_loader, self._valid_loader = train_set, valid_set
-        super().fit(
-            epoch_counter,
-            train_set,
-            valid_set,
-            progressbar=progressbar,
-            train_loader_kwargs=train_loader_kwargs or {},
-            valid_loader_kwargs=valid_loader_kwargs or {},
-        )
+        super().fit(epoch_counter, train_set, valid_set, **kwargs)
         if self.early_stopping is not None and not self.test_only:
             self._keep_best_states(epoch_counter.current)
 
