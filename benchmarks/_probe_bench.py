@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import math
 import os
-import sys
-from pathlib import Path
 
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from speechbrain_probe.features import ASRFeatures  # noqa: E402
-from speechbrain_probe.frozen.interface import FrozenASR, ModuleASR  # noqa: E402
-from speechbrain_probe.frozen.load import load_asr  # noqa: E402
+from speechbrain_probe.features import ASRFeatures
+from speechbrain_probe.frozen.interface import FrozenASR, ModuleASR
+from speechbrain_probe.frozen.load import load_asr
 
 # the recipe's sizes (recipes/Synthetic/ASR/CTC/hparams/vgg_lstm.yaml, blstm.yaml),
 # the smaller ones the recipes used before commit fbd03e0, and the paper's

@@ -47,7 +47,8 @@ from _probe_bench import make_asr, speech_batch, threads_note
 from speechbrain.dataio.batch import PaddedBatch
 
 from speechbrain_probe.features import LogMelSpectrogram
-from speechbrain_probe.probe.brain import ProbeBrain, build_probes
+from speechbrain_probe.probe.brain import ProbeBrain
+from speechbrain_probe.probe.model import build_probes
 
 RECIPE = (
     Path(__file__).resolve().parents[1] / "recipes" / "Synthetic" / "Probe" / "Highway"
@@ -85,7 +86,7 @@ def make_brain(asr, layers, opt_class=None, precision="fp32", prefetch=False):
     return brain
 
 
-def main():
+def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--asr_source", default=None)
     parser.add_argument("--arch", default="vgg_lstm", choices=["vgg_lstm", "blstm"])
@@ -120,21 +121,24 @@ def main():
     )
     parser.add_argument("--train_utts", type=int, default=48)
     parser.add_argument("--valid_utts", type=int, default=24)
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    return parser.parse_args()
 
-    asr = make_asr(args.asr_source, args.arch, args.size)
+
+def pick_layers(asr, args) -> list[str]:
+    """The layers of ``--layers``: the paper's of the architecture, all, or a list."""
     if args.layers == "paper":
         arch = args.arch
         if args.asr_source and hasattr(asr, "pretrained"):
             arch = getattr(asr.pretrained.hparams, "arch", arch)
-        layers = PAPER[arch]
-    elif args.layers == "all":
-        layers = list(asr.layers)
-    else:
-        layers = args.layers.split(",")
-    layers = asr.check_layers(layers)
+        return asr.check_layers(PAPER[arch])
+    if args.layers == "all":
+        return asr.check_layers(list(asr.layers))
+    return asr.check_layers(args.layers.split(","))
+
+
+def step_times(asr, layers, args, opt_class) -> dict:
+    """Milliseconds per training step, by clock (wall, cpu): the one-pass run
+    (``one``), each separate run (by layer), the mel target and ASR forward."""
     wavs, lens = speech_batch(args.batch, args.seconds)
     n = wavs.shape[1]
     batch = PaddedBatch(
@@ -144,7 +148,6 @@ def main():
         ]
     )
 
-    opt_class = recipe_optimizer()
     together = make_brain(asr, layers, opt_class, args.precision)
     alone = {
         name: make_brain(asr, [name], opt_class, args.precision) for name in layers
@@ -172,7 +175,13 @@ def main():
             with together.training_ctx:  # autocast under --precision bf16
                 timed("asr", lambda: asr.hidden_states(wavs, lens, layers))
     steps = args.steps * args.rounds
-    ms = {c: {k: v / steps * 1000 for k, v in d.items()} for c, d in spent.items()}
+    return {c: {k: v / steps * 1000 for k, v in d.items()} for c, d in spent.items()}
+
+
+def report(asr, layers, args, opt_class, ms) -> None:
+    """The table of step times and the verdict against the 0.8*L target."""
+    clocks = list(ms)
+    steps = args.steps * args.rounds
     L = len(layers)
     print(f"# {asr.describe()}")
     print(
@@ -224,6 +233,16 @@ def main():
             f"with A timed alone {a_p:.1f} (0.8*L needs >= {4 * L - 5}; "
             f"bound L(A+P)/(A+LP) = {bound:.2f}x)"
         )
+
+
+def main():
+    args = parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    asr = make_asr(args.asr_source, args.arch, args.size)
+    layers = pick_layers(asr, args)
+    opt_class = recipe_optimizer()
+    report(asr, layers, args, opt_class, step_times(asr, layers, args, opt_class))
     if args.runs:
         time_runs(asr, layers, args)
 

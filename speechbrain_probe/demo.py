@@ -39,7 +39,6 @@ from .pipeline import Stage, StageFailed, run_stages
 __all__ = [
     "main",
     "format_sizes",
-    "Stage",
     "plan_stages",
     "DemoSettings",
     "stage_env",

@@ -42,7 +42,6 @@ __all__ = [
     "TESTED_PYTHON",
     "Problem",
     "read_lock",
-    "lock_disagreements",
     "version_problems",
     "lock_problems",
     "load_problems",
@@ -251,52 +250,6 @@ def lock_problems(lock) -> list[Problem]:
                 )
             )
     return problems
-
-
-def lock_disagreements(requirements, pins: dict[str, str]):
-    """Where a lock and a package's requirements disagree.
-
-    Arguments
-    ---------
-    requirements : list of str
-        Requirement strings (``setup.py``'s ``install_requires`` and extras).
-    pins : dict
-        The lock, as :func:`read_lock` returns it.
-
-    Returns
-    -------
-    list of str
-        One line per disagreement (empty when they agree).
-
-    Example
-    -------
-    >>> lock = {"torch": "2.11.0", "torchaudio": "2.11.1", "numpy": "2.4.6"}
-    >>> for line in lock_disagreements(["torch>=2.5,<2.12", "torchaudio>=2.5,<2.11",
-    ...                                 "numpy<2", "tqdm>=4"], lock):
-    ...     print(line)
-    torchaudio: locked 2.11.1, outside 'torchaudio>=2.5,<2.11'
-    numpy: locked 2.4.6, outside 'numpy<2'
-    tqdm: required ('tqdm>=4') but not in the lock
-    torchaudio: locked 2.11.1 but torch is locked 2.11.0; they must be one release
-    """
-    from packaging.requirements import Requirement
-
-    lines = []
-    for text in requirements:
-        req = Requirement(text)
-        name = _normalise(req.name)
-        locked = pins.get(name)
-        if locked is None:
-            lines.append(f"{name}: required ({text!r}) but not in the lock")
-        elif not req.specifier.contains(locked, prereleases=True):
-            lines.append(f"{name}: locked {locked}, outside {text!r}")
-    torch, audio = pins.get("torch"), pins.get("torchaudio")
-    if torch and audio and torch != audio:
-        lines.append(
-            f"torchaudio: locked {audio} but torch is locked {torch}; "
-            "they must be one release"
-        )
-    return lines
 
 
 def _install(req) -> str:

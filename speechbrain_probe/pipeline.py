@@ -172,6 +172,119 @@ class _Running:
     handle: object = None
 
 
+def _check_stages(stages: list[Stage], lanes: int, log_dir) -> None:
+    """Refuse what :func:`run_stages` cannot run, before anything starts."""
+    if lanes < 1:
+        raise ValueError(f"lanes must be >= 1, got {lanes}")
+    names = [s.name for s in stages]
+    if len(set(names)) != len(names):
+        raise ValueError(f"stage names must be unique: {names}")
+    for s in stages:
+        unknown = [n for n in s.needs if n not in names]
+        if unknown:
+            raise ValueError(f"stage {s.name!r} needs unknown stage(s) {unknown}")
+    if lanes > 1 and log_dir is None:
+        raise ValueError("several lanes need a log_dir for the stages' output")
+
+
+class _Runner:
+    """The state of one :func:`run_stages` call: what is pending, running,
+    finished or failed, the minutes each took and the peak memory."""
+
+    def __init__(self, stages, lanes, log_dir, env, cwd, echo):
+        self.lanes, self.log_dir, self.echo = lanes, log_dir, echo
+        self.popen_kwargs = {"env": env, "cwd": cwd}
+        self.finished = {s.name for s in stages if s.done()}
+        for s in stages:
+            if s.name in self.finished:
+                echo(f"[done already] {s.name} ({s.done_marker})")
+        self.pending = [s for s in stages if s.name not in self.finished]
+        self.running: list[_Running] = []
+        self.failures: list[str] = []
+        self.minutes: dict[str, float] = {}
+        self.peak = 0 if os.path.isdir("/proc") else None  # memory is read from /proc
+        self.last_status = time.time()
+
+    def start(self, stage: Stage) -> None:
+        self.echo(f"\n[start] {stage.name}\n$ {shlex.join(stage.command)}")
+        log, handle = None, None
+        if self.lanes > 1:
+            log = Path(self.log_dir) / f"{stage.slug}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(log, "ab")
+            self.echo(f"  (output: {log})")
+        proc = subprocess.Popen(
+            stage.command,
+            stdout=handle,
+            stderr=subprocess.STDOUT if handle else None,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            **self.popen_kwargs,
+        )
+        self.running.append(_Running(stage, proc, time.time(), log, handle))
+
+    def start_ready(self) -> None:
+        """Start pending stages whose needs are done, in order, while lanes
+        are free (none after a failure)."""
+        for stage in list(self.pending):
+            if self.failures or len(self.running) >= self.lanes:
+                return
+            if all(n in self.finished for n in stage.needs):
+                self.pending.remove(stage)
+                self.start(stage)
+
+    def finish(self, run: _Running) -> None:
+        if run.handle is not None:
+            run.handle.close()
+        took = time.time() - run.started
+        code = run.proc.returncode
+        if code == 0 and run.stage.done():
+            self.minutes[run.stage.name] = took / 60
+            self.finished.add(run.stage.name)
+            self.echo(f"[finished] {run.stage.name} in {took / 60:.1f} min")
+            return
+        why = (
+            f"exit {code}"
+            if code != 0
+            else f"it ended without writing {run.stage.done_marker}"
+        )
+        where = f"; its log: {run.log}\n{_tail(run.log)}" if run.log else ""
+        self.failures.append(f"stage '{run.stage.name}' failed ({why}){where}")
+        self.echo(f"[failed] {run.stage.name} ({why})")
+
+    def poll(self) -> None:
+        """Sample the memory, then finish the stages that have ended."""
+        if self.peak is not None:
+            pids = [r.proc.pid for r in self.running]
+            self.peak = max(self.peak, tree_rss_bytes(pids) or 0)
+        for run in list(self.running):
+            if run.proc.poll() is not None:
+                self.running.remove(run)
+                self.finish(run)
+
+    def status(self, every_s: float) -> None:
+        """Each running stage's latest progress, every ``every_s`` seconds
+        (several lanes only: with one, the stage writes to the terminal)."""
+        if self.lanes == 1 or not self.running:
+            return
+        if time.time() - self.last_status < every_s:
+            return
+        self.last_status = time.time()
+        for run in self.running:
+            spent = (time.time() - run.started) / 60
+            self.echo(
+                f"  [{spent:4.1f} min] {run.stage.name}: {_last_progress(run.log)}"
+            )
+
+    def stop(self) -> None:
+        """After a Ctrl-C (the terminal sent SIGINT to the stages too): give
+        them time to stop."""
+        for run in self.running:
+            try:
+                run.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                run.proc.kill()
+
+
 def run_stages(
     stages: list[Stage],
     lanes: int = 1,
@@ -221,105 +334,22 @@ def run_stages(
     >>> sorted(out.minutes), (tmp / "b").exists()
     (['a', 'b'], True)
     """
-    if echo is None:
-        echo = _say
-    if lanes < 1:
-        raise ValueError(f"lanes must be >= 1, got {lanes}")
-    names = [s.name for s in stages]
-    if len(set(names)) != len(names):
-        raise ValueError(f"stage names must be unique: {names}")
-    for s in stages:
-        unknown = [n for n in s.needs if n not in names]
-        if unknown:
-            raise ValueError(f"stage {s.name!r} needs unknown stage(s) {unknown}")
-    if lanes > 1 and log_dir is None:
-        raise ValueError("several lanes need a log_dir for the stages' output")
-
-    finished = {s.name for s in stages if s.done()}
-    for s in stages:
-        if s.name in finished:
-            echo(f"[done already] {s.name} ({s.done_marker})")
-    pending = [s for s in stages if s.name not in finished]
-    running: list[_Running] = []
-    failures: list[str] = []
-    minutes: dict[str, float] = {}
-    peak = 0 if os.path.isdir("/proc") else None  # memory is read from /proc
-    last_status = time.time()
-
-    def start(stage: Stage) -> _Running:
-        echo(f"\n[start] {stage.name}\n$ {shlex.join(stage.command)}")
-        log, handle = None, None
-        if lanes > 1:
-            log = Path(log_dir) / f"{stage.slug}.log"
-            log.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(log, "ab")
-            echo(f"  (output: {log})")
-        proc = subprocess.Popen(
-            stage.command,
-            cwd=cwd,
-            env=env,
-            stdout=handle,
-            stderr=subprocess.STDOUT if handle else None,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-        )
-        return _Running(stage, proc, time.time(), log, handle)
-
-    def finish(run: _Running) -> None:
-        if run.handle is not None:
-            run.handle.close()
-        took = time.time() - run.started
-        code = run.proc.returncode
-        if code == 0 and run.stage.done():
-            minutes[run.stage.name] = took / 60
-            finished.add(run.stage.name)
-            echo(f"[finished] {run.stage.name} in {took / 60:.1f} min")
-            return
-        why = (
-            f"exit {code}"
-            if code != 0
-            else f"it ended without writing {run.stage.done_marker}"
-        )
-        where = f"; its log: {run.log}\n{_tail(run.log)}" if run.log else ""
-        failures.append(f"stage '{run.stage.name}' failed ({why}){where}")
-        echo(f"[failed] {run.stage.name} ({why})")
-
+    _check_stages(stages, lanes, log_dir)
+    runner = _Runner(stages, lanes, log_dir, env, cwd, echo or _say)
     try:
-        while pending or running:
-            if not failures:
-                for stage in list(pending):
-                    if len(running) >= lanes:
-                        break
-                    if all(n in finished for n in stage.needs):
-                        pending.remove(stage)
-                        running.append(start(stage))
-            if not running:
-                if failures:
+        while runner.pending or runner.running:
+            runner.start_ready()
+            if not runner.running:
+                if runner.failures:
                     break
-                blocked = ", ".join(s.name for s in pending)
+                blocked = ", ".join(s.name for s in runner.pending)
                 raise StageFailed(f"stages wait on stages that cannot run: {blocked}")
             time.sleep(poll_s)
-            if peak is not None:
-                peak = max(peak, tree_rss_bytes([r.proc.pid for r in running]) or 0)
-            for run in list(running):
-                if run.proc.poll() is not None:
-                    running.remove(run)
-                    finish(run)
-            if lanes > 1 and running and time.time() - last_status >= status_every_s:
-                last_status = time.time()
-                for run in running:
-                    spent = (time.time() - run.started) / 60
-                    echo(
-                        f"  [{spent:4.1f} min] {run.stage.name}: "
-                        f"{_last_progress(run.log)}"
-                    )
+            runner.poll()
+            runner.status(status_every_s)
     except KeyboardInterrupt:
-        # the terminal sent SIGINT to the stages too; give them time to stop
-        for run in running:
-            try:
-                run.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                run.proc.kill()
+        runner.stop()
         raise
-    if failures:
-        raise StageFailed("\n\n".join(failures))
-    return RunSummary(minutes, peak)
+    if runner.failures:
+        raise StageFailed("\n\n".join(runner.failures))
+    return RunSummary(runner.minutes, runner.peak)

@@ -2,8 +2,8 @@
 
 A probed ASR model is an architecture x a training (:class:`ModelId`, named
 e.g. ``vgg_lstm_baseline``); each architecture has its paper layers in order
-(:data:`ARCH_LAYERS`); the input conditions are clean and three SNRs
-(:data:`CONDITIONS`, :data:`CONDITION_SNR_DB`); the reference rows of every
+(:data:`ARCH_LAYERS`); the input conditions are clean and four SNRs
+(:data:`CONDITIONS`, :func:`condition_snr_db`); the reference rows of every
 table are the input audio and its copy synthesis (:data:`REFERENCE_LAYERS`);
 layers sort with :func:`layer_sort_key`. Any condition ``snr<N>`` (e.g.
 ``snr5``, ``snr-5``) is input mixed with noise at N dB
@@ -31,7 +31,6 @@ __all__ = [
     "CONDITIONS",
     "PAPER_CONDITIONS",
     "CONDITION_NAMES",
-    "CONDITION_SNR_DB",
     "NOISE_SNR_RANGES",
     "condition_snr_db",
     "condition_label",
@@ -105,14 +104,6 @@ CONDITION_NAMES = {
     "snr5": "5 dB",
     "snr0": "0 dB",
 }
-#: SNR of each condition's test input in dB (``None``: no noise added).
-CONDITION_SNR_DB = {
-    "clean": None,
-    "snr20": 20.0,
-    "snr10": 10.0,
-    "snr5": 5.0,
-    "snr0": 0.0,
-}
 _SNR_CONDITION = re.compile(r"snr(-?\d+(?:\.\d+)?)")
 
 
@@ -174,14 +165,10 @@ def condition_sort_key(condition: str) -> tuple:
         return (2, 0.0, str(condition))
 
 
-#: SNR ranges in dB (low, high) of the noise mixed into probe-training audio,
-#: by MUSAN category (Kaldi x-vector style); ``default`` for other categories.
-NOISE_SNR_RANGES = {
-    "noise": (0.0, 15.0),
-    "music": (5.0, 15.0),
-    "speech": (13.0, 20.0),
-    "default": (0.0, 20.0),
-}
+#: SNR ranges in dB (low, high) of the noise mixed into training audio, by
+#: noise category (the paper's, Kaldi x-vector style): the noise-robust ASR
+#: training and the probes' noisy training both draw from them.
+NOISE_SNR_RANGES = {"noise": (0.0, 15.0), "music": (5.0, 15.0), "speech": (13.0, 20.0)}
 #: Reference rows of every table: the input audio itself (under noise, the
 #: mixture the ASR heard) and Griffin-Lim copy synthesis of its true mel.
 REFERENCE_LAYERS = ("original", "copy_synthesis")

@@ -1,4 +1,4 @@
-"""Checkpoint selection: SpeechBrain's ``find_checkpoint`` picks as the old hand-written rule did."""
+"""Checkpoint selection: the complete checkpoint with the lowest loss, never a half-written one."""
 
 import json
 
@@ -7,23 +7,9 @@ import yaml
 from speechbrain.utils.checkpoints import Checkpointer
 
 from speechbrain_probe.checkpoints import (
-    checkpoint_is_complete,
     find_complete_checkpoint,
     mark_checkpoint_complete,
 )
-
-
-def old_selection(folder):
-    """The rule ``load_trained_probes`` hand-wrote before (commit 8cac91f)."""
-    ckpts = [c for c in sorted(folder.glob("CKPT+*")) if checkpoint_is_complete(c)]
-    if not ckpts:
-        return None
-
-    def meta(c):
-        path = c / "CKPT.yaml"
-        return yaml.safe_load(path.read_text()) if path.exists() else {}
-
-    return min(ckpts, key=lambda c: float(meta(c).get("loss", float("inf"))))
 
 
 def make_ckpt(folder, name, meta, complete=True, unixtime=0.0):
@@ -38,37 +24,39 @@ def make_ckpt(folder, name, meta, complete=True, unixtime=0.0):
     return ckpt
 
 
+# checkpoints (name, meta[, complete]) in the order saved -> the one picked
 LAYOUTS = {
-    "lowest loss wins": [
-        ("a", {"loss": 0.5}),
-        ("b", {"loss": 0.2}),
-        ("c", {"loss": 0.9}),
-    ],
-    "a half-written one with a lower loss is never picked": [
-        ("a", {"loss": 0.5}),
-        ("b", {"loss": 0.1}, False),
-        ("c", {"loss": 0.3}),
-    ],
-    "one without loss (intra-epoch) ranks last": [
-        ("a", {}),
-        ("b", {"loss": 0.7}),
-    ],
-    "only one without loss is still found": [("a", {})],
-    "only half-written ones: none": [("a", {"loss": 0.1}, False)],
-    "empty folder: none": [],
+    "lowest loss wins": (
+        [("a", {"loss": 0.5}), ("b", {"loss": 0.2}), ("c", {"loss": 0.9})],
+        "b",
+    ),
+    "a half-written one with a lower loss is never picked": (
+        [("a", {"loss": 0.5}), ("b", {"loss": 0.1}, False), ("c", {"loss": 0.3})],
+        "c",
+    ),
+    "one without loss (intra-epoch) ranks last": (
+        [("a", {}), ("b", {"loss": 0.7})],
+        "b",
+    ),
+    "among equal losses the most recent": (
+        [("a", {"loss": 0.2}), ("b", {"loss": 0.2}), ("c", {"loss": 0.4})],
+        "b",
+    ),
+    "only one without loss is still found": ([("a", {})], "a"),
+    "only half-written ones: none": ([("a", {"loss": 0.1}, False)], None),
+    "empty folder: none": ([], None),
 }
 
 
-@pytest.mark.parametrize("layout", LAYOUTS.values(), ids=LAYOUTS.keys())
-def test_find_complete_checkpoint_picks_as_the_old_rule(tmp_path, layout):
+@pytest.mark.parametrize("layout,picked", LAYOUTS.values(), ids=LAYOUTS.keys())
+def test_find_complete_checkpoint_picks_the_lowest_complete(tmp_path, layout, picked):
     for i, (name, meta, *complete) in enumerate(layout):
         make_ckpt(tmp_path, name, meta, *complete, unixtime=float(i))
-    # folders SpeechBrain and the old rule both ignore
+    # folders that are no checkpoints
     (tmp_path / "incomplete-CKPT+z").mkdir()
     (tmp_path / "notes.txt").write_text("x")
-    old = old_selection(tmp_path)
-    new = find_complete_checkpoint(tmp_path, "loss")
-    assert (new.path if new else None) == old
+    found = find_complete_checkpoint(tmp_path, "loss")
+    assert (found.path.name if found else None) == (picked and f"CKPT+{picked}")
 
 
 def test_half_written_probe_file_is_not_complete(tmp_path):
@@ -93,5 +81,4 @@ def test_real_checkpointer_saves_are_found(tmp_path):
     for loss in (0.3, 0.1, 0.2):
         mark_checkpoint_complete(ckpter.save_checkpoint(meta={"loss": loss}).path)
     ckpter.save_checkpoint(meta={"loss": 0.0})  # SpeechBrain's, never marked
-    best = find_complete_checkpoint(tmp_path, "loss")
-    assert best.meta["loss"] == 0.1 and best.path == old_selection(tmp_path)
+    assert find_complete_checkpoint(tmp_path, "loss").meta["loss"] == 0.1

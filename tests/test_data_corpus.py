@@ -11,18 +11,16 @@ import soundfile as sf
 from speechbrain_probe.data.audio import read_checked
 from speechbrain_probe.data.manifest import read_manifest
 from speechbrain_probe.data.noise import NOISE_CATEGORIES, measure_snr
-from speechbrain_probe.data.synthetic import build_corpus
+from speechbrain_probe.data.synthetic import PRESETS, build_corpus
 
+# every setting of a preset: 5/2/4 speakers, 3/2/3 utterances each, 2+2 noises
 SMALL = dict(
+    PRESETS["tiny"],
     num_train_speakers=5,
-    num_dev_speakers=2,
-    num_test_speakers=4,
     train_utts_per_speaker=3,
-    dev_utts_per_speaker=2,
     test_utts_per_speaker=3,
     num_train_noises=2,
     num_test_noises=2,
-    noise_seconds=3.0,
 )
 
 

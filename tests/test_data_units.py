@@ -1,5 +1,6 @@
 """Building blocks of the data package: mixing, sentences, speakers, eSpeak, noises, atomic writes."""
 
+import hashlib
 import re
 
 import numpy as np
@@ -77,6 +78,21 @@ def test_sentences_are_varied_real_and_normalised():
     assert len(vocabulary(5000)) > 1000
     assert SentenceGenerator(seed=0).sentences(5) == sents[:5]
     assert SentenceGenerator(seed=1).sentences(5) != sents[:5]
+
+
+def test_seeded_sentences_stay_the_same():
+    """The built-in corpus must stay byte for byte: its sentences for a seed
+    may not change (not by renaming, adding or reordering a template either)."""
+    first = SentenceGenerator(seed=0).sentences(300)
+    assert first[:2] == [
+        "THERE IS A NEW WHALE ABOVE THEIR COTTAGES",
+        "MARY'S WHALE WAS THROUGH HER GOOSE",
+    ]
+    digest = hashlib.sha256("\n".join(first).encode()).hexdigest()
+    assert digest[:16] == "32505112d23fa8f9"
+    short = SentenceGenerator(seed=7, min_words=5, max_words=9).sentences(300)
+    digest = hashlib.sha256("\n".join(short).encode()).hexdigest()
+    assert digest[:16] == "11042992d2060345"
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,6 @@ from speechbrain_probe.environment import (
     PROJECT,
     check_environment,
     load_problems,
-    lock_disagreements,
     lock_problems,
     read_lock,
     version_problems,
@@ -36,6 +35,30 @@ def _setup_requirements() -> list[str]:
     """install_requires and every extra of setup.py, from the installed
     project's metadata (markers dropped: the lock is one platform's)."""
     return sorted({r.split(";")[0].strip() for r in metadata.requires(PROJECT)})
+
+
+def lock_disagreements(requirements, pins: dict[str, str]) -> list[str]:
+    """One line per requirement the lock ``pins`` misses or falls outside,
+    and one where it locks torch and torchaudio at different releases."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    lines = []
+    for text in requirements:
+        req = Requirement(text)
+        name = canonicalize_name(req.name)
+        locked = pins.get(name)
+        if locked is None:
+            lines.append(f"{name}: required ({text!r}) but not in the lock")
+        elif not req.specifier.contains(locked, prereleases=True):
+            lines.append(f"{name}: locked {locked}, outside {text!r}")
+    torch, audio = pins.get("torch"), pins.get("torchaudio")
+    if torch and audio and torch != audio:
+        lines.append(
+            f"torchaudio: locked {audio} but torch is locked {torch}; "
+            "they must be one release"
+        )
+    return lines
 
 
 def _requirement(requirements, name):

@@ -46,25 +46,18 @@ def test_a_second_demo_on_the_same_results_refuses_and_does_nothing(tmp_path):
     assert not (tmp_path / "data").exists()  # not even the corpus was started
 
 
-def test_lock_is_the_same_flock_as_the_hand_written_one_before(tmp_path):
-    """``filelock`` locks ``folder/.lock`` with ``fcntl.flock``, as the old code did:
-    a lock taken the old way keeps the new one out, and the other way round."""
-    import fcntl
-
+def test_lock_is_exclusive_and_released_on_exit(tmp_path):
+    """While the lock is held, a second taker that may not wait is refused
+    with a message naming the folder; once released, it can be taken again."""
     import pytest
 
     from speechbrain_probe.data.locks import FolderBusy
 
     folder = tmp_path / "shared"
-    folder.mkdir()
-    with open(folder / ".lock", "a") as old:  # the old implementation's lock
-        fcntl.flock(old, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with folder_lock(folder, "test files", wait=False):
         with pytest.raises(FolderBusy, match=r"another process is using .*shared"):
             with folder_lock(folder, "test files", wait=False):
                 pass
-        fcntl.flock(old, fcntl.LOCK_UN)
-        with folder_lock(folder, "test files", wait=False):
-            with pytest.raises(BlockingIOError):
-                fcntl.flock(old, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        fcntl.flock(old, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released on exit
+    with folder_lock(folder, "test files", wait=False):
+        pass
     assert sorted(p.name for p in folder.iterdir()) == [".lock"]

@@ -221,7 +221,7 @@ def test_train_probe_recipe_on_local_export(tmp_path, no_network, monkeypatch):
     assert table[0].startswith("asr_source,layer,path") and ",rnn1," in table[1]
     assert list((out / "save").glob("CKPT+*/probe_identity.ckpt"))
     # the same output folder with another layer is refused, not silently mixed
-    from speechbrain_probe.probe.brain import ProbeMismatchError
+    from speechbrain_probe.probe.identity import ProbeMismatchError
 
     with pytest.raises(ProbeMismatchError, match="holds layers"):
         recipe_main([*argv[:-5], "--layers=[rnn2]", *argv[-4:]])
@@ -401,7 +401,8 @@ def train_probes_a_few_steps(asr, probes, steps=3):
 
 @needs_hf
 def test_probe_trains_on_hf_encoder_with_fractional_frame_rate(tmp_path, no_network):
-    from speechbrain_probe.probe.brain import build_probes, reconstruct_mel
+    from speechbrain_probe.probe.inference import reconstruct_mel
+    from speechbrain_probe.probe.model import build_probes
 
     asr = load_asr(tiny_wav2vec2(tmp_path / "w2v"))
     probes = build_probes(asr, ["layer1", "layer2"])

@@ -13,17 +13,14 @@ from torch import nn
 
 from speechbrain_probe.features import HIFIGAN_MEL, ASRFeatures, LogMelSpectrogram
 from speechbrain_probe.frozen.interface import ModuleASR
-from speechbrain_probe.probe.brain import (
-    HiddenStateCache,
-    ProbeBrain,
+from speechbrain_probe.probe.brain import HiddenStateCache, ProbeBrain
+from speechbrain_probe.probe.identity import (
     ProbeIdentity,
     ProbeMismatchError,
-    build_probes,
-    load_trained_probes,
     probe_target_config,
-    reconstruct_mel,
 )
-from speechbrain_probe.probe.model import FrameAligner, HighwayProbe
+from speechbrain_probe.probe.inference import load_trained_probes, reconstruct_mel
+from speechbrain_probe.probe.model import FrameAligner, HighwayProbe, build_probes
 
 
 class FrameLayer(nn.Module):

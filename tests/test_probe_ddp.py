@@ -17,11 +17,7 @@ from tests.test_pretrained import RECIPE, make_export
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("probe_ddp")
-    synthetic.PRESETS["tiny_ddp"] = TINY
-    try:
-        synthetic.build_corpus(root / "corpus", seed=5, preset="tiny_ddp")
-    finally:
-        synthetic.PRESETS.pop("tiny_ddp", None)
+    synthetic.build_corpus(root / "corpus", seed=5, preset="tiny", **TINY)
     return root / "corpus", make_export(root / "asr")
 
 

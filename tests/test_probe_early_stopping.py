@@ -16,12 +16,10 @@ from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.epoch_loop import EpochCounter
 
-from speechbrain_probe.probe.brain import (
-    ProbeBrain,
-    build_probes,
-    load_trained_probes,
-)
+from speechbrain_probe.probe.brain import ProbeBrain
 from speechbrain_probe.probe.early_stopping import LayerEarlyStopping
+from speechbrain_probe.probe.inference import load_trained_probes
+from speechbrain_probe.probe.model import build_probes
 from tests.test_probe import make_asr, make_data
 
 LAYERS = ["cnn", "blstm1"]
@@ -339,11 +337,7 @@ def test_early_stopping_under_ddp(tmp_path):
     from tests.test_evaluation import TINY
     from tests.test_pretrained import RECIPE, make_export
 
-    synthetic.PRESETS["tiny_es_ddp"] = TINY
-    try:
-        synthetic.build_corpus(tmp_path / "corpus", seed=5, preset="tiny_es_ddp")
-    finally:
-        synthetic.PRESETS.pop("tiny_es_ddp", None)
+    synthetic.build_corpus(tmp_path / "corpus", seed=5, preset="tiny", **TINY)
     out = tmp_path / "out"
     cmd = [
         str(Path(sys.executable).parent / "torchrun"),

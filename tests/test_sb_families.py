@@ -559,7 +559,7 @@ def test_hub_family_loads_lists_layers_and_trains_a_probe(family, tmp_path, caps
     assert f"# default layers (*): {' '.join(expected)}" in out
     # a layer's dotted module path stands for its name
     assert asr.check_layers([asr.layers[expected[0]]]) == expected[:1]
-    from speechbrain_probe.probe.brain import build_probes
+    from speechbrain_probe.probe.model import build_probes
 
     probes = build_probes(asr, defaults[:1] + defaults[-1:], n_highway=1)
     losses = train_probes_a_few_steps(asr, probes)

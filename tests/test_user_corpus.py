@@ -103,16 +103,10 @@ def test_any_rate_and_channel_count_becomes_16k_mono_and_is_prepared_once(
     )
     noises = _manifest(folder, "n.csv", [("n1", str(noise))], header="ID,wav")
     out = folder / "prep"
+    settings = dict(noise_csv=noises, snrs=[5, -5], max_test_seconds=1.0)
     with caplog.at_level("WARNING"):
         first = prepare_user_corpus(
-            out,
-            manifest,
-            manifest,
-            manifest,
-            noise_csv=noises,
-            snrs=[5, -5],
-            max_test_seconds=1.0,
-            progress=False,
+            out, manifest, manifest, manifest, progress=False, **settings
         )
     assert first["conditions"] == ["clean", "snr5", "snr-5"]
     assert (
@@ -126,19 +120,10 @@ def test_any_rate_and_channel_count_becomes_16k_mono_and_is_prepared_once(
     assert (out / "test_snr-5.csv").is_file() and (out / "noise_test.csv").is_file()
     # a second call changes nothing; other inputs in the same folder are refused
     stamp = (out / "test_audio" / "u1.wav").stat().st_mtime_ns
-    assert (
-        prepare_user_corpus(
-            out,
-            manifest,
-            manifest,
-            manifest,
-            noise_csv=noises,
-            snrs=[5, -5],
-            max_test_seconds=1.0,
-            progress=False,
-        )
-        == first
+    again = prepare_user_corpus(
+        out, manifest, manifest, manifest, progress=False, **settings
     )
+    assert again == first
     assert (out / "test_audio" / "u1.wav").stat().st_mtime_ns == stamp
     with pytest.raises(
         ManifestError, match="prepared from other manifests or settings"

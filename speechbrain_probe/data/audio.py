@@ -2,12 +2,16 @@
 
 Reads use ``soundfile`` (never ``torchaudio.load``). :func:`read_checked`
 raises :class:`AudioError` naming the file and the fix when a file is
-unreadable, empty, not mono or not at the expected rate.
+unreadable, empty, not mono or not at the expected rate. Corpus preparation
+skips the unreadable or empty files of a corpus (:func:`usable_duration`, then
+one warning listing them all, :func:`warn_skipped`) but stops at one in the
+wrong format: the whole corpus then needs converting.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +25,8 @@ __all__ = [
     "write_wav",
     "read_checked",
     "check_audio_info",
+    "usable_duration",
+    "warn_skipped",
 ]
 
 
@@ -104,3 +110,42 @@ def read_checked(path: str | os.PathLike, sample_rate: int = 16000) -> np.ndarra
             f"cannot decode audio file {path}: {err}; replace or re-extract the file"
         ) from err
     return wav
+
+
+def usable_duration(path, sample_rate: int, skipped: list[str]) -> float | None:
+    """The duration of ``path``, or None for an unreadable or empty file (its
+    reason then goes to ``skipped``); audio in the wrong format raises
+    :class:`AudioFormatError` (fix the corpus, do not skip it).
+
+    Example
+    -------
+    >>> tmp, skipped = getfixture("tmp_path"), []
+    >>> usable_duration(write_wav(tmp / "ok.wav", np.zeros(800)), 16000, skipped)
+    0.05
+    >>> _ = (tmp / "bad.wav").write_bytes(b"not audio")
+    >>> usable_duration(tmp / "bad.wav", 16000, skipped), len(skipped)
+    (None, 1)
+    >>> skipped[0].startswith(f"{tmp / 'bad.wav'} (cannot read audio file")
+    True
+    """
+    try:
+        return check_audio_info(path, sample_rate)
+    except AudioFormatError:
+        raise
+    except AudioError as err:
+        skipped.append(f"{path} ({str(err).split(';')[0]})")
+        return None
+
+
+def warn_skipped(what: str, skipped: list[str]) -> None:
+    """One warning listing every skipped file (none without any).
+
+    Example
+    -------
+    >>> import pytest
+    >>> with pytest.warns(UserWarning, match="MUSAN: skipped 1 file.*\\n  a.wav"):
+    ...     warn_skipped("MUSAN: skipped {} file(s)", ["a.wav (empty)"])
+    """
+    if skipped:
+        message = what.format(len(skipped)) + ":\n  " + "\n  ".join(skipped)
+        warnings.warn(message, stacklevel=3)

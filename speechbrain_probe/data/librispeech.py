@@ -15,12 +15,11 @@ skipped, and all skipped files are listed in one warning; audio that is not
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 from tqdm import tqdm
 
-from .audio import AudioError, AudioFormatError, check_audio_info
+from .audio import usable_duration, warn_skipped
 from .manifest import write_manifest
 
 __all__ = ["prepare_librispeech", "DEFAULT_SPLITS"]
@@ -129,12 +128,8 @@ def prepare_librispeech(
                 if not flac.is_file():
                     skipped.append(f"{flac} (listed in {trans.name}, file missing)")
                     continue
-                try:
-                    duration = check_audio_info(flac, sample_rate)
-                except AudioFormatError:
-                    raise  # a whole corpus in the wrong format: fix, do not skip
-                except AudioError as err:
-                    skipped.append(f"{flac} ({str(err).split(';')[0]})")
+                duration = usable_duration(flac, sample_rate, skipped)
+                if duration is None:
                     continue
                 rows.append(
                     {
@@ -145,12 +140,7 @@ def prepare_librispeech(
                         "wrd": words,
                     }
                 )
-        if skipped:
-            warnings.warn(
-                f"{split}: skipped {len(skipped)} utterance(s):\n  "
-                + "\n  ".join(skipped),
-                stacklevel=2,
-            )
+        warn_skipped(f"{split}: skipped {{}} utterance(s)", skipped)
         if not rows:
             raise ValueError(
                 f"no usable utterances in {split_dir}; check the files above"

@@ -36,6 +36,14 @@ from .noisy import build_noisy_test_sets, snr_condition
 __all__ = ["prepare_probe_data", "prepare_test_conditions"]
 
 
+def _musan(musan_folder, save_folder, seed, num_babble, progress) -> dict:
+    """MUSAN's manifests (and babble), the same for both steps and, with the
+    ASR recipe's seed and ``num_babble``, the same as the ASR models had."""
+    return prepare_musan(
+        musan_folder, save_folder, seed=seed, num_babble=num_babble, progress=progress
+    )
+
+
 def prepare_probe_data(
     librispeech_folder: str | os.PathLike,
     musan_folder: str | os.PathLike,
@@ -100,13 +108,7 @@ def prepare_probe_data(
             splits=[train_split, valid_split],
             progress=progress,
         )
-        noises = prepare_musan(
-            musan_folder,
-            save_folder,
-            seed=musan_seed,
-            num_babble=num_babble,
-            progress=progress,
-        )
+        noises = _musan(musan_folder, save_folder, musan_seed, num_babble, progress)
     return {
         "train": splits[train_split],
         "valid": splits[valid_split],
@@ -187,13 +189,7 @@ def prepare_test_conditions(
         clean = prepare_librispeech(
             librispeech_folder, save_folder, splits=[test_split], progress=progress
         )[test_split]
-        noises = prepare_musan(
-            musan_folder,
-            save_folder,
-            seed=musan_seed,
-            num_babble=num_babble,
-            progress=progress,
-        )
+        noises = _musan(musan_folder, save_folder, musan_seed, num_babble, progress)
         noisy = build_noisy_test_sets(
             clean,
             noises["noise_test"],

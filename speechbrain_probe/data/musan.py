@@ -21,19 +21,12 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from .audio import (
-    AudioError,
-    AudioFormatError,
-    check_audio_info,
-    read_checked,
-    write_wav,
-)
+from .audio import read_checked, usable_duration, warn_skipped, write_wav
 from .manifest import write_manifest
 from .noise import NOISE_CATEGORIES, NOISE_FIELDS, make_babble
 
@@ -56,6 +49,69 @@ def _find_root(musan_folder: Path) -> Path:
             "extracted musan/ folder"
         )
     return musan_folder
+
+
+def _split_category(root, cat, rng, test_fraction, sample_rate, skipped, progress):
+    """The rows of one category's usable files, by split (train, test)."""
+    cat_dir = root / cat
+    files = sorted(cat_dir.rglob("*.wav")) if cat_dir.is_dir() else []
+    if not files:
+        raise FileNotFoundError(
+            f"no .wav files under {cat_dir}; expected {root}/{cat}/<source>/*.wav "
+            "(re-extract musan.tar.gz or drop the category from `categories`)"
+        )
+    good = []
+    for path in tqdm(files, desc=f"checking musan/{cat}", disable=not progress):
+        duration = usable_duration(path, sample_rate, skipped)
+        if duration is not None:
+            good.append((path, duration))
+    if not good:
+        raise ValueError(f"no readable audio under {cat_dir}; see the warning above")
+    order = rng.permutation(len(good))
+    n_test = max(1, math.ceil(test_fraction * len(good))) if len(good) > 1 else 0
+    split_of = {
+        int(i): ("test" if k < n_test else "train") for k, i in enumerate(order)
+    }
+    rows = {"train": [], "test": []}
+    for i, (path, duration) in enumerate(good):
+        rel = path.relative_to(root).with_suffix("")
+        rows[split_of[i]].append(
+            {
+                "ID": "musan_" + "_".join(rel.parts),
+                "duration": f"{duration:.4f}",
+                "wav": str(path.resolve()),
+                "category": cat,
+            }
+        )
+    return rows
+
+
+def _babble_rows(speech, split, save_folder, num_babble, seconds, seed, sr, progress):
+    """Rows of ``num_babble`` babble files of 3-7 of a split's ``speech`` rows."""
+    if len(speech) < 2:
+        raise ValueError(
+            f"babble for {split} needs at least 2 speech files, found "
+            f"{len(speech)}; lower test_fraction or set num_babble=0"
+        )
+    babble = []
+    n = int(seconds * sr)
+    for k in tqdm(range(num_babble), desc=f"babble {split}", disable=not progress):
+        path = save_folder / "babble" / f"{split}_babble_{k:04d}.wav"
+        b_rng = np.random.default_rng([seed, k, 0 if split == "train" else 1])
+        if not path.is_file():
+            count = min(len(speech), int(b_rng.integers(3, 8)))
+            picks = b_rng.permutation(len(speech))[:count]
+            utts = [read_checked(speech[j]["wav"], sr) for j in picks]
+            write_wav(path, make_babble(utts, n, b_rng), sr)
+        babble.append(
+            {
+                "ID": f"musan_babble_{split}_{k:04d}",
+                "duration": f"{n / sr:.4f}",
+                "wav": str(path.resolve()),
+                "category": "speech",
+            }
+        )
+    return babble
 
 
 def prepare_musan(
@@ -130,77 +186,27 @@ def prepare_musan(
     root = _find_root(Path(musan_folder))
     rng = np.random.default_rng(seed)
     rows: dict[str, list[dict]] = {"train": [], "test": []}
-    skipped = []
+    skipped: list[str] = []
     for cat in categories:
-        cat_dir = root / cat
-        files = sorted(cat_dir.rglob("*.wav")) if cat_dir.is_dir() else []
-        if not files:
-            raise FileNotFoundError(
-                f"no .wav files under {cat_dir}; expected {root}/{cat}/<source>/*.wav "
-                "(re-extract musan.tar.gz or drop the category from `categories`)"
-            )
-        good = []
-        for path in tqdm(files, desc=f"checking musan/{cat}", disable=not progress):
-            try:
-                duration = check_audio_info(path, sample_rate)
-            except AudioFormatError:
-                raise
-            except AudioError as err:
-                skipped.append(f"{path} ({str(err).split(';')[0]})")
-                continue
-            good.append((path, duration))
-        if not good:
-            raise ValueError(
-                f"no readable audio under {cat_dir}; see the warning above"
-            )
-        order = rng.permutation(len(good))
-        n_test = max(1, math.ceil(test_fraction * len(good))) if len(good) > 1 else 0
-        split_of = {
-            int(i): ("test" if k < n_test else "train") for k, i in enumerate(order)
-        }
-        for i, (path, duration) in enumerate(good):
-            rel = path.relative_to(root).with_suffix("")
-            rows[split_of[i]].append(
-                {
-                    "ID": "musan_" + "_".join(rel.parts),
-                    "duration": f"{duration:.4f}",
-                    "wav": str(path.resolve()),
-                    "category": cat,
-                }
-            )
-    if skipped:
-        warnings.warn(
-            f"MUSAN: skipped {len(skipped)} file(s):\n  " + "\n  ".join(skipped),
-            stacklevel=2,
+        split = _split_category(
+            root, cat, rng, test_fraction, sample_rate, skipped, progress
         )
+        for name in rows:
+            rows[name] += split[name]
+    warn_skipped("MUSAN: skipped {} file(s)", skipped)
     if num_babble > 0 and "speech" in categories:
         for split in ("train", "test"):
             speech = [r for r in rows[split] if r["category"] == "speech"]
-            if len(speech) < 2:
-                raise ValueError(
-                    f"babble for {split} needs at least 2 speech files, found "
-                    f"{len(speech)}; lower test_fraction or set num_babble=0"
-                )
-            babble = []
-            n = int(babble_seconds * sample_rate)
-            for k in tqdm(
-                range(num_babble), desc=f"babble {split}", disable=not progress
-            ):
-                path = save_folder / "babble" / f"{split}_babble_{k:04d}.wav"
-                b_rng = np.random.default_rng([seed, k, 0 if split == "train" else 1])
-                if not path.is_file():
-                    count = min(len(speech), int(b_rng.integers(3, 8)))
-                    picks = b_rng.permutation(len(speech))[:count]
-                    utts = [read_checked(speech[j]["wav"], sample_rate) for j in picks]
-                    write_wav(path, make_babble(utts, n, b_rng), sample_rate)
-                babble.append(
-                    {
-                        "ID": f"musan_babble_{split}_{k:04d}",
-                        "duration": f"{n / sample_rate:.4f}",
-                        "wav": str(path.resolve()),
-                        "category": "speech",
-                    }
-                )
+            babble = _babble_rows(
+                speech,
+                split,
+                save_folder,
+                num_babble,
+                babble_seconds,
+                seed,
+                sample_rate,
+                progress,
+            )
             rows[split] = [r for r in rows[split] if r["category"] != "speech"] + babble
     for split in ("train", "test"):
         write_manifest(outputs[f"noise_{split}"], rows[split], NOISE_FIELDS)

@@ -256,17 +256,7 @@ def make_noise(
     >>> x.shape, isinstance(what, str)
     ((16000,), True)
     """
-    kinds = [
-        "white",
-        "pink",
-        "brown",
-        "blue",
-        "hum",
-        "engine",
-        "fan",
-        "ticking",
-        "beeps",
-    ]
+    kinds = "white pink brown blue hum engine fan ticking beeps".split()
     kind = kinds[int(rng.integers(len(kinds)))]
     exps = {"white": 0.0, "pink": 1.0, "brown": 2.0, "blue": -1.0}
     if kind in exps:

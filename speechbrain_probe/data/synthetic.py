@@ -50,45 +50,6 @@ from .text import SentenceGenerator
 
 __all__ = ["build_corpus", "PRESETS", "corpus_summary", "NOISE_FIELDS"]
 
-#: Size presets. ``default``: 3000 training utterances of 60 speakers (about
-#: 2.5 h); ``quick``: a few minutes of work for the whole study; ``tiny``:
-#: seconds, for the recipes' debug runs (tests/recipes/Synthetic.csv).
-PRESETS = {
-    "default": dict(
-        num_train_speakers=60,
-        num_dev_speakers=8,
-        num_test_speakers=16,
-        train_utts_per_speaker=50,
-        dev_utts_per_speaker=25,
-        test_utts_per_speaker=25,
-        num_train_noises=30,
-        num_test_noises=10,
-        noise_seconds=12.0,
-    ),
-    "quick": dict(
-        num_train_speakers=48,
-        num_dev_speakers=4,
-        num_test_speakers=16,
-        train_utts_per_speaker=12,
-        dev_utts_per_speaker=10,
-        test_utts_per_speaker=8,
-        num_train_noises=8,
-        num_test_noises=4,
-        noise_seconds=8.0,
-    ),
-    "tiny": dict(
-        num_train_speakers=4,
-        num_dev_speakers=2,
-        num_test_speakers=4,
-        train_utts_per_speaker=4,
-        dev_utts_per_speaker=2,
-        test_utts_per_speaker=2,
-        num_train_noises=1,
-        num_test_noises=1,
-        noise_seconds=3.0,
-    ),
-}
-
 _SETTINGS = (
     "num_train_speakers",
     "num_dev_speakers",
@@ -104,6 +65,20 @@ _SETTINGS = (
     "max_words",
     "sample_rate",
 )
+#: Size presets, the first nine settings. ``default``: 3000 training
+#: utterances of 60 speakers (about 2.5 h); ``quick``: a few minutes of work
+#: for the whole study; ``tiny``: seconds, for the recipes' debug runs
+#: (tests/recipes/Synthetic.csv).
+PRESETS = {
+    name: dict(zip(_SETTINGS, sizes))
+    for name, sizes in {
+        #         speakers      utterances/speaker  noises/category  noise
+        #         train dev test  train dev test      train test       seconds
+        "default": (60,   8, 16,    50,  25, 25,        30,   10,        12.0),
+        "quick":   (48,   4, 16,    12,  10,  8,         8,    4,         8.0),
+        "tiny":    (4,    2,  4,     4,   2,  2,         1,    1,         3.0),
+    }.items()
+}  # fmt: skip
 _VERSION = 2
 _PAD_S = 0.12
 

@@ -289,16 +289,17 @@ def check_test_speakers(rows: list[AudioRow], what: str = "test_csv") -> None:
         )
 
 
-def _train_manifest(rows: list[AudioRow]) -> list[dict]:
+def _utterance_rows(files) -> list[dict]:
+    """Manifest rows of ``(row, audio file, seconds)``."""
     return [
         dict(
             ID=r.utt_id,
-            duration=f"{r.duration:.3f}",
-            wav=r.wav,
+            duration=f"{seconds:.3f}",
+            wav=str(wav),
             spk_id=r.spk_id,
             wrd=r.words,
         )
-        for r in rows
+        for r, wav, seconds in files
     ]
 
 
@@ -425,8 +426,9 @@ def prepare_user_corpus(
             )
     out_dir.mkdir(parents=True, exist_ok=True)
     # 2. manifests and 16 kHz mono copies
-    write_manifest(out_dir / "train.csv", _train_manifest(train))
-    write_manifest(out_dir / "valid.csv", _train_manifest(valid))
+    for name, rows in (("train", train), ("valid", valid)):
+        files = [(r, r.wav, r.duration) for r in rows]
+        write_manifest(out_dir / f"{name}.csv", _utterance_rows(files))
     copies = _copy_audio(
         test, out_dir / "test_audio", max_test_seconds, "test audio", progress
     )
@@ -440,19 +442,7 @@ def prepare_user_corpus(
                 len(test),
                 max_test_seconds,
             )
-    write_manifest(
-        out_dir / "test.csv",
-        [
-            dict(
-                ID=r.utt_id,
-                duration=f"{seconds:.3f}",
-                wav=str(path),
-                spk_id=r.spk_id,
-                wrd=r.words,
-            )
-            for r, path, seconds in copies
-        ],
-    )
+    write_manifest(out_dir / "test.csv", _utterance_rows(copies))
     for name, rows in noises.items():
         noise_copies = _copy_audio(rows, out_dir / name, None, name, progress)
         write_manifest(

@@ -290,7 +290,7 @@ def _collect_asr_results(study: Path, models) -> None:
 
 def _figure3(study: Path, subset, models, loaded, condition: str):
     """Probe mels of the first utterance of ``condition`` (the paper's Figure 3)."""
-    from speechbrain_probe.probe.brain import reconstruct_mel
+    from speechbrain_probe.probe.inference import reconstruct_mel
     from speechbrain_probe.probe.target import to_target_rate
 
     if condition not in subset or not subset[condition]:
@@ -429,7 +429,7 @@ def run_study(
     from speechbrain_probe.frozen.load import load_asr
     from speechbrain_probe.hifigan import HifiGanUniversalVocoder
     from speechbrain_probe.metrics.speaker import build_verifier
-    from speechbrain_probe.probe.brain import load_trained_probes
+    from speechbrain_probe.probe.inference import load_trained_probes
     from speechbrain_probe.probe.target import target_mel_name
     from speechbrain_probe.vocoder import GriffinLimVocoder
 

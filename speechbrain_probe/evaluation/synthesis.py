@@ -40,7 +40,7 @@ from speechbrain_probe.evaluation.pool import (
 )
 from speechbrain_probe.evaluation.selection import TestUtterance
 from speechbrain_probe.features import LogMelSpectrogram, MelConfig
-from speechbrain_probe.probe.brain import reconstruct_mel
+from speechbrain_probe.probe.inference import reconstruct_mel
 from speechbrain_probe.probe.target import target_num_frames, to_target_rate
 from speechbrain_probe.result_rows import sample_path
 

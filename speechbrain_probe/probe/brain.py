@@ -25,27 +25,23 @@ at the epoch limit, and the final checkpoint holds each probe's best state.
 Validation can run every ``valid_every_steps`` training steps as well as at
 the end of each epoch.
 
-A :class:`ProbeIdentity` travels in every checkpoint (the ASR's weight hash, the
-layers with their paths, dims and downsampling, the target mel settings) and is
-loaded FIRST, so a checkpoint made for another ASR, layer or target mel is
-refused with a message saying what differs, before any weight is loaded.
+Every checkpoint holds the probes' :class:`~speechbrain_probe.probe.identity.ProbeIdentity`,
+loaded first, so a checkpoint of another ASR, layer or target mel is refused
+before any weight is loaded. The probes themselves come from
+:func:`~speechbrain_probe.probe.model.build_probes`; trained ones are read back
+with :func:`~speechbrain_probe.probe.inference.load_trained_probes`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import speechbrain as sb
 import torch
-from speechbrain.utils.checkpoints import (
-    mark_as_loader,
-    mark_as_saver,
-    register_checkpoint_hooks,
-)
 from speechbrain.utils.distributed import if_main_process
 from torch import nn
 from tqdm.auto import tqdm
@@ -55,212 +51,20 @@ from speechbrain_probe.checkpoints import (
     KillSafeCheckpoints,
     find_complete_checkpoint,
 )
-from speechbrain_probe.features import LogMelSpectrogram, MelConfig
+from speechbrain_probe.features import LogMelSpectrogram
 from speechbrain_probe.probe.early_stopping import LayerEarlyStopping
-from speechbrain_probe.probe.model import FrameAligner, HighwayProbe, frames_per_hidden
+from speechbrain_probe.probe.identity import ProbeIdentity
+from speechbrain_probe.probe.model import aligner_for
 from speechbrain_probe.probe.prefetch import PrefetchedBatches
 from speechbrain_probe.probe.target import (
     resolve_target_mel,
-    target_geometry,
     target_mel_name,
-    target_num_frames,
     to_target_rate,
 )
 
-__all__ = [
-    "ProbeMismatchError",
-    "ProbeIdentity",
-    "build_probes",
-    "HiddenStateCache",
-    "masked_l1",
-    "ProbeBrain",
-    "load_trained_probes",
-    "probe_target_config",
-    "reconstruct_mel",
-]
+__all__ = ["HiddenStateCache", "masked_l1", "ProbeBrain"]
 
 logger = logging.getLogger(__name__)
-
-
-class ProbeMismatchError(RuntimeError):
-    """A probe checkpoint belongs to another ASR, layer set or target mel."""
-
-
-def _layer_entry(asr, name: str, target: MelConfig) -> dict:
-    """A layer's path, dim and geometry in frames of the target mel."""
-    geo = target_geometry(asr, name, target)
-    return {
-        "path": asr.layers[name],
-        "dim": int(geo.dim),
-        "downsample": float(geo.downsample),
-        "offset": float(geo.offset),
-        "r": frames_per_hidden(geo.downsample),
-    }
-
-
-def _mel_mismatch(where: str, trained: dict, now: dict) -> str:
-    """The message of a checkpoint trained on another target mel than asked for."""
-    was, is_ = target_mel_name(trained), target_mel_name(now)
-    if was == is_:  # two custom mels that differ
-        was, is_ = f"{was} {trained}", f"{is_} {now}"
-    else:
-        was, is_ = f"{was!r} ({trained})", f"{is_!r} ({now})"
-    hint = (
-        f"set target_mel: {target_mel_name(trained)}"
-        if target_mel_name(trained) in ("paper", "hifigan")
-        else "use the mel settings it was trained on"
-    )
-    return (
-        f"the probe {where} was trained on the target mel {was}, but the target "
-        f"mel is now {is_}; {hint} to resume or load it, or train new probes in "
-        "a fresh output folder"
-    )
-
-
-@register_checkpoint_hooks
-class ProbeIdentity:
-    """What a set of probes was trained on; refuses mismatched checkpoints.
-
-    Arguments
-    ---------
-    asr : FrozenASR
-        The frozen ASR (its weight hash and layer geometry are recorded).
-    layers : list of str
-        The probed layers.
-    probe_kwargs : dict
-        Extra probe settings (``n_highway``, ``gate_bias``).
-    target_mel : str, MelConfig or dict, optional
-        The mel the probes reconstruct (:func:`~speechbrain_probe.probe.target.resolve_target_mel`;
-        default: the ASR's own). Stored as ``mel_config``, and the layers'
-        geometry is in its frames.
-
-    Example
-    -------
-    >>> from speechbrain_probe.frozen.interface import ModuleASR
-    >>> asr = ModuleASR(nn.Sequential(nn.Unflatten(1, (1, -1)), nn.Conv1d(1, 4, 200, 200)), {"c": "1"},
-    ...     takes_lengths=False)
-    >>> ident = ProbeIdentity(asr, ["c"])
-    >>> ident.data["layers"]["c"]["dim"], ident.data["layers"]["c"]["r"]
-    (4, 1)
-    >>> ProbeIdentity(asr, ["c"], target_mel="hifigan").data["layers"]["c"]["r"]
-    2
-    """
-
-    def __init__(self, asr, layers, probe_kwargs: dict | None = None, target_mel=None):
-        target = resolve_target_mel(target_mel, asr)
-        self.data = {
-            "asr_fingerprint": asr.fingerprint,
-            "asr_source": asr.source,
-            "layers": {name: _layer_entry(asr, name, target) for name in layers},
-            "mel_config": target.to_dict(),
-            "probe_kwargs": dict(probe_kwargs or {}),
-        }
-
-    @mark_as_saver
-    def save(self, path):
-        """Write the identity as JSON."""
-        Path(path).write_text(json.dumps(self.data, indent=1, sort_keys=True))
-
-    def check(self, stored: dict, where: str = "checkpoint") -> None:
-        """Raise :class:`ProbeMismatchError` naming what differs from ``stored``."""
-        if stored["asr_fingerprint"] != self.data["asr_fingerprint"]:
-            raise ProbeMismatchError(
-                f"the probe {where} was trained on another ASR ({stored['asr_source']}, "
-                f"weights {stored['asr_fingerprint'][:12]}) than the one loaded now "
-                f"({self.data['asr_source']}, weights "
-                f"{self.data['asr_fingerprint'][:12]}); use that ASR, or train new probes "
-                "in a fresh output folder"
-            )
-        mine, theirs = set(self.data["layers"]), set(stored["layers"])
-        if mine != theirs:
-            raise ProbeMismatchError(
-                f"the probe {where} holds layers {sorted(theirs)} but layers "
-                f"{sorted(mine)} were asked for; pick the layers it was trained for, "
-                "or train new probes in a fresh output folder"
-            )
-        # before the layers: their geometry is in frames of the target mel
-        if stored["mel_config"] != self.data["mel_config"]:
-            raise ProbeMismatchError(
-                _mel_mismatch(where, stored["mel_config"], self.data["mel_config"])
-            )
-        for name in sorted(mine):
-            if stored["layers"][name] != self.data["layers"][name]:
-                raise ProbeMismatchError(
-                    f"layer {name!r} of the probe {where} was "
-                    f"{stored['layers'][name]} but is now {self.data['layers'][name]}"
-                )
-
-    @mark_as_loader
-    def load(self, path, end_of_epoch=True):
-        """Compare the stored identity with this one (never overwrites it)."""
-        self.check(json.loads(Path(path).read_text()), where=str(Path(path).parent))
-
-
-def build_probes(
-    asr, layers, n_highway: int = 3, gate_bias: float = -1.0, target_mel=None
-) -> nn.ModuleDict:
-    """One :class:`HighwayProbe` per layer, sized from the ASR's geometry.
-
-    Arguments
-    ---------
-    asr : FrozenASR
-        The probed model.
-    layers : list of str
-        Its layers to probe.
-    n_highway : int
-        Highway layers per probe.
-    gate_bias : float
-        Initial gate bias of the highway layers.
-    target_mel : str, MelConfig or dict, optional
-        The mel to reconstruct (default: the ASR's own); each probe predicts
-        ``r = ceil(d)`` of its frames per hidden frame, ``d`` the layer's
-        frame length in target frames. Kept as the ``target_mel`` attribute
-        (a :class:`MelConfig`) of the returned dict.
-
-    Returns
-    -------
-    torch.nn.ModuleDict
-
-    Example
-    -------
-    >>> from speechbrain_probe.frozen.interface import ModuleASR
-    >>> asr = ModuleASR(nn.Sequential(nn.Unflatten(1, (1, -1)), nn.Conv1d(1, 4, 800, 800)), {"c": "1"},
-    ...     takes_lengths=False)
-    >>> probes = build_probes(asr, ["c"])
-    >>> probes["c"].input_dim, probes["c"].r
-    (4, 4)
-    >>> build_probes(asr, ["c"], target_mel="hifigan")["c"].r  # 50 ms = 4.3 hops of 11.6 ms
-    5
-    """
-    layers = asr.check_layers(layers)
-    target = resolve_target_mel(target_mel, asr)
-    probes = nn.ModuleDict()
-    for name in layers:
-        geo = target_geometry(asr, name, target)
-        probes[name] = HighwayProbe(
-            geo.dim,
-            r=frames_per_hidden(geo.downsample),
-            n_mels=target.n_mels,
-            n_highway=n_highway,
-            gate_bias=gate_bias,
-        )
-    probes.target_mel = target
-    return probes
-
-
-def _aligner_for(asr, name: str, probe, target: MelConfig) -> FrameAligner:
-    """The layer's :class:`FrameAligner` in target frames, checked against its probe."""
-    geo = target_geometry(asr, name, target)
-    aligner = FrameAligner(geo.downsample, geo.offset)
-    probe = getattr(probe, "module", probe)
-    if (probe.r, probe.n_mels) != (aligner.r, target.n_mels):
-        raise ValueError(
-            f"the probe of layer {name!r} predicts {probe.r} frame(s) of "
-            f"{probe.n_mels} mels per hidden frame, but the target mel "
-            f"{target_mel_name(target)} needs {aligner.r} of {target.n_mels}; build "
-            "the probes with build_probes(..., target_mel=) of the same target"
-        )
-    return aligner
 
 
 class HiddenStateCache:
@@ -355,9 +159,11 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
     layers : list of str
         Layers to probe (all trained from the same ASR forward).
     modules : dict or nn.ModuleDict
-        Layer name -> probe (e.g. from :func:`build_probes`); each probe is its
+        Layer name -> probe (e.g. from
+        :func:`~speechbrain_probe.probe.model.build_probes`); each probe is its
         own Brain module, so DDP wraps each one. Register the same dict in the
-        Checkpointer as ``probes`` so :func:`load_trained_probes` finds it.
+        Checkpointer as ``probes`` so
+        :func:`~speechbrain_probe.probe.inference.load_trained_probes` finds it.
     add_noise : callable, optional
         ``add_noise(wavs, lens)`` applied to training batches (e.g. SpeechBrain's
         ``AddNoise``); the target is then the noisy input's own mel.
@@ -375,7 +181,7 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
         The mel the probes reconstruct: ``"paper"`` (the ASR's own mel),
         ``"hifigan"`` or a configuration
         (:func:`~speechbrain_probe.probe.target.resolve_target_mel`). Default:
-        the ``target_mel`` of ``modules`` when :func:`build_probes` made them,
+        the ``target_mel`` of ``modules`` when ``build_probes`` made them,
         else the ASR's own mel.
     early_stopping_patience : int, optional
         Validations without an improvement of a layer's L1 (by more than
@@ -448,7 +254,7 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
         self.mel = LogMelSpectrogram(self.target_mel).to(self.device)
         self.asr.to(self.device).freeze()
         self.aligners = {
-            name: _aligner_for(asr, name, self.modules[name], self.target_mel)
+            name: aligner_for(asr, name, self.modules[name], self.target_mel)
             for name in self.layers
         }
         # the ASR's layer hooks are per module, not per thread: one forward at
@@ -728,6 +534,7 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
                     valid_stats=stats,
                 )
             self._log_stops(stopped, epoch)
+            self._end_fit_if_all_stopped()
             self._save_checkpoint(stats, epoch, end_of_epoch=not self._mid_epoch)
         elif stage == sb.Stage.TEST:
             self.test_stats = stats
@@ -821,42 +628,37 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
             self._layer_sums = train_sums
             self.modules.train()
 
+    # A private method of sb.Brain (the same in SpeechBrain 1.0.3 to 1.1.x):
+    # no public hook can skip a validation stage. on_stage_start runs inside
+    # it and cannot stop its loop over the valid set, and ``fit`` takes the
+    # valid set once for every epoch.
     def _fit_valid(self, valid_set, epoch, enable):
         """SpeechBrain's validation stage, skipped once every probe has stopped."""
         if self.early_stopping is not None and self.early_stopping.all_stopped:
             return
         super()._fit_valid(valid_set, epoch, enable)
 
-    @property
-    def _optimizer_step_limit_exceeded(self):
-        """True ends ``fit`` (and its epoch) in SpeechBrain's loops: its
-        optimizer-step limit, or here also every probe having stopped early."""
+    def _end_fit_if_all_stopped(self) -> None:
+        """Once every probe has stopped early, reach SpeechBrain's
+        ``optimizer_step_limit`` (a run option): ``fit`` then ends its epoch
+        at the next step and stops after it."""
         if self.early_stopping is not None and self.early_stopping.all_stopped:
-            return True
-        return super()._optimizer_step_limit_exceeded
+            limit = self.optimizer_step_limit
+            self.optimizer_step_limit = min(self.optimizer_step, limit or math.inf)
 
-    def fit(
-        self,
-        epoch_counter,
-        train_set,
-        valid_set=None,
-        progressbar=None,
-        train_loader_kwargs=None,
-        valid_loader_kwargs=None,
-    ):
+    def on_fit_start(self):
+        """``sb.Brain.on_fit_start``; a resumed run whose probes have all
+        stopped early trains no more."""
+        super().on_fit_start()
+        self._end_fit_if_all_stopped()
+
+    def fit(self, epoch_counter, train_set, valid_set=None, **kwargs):
         """``sb.Brain.fit``; with early stopping, each probe's best state is
         then put back and saved in a final checkpoint (the one
-        :func:`load_trained_probes` and ``evaluate(min_key="loss")`` read)."""
+        ``load_trained_probes`` and ``evaluate(min_key="loss")`` read)."""
         # loaders given as such; datasets are replaced by make_dataloader
         self._train_loader, self._valid_loader = train_set, valid_set
-        super().fit(
-            epoch_counter,
-            train_set,
-            valid_set,
-            progressbar=progressbar,
-            train_loader_kwargs=train_loader_kwargs or {},
-            valid_loader_kwargs=valid_loader_kwargs or {},
-        )
+        super().fit(epoch_counter, train_set, valid_set, **kwargs)
         if self.early_stopping is not None and not self.test_only:
             self._keep_best_states(epoch_counter.current)
 
@@ -904,134 +706,3 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
             }
             for n in self.layers
         }
-
-
-def _checkpoint_folder(checkpoint_dir) -> Path:
-    """The ``CKPT+...`` folder itself, or the best complete one of a save folder."""
-    folder = Path(checkpoint_dir)
-    if not (folder / "probe_identity.ckpt").exists():
-        best = find_complete_checkpoint(folder, min_key="loss")
-        if best is None:
-            raise FileNotFoundError(
-                f"no probe checkpoint in {folder}; train probes with train_probe.py first"
-            )
-        folder = best.path
-    return folder
-
-
-def probe_target_config(checkpoint_dir) -> MelConfig:
-    """The target mel a probe checkpoint was trained on (what its vocoder needs).
-
-    Arguments
-    ---------
-    checkpoint_dir : str or path
-        The ``CKPT+...`` folder, or the save folder holding them (the best by
-        validation loss is read).
-
-    Returns
-    -------
-    MelConfig
-
-    Example
-    -------
-    >>> import json
-    >>> ckpt = getfixture("tmp_path")
-    >>> _ = (ckpt / "probe_identity.ckpt").write_text(json.dumps({"mel_config": MelConfig().to_dict()}))
-    >>> probe_target_config(ckpt) == MelConfig()
-    True
-    """
-    folder = _checkpoint_folder(checkpoint_dir)
-    stored = json.loads((folder / "probe_identity.ckpt").read_text())
-    return MelConfig.from_dict(stored["mel_config"])
-
-
-def load_trained_probes(
-    checkpoint_dir, asr, layers=None, device="cpu", target_mel=None
-) -> nn.ModuleDict:
-    """Load probes from a ``ProbeBrain`` checkpoint folder, checking its identity.
-
-    Arguments
-    ---------
-    checkpoint_dir : str or path
-        The ``CKPT+...`` folder, or the save folder holding them (the best by
-        validation loss is used).
-    asr : FrozenASR
-        The ASR they must belong to.
-    layers : list of str, optional
-        Default: every layer of the checkpoint.
-    device : str
-        Where to put the probes.
-    target_mel : str, MelConfig or dict, optional
-        The target mel the probes must have been trained on (a mismatch is a
-        :class:`ProbeMismatchError`); default: whichever they were.
-
-    Returns
-    -------
-    torch.nn.ModuleDict
-        Layer -> probe, in eval mode; its ``target_mel`` attribute is the
-        :class:`MelConfig` they predict (what :func:`reconstruct_mel` returns
-        and the vocoder must take).
-    """
-    folder = _checkpoint_folder(checkpoint_dir)
-    stored = json.loads((folder / "probe_identity.ckpt").read_text())
-    trained_on = MelConfig.from_dict(stored["mel_config"])
-    if target_mel is not None:
-        wanted = resolve_target_mel(target_mel, asr)
-        if wanted != trained_on:
-            raise ProbeMismatchError(
-                _mel_mismatch(str(folder), stored["mel_config"], wanted.to_dict())
-            )
-    layers = list(stored["layers"]) if layers is None else asr.check_layers(layers)
-    kwargs = {
-        k: v for k, v in stored.get("probe_kwargs", {}).items() if k == "n_highway"
-    }
-    ProbeIdentity(
-        asr, list(stored["layers"]), stored.get("probe_kwargs"), target_mel=trained_on
-    ).check(stored, where=str(folder))
-    probes = build_probes(asr, list(stored["layers"]), target_mel=trained_on, **kwargs)
-    state = torch.load(folder / "probes.ckpt", map_location="cpu")
-    probes.load_state_dict(state)
-    keep = nn.ModuleDict({n: probes[n] for n in layers})
-    keep.target_mel = trained_on
-    return keep.to(device).eval()
-
-
-@torch.no_grad()
-def reconstruct_mel(
-    asr, probes, wavs, wav_lens, layers=None, target_mel=None
-) -> dict[str, torch.Tensor]:
-    """Each probe's mel prediction ``[B, T_mel, n_mels]`` for a batch of audio.
-
-    The mel is the probes' target mel: ``target_mel``, else the
-    ``target_mel`` attribute of ``probes`` (set by :func:`load_trained_probes`
-    and :func:`build_probes`), else the ASR's own. ``T_mel`` is the frame
-    count of that mel of ``wavs`` (at the ASR's rate) resampled to its rate,
-    so the result feeds the matching vocoder directly (values are clipped to
-    [0, 1], the range of the normalised mel). One ASR forward serves every
-    layer.
-
-    Example
-    -------
-    >>> from speechbrain_probe.frozen.interface import ModuleASR
-    >>> asr = ModuleASR(nn.Sequential(nn.Unflatten(1, (1, -1)), nn.Conv1d(1, 4, 400, 400)),
-    ...     {"c": "1"}, takes_lengths=False)
-    >>> mels = reconstruct_mel(asr, build_probes(asr, ["c"]), torch.randn(2, 8000), torch.ones(2))
-    >>> mels["c"].shape
-    torch.Size([2, 41, 80])
-    >>> hifigan = build_probes(asr, ["c"], target_mel="hifigan")
-    >>> reconstruct_mel(asr, hifigan, torch.randn(2, 8000), torch.ones(2))["c"].shape  # 1 + 11025 // 256
-    torch.Size([2, 44, 80])
-    """
-    layers = list(probes) if layers is None else asr.check_layers(layers)
-    if target_mel is None:
-        target_mel = getattr(probes, "target_mel", None)
-    target = resolve_target_mel(target_mel, asr)
-    num_target = target_num_frames(wavs.shape[-1], asr.mel_config.sample_rate, target)
-    states = asr.hidden_states(wavs, wav_lens, layers)
-    out = {}
-    for name in layers:
-        probe = probes[name]
-        aligner = _aligner_for(asr, name, probe, target)
-        pred = probe.eval()(states[name].to(next(probe.parameters()).device))
-        out[name] = aligner(pred, num_target).clamp(0, 1)
-    return out

@@ -9,7 +9,8 @@ hidden frame ``k`` whose span contains it and the sub-frame ``j`` of its
 position inside that span. For a whole-number ``d`` this is exactly
 ``t = k*r + j``; for rates that are not a whole multiple of the target's
 (wav2vec2 and Whisper: 20 ms vs 12.5 ms, ``d = 1.6``) each target frame still
-comes from one hidden frame only.
+comes from one hidden frame only. :func:`build_probes` sizes one probe per
+layer of a frozen ASR, :func:`aligner_for` gives a layer's aligner.
 """
 
 from __future__ import annotations
@@ -19,7 +20,21 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["Highway", "HighwayProbe", "FrameAligner", "frames_per_hidden"]
+from speechbrain_probe.features import MelConfig
+from speechbrain_probe.probe.target import (
+    resolve_target_mel,
+    target_geometry,
+    target_mel_name,
+)
+
+__all__ = [
+    "Highway",
+    "HighwayProbe",
+    "FrameAligner",
+    "frames_per_hidden",
+    "build_probes",
+    "aligner_for",
+]
 
 
 def frames_per_hidden(downsample: float) -> int:
@@ -177,3 +192,84 @@ class FrameAligner:
             idx = self.indices(num_target, num_hidden).to(probe_out.device)
             self._cache[key] = idx
         return probe_out.index_select(1, idx)
+
+
+def build_probes(
+    asr, layers, n_highway: int = 3, gate_bias: float = -1.0, target_mel=None
+) -> nn.ModuleDict:
+    """One :class:`HighwayProbe` per layer, sized from the ASR's geometry.
+
+    Arguments
+    ---------
+    asr : FrozenASR
+        The probed model.
+    layers : list of str
+        Its layers to probe.
+    n_highway : int
+        Highway layers per probe.
+    gate_bias : float
+        Initial gate bias of the highway layers.
+    target_mel : str, MelConfig or dict, optional
+        The mel to reconstruct (default: the ASR's own); each probe predicts
+        ``r = ceil(d)`` of its frames per hidden frame, ``d`` the layer's
+        frame length in target frames. Kept as the ``target_mel`` attribute
+        (a :class:`MelConfig`) of the returned dict.
+
+    Returns
+    -------
+    torch.nn.ModuleDict
+
+    Example
+    -------
+    >>> from speechbrain_probe.frozen.interface import ModuleASR
+    >>> asr = ModuleASR(nn.Sequential(nn.Unflatten(1, (1, -1)), nn.Conv1d(1, 4, 800, 800)), {"c": "1"},
+    ...     takes_lengths=False)
+    >>> probes = build_probes(asr, ["c"])
+    >>> probes["c"].input_dim, probes["c"].r
+    (4, 4)
+    >>> build_probes(asr, ["c"], target_mel="hifigan")["c"].r  # 50 ms = 4.3 hops of 11.6 ms
+    5
+    """
+    layers = asr.check_layers(layers)
+    target = resolve_target_mel(target_mel, asr)
+    probes = nn.ModuleDict()
+    for name in layers:
+        geo = target_geometry(asr, name, target)
+        probes[name] = HighwayProbe(
+            geo.dim,
+            r=frames_per_hidden(geo.downsample),
+            n_mels=target.n_mels,
+            n_highway=n_highway,
+            gate_bias=gate_bias,
+        )
+    probes.target_mel = target
+    return probes
+
+
+def aligner_for(asr, name: str, probe, target: MelConfig) -> FrameAligner:
+    """The :class:`FrameAligner` of layer ``name`` in frames of the target mel,
+    checked against the layer's probe (a DDP-wrapped one too).
+
+    Example
+    -------
+    >>> from speechbrain_probe.frozen.interface import ModuleASR
+    >>> asr = ModuleASR(nn.Sequential(nn.Unflatten(1, (1, -1)), nn.Conv1d(1, 4, 800, 800)), {"c": "1"},
+    ...     takes_lengths=False)
+    >>> aligner_for(asr, "c", build_probes(asr, ["c"])["c"], asr.mel_config).r
+    4
+    >>> aligner_for(asr, "c", HighwayProbe(4, r=1), asr.mel_config)
+    Traceback (most recent call last):
+    ...
+    ValueError: the probe of layer 'c' predicts 1 frame(s) of 80 mels per hidden frame, ...
+    """
+    geo = target_geometry(asr, name, target)
+    aligner = FrameAligner(geo.downsample, geo.offset)
+    probe = getattr(probe, "module", probe)
+    if (probe.r, probe.n_mels) != (aligner.r, target.n_mels):
+        raise ValueError(
+            f"the probe of layer {name!r} predicts {probe.r} frame(s) of "
+            f"{probe.n_mels} mels per hidden frame, but the target mel "
+            f"{target_mel_name(target)} needs {aligner.r} of {target.n_mels}; build "
+            "the probes with build_probes(..., target_mel=) of the same target"
+        )
+    return aligner

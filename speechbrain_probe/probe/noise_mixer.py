@@ -34,7 +34,9 @@ class NoiseMixer:
     csv_file : str
         Noise manifest ``ID,duration,wav[,category]``.
     snr_ranges : dict, optional
-        ``category -> [low, high]`` in dB; ``default`` covers other categories.
+        ``category -> [low, high]`` in dB (default:
+        :data:`~speechbrain_probe.vocabulary.NOISE_SNR_RANGES`); ``default``
+        covers other categories (if absent: 0-20 dB).
     prob : float
         Share of utterances that get noise (the rest stay clean).
     seed : int
@@ -55,9 +57,6 @@ class NoiseMixer:
     (True, True)
     """
 
-    #: the study's ranges (:data:`~speechbrain_probe.vocabulary.NOISE_SNR_RANGES`)
-    DEFAULT_SNR = NOISE_SNR_RANGES
-
     def __init__(self, csv_file, snr_ranges=None, prob=0.5, seed=0):
         import soundfile as sf
 
@@ -66,7 +65,7 @@ class NoiseMixer:
                 f"noise_csv {csv_file} does not exist; build the corpus's noise bank or "
                 "set noisy_training: False"
             )
-        self.snr = dict(self.DEFAULT_SNR if snr_ranges is None else snr_ranges)
+        self.snr = dict(NOISE_SNR_RANGES if snr_ranges is None else snr_ranges)
         self.prob = prob
         self.gen = torch.Generator().manual_seed(seed)
         self.noises, self.categories = [], []
@@ -97,7 +96,7 @@ class NoiseMixer:
             n = max(1, int(round(float(lens[i]) * total)))
             k = int(torch.randint(0, len(self.noises), (1,), generator=self.gen))
             low, high = self.snr.get(
-                self.categories[k], self.snr.get("default", [0, 20])
+                self.categories[k], self.snr.get("default", (0.0, 20.0))
             )
             snr = low + (high - low) * float(torch.rand(1, generator=self.gen))
             noise = self._segment(k, n).to(wavs.device, wavs.dtype)

@@ -40,11 +40,8 @@ from speechbrain_probe.data.synthetic import build_corpus
 from speechbrain_probe.devices import run_device
 from speechbrain_probe.extras import extras_for_hparams, require_extra
 from speechbrain_probe.frozen.load import load_asr
-from speechbrain_probe.probe.brain import (
-    HiddenStateCache,
-    ProbeBrain,
-    build_probes,
-)
+from speechbrain_probe.probe.brain import HiddenStateCache, ProbeBrain
+from speechbrain_probe.probe.model import build_probes
 from speechbrain_probe.probe.noise_mixer import NoiseMixer
 from speechbrain_probe.probe.valid_l1 import write_valid_l1
 
