@@ -14,8 +14,8 @@ trial list, in its order, ``null`` where the trial was dropped) and
 utterance was excluded; an utterance not scored for a metric is absent). A
 cell stored without them (an older version) is not current
 (:func:`has_items`) and is scored again; one whose intervals an older
-version computed gets them again from its per-item values
-(:func:`current_intervals`). Every interval resamples speakers
+version computed (without :data:`INTERVALS`) gets them again from its
+per-item values (:func:`cell_metrics`). Every interval resamples speakers
 (:mod:`speechbrain_probe.metrics.bootstrap`).
 """
 
@@ -40,14 +40,13 @@ from speechbrain_probe.metrics.speaker import score_trials
 
 #: How a cell's intervals resample (the ``intervals`` of a stored cell): a cell
 #: without it was scored by an older version that resampled trials and
-#: utterances (:func:`current_intervals`).
+#: utterances.
 INTERVALS = "speakers"
 
 __all__ = [
     "INTERVALS",
     "score_cell",
     "cell_metrics",
-    "current_intervals",
     "has_items",
     "submit_quality",
     "load_cell",
@@ -194,31 +193,6 @@ def cell_metrics(
             x = [values[u] for u in utts]
             metrics[metric] = [*mean_interval(x, spk, n_boot, seed), len(utts)]
     return metrics
-
-
-def current_intervals(
-    result: dict, trials, speaker_of: dict, n_boot: int, seed: int
-) -> bool:
-    """Make a stored cell's intervals the speaker bootstrap's: a cell scored
-    by an older version (its intervals resampled trials and utterances) gets
-    its ``metrics`` recomputed from its per-item values (no audio is scored
-    again). Returns whether ``result`` changed (to be saved).
-
-    Example
-    -------
-    >>> from speechbrain_probe.metrics.trials import Trial
-    >>> old = {"metrics": {"stoi": [0.6, 0.55, 0.65, 2]}, "trial_scores": {},
-    ...        "utt_scores": {"stoi": {"a1": 0.5, "b1": 0.7}}}
-    >>> current_intervals(old, [], {"a1": "a", "b1": "b"}, 10, 0), old["metrics"]
-    (True, {'stoi': [0.6, 0.5, 0.7, 2]})
-    >>> current_intervals(old, [], {"a1": "a", "b1": "b"}, 10, 0)
-    False
-    """
-    if result.get("intervals") == INTERVALS:
-        return False
-    result["metrics"] = cell_metrics(result, trials, speaker_of, n_boot, seed)
-    result["intervals"] = INTERVALS
-    return True
 
 
 def _aligned(scores, trials, embeddings) -> list:
