@@ -61,8 +61,8 @@ def test_integer_weights_count_trials_that_many_times():
             labels[:2] = (1, 0)
             scores = np.round(rng.normal(labels, 1.0), decimals)
             trials = SortedTrials(scores, labels)
-            plain = trials.errors()
-            assert plain.eer()[0][0] == eer(scores[labels == 1], scores[labels == 0])[0]
+            plain = eer(scores[labels == 1], scores[labels == 0])[0]
+            assert trials.errors().eer()[0][0] == plain
             w = rng.integers(0, 4, n)
             w[:2] = 1
             s, lab = np.repeat(scores, w), np.repeat(labels, w)
@@ -103,9 +103,7 @@ def test_cell_intervals_contain_the_value_and_are_seeded():
     scores, labels, enrol, test, _ = _trial_data()
     out = verification_metrics(scores, labels, enrol, test, n_boot=300, seed=1)
     pos, neg = scores[labels == 1], scores[labels == 0]
-    assert (
-        out["eer"][0] == eer(pos, neg)[0] and out["mindcf"][0] == min_dcf(pos, neg)[0]
-    )
+    assert (out["eer"][0], out["mindcf"][0]) == (eer(pos, neg)[0], min_dcf(pos, neg)[0])
     for value, low, high in (out["eer"], out["mindcf"]):
         assert low <= value <= high and low < high
     assert out["n"] == 800 and out["n_speakers"] == 40
@@ -142,36 +140,27 @@ def test_more_items_of_the_same_speakers_do_not_narrow_an_interval():
     assert high - low > 2 * 2 * 1.96 * stoi.std() / np.sqrt(stoi.size)
 
 
-def test_paired_eer_knows_better_identical_and_reversed_cells():
+def test_paired_differences_know_better_identical_and_reversed_cells():
     scores, labels, enrol, test, _ = _trial_data()
     better = scores + 1.0 * labels  # wider separation: lower EER
     out = paired_eer(scores, better, labels, enrol, test, n_boot=500)
-    assert out.diff < 0 and out.low <= out.diff <= out.high < 0
-    assert out.b < out.a and out.n_speakers == 40 and out.n_items == 800
-
+    assert out.b < out.a and out.low <= out.diff <= out.high < 0
+    assert (out.n_speakers, out.n_items) == (40, 800)
     same = paired_eer(scores, scores.copy(), labels, enrol, test, n_boot=200)
     assert (same.diff, same.low, same.high) == (0.0, 0.0, 0.0)
-
     worse = paired_eer(better, scores, labels, enrol, test, n_boot=500)
     assert worse.diff == pytest.approx(-out.diff) and worse.low > 0
+    better[[0, 1]] = np.nan  # a trial dropped in either cell is left out of both
+    assert paired_eer(scores, better, labels, enrol, test, n_boot=50).n_items == 798
 
-    # a trial dropped in either cell is left out of both
-    dropped = better.copy()
-    dropped[[0, 1]] = np.nan
-    assert paired_eer(scores, dropped, labels, enrol, test, n_boot=50).n_items == 798
-
-
-def test_paired_mean_is_the_mean_difference_of_common_utterances():
     speakers = np.repeat(np.arange(10), 4)
     a = np.linspace(0.5, 0.7, 40)
     b = a + np.where(speakers < 5, 0.02, 0.08)
-    b[0] = np.nan  # missing in one cell: left out of both
-    out = paired_mean(a, b, speakers, n_boot=500)
-    assert out.n_items == 39 and out.n_speakers == 10
-    assert out.diff == pytest.approx(np.nanmean(b - a))
-    assert 0.02 < out.low < out.diff < out.high < 0.08
-    with pytest.raises(ValueError, match="no utterance"):
-        paired_mean([np.nan], [0.5], ["s"])
+    b[0] = np.nan
+    stoi = paired_mean(a, b, speakers, n_boot=500)
+    assert (stoi.n_items, stoi.n_speakers) == (39, 10)
+    assert stoi.diff == pytest.approx(np.nanmean(b - a))
+    assert 0.02 < stoi.low < stoi.diff < stoi.high < 0.08
 
 
 # --------------------------------------------------------------------- trials
@@ -340,18 +329,20 @@ def test_ecapa_verifier_from_local_directory(tmp_path):
 def test_ecapa_missing_directory_never_goes_online(tmp_path, monkeypatch):
     from speechbrain.inference.classifiers import EncoderClassifier
 
-    def no_network(*args, **kwargs):
-        raise AssertionError("from_hparams must not be reached for a missing path")
-
-    monkeypatch.setattr(EncoderClassifier, "from_hparams", no_network)
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        ECAPAVerifier(tmp_path / "not_trained_yet")
+    loads = []
+    monkeypatch.setattr(
+        EncoderClassifier, "from_hparams", lambda **kw: loads.append(kw)
+    )
     monkeypatch.chdir(tmp_path)  # a relative path, wherever the checkout has results
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        ECAPAVerifier("results/ecapa/1986/model")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="hyperparams.yaml"):
-        ECAPAVerifier(tmp_path / "empty")
+    for source, match in (
+        (tmp_path / "not_trained_yet", "does not exist"),
+        ("results/ecapa/1986/model", "does not exist"),
+        (tmp_path / "empty", "hyperparams.yaml"),
+    ):
+        with pytest.raises(FileNotFoundError, match=match):
+            ECAPAVerifier(source)
+    assert loads == []  # no download was tried
     with pytest.raises(ValueError, match="unknown verifier"):
         build_verifier("thinresnet")
 
