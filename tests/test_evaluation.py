@@ -40,9 +40,7 @@ def study_inputs(tmp_path_factory):
     """A built corpus, an exported ASR and its trained probes (1 epoch)."""
     root = tmp_path_factory.mktemp("study")
     corpus, probes = root / "corpus", root / "probes"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(synthetic.PRESETS, "tiny_eval", TINY)
-        synthetic.build_corpus(corpus, seed=3, preset="tiny_eval")
+    synthetic.build_corpus(corpus, seed=3, preset="tiny", **TINY)  # every setting
     export = make_export(root / "asr")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

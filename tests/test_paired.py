@@ -74,7 +74,6 @@ def test_score_cell_keeps_per_trial_and_per_utterance_values(tmp_path):
         trials,
         {"fake": _FakeVerifier(missing="s2_u1")},
         n_boot=20,
-        n_jobs=1,
         pesq_ids={"s0_u0", "s1_u0"},
         speaker_of={u: u[:2] for u in ids},
     )

@@ -62,7 +62,6 @@ def score_cell(
     verifiers: dict,
     quality: bool = True,
     n_boot: int = 1000,
-    n_jobs: int | None = None,
     seed: int = 0,
     quality_handle=None,
     pesq_ids=None,
@@ -85,7 +84,7 @@ def score_cell(
     quality_handle : optional
         STOI/PESQ of this cell already started on long-lived workers by
         :func:`submit_quality` (they run while this process embeds the
-        audio). Without one, ``n_jobs`` processes are started for the cell.
+        audio). Without one, they run in this process.
     pesq_ids : collection of str, optional
         Score PESQ on these utterances only (STOI on all); None: all. PESQ
         costs ten times STOI, and its cell mean over fewer utterances is
@@ -117,11 +116,13 @@ def score_cell(
             )
     utt_scores = {}
     if quality:
-        parts = (
-            [collect_stoi_pesq(handle) for handle in quality_handle]
-            if quality_handle is not None
-            else _stoi_pesq_here(utt_ids, clean_paths, audio, pesq_ids, n_jobs)
-        )
+        parts = [collect_stoi_pesq(handle) for handle in quality_handle or []]
+        if quality_handle is None:  # in this process
+            clean = [str(p) for p in clean_paths]
+            parts = [
+                stoi_pesq(*_pick(keep, utt_ids, clean, audio), metrics=m, n_jobs=1)
+                for m, keep in _quality_jobs(utt_ids, pesq_ids)
+            ]
         rows = [row for part_rows, _ in parts for row in part_rows]
         excluded.extend(e for _, excl in parts for e in excl)
         for metric in ("stoi", "pesq"):
@@ -134,20 +135,6 @@ def score_cell(
     }
     result["metrics"] = cell_metrics(result, trials, speaker_of, n_boot, seed)
     return result
-
-
-def _stoi_pesq_here(utt_ids, clean_paths, audio, pesq_ids, n_jobs):
-    """STOI/PESQ of a cell on ``n_jobs`` processes started for it."""
-    return [
-        stoi_pesq(
-            [utt_ids[i] for i in keep],
-            [str(clean_paths[i]) for i in keep],
-            [audio[i] for i in keep],
-            metrics=metrics,
-            n_jobs=n_jobs,
-        )
-        for metrics, keep in _quality_jobs(utt_ids, pesq_ids)
-    ]
 
 
 def cell_metrics(
@@ -262,16 +249,16 @@ def has_items(result: dict | None) -> bool:
 def submit_quality(pool, utt_ids, wav_paths, clean_paths, pesq_ids=None):
     """Start a cell's STOI/PESQ on ``pool`` (the workers read the audio);
     pass the handle to :func:`score_cell` as ``quality_handle``."""
+    wavs, clean = [str(p) for p in wav_paths], [str(p) for p in clean_paths]
     return [
-        submit_stoi_pesq(
-            pool,
-            [utt_ids[i] for i in keep],
-            [str(clean_paths[i]) for i in keep],
-            [str(wav_paths[i]) for i in keep],
-            metrics=metrics,
-        )
-        for metrics, keep in _quality_jobs(utt_ids, pesq_ids)
+        submit_stoi_pesq(pool, *_pick(keep, utt_ids, clean, wavs), metrics=m)
+        for m, keep in _quality_jobs(utt_ids, pesq_ids)
     ]
+
+
+def _pick(indices, *lists) -> list[list]:
+    """The items at ``indices`` of each list."""
+    return [[items[i] for i in indices] for items in lists]
 
 
 def _quality_jobs(utt_ids, pesq_ids):

@@ -49,6 +49,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from speechbrain_probe import study_info
 from speechbrain_probe.atomic import atomic_write_text
 from speechbrain_probe.data.audio import read_checked
 from speechbrain_probe.data.manifest import write_manifest
@@ -79,12 +80,6 @@ from speechbrain_probe.result_rows import (
     write_asr_results,
     write_metrics,
     write_samples,
-)
-from speechbrain_probe.study_info import (
-    STUDY_INFO,
-    StudyInfo,
-    StudyModel,
-    write_study_info,
 )
 from speechbrain_probe.vocabulary import CONDITIONS
 
@@ -522,7 +517,8 @@ def _load_models(models, asrs, device) -> dict[str, _Loaded]:
 
 def _one_vocoder(models, loaded: dict[str, _Loaded]):
     """The vocoder kind and mel of every model's probes, and the input rate:
-    one for the whole study (else a ValueError saying why)."""
+    one for the whole study (else a ValueError saying why). Griffin-Lim
+    decodes the ASR's own mel, so one Griffin-Lim mel is one mel config."""
     from speechbrain_probe.probe.target import target_mel_name
 
     if not models:
@@ -541,11 +537,6 @@ def _one_vocoder(models, loaded: dict[str, _Loaded]):
                 f"({kind}); a study turns every reconstruction into audio "
                 "with one vocoder: evaluate them in separate studies (and "
                 "compare the two with speechbrain_probe.evaluation.compare_studies)"
-            )
-        if kind == "griffin_lim" and model.asr.mel_config != first.asr.mel_config:
-            raise ValueError(
-                f"model {spec.name} uses other mel settings than {models[0].name}; "
-                "evaluate models with different features in separate studies"
             )
         if model.asr.mel_config.sample_rate != rate:
             raise ValueError(
@@ -603,16 +594,20 @@ def _write_audio(
 def _write_study_info(study, subset, models, loaded, verifiers, vocoder) -> None:
     """``study.json``: models with their layers in model order, conditions,
     verifiers, vocoder."""
-    described = []
-    for spec in models:
-        layers = tuple(loaded[spec.name].layers)
-        described.append(
-            StudyModel(
-                spec.name, layers, spec.arch, spec.training, spec.asr, spec.label
-            )
+    described = [
+        study_info.StudyModel(
+            spec.name,
+            tuple(loaded[spec.name].layers),
+            spec.arch,
+            spec.training,
+            spec.asr,
+            spec.label,
         )
-    info = StudyInfo(described, list(subset), list(verifiers), vocoder_kind(vocoder))
-    write_study_info(study / STUDY_INFO, info)
+        for spec in models
+    ]
+    kind = vocoder_kind(vocoder)
+    info = study_info.StudyInfo(described, list(subset), list(verifiers), kind)
+    study_info.write_study_info(study / study_info.STUDY_INFO, info)
 
 
 @dataclass(frozen=True, eq=False)
@@ -722,7 +717,6 @@ class _CellScorer:
                 self.trials,
                 self._verifiers(),
                 n_boot=self.n_boot,
-                n_jobs=1,
                 seed=self.seed,
                 quality_handle=quality_handle,
                 pesq_ids=self.pesq_ids,
