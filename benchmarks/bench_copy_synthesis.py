@@ -33,10 +33,13 @@ from scipy.ndimage import uniform_filter1d
 from tqdm import tqdm
 
 from speechbrain_probe.data.manifest import read_manifest
-from speechbrain_probe.evaluation.paired import paired_eer, paired_mean
 from speechbrain_probe.evaluation.pool import finish_wav
 from speechbrain_probe.features import LogMelSpectrogram
-from speechbrain_probe.metrics.eer import verification_metrics
+from speechbrain_probe.metrics.bootstrap import (
+    paired_eer,
+    paired_mean,
+    verification_metrics,
+)
 from speechbrain_probe.metrics.quality import stoi_pesq, write_exclusions
 from speechbrain_probe.metrics.speaker import GE2EVerifier, score_trials
 from speechbrain_probe.metrics.trials import load_trials, make_trials, save_trials
@@ -140,7 +143,14 @@ def main():
         exclusions += excluded + dropped
         if not dropped:
             trial_scores[name] = np.asarray(scores, dtype=np.float64)
-        m = verification_metrics(scores, labels, n_boot=args.n_boot)
+        kept = [t for t in trials if t.enrol in emb and t.test in emb]
+        m = verification_metrics(
+            scores,
+            labels,
+            [t.enrol_spk for t in kept],
+            [t.test_spk for t in kept],
+            n_boot=args.n_boot,
+        )
         e, lo, hi = (100 * v for v in m["eer"])
         line = f"{name:12s} GE2E EER {e:5.2f}% [{lo:.2f}, {hi:.2f}] ({m['n']} trials)"
         if name != "original":

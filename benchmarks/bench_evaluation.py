@@ -126,35 +126,26 @@ def cpu_seconds(fn) -> float:
     return time.process_time() - start
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--n", type=int, default=8, help="utterances")
-    parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--iters", type=int, default=30)
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    threadpool_limits(1)  # numpy's and scipy's BLAS, except where a stage says
-    cores = os.cpu_count() or 1
-
+def stages(args, clean, tmp: Path, out: dict) -> dict:
+    """stage -> (before, after) callables (after None: the same code), which
+    leave their outputs in ``out``."""
     import pystoi
     from pesq import pesq
 
     from speechbrain_probe.metrics.quality import stoi
     from speechbrain_probe.metrics.speaker import GE2EVerifier
 
-    clean = utterances(args.n, args.seconds)
+    cores = os.cpu_count() or 1
     mel_fn = LogMelSpectrogram()
     with torch.no_grad():
         mels = [probe_like(mel_fn(torch.from_numpy(w)[None])[0]) for w in clean]
+    out["frames"] = [m.shape[0] for m in mels]
     engines = {
         name: GriffinLimVocoder(n_iter=args.iters, device="cpu", engine=name)
         for name in ("torch", "cpu")
     }
     ge2e = GE2EVerifier(device="cpu")
     ecapa = ecapa_stage()
-    tmp = Path(tempfile.mkdtemp(prefix="bench_evaluation_"))
-    out = {}
 
     def griffin_lim(name):
         def run():
@@ -189,8 +180,7 @@ def main():
         with threadpool_limits(cores):
             ge2e.embed(out["read"])
 
-    stages = {
-        # stage: (before, after); None: the same code before and after
+    return {
         "griffin-lim": (griffin_lim("torch"), griffin_lim("cpu")),
         "wav write + read": (wav_io, None),
         "ge2e embedding": (lambda: ge2e.embed(out["read"]), None),
@@ -205,26 +195,31 @@ def main():
         ),
         "ecapa embedding": (lambda: ecapa(out["read"]), None),
         f"  (ge2e, {cores} BLAS threads)": (ge2e_all_cores, None),
-        "  (FFTs alone)": (
-            fft_floor([m.shape[0] for m in mels], 2048, args.iters),
-            None,
-        ),
+        "  (FFTs alone)": (fft_floor(out["frames"], 2048, args.iters), None),
     }
-    # warm-up: imports, numba kernels, MKL and allocator set-up
+
+
+def timings(stages: dict, repeats: int, n: int) -> dict:
+    """stage -> (before, after) CPU seconds per utterance: the minimum of
+    ``repeats`` rounds, before/after order alternating, after a warm-up
+    (imports, numba kernels, MKL and allocator set-up)."""
     for before, after in stages.values():
         before()
         if after is not None:
             after()
     times = {name: ([], []) for name in stages}
-    for rep in range(args.repeats):
+    for rep in range(repeats):
         for name, (before, after) in stages.items():
             runs = [(0, before)] + ([(1, after)] if after is not None else [])
             if rep % 2:
                 runs.reverse()
             for slot, fn in runs:
-                times[name][slot].append(cpu_seconds(fn) / args.n)
-    per = {name: (min(b), min(a) if a else min(b)) for name, (b, a) in times.items()}
+                times[name][slot].append(cpu_seconds(fn) / n)
+    return {name: (min(b), min(a) if a else min(b)) for name, (b, a) in times.items()}
 
+
+def report(args, stages: dict, per: dict, out: dict) -> None:
+    """Print the stages, the throughputs and how far after is from before."""
     load = os.getloadavg()[0]
     print(
         f"{args.n} eSpeak utterances of {args.seconds:g} s, probe-like mels, "
@@ -262,9 +257,23 @@ def main():
         f"after vs before: Griffin-Lim waveform RMS difference <= {max(diffs):.1e} "
         f"of the RMS; STOI values identical: {same}"
     )
-    for p in tmp.iterdir():
-        p.unlink()
-    tmp.rmdir()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=8, help="utterances")
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--iters", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    threadpool_limits(1)  # numpy's and scipy's BLAS, except where a stage says
+    clean = utterances(args.n, args.seconds)
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="bench_evaluation_") as tmp:
+        chosen = stages(args, clean, Path(tmp), out)
+        per = timings(chosen, args.repeats, args.n)
+    report(args, chosen, per, out)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ from speechbrain_probe.evaluation.compare_studies import (
     main,
     read_comparison,
 )
-from speechbrain_probe.evaluation.paired import paired_eer, paired_mean
 from speechbrain_probe.evaluation.scoring import save_cell
+from speechbrain_probe.metrics.bootstrap import paired_eer, paired_mean
 from speechbrain_probe.metrics.trials import load_trials, make_trials, save_trials
 from speechbrain_probe.result_rows import (
     MetricRow,

@@ -1,6 +1,7 @@
 """The evaluation end to end on a tiny corpus, a tiny exported ASR and real probes."""
 
 import csv
+import json
 
 import pytest
 import torch
@@ -38,14 +39,12 @@ TINY = dict(
 def study_inputs(tmp_path_factory):
     """A built corpus, an exported ASR and its trained probes (1 epoch)."""
     root = tmp_path_factory.mktemp("study")
+    corpus, probes = root / "corpus", root / "probes"
+    synthetic.build_corpus(corpus, seed=3, preset="tiny", **TINY)  # every setting
+    export = make_export(root / "asr")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    synthetic.PRESETS["tiny_eval"] = TINY
     try:
-        corpus = root / "corpus"
-        synthetic.build_corpus(corpus, seed=3, preset="tiny_eval")
-        export = make_export(root / "asr")
-        probes = root / "probes"
         probe_main(
             [
                 str(RECIPE / "hparams" / "blstm3.yaml"),
@@ -62,7 +61,6 @@ def study_inputs(tmp_path_factory):
             ]
         )
     finally:
-        synthetic.PRESETS.pop("tiny_eval", None)
         torch.set_num_threads(threads)
     return root, corpus, export, probes / "save"
 
@@ -105,6 +103,13 @@ def test_study_scores_every_cell_and_resumes_without_recomputing(study_inputs):
     assert run_study(corpus, out, models, **kwargs) == out
     page = build_report(out, verbose=False)
     assert page.exists() and page.name == "report.html"
+    # the paired robust - baseline statistics and the claims' verdicts
+    paired = _rows(out / "paired.csv")
+    assert {(r["layer"], r["condition"], r["metric"]) for r in paired} == {
+        (x, c, m) for x in ("feats", "rnn2") for c in ("clean", "snr0")
+        for m in ("eer_ge2e", "stoi", "pesq")
+    }  # fmt: skip
+    assert {r["claim"] for r in _rows(out / "claims.csv")} == {"C1", "C2", "C3"}
 
     rows = _rows(out / "metrics.csv")
     cells = {(r["model"], r["layer"], r["condition"], r["metric"]) for r in rows}
@@ -151,6 +156,18 @@ def test_study_scores_every_cell_and_resumes_without_recomputing(study_inputs):
     lost.unlink()
     run_study(corpus, out, models, **kwargs)
     assert lost.exists()
+
+    # a cell whose intervals an older version resampled from trials gets them
+    # from its per-item values again, its scores kept
+    cell = json.loads(lost.read_text())
+    old = cell | {
+        "metrics": {k: [v[0], 0.0, 1.0, v[3]] for k, v in cell["metrics"].items()}
+    }
+    del old["intervals"]
+    lost.write_text(json.dumps(old))
+    run_study(corpus, out, models, **kwargs)
+    assert json.loads(lost.read_text()) == cell
+    assert _rows(out / "metrics.csv") == rows
 
 
 def test_worker_pool_writes_the_same_audio_and_scores_as_one_process(

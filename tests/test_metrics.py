@@ -1,4 +1,4 @@
-"""EER/minDCF, bootstrap intervals, trials, STOI/PESQ exclusions, verifiers."""
+"""EER/minDCF, the speaker bootstrap, trials, STOI/PESQ exclusions, verifiers."""
 
 import os
 
@@ -7,13 +7,15 @@ import pytest
 import torch
 from speechbrain.utils.metric_stats import EER, minDCF
 
-from speechbrain_probe.metrics.ecapa import build_ecapa, export_ecapa
-from speechbrain_probe.metrics.eer import (
-    bootstrap_ci,
-    eer,
-    min_dcf,
+from speechbrain_probe.metrics.bootstrap import (
+    _SpeakerTrials,
+    mean_interval,
+    paired_eer,
+    paired_mean,
     verification_metrics,
 )
+from speechbrain_probe.metrics.ecapa import build_ecapa, export_ecapa
+from speechbrain_probe.metrics.eer import SortedTrials, eer, min_dcf
 from speechbrain_probe.metrics.quality import (
     Exclusion,
     score_utterance,
@@ -51,27 +53,114 @@ def test_eer_extremes_and_bad_input():
         eer([], [0.0])
 
 
-def test_bootstrap_interval_contains_estimate_and_is_seeded():
+def test_integer_weights_count_trials_that_many_times():
     rng = np.random.default_rng(3)
-    small = rng.normal(1.0, 1.0, 200), rng.normal(0.0, 1.0, 200)
-    big = rng.normal(1.0, 1.0, 5000), rng.normal(0.0, 1.0, 5000)
-    for metric, point in (("eer", eer), ("mindcf", min_dcf)):
-        lo, hi = bootstrap_ci(*small, metric=metric, n_boot=300, seed=1)
-        assert lo <= point(*small)[0] <= hi
-        assert lo < hi
-        assert (lo, hi) == bootstrap_ci(*small, metric=metric, n_boot=300, seed=1)
-    lo_b, hi_b = bootstrap_ci(*big, n_boot=100)
-    lo_s, hi_s = bootstrap_ci(*small, n_boot=100)
-    assert hi_b - lo_b < hi_s - lo_s  # 25x the trials: a narrower interval
-    # the true EER of two unit normals 1 apart is Phi(-0.5) = 0.3085
-    assert lo_b <= 0.3085 <= hi_b
+    for n in (2, 7, 50, 999):
+        for decimals in (0, 1, 6):  # many ties, some, none
+            labels = rng.integers(0, 2, n)
+            labels[:2] = (1, 0)
+            scores = np.round(rng.normal(labels, 1.0), decimals)
+            trials = SortedTrials(scores, labels)
+            plain = eer(scores[labels == 1], scores[labels == 0])[0]
+            assert trials.errors().eer()[0][0] == plain
+            w = rng.integers(0, 4, n)
+            w[:2] = 1
+            s, lab = np.repeat(scores, w), np.repeat(labels, w)
+            weighted = trials.errors(w[trials.pos_at], w[trials.neg_at])
+            assert weighted.eer()[0][0] == eer(s[lab == 1], s[lab == 0])[0]
+            assert weighted.min_dcf()[0][0] == min_dcf(s[lab == 1], s[lab == 0])[0]
+    # a weighting without a negative trial has no EER
+    assert np.isnan(SortedTrials([0.1, 0.2], [1, 0]).errors([[1]], [[0]]).eer()[0][0])
 
 
-def test_verification_metrics_checks_labels():
-    out = verification_metrics([0.9, 0.2, 0.8, 0.1], [1, 0, 1, 0], n_boot=20)
-    assert out["eer"][0] == 0.0 and out["n"] == 4
-    with pytest.raises(ValueError, match="labels"):
-        verification_metrics([0.9, 0.2], [1, 2], n_boot=5)
+def _trial_data(n_speakers=40, per_speaker=20, seed=0):
+    """Trials of ``n_speakers`` (half same-speaker): scores with a separation
+    of 2, labels, the two speakers of each trial, and the generator."""
+    rng = np.random.default_rng(seed)
+    enrol = np.repeat(np.arange(n_speakers), per_speaker)
+    labels = np.tile(np.arange(per_speaker) % 2, n_speakers)
+    other = (enrol + rng.integers(1, n_speakers, enrol.size)) % n_speakers
+    test = np.where(labels == 1, enrol, other)
+    scores = 2.0 * labels + rng.normal(0, 1, enrol.size)
+    return scores, labels, enrol, test, rng
+
+
+def test_a_speaker_resample_is_the_trial_list_of_the_drawn_speakers():
+    scores, labels, enrol, test, rng = _trial_data(n_speakers=6, per_speaker=10)
+    cell = _SpeakerTrials(scores, labels.astype(bool), enrol, test)
+    for counts in ([1, 1, 1, 1, 1, 1], [2, 0, 1, 3, 0, 1], [0, 0, 4, 0, 0, 2]):
+        # each copy of a speaker brings its same-speaker trials, each pair of
+        # copies of two speakers the trials between them
+        c = np.asarray(counts)
+        copies = np.where(labels == 1, c[enrol], c[enrol] * c[test])
+        s, lab = np.repeat(scores, copies), np.repeat(labels, copies)
+        errors = cell.errors(np.array([counts], dtype=np.int32))
+        assert errors.eer()[0][0] == eer(s[lab == 1], s[lab == 0])[0]
+        assert errors.min_dcf()[0][0] == min_dcf(s[lab == 1], s[lab == 0])[0]
+
+
+def test_cell_intervals_contain_the_value_and_are_seeded():
+    scores, labels, enrol, test, _ = _trial_data()
+    out = verification_metrics(scores, labels, enrol, test, n_boot=300, seed=1)
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    assert (out["eer"][0], out["mindcf"][0]) == (eer(pos, neg)[0], min_dcf(pos, neg)[0])
+    for value, low, high in (out["eer"], out["mindcf"]):
+        assert low <= value <= high and low < high
+    assert out["n"] == 800 and out["n_speakers"] == 40
+    assert verification_metrics(scores, labels, enrol, test, 300, seed=1) == out
+    assert verification_metrics(scores, labels, enrol, test, 300, seed=2) != out
+    # a trial without a score is left out
+    dropped = scores.copy()
+    dropped[:3] = np.nan
+    assert verification_metrics(dropped, labels, enrol, test, 20)["n"] == 797
+    with pytest.raises(ValueError, match="one entry per trial"):
+        verification_metrics(scores[:5], labels, enrol, test)
+
+
+def test_more_items_of_the_same_speakers_do_not_narrow_an_interval():
+    """Trials and utterances of one speaker are not independent: copies of
+    every speaker's items leave each interval as it is; more speakers narrow it."""
+    scores, labels, enrol, test, rng = _trial_data(n_speakers=30, per_speaker=20)
+    twice = [np.tile(x, 2) for x in (scores, labels, enrol, test)]
+    once = verification_metrics(scores, labels, enrol, test, 500)
+    assert verification_metrics(*twice, 500) == once | {"n": 2 * once["n"]}
+    better = scores + labels
+    pair = paired_eer(scores, better, labels, enrol, test, 500)
+    pair2 = paired_eer(twice[0], np.tile(better, 2), *twice[1:], 500)
+    assert (pair2.low, pair2.high, pair2.n_items) == (pair.low, pair.high, 1200)
+    more = verification_metrics(*_trial_data(n_speakers=120, per_speaker=20)[:4], 500)
+    assert more["eer"][2] - more["eer"][1] < once["eer"][2] - once["eer"][1]
+
+    speakers = np.repeat(np.arange(30), 8)
+    stoi = rng.normal(0.6, 0.05, 30)[speakers] + rng.normal(0, 0.005, speakers.size)
+    mean, low, high = mean_interval(stoi, speakers, 1000)
+    thrice = mean_interval(np.tile(stoi, 3), np.tile(speakers, 3), 1000)
+    assert thrice == pytest.approx((mean, low, high), rel=1e-12)
+    # far wider than an interval that takes the 240 utterances as independent
+    assert high - low > 2 * 2 * 1.96 * stoi.std() / np.sqrt(stoi.size)
+
+
+def test_paired_differences_know_better_identical_and_reversed_cells():
+    scores, labels, enrol, test, _ = _trial_data()
+    better = scores + 1.0 * labels  # wider separation: lower EER
+    out = paired_eer(scores, better, labels, enrol, test, n_boot=500)
+    assert out.b < out.a and out.low <= out.diff <= out.high < 0
+    assert (out.n_speakers, out.n_items) == (40, 800)
+    same = paired_eer(scores, scores.copy(), labels, enrol, test, n_boot=200)
+    assert (same.diff, same.low, same.high) == (0.0, 0.0, 0.0)
+    worse = paired_eer(better, scores, labels, enrol, test, n_boot=500)
+    assert worse.diff == pytest.approx(-out.diff) and worse.low > 0
+    better[[0, 1]] = np.nan  # a trial dropped in either cell is left out of both
+    assert paired_eer(scores, better, labels, enrol, test, n_boot=50).n_items == 798
+
+    speakers = np.repeat(np.arange(10), 4)
+    a = np.linspace(0.5, 0.7, 40)
+    b = a + np.where(speakers < 5, 0.02, 0.08)
+    b[0] = np.nan
+    stoi = paired_mean(a, b, speakers, n_boot=500)
+    assert (stoi.n_items, stoi.n_speakers) == (39, 10)
+    assert stoi.diff == pytest.approx(np.nanmean(b - a))
+    assert 0.02 < stoi.low < stoi.diff < stoi.high < 0.08
 
 
 # --------------------------------------------------------------------- trials
@@ -240,18 +329,20 @@ def test_ecapa_verifier_from_local_directory(tmp_path):
 def test_ecapa_missing_directory_never_goes_online(tmp_path, monkeypatch):
     from speechbrain.inference.classifiers import EncoderClassifier
 
-    def no_network(*args, **kwargs):
-        raise AssertionError("from_hparams must not be reached for a missing path")
-
-    monkeypatch.setattr(EncoderClassifier, "from_hparams", no_network)
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        ECAPAVerifier(tmp_path / "not_trained_yet")
+    loads = []
+    monkeypatch.setattr(
+        EncoderClassifier, "from_hparams", lambda **kw: loads.append(kw)
+    )
     monkeypatch.chdir(tmp_path)  # a relative path, wherever the checkout has results
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        ECAPAVerifier("results/ecapa/1986/model")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="hyperparams.yaml"):
-        ECAPAVerifier(tmp_path / "empty")
+    for source, match in (
+        (tmp_path / "not_trained_yet", "does not exist"),
+        ("results/ecapa/1986/model", "does not exist"),
+        (tmp_path / "empty", "hyperparams.yaml"),
+    ):
+        with pytest.raises(FileNotFoundError, match=match):
+            ECAPAVerifier(source)
+    assert loads == []  # no download was tried
     with pytest.raises(ValueError, match="unknown verifier"):
         build_verifier("thinresnet")
 

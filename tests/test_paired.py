@@ -1,10 +1,10 @@
-"""Paired robust - baseline statistics: the speaker bootstrap, the per-item
-values a cell keeps, the verdicts on the paper's claims and their report
-section, on constructed data whose answers are known."""
+"""Paired robust - baseline statistics: the per-item values a cell keeps,
+the verdicts on the paper's claims and their report section, on constructed
+data whose answers are known (the speaker bootstrap itself:
+tests/test_metrics.py)."""
 
 import csv
 import json
-import time
 
 import numpy as np
 import pytest
@@ -18,12 +18,8 @@ from speechbrain_probe.evaluation.paired import (
     NoPerItemValues,
     StudyItems,
     claim_summaries,
-    paired_eer,
-    paired_mean,
     read_claims,
     read_paired,
-    verdict,
-    weighted_eer,
     write_paired_results,
 )
 from speechbrain_probe.evaluation.scoring import (
@@ -32,7 +28,6 @@ from speechbrain_probe.evaluation.scoring import (
     save_cell,
     score_cell,
 )
-from speechbrain_probe.metrics.eer import eer
 from speechbrain_probe.metrics.quality import Exclusion
 from speechbrain_probe.metrics.trials import Trial, make_trials, save_trials
 from speechbrain_probe.report.build import build_report
@@ -40,99 +35,6 @@ from speechbrain_probe.result_rows import write_samples
 from speechbrain_probe.study_info import StudyInfo, StudyModel, write_study_info
 
 LAYERS = ("cnn1", "cnn2", "blstm1", "blstm3")
-
-
-def _trial_data(n_speakers=40, per_speaker=20, seed=0):
-    """Trials of ``n_speakers`` (half same-speaker): labels, speakers, and a
-    base score with a separation of 2."""
-    rng = np.random.default_rng(seed)
-    enrol = np.repeat(np.arange(n_speakers), per_speaker)
-    labels = np.tile(np.arange(per_speaker) % 2, n_speakers)
-    other = (enrol + rng.integers(1, n_speakers, enrol.size)) % n_speakers
-    test = np.where(labels == 1, enrol, other)
-    scores = 2.0 * labels + rng.normal(0, 1, enrol.size)
-    return scores, labels, enrol, test, rng
-
-
-# --- the bootstrap -------------------------------------------------------------
-
-
-def test_weighted_eer_with_unit_weights_is_the_plain_eer():
-    rng = np.random.default_rng(3)
-    for n in (2, 7, 50, 999):
-        for decimals in (0, 1, 6):  # many ties, some, none
-            labels = rng.integers(0, 2, n)
-            labels[:2] = (1, 0)
-            scores = np.round(rng.normal(labels, 1.0), decimals)
-            plain = eer(scores[labels == 1], scores[labels == 0])[0]
-            assert weighted_eer(scores, labels)[0] == plain
-            # integer weights count trials that many times
-            w = rng.integers(0, 4, n)
-            w[:2] = 1
-            s, lab = np.repeat(scores, w), np.repeat(labels, w)
-            assert (
-                weighted_eer(scores, labels, w)[0] == eer(s[lab == 1], s[lab == 0])[0]
-            )
-    # a resample without a negative trial has no EER
-    assert np.isnan(weighted_eer([0.1, 0.2], [1, 0], [[1, 0]])[0])
-
-
-def test_paired_eer_knows_better_identical_and_reversed_cells():
-    scores, labels, enrol, test, rng = _trial_data()
-    better = scores + 1.0 * labels  # wider separation: lower EER
-    out = paired_eer(scores, better, labels, enrol, test, n_boot=500)
-    assert out.diff < 0 and out.low <= out.diff <= out.high < 0
-    assert out.b < out.a and out.n_speakers == 40 and out.n_items == 800
-    assert verdict(out.low, out.high, "below") == "holds"
-    assert verdict(out.low, out.high, "above") == "reversed"
-
-    same = paired_eer(scores, scores.copy(), labels, enrol, test, n_boot=200)
-    assert (same.diff, same.low, same.high) == (0.0, 0.0, 0.0)
-    assert verdict(same.low, same.high, "below") == "cannot tell"
-
-    worse = paired_eer(better, scores, labels, enrol, test, n_boot=500)
-    assert worse.diff == pytest.approx(-out.diff) and worse.low > 0
-    assert verdict(worse.low, worse.high, "below") == "reversed"
-
-    # a trial dropped in either cell is left out of both
-    dropped = better.copy()
-    dropped[[0, 1]] = np.nan
-    assert paired_eer(scores, dropped, labels, enrol, test, n_boot=50).n_items == 798
-
-
-def test_speakers_are_resampled_not_only_trials():
-    scores, labels, enrol, test, rng = _trial_data(n_speakers=30, per_speaker=40)
-    # cell b differs from a by a shift of each speaker's same-speaker scores:
-    # the difference is correlated within speaker
-    shift = rng.normal(0.0, 1.5, 30)
-    other = scores + labels * shift[enrol]
-    by_speaker = paired_eer(scores, other, labels, enrol, test, 1000, seed=1)
-    by_trial = paired_eer(
-        scores, other, labels, enrol, test, 1000, seed=1, resample="items"
-    )
-    assert by_speaker.diff == by_trial.diff
-    width = by_speaker.high - by_speaker.low
-    assert width > 1.5 * (by_trial.high - by_trial.low)
-
-    # the same for a per-utterance mean (STOI): utterances weighted by speaker
-    speakers = np.repeat(np.arange(30), 8)
-    a = rng.normal(0.6, 0.05, speakers.size)
-    b = a + rng.normal(0.0, 0.05, 30)[speakers] + rng.normal(0, 0.005, a.size)
-    spk = paired_mean(a, b, speakers, 1000)
-    utt = paired_mean(a, b, speakers, 1000, resample="items")
-    assert spk.diff == pytest.approx(np.mean(b - a))
-    assert (spk.high - spk.low) > 1.5 * (utt.high - utt.low)
-
-
-def test_two_thousand_resamples_of_ten_thousand_trials_are_fast():
-    scores, labels, enrol, test, rng = _trial_data(n_speakers=100, per_speaker=100)
-    other = scores + 0.1 * labels
-    paired_eer(scores[:100], other[:100], labels[:100], enrol[:100], test[:100], 10)
-    start = time.perf_counter()
-    out = paired_eer(scores, other, labels, enrol, test, n_boot=2000)
-    elapsed = time.perf_counter() - start
-    assert out.n_items == 10_000 and out.high < 0
-    assert elapsed < 5.0, f"{elapsed:.2f} s"  # ~0.3 s on an idle core
 
 
 # --- what a cell keeps ----------------------------------------------------------
@@ -172,8 +74,8 @@ def test_score_cell_keeps_per_trial_and_per_utterance_values(tmp_path):
         trials,
         {"fake": _FakeVerifier(missing="s2_u1")},
         n_boot=20,
-        n_jobs=1,
         pesq_ids={"s0_u0", "s1_u0"},
+        speaker_of={u: u[:2] for u in ids},
     )
     scores = result["trial_scores"]["fake"]
     assert len(scores) == len(trials)

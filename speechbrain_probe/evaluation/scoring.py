@@ -4,15 +4,19 @@ A cell is one (model, layer, condition), or a reference row (``original``:
 the input audio itself; ``copy_synthesis``). Its result is stored as JSON in
 ``<study>/cells/`` so that a finished cell is never recomputed.
 
-Besides its aggregates (``metrics``: value, 95% interval and n per metric) a
-cell keeps its per-item values, so that two cells scored on the same items
-can be compared pairwise (:mod:`speechbrain_probe.evaluation.paired`):
+Besides its aggregates (``metrics``: value, 95% interval and n per metric,
+:func:`cell_metrics`) a cell keeps its per-item values, from which the
+aggregates are computed and two cells scored on the same items can be
+compared pairwise (:mod:`speechbrain_probe.evaluation.paired`):
 ``trial_scores`` (verifier -> one cosine score per trial of the study's
 trial list, in its order, ``null`` where the trial was dropped) and
 ``utt_scores`` (``stoi``/``pesq`` -> ``{utt_id: value}``, ``null`` where the
 utterance was excluded; an utterance not scored for a metric is absent). A
 cell stored without them (an older version) is not current
-(:func:`has_items`) and is scored again.
+(:func:`has_items`) and is scored again; one whose intervals an older
+version computed (without :data:`INTERVALS`) gets them again from its
+per-item values (:func:`cell_metrics`). Every interval resamples speakers
+(:mod:`speechbrain_probe.metrics.bootstrap`).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import numpy as np
 
 from speechbrain_probe.atomic import atomic_write_text
 from speechbrain_probe.data.audio import read_checked
-from speechbrain_probe.metrics.eer import verification_metrics
+from speechbrain_probe.metrics.bootstrap import mean_interval, verification_metrics
 from speechbrain_probe.metrics.quality import (
     Exclusion,
     collect_stoi_pesq,
@@ -34,34 +38,20 @@ from speechbrain_probe.metrics.quality import (
 )
 from speechbrain_probe.metrics.speaker import score_trials
 
+#: How a cell's intervals resample (the ``intervals`` of a stored cell): a cell
+#: without it was scored by an older version that resampled trials and
+#: utterances.
+INTERVALS = "speakers"
+
 __all__ = [
-    "mean_ci",
+    "INTERVALS",
     "score_cell",
+    "cell_metrics",
     "has_items",
     "submit_quality",
     "load_cell",
     "save_cell",
 ]
-
-
-def mean_ci(values, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05):
-    """Mean of ``values`` with a percentile-bootstrap interval over items.
-
-    Returns ``(mean, low, high)``; ``(None, None, None)`` for no values.
-
-    Example
-    -------
-    >>> m, lo, hi = mean_ci([0.5, 0.6, 0.7, 0.8], n_boot=200)
-    >>> round(m, 2), lo <= m <= hi
-    (0.65, True)
-    """
-    x = np.asarray([v for v in values if v is not None], dtype=np.float64)
-    if x.size == 0:
-        return None, None, None
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
-    low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
-    return float(x.mean()), float(low), float(high)
 
 
 def score_cell(
@@ -72,10 +62,10 @@ def score_cell(
     verifiers: dict,
     quality: bool = True,
     n_boot: int = 1000,
-    n_jobs: int | None = None,
     seed: int = 0,
     quality_handle=None,
     pesq_ids=None,
+    speaker_of: dict | None = None,
 ) -> dict:
     """Verification EER/minDCF with every verifier, and STOI/PESQ.
 
@@ -89,27 +79,31 @@ def score_cell(
         name -> :class:`~speechbrain_probe.metrics.speaker.SpeakerVerifier`.
     quality : bool
         Compute STOI and PESQ.
+    n_boot, seed : int
+        Resamples of the speaker bootstrap (:func:`cell_metrics`) and its seed.
     quality_handle : optional
         STOI/PESQ of this cell already started on long-lived workers by
         :func:`submit_quality` (they run while this process embeds the
-        audio). Without one, ``n_jobs`` processes are started for the cell.
+        audio). Without one, they run in this process.
     pesq_ids : collection of str, optional
         Score PESQ on these utterances only (STOI on all); None: all. PESQ
         costs ten times STOI, and its cell mean over fewer utterances is
         still reported with its own ``n``.
+    speaker_of : dict, optional
+        utt_id -> speaker, for the intervals of STOI and PESQ (needed with
+        ``quality``).
 
     Returns
     -------
     dict
         ``{"metrics": {metric: [value, low, high, n]}, "excluded": [...],
         "trial_scores": {verifier: [score or None per trial]},
-        "utt_scores": {"stoi": {utt_id: value}, "pesq": {...}}}``
-        (EER as a fraction; see the module's description of the per-item
-        values).
+        "utt_scores": {"stoi": {utt_id: value}, "pesq": {...}},
+        "intervals": "speakers"}`` (EER as a fraction; see the module's
+        description of the per-item values).
     """
     audio = [read_checked(p) for p in wav_paths]
-    metrics, excluded = {}, []
-    trial_scores, utt_scores = {}, {}
+    trial_scores, excluded = {}, []
     for name, verifier in verifiers.items():
         emb, excl = verifier.embed(audio, utt_ids)
         excluded.extend(excl)
@@ -120,39 +114,72 @@ def score_cell(
             excluded.append(
                 Exclusion("*", f"eer_{name}", "no scorable trial of both kinds")
             )
-            continue
-        out = verification_metrics(scores, labels, n_boot=n_boot, seed=seed)
-        metrics[f"eer_{name}"] = [*out["eer"], out["n"]]
-        metrics[f"mindcf_{name}"] = [*out["mindcf"], out["n"]]
+    utt_scores = {}
     if quality:
-        rows = []
-        if quality_handle is not None:
-            parts = [collect_stoi_pesq(handle) for handle in quality_handle]
-        else:
+        parts = [collect_stoi_pesq(handle) for handle in quality_handle or []]
+        if quality_handle is None:  # in this process
+            clean = [str(p) for p in clean_paths]
             parts = [
-                stoi_pesq(
-                    [utt_ids[i] for i in keep],
-                    [str(clean_paths[i]) for i in keep],
-                    [audio[i] for i in keep],
-                    metrics=metrics,
-                    n_jobs=n_jobs,
-                )
-                for metrics, keep in _quality_jobs(utt_ids, pesq_ids)
+                stoi_pesq(*_pick(keep, utt_ids, clean, audio), metrics=m, n_jobs=1)
+                for m, keep in _quality_jobs(utt_ids, pesq_ids)
             ]
-        for part_rows, excl in parts:
-            rows.extend(part_rows)
-            excluded.extend(excl)
+        rows = [row for part_rows, _ in parts for row in part_rows]
+        excluded.extend(e for _, excl in parts for e in excl)
         for metric in ("stoi", "pesq"):
-            values = [r[metric] for r in rows if r.get(metric) is not None]
-            if values:
-                metrics[metric] = [*mean_ci(values, n_boot, seed), len(values)]
             utt_scores[metric] = {r["utt_id"]: r[metric] for r in rows if metric in r}
-    return {
-        "metrics": metrics,
+    result = {
         "excluded": [asdict(e) for e in excluded],
         "trial_scores": trial_scores,
         "utt_scores": utt_scores,
+        "intervals": INTERVALS,
     }
+    result["metrics"] = cell_metrics(result, trials, speaker_of, n_boot, seed)
+    return result
+
+
+def cell_metrics(
+    result: dict, trials, speaker_of: dict | None, n_boot: int, seed: int
+) -> dict:
+    """A cell's aggregates from its per-item values: ``{metric: [value, low,
+    high, n]}``, with speaker-bootstrap intervals
+    (:mod:`speechbrain_probe.metrics.bootstrap`).
+
+    ``eer_<verifier>`` and ``mindcf_<verifier>`` from the trials scored
+    (none without a scored trial of both kinds); ``stoi`` and ``pesq``: the
+    mean over the utterances with a value (in id order), none without one.
+
+    Example
+    -------
+    >>> from speechbrain_probe.metrics.trials import Trial
+    >>> trials = [Trial(1, "a1", "a2", "a", "a"), Trial(0, "a1", "b1", "a", "b")]
+    >>> cell = {"trial_scores": {"ge2e": [0.9, None]},
+    ...         "utt_scores": {"stoi": {"b1": 0.7, "a1": 0.5, "a2": None}}}
+    >>> cell_metrics(cell, trials, {"a1": "a", "a2": "a", "b1": "b"}, 10, 0)
+    {'stoi': [0.6, 0.5, 0.7, 2]}
+    """
+    metrics = {}
+    labels = np.array([t.label for t in trials], dtype=int)
+    enrol = np.array([t.enrol_spk for t in trials], dtype=str)
+    test = np.array([t.test_spk for t in trials], dtype=str)
+    for name, values in result["trial_scores"].items():
+        scores = np.array(values, dtype=np.float64)
+        if len(set(labels[np.isfinite(scores)].tolist())) < 2:
+            continue  # no scored trial of both kinds
+        out = verification_metrics(scores, labels, enrol, test, n_boot, seed)
+        metrics[f"eer_{name}"] = [*out["eer"], out["n"]]
+        metrics[f"mindcf_{name}"] = [*out["mindcf"], out["n"]]
+    for metric, values in result["utt_scores"].items():
+        utts = sorted(u for u, v in values.items() if v is not None)
+        if utts:
+            if speaker_of is None or any(u not in speaker_of for u in utts):
+                raise ValueError(
+                    f"the {metric} interval resamples speakers: pass speaker_of, "
+                    "the speaker of every utterance"
+                )
+            spk = [speaker_of[u] for u in utts]
+            x = [values[u] for u in utts]
+            metrics[metric] = [*mean_interval(x, spk, n_boot, seed), len(utts)]
+    return metrics
 
 
 def _aligned(scores, trials, embeddings) -> list:
@@ -222,16 +249,16 @@ def has_items(result: dict | None) -> bool:
 def submit_quality(pool, utt_ids, wav_paths, clean_paths, pesq_ids=None):
     """Start a cell's STOI/PESQ on ``pool`` (the workers read the audio);
     pass the handle to :func:`score_cell` as ``quality_handle``."""
+    wavs, clean = [str(p) for p in wav_paths], [str(p) for p in clean_paths]
     return [
-        submit_stoi_pesq(
-            pool,
-            [utt_ids[i] for i in keep],
-            [str(clean_paths[i]) for i in keep],
-            [str(wav_paths[i]) for i in keep],
-            metrics=metrics,
-        )
-        for metrics, keep in _quality_jobs(utt_ids, pesq_ids)
+        submit_stoi_pesq(pool, *_pick(keep, utt_ids, clean, wavs), metrics=m)
+        for m, keep in _quality_jobs(utt_ids, pesq_ids)
     ]
+
+
+def _pick(indices, *lists) -> list[list]:
+    """The items at ``indices`` of each list."""
+    return [[items[i] for i in indices] for items in lists]
 
 
 def _quality_jobs(utt_ids, pesq_ids):

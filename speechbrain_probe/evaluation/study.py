@@ -16,7 +16,12 @@ probes to the study's result files (the report is built from them by
    the clean reference), each stored as it finishes in ``cells/``;
 4. write ``study.json`` (models with their layers in model order,
    conditions, verifiers, vocoder), ``metrics.csv``, ``samples.csv``,
-   ``asr_results.csv``, ``excluded.csv`` and ``figure3_mels.npz``, through :mod:`speechbrain_probe.result_rows`.
+   ``asr_results.csv``, ``excluded.csv`` and ``figure3_mels.npz``, through
+   :mod:`speechbrain_probe.result_rows`; then the paired robust - baseline
+   statistics and the claims' verdicts, ``paired.csv`` and ``claims.csv``
+   (:mod:`speechbrain_probe.evaluation.paired`).
+
+Every 95% interval resamples speakers (:mod:`speechbrain_probe.metrics.bootstrap`).
 
 Finished audio and cells are never recomputed, so a killed run resumes and a
 second run on a finished study rewrites the same result files.
@@ -33,21 +38,26 @@ cells are queued at once, so the workers never wait for the embeddings.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
+from speechbrain_probe import study_info
 from speechbrain_probe.atomic import atomic_write_text
 from speechbrain_probe.data.audio import read_checked
 from speechbrain_probe.data.manifest import write_manifest
+from speechbrain_probe.evaluation.paired import NoPerItemValues, write_paired_results
 from speechbrain_probe.evaluation.pool import EvaluationPool, vocoder_kind
 from speechbrain_probe.evaluation.scoring import (
+    INTERVALS,
+    cell_metrics,
     load_cell,
     save_cell,
     score_cell,
@@ -62,7 +72,6 @@ from speechbrain_probe.features import HIFIGAN_MEL, LogMelSpectrogram
 from speechbrain_probe.metrics.quality import Exclusion, write_exclusions
 from speechbrain_probe.metrics.trials import load_trials, make_trials, save_trials
 from speechbrain_probe.result_rows import (
-    AsrResult,
     MetricRow,
     Sample,
     read_asr_results,
@@ -72,15 +81,13 @@ from speechbrain_probe.result_rows import (
     write_metrics,
     write_samples,
 )
-from speechbrain_probe.study_info import (
-    STUDY_INFO,
-    StudyInfo,
-    StudyModel,
-    write_study_info,
-)
 from speechbrain_probe.vocabulary import CONDITIONS
 
-__all__ = ["ModelSpec", "model_order", "run_study", "study_vocoder"]
+__all__ = ["ModelSpec", "PAIRED_N_BOOT", "model_order", "run_study", "study_vocoder"]
+
+#: Resamples of the paired differences of ``paired.csv`` and ``claims.csv``
+#: (:func:`~speechbrain_probe.evaluation.paired.write_paired_results`).
+PAIRED_N_BOOT = 2000
 
 
 @dataclass(frozen=True)
@@ -165,22 +172,6 @@ def model_order(asr, layers) -> list[str]:
     return sorted(layers, key=lambda n: rank.get(n, len(rank)))
 
 
-def _reference_cells(study: Path, condition: str, utterances):
-    ids = [u.utt_id for u in utterances]
-    clean = [sample_path(study / "samples", condition, "original", i) for i in ids]
-    heard = "original" if condition == "clean" else "mixture"
-    yield (
-        "original",
-        [sample_path(study / "samples", condition, heard, i) for i in ids],
-        clean,
-    )
-    yield (
-        "copy_synthesis",
-        [sample_path(study / "samples", condition, "copy_synthesis", i) for i in ids],
-        clean,
-    )
-
-
 def study_vocoder(target, asr_mel) -> str:
     """The vocoder (:data:`~speechbrain_probe.evaluation.pool.VOCODER_KINDS`)
     that turns probes of ``target`` mel into audio: ``griffin_lim`` for the
@@ -232,32 +223,22 @@ def _check_cell_settings(path: Path, settings: dict) -> None:
     atomic_write_text(path, json.dumps(settings, indent=1, sort_keys=True))
 
 
-def _write_samples_csv(study: Path, subset, models, model_layers):
+def _write_samples_csv(study: Path, subset, models, loaded) -> None:
+    """``samples.csv``: every audio file of the study."""
     rows = []
     for condition, utterances in subset.items():
-        kinds = ["original", "copy_synthesis"]
-        if condition != "clean":
-            kinds += ["mixture", "noise"]
+        noisy = ["mixture", "noise"] if condition != "clean" else []
         for u in utterances:
-            for kind in kinds:
-                path = sample_path("samples", condition, kind, u.utt_id)
-                rows.append(
-                    Sample(u.utt_id, u.spk_id, "", "", condition, kind, path.as_posix())
-                )
-            for spec in models:
-                for layer in model_layers[spec.name]:
-                    path = sample_path("samples", condition, spec.name, u.utt_id, layer)
-                    rows.append(
-                        Sample(
-                            u.utt_id,
-                            u.spk_id,
-                            spec.name,
-                            layer,
-                            condition,
-                            "reconstruction",
-                            path.as_posix(),
-                        )
-                    )
+            files = [("", "", kind) for kind in ["original", "copy_synthesis", *noisy]]
+            files += [
+                (s.name, x, "reconstruction")
+                for s in models
+                for x in loaded[s.name].layers
+            ]
+            for model, layer, kind in files:
+                at = sample_path("samples", condition, model or kind, u.utt_id, layer)
+                row = (u.utt_id, u.spk_id, model, layer, condition, kind)
+                rows.append(Sample(*row, at.as_posix()))
     write_samples(study / "samples.csv", rows)
 
 
@@ -266,24 +247,14 @@ def _collect_asr_results(study: Path, models) -> None:
     name, architecture and training."""
     rows = []
     for spec in models:
-        if not spec.asr_results:
-            continue
-        path = Path(spec.asr_results)
-        if not path.exists():
+        path = Path(spec.asr_results or "")
+        if spec.asr_results and not path.exists():
             print(f"note: no ASR results at {path}; Table 1 omits {spec.name}")
-            continue
-        for row in read_asr_results(path):
-            rows.append(
-                AsrResult(
-                    spec.name,
-                    spec.arch,
-                    spec.training,
-                    row.condition,
-                    row.wer,
-                    row.cer,
-                    row.n,
-                )
-            )
+        elif spec.asr_results:
+            rows += [
+                replace(row, model=spec.name, arch=spec.arch, training=spec.training)
+                for row in read_asr_results(path)
+            ]
     if rows:
         write_asr_results(study / "asr_results.csv", rows)
 
@@ -301,12 +272,11 @@ def _figure3(study: Path, subset, models, loaded, condition: str):
     by_training: dict[str, dict] = {}
     references = {}
     for spec in models:
-        asr, probes = loaded[spec.name]
-        # the probes' target mel (the ASR's own, or HiFi-GAN's at 22,050 Hz)
-        target = getattr(probes, "target_mel", None) or asr.mel_config
+        asr, target = loaded[spec.name].asr, loaded[spec.name].target
         rate = asr.mel_config.sample_rate
         mel = LogMelSpectrogram(target)
         with torch.no_grad():
+            probes = loaded[spec.name].probes
             mels = reconstruct_mel(asr, probes, noisy.to(asr.device), torch.ones(1))
             references = {
                 "clean": mel(to_target_rate(clean, rate, target))[0].numpy(),
@@ -397,12 +367,16 @@ def run_study(
         predict the HiFi-GAN mel (then HiFi-GAN makes the audio, see
         :func:`study_vocoder`). All models' probes must predict one mel.
     n_boot : int
-        Bootstrap resamples of the 95% intervals.
+        Resamples of each cell's 95% intervals (``metrics.csv``; speakers
+        resampled, :mod:`speechbrain_probe.metrics.bootstrap`); the paired
+        differences take :data:`PAIRED_N_BOOT`.
     n_jobs : int, optional
         Worker processes for the vocoder and STOI/PESQ (default: all cores;
         1: everything runs in this process).
     device : str, optional
         ``cpu``, ``cuda:0``, ...; None: CUDA where available, else the CPU.
+    seed : int
+        Seed of the subset, the trials, Griffin-Lim and every bootstrap.
     num_threads : int, optional
         Torch threads of this process during the study (restored afterwards;
         None leaves torch's setting). One thread plus worker processes is the
@@ -423,258 +397,357 @@ def run_study(
     -------
     Path
         The study folder (``metrics.csv``, ``samples.csv``, ``asr_results.csv``,
-        ``excluded.csv``, ``figure3_mels.npz``, ``samples/``, ``cells/``).
+        ``excluded.csv``, ``figure3_mels.npz``, ``paired.csv``, ``claims.csv``,
+        ``samples/``, ``cells/``).
     """
     from speechbrain_probe.devices import resolve_device
-    from speechbrain_probe.frozen.load import load_asr
-    from speechbrain_probe.hifigan import HifiGanUniversalVocoder
-    from speechbrain_probe.metrics.speaker import build_verifier
-    from speechbrain_probe.probe.inference import load_trained_probes
-    from speechbrain_probe.probe.target import target_mel_name
-    from speechbrain_probe.vocoder import GriffinLimVocoder
 
     device = resolve_device(device)
     # numba (librosa, inside resemblyzer's GE2E) logs every compilation step at
     # DEBUG level, which SpeechBrain's experiment log would keep
     logging.getLogger("numba").setLevel(logging.WARNING)
+    names = [m.name for m in models]
+    if len(set(names)) != len(names):
+        raise ValueError(f"model names must be unique, got {names}")
+    verifiers = {"ge2e": None} if verifiers is None else dict(verifiers)
+    conditions = list(conditions)
     with _study_workers(n_jobs, num_threads) as pool:
         started = time.time()
         study = Path(output_folder)
         study.mkdir(parents=True, exist_ok=True)
-        conditions = list(conditions)
-        verifiers = {"ge2e": None} if verifiers is None else dict(verifiers)
-        names = [m.name for m in models]
-        if len(set(names)) != len(names):
-            raise ValueError(f"model names must be unique, got {names}")
-
-        # 1. subset and trials -------------------------------------------------
         subset = select_subset(data_folder, conditions, utts_per_speaker, seed)
-        first = subset[conditions[0]]
-        write_manifest(
-            study / "subset.csv",
-            [dict(ID=u.utt_id, spk_id=u.spk_id, wrd=u.words) for u in first],
-            fields=("ID", "spk_id", "wrd"),
+        trials = _write_subset_and_trials(
+            study, subset[conditions[0]], seed, negatives_per_positive
         )
-        trials_path = study / "trials.csv"
-        trials = make_trials(
-            [(u.utt_id, u.spk_id) for u in first],
-            seed=seed,
-            negatives_per_positive=negatives_per_positive,
-        )
-        if trials_path.exists() and load_trials(trials_path) != trials:
-            raise ValueError(
-                f"{trials_path} holds other trials than this configuration makes (another "
-                "subset or seed); use a new output folder or delete the study's cells/"
-            )
-        save_trials(trials_path, trials)
-
-        # 2. models and their vocoder ---------------------------------------------
-        loaded = {}
-        model_layers = {}
-        first_target = first_asr = first_kind = None
-        for spec in models:
-            asr = (asrs or {}).get(spec.name)
-            if asr is None:
-                asr = load_asr(
-                    spec.asr, device=device, whisper_window=spec.whisper_window
-                )
-            else:
-                asr.to(device)
-            probes = load_trained_probes(spec.probes, asr, device=device)
-            loaded[spec.name] = (asr, probes)
-            model_layers[spec.name] = model_order(asr, list(probes))
-            target = getattr(probes, "target_mel", None) or asr.mel_config
-            kind = study_vocoder(target, asr.mel_config)
-            if first_target is None:
-                first_target, first_asr, first_kind = target, asr, kind
-                continue
-            if (kind, target) != (first_kind, first_target):
-                raise ValueError(
-                    f"the probes of {spec.name} predict the mel "
-                    f"{target_mel_name(target)!r} ({kind}) but those of "
-                    f"{models[0].name} the mel {target_mel_name(first_target)!r} "
-                    f"({first_kind}); a study turns every reconstruction into audio "
-                    "with one vocoder: evaluate them in separate studies (and "
-                    "compare the two with speechbrain_probe.evaluation.compare_studies)"
-                )
-            if kind == "griffin_lim" and asr.mel_config != first_asr.mel_config:
-                raise ValueError(
-                    f"model {spec.name} uses other mel settings than {models[0].name}; "
-                    "evaluate models with different features in separate studies"
-                )
-            if asr.mel_config.sample_rate != first_asr.mel_config.sample_rate:
-                raise ValueError(
-                    f"model {spec.name} hears {asr.mel_config.sample_rate} Hz audio "
-                    f"but {models[0].name} {first_asr.mel_config.sample_rate} Hz; "
-                    "evaluate them in separate studies"
-                )
-        if first_target is None:
-            raise ValueError("the study needs at least one model")
-        input_rate = first_asr.mel_config.sample_rate
+        loaded = _load_models(models, asrs, device)
+        kind, target, rate = _one_vocoder(models, loaded)
         _check_cell_settings(
             study / "cells" / "settings.json",
             dict(
                 n_boot=n_boot,
                 pesq_per_speaker=pesq_per_speaker,
-                griffin_lim_iters=(
-                    griffin_lim_iters if first_kind == "griffin_lim" else None
-                ),
+                griffin_lim_iters=griffin_lim_iters if kind == "griffin_lim" else None,
                 verifiers=sorted(verifiers),
-                vocoder=first_kind,
+                vocoder=kind,
             ),
         )
-        if first_kind == "griffin_lim":
-            vocoder = GriffinLimVocoder(
-                first_target, n_iter=griffin_lim_iters, device=device, seed=seed
-            )
-        else:
-            vocoder = HifiGanUniversalVocoder(device=device)
-        pesq_ids = first_per_speaker(first, pesq_per_speaker)
-        print(
-            f"evaluation subset: {len(first)} utterances of "
-            f"{len({u.spk_id for u in first})} unseen speakers, {len(trials)} trials"
+        scorer = _CellScorer(
+            study, subset, trials, verifiers, device, n_boot, seed, pesq_per_speaker
         )
-
-        # 3. audio ---------------------------------------------------------------
-        samples = study / "samples"
-        for condition in conditions:
-            write_references(
-                samples,
-                condition,
-                subset[condition],
-                vocoder,
-                vocoder.config,
-                pool=pool,
-                input_rate=input_rate,
-            )
-        for spec in models:
-            asr, probes = loaded[spec.name]
-            for condition in conditions:
-                write_reconstructions(
-                    samples,
-                    condition,
-                    spec.name,
-                    subset[condition],
-                    asr,
-                    probes,
-                    vocoder,
-                    batch_size=batch_size,
-                    device=device,
-                    pool=pool,
-                )
-        _write_samples_csv(study, subset, models, model_layers)
-        write_study_info(
-            study / STUDY_INFO,
-            StudyInfo(
-                models=[
-                    StudyModel(
-                        spec.name,
-                        tuple(model_layers[spec.name]),
-                        spec.arch,
-                        spec.training,
-                        spec.asr,
-                        spec.label,
-                    )
-                    for spec in models
-                ],
-                conditions=conditions,
-                verifiers=list(verifiers),
-                vocoder=vocoder_kind(vocoder),
-            ),
+        vocoder = _vocoder(kind, target, griffin_lim_iters, device, seed)
+        _write_audio(
+            study, subset, models, loaded, vocoder, rate, batch_size, device, pool
         )
-        figure3_condition = conditions[-1]
+        _write_study_info(study, subset, models, loaded, verifiers, vocoder)
         if not (study / "figure3_mels.npz").exists():
-            _figure3(study, subset, models, loaded, figure3_condition)
-
-        # 4. scores --------------------------------------------------------------
-        cells = []
-        for condition in conditions:
-            for layer, wavs, clean in _reference_cells(
-                study, condition, subset[condition]
-            ):
-                cells.append((None, layer, condition, wavs, clean))
-            for spec in models:
-                for layer in model_layers[spec.name]:
-                    ids = [u.utt_id for u in subset[condition]]
-                    wavs = [
-                        sample_path(samples, condition, spec.name, i, layer)
-                        for i in ids
-                    ]
-                    clean = [
-                        sample_path(samples, condition, "original", i) for i in ids
-                    ]
-                    cells.append((spec, layer, condition, wavs, clean))
-        built = {}
-        metric_rows, exclusions = [], []
-
-        def cell_path(spec, layer, condition):
-            owner = spec.name if spec else "_reference"
-            return study / "cells" / condition / owner / f"{layer}.json"
-
-        # STOI/PESQ of every unfinished cell go to the workers at once; this
-        # process embeds cell after cell meanwhile.
-        handles = {}
-        # a cell stored without per-item values (an older version) is rescored
-        todo = [
-            c for c in cells if load_cell(cell_path(*c[:3]), require_items=True) is None
-        ]
-        if pool is not None:
-            for spec, layer, condition, wavs, clean in todo:
-                ids = [u.utt_id for u in subset[condition]]
-                handles[(spec, layer, condition)] = submit_quality(
-                    pool, ids, wavs, clean, pesq_ids=pesq_ids
-                )
-        for spec, layer, condition, wavs, clean in tqdm(cells, desc="scoring cells"):
-            owner = spec.name if spec else "_reference"
-            path = cell_path(spec, layer, condition)
-            result = load_cell(path, require_items=True)
-            if result is None:
-                for name, source in verifiers.items():
-                    if name not in built:
-                        built[name] = build_verifier(name, source=source, device=device)
-                ids = [u.utt_id for u in subset[condition]]
-                result = score_cell(
-                    ids,
-                    wavs,
-                    clean,
-                    trials,
-                    built,
-                    n_boot=n_boot,
-                    n_jobs=1,
-                    seed=seed,
-                    quality_handle=handles.pop((spec, layer, condition), None),
-                    pesq_ids=pesq_ids,
-                )
-                save_cell(path, result)
-            for metric, (value, low, high, n) in sorted(result["metrics"].items()):
-                metric_rows.append(
-                    MetricRow(
-                        model=spec.name if spec else "",
-                        arch=spec.arch if spec else "",
-                        training=spec.training if spec else "",
-                        layer=layer,
-                        condition=condition,
-                        metric=metric,
-                        value=value,
-                        ci_low=low,
-                        ci_high=high,
-                        n=n,
-                    )
-                )
-            for e in result["excluded"]:
-                where = f"{owner}/{layer}/{condition}"
-                exclusions.append(
-                    Exclusion(e["utt_id"], e["metric"], f"{where}: {e['reason']}")
-                )
-
-        # 5. result files and report ----------------------------------------------
+            _figure3(study, subset, models, loaded, conditions[-1])
+        cells = _study_cells(study, subset, models, loaded)
+        metric_rows, exclusions = scorer.score(cells, pool)
         if pool is not None:
             pool.close()  # the workers have nothing left to do
         write_metrics(study / "metrics.csv", metric_rows)
         write_exclusions(study / "excluded.csv", exclusions)
         _collect_asr_results(study, models)
+        _write_paired_results(study, seed)
         print(
             f"evaluation: {len(cells)} cells, {len(exclusions)} exclusions, "
             f"{time.time() - started:.0f} s; results in {study}"
         )
         return study
+
+
+def _write_subset_and_trials(study: Path, utterances, seed, negatives_per_positive):
+    """Write ``subset.csv`` and ``trials.csv`` (the trials a study keeps:
+    another subset or seed is refused); return the trials."""
+    write_manifest(
+        study / "subset.csv",
+        [dict(ID=u.utt_id, spk_id=u.spk_id, wrd=u.words) for u in utterances],
+        fields=("ID", "spk_id", "wrd"),
+    )
+    trials_path = study / "trials.csv"
+    trials = make_trials(
+        [(u.utt_id, u.spk_id) for u in utterances],
+        seed=seed,
+        negatives_per_positive=negatives_per_positive,
+    )
+    if trials_path.exists() and load_trials(trials_path) != trials:
+        raise ValueError(
+            f"{trials_path} holds other trials than this configuration makes (another "
+            "subset or seed); use a new output folder or delete the study's cells/"
+        )
+    save_trials(trials_path, trials)
+    speakers = {u.spk_id for u in utterances}
+    print(
+        f"evaluation subset: {len(utterances)} utterances of {len(speakers)} unseen "
+        f"speakers, {len(trials)} trials"
+    )
+    return trials
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """A model of the study, loaded: its ASR, probes and layers in model order."""
+
+    asr: object
+    probes: object
+    layers: list[str]
+
+    @property
+    def target(self):
+        """The mel its probes predict (the ASR's own, or HiFi-GAN's)."""
+        return getattr(self.probes, "target_mel", None) or self.asr.mel_config
+
+
+def _load_models(models, asrs, device) -> dict[str, _Loaded]:
+    """Each model's ASR (from ``asrs`` where given) and trained probes."""
+    from speechbrain_probe.frozen.load import load_asr
+    from speechbrain_probe.probe.inference import load_trained_probes
+
+    loaded = {}
+    for spec in models:
+        asr = (asrs or {}).get(spec.name)
+        if asr is None:
+            asr = load_asr(spec.asr, device=device, whisper_window=spec.whisper_window)
+        else:
+            asr.to(device)
+        probes = load_trained_probes(spec.probes, asr, device=device)
+        loaded[spec.name] = _Loaded(asr, probes, model_order(asr, list(probes)))
+    return loaded
+
+
+def _one_vocoder(models, loaded: dict[str, _Loaded]):
+    """The vocoder kind and mel of every model's probes, and the input rate:
+    one for the whole study (else a ValueError saying why). Griffin-Lim
+    decodes the ASR's own mel, so one Griffin-Lim mel is one mel config."""
+    from speechbrain_probe.probe.target import target_mel_name
+
+    if not models:
+        raise ValueError("the study needs at least one model")
+    first = loaded[models[0].name]
+    kind = study_vocoder(first.target, first.asr.mel_config)
+    rate = first.asr.mel_config.sample_rate
+    for spec in models[1:]:
+        model = loaded[spec.name]
+        other = study_vocoder(model.target, model.asr.mel_config)
+        if (other, model.target) != (kind, first.target):
+            raise ValueError(
+                f"the probes of {spec.name} predict the mel "
+                f"{target_mel_name(model.target)!r} ({other}) but those of "
+                f"{models[0].name} the mel {target_mel_name(first.target)!r} "
+                f"({kind}); a study turns every reconstruction into audio "
+                "with one vocoder: evaluate them in separate studies (and "
+                "compare the two with speechbrain_probe.evaluation.compare_studies)"
+            )
+        if model.asr.mel_config.sample_rate != rate:
+            raise ValueError(
+                f"model {spec.name} hears {model.asr.mel_config.sample_rate} Hz audio "
+                f"but {models[0].name} {rate} Hz; evaluate them in separate studies"
+            )
+    return kind, first.target, rate
+
+
+def _vocoder(kind: str, target, griffin_lim_iters: int, device, seed: int):
+    """The study's vocoder (:func:`study_vocoder`'s kind)."""
+    if kind == "griffin_lim":
+        from speechbrain_probe.vocoder import GriffinLimVocoder
+
+        return GriffinLimVocoder(target, griffin_lim_iters, device=device, seed=seed)
+    from speechbrain_probe.hifigan import HifiGanUniversalVocoder
+
+    return HifiGanUniversalVocoder(device=device)
+
+
+def _write_audio(
+    study, subset, models, loaded, vocoder, rate, batch_size, device, pool
+):
+    """Every condition's references, every model's reconstructions, and
+    ``samples.csv`` listing them."""
+    samples = study / "samples"
+    for condition, utts in subset.items():
+        write_references(
+            samples,
+            condition,
+            utts,
+            vocoder,
+            vocoder.config,
+            pool=pool,
+            input_rate=rate,
+        )
+    for spec in models:
+        asr, probes = loaded[spec.name].asr, loaded[spec.name].probes
+        for condition, utts in subset.items():
+            write_reconstructions(
+                samples,
+                condition,
+                spec.name,
+                utts,
+                asr,
+                probes,
+                vocoder,
+                batch_size,
+                device,
+                pool,
+            )
+    _write_samples_csv(study, subset, models, loaded)
+
+
+def _write_study_info(study, subset, models, loaded, verifiers, vocoder) -> None:
+    """``study.json``: models with their layers in model order, conditions,
+    verifiers, vocoder."""
+    described = [
+        study_info.StudyModel(
+            spec.name,
+            tuple(loaded[spec.name].layers),
+            spec.arch,
+            spec.training,
+            spec.asr,
+            spec.label,
+        )
+        for spec in models
+    ]
+    kind = vocoder_kind(vocoder)
+    info = study_info.StudyInfo(described, list(subset), list(verifiers), kind)
+    study_info.write_study_info(study / study_info.STUDY_INFO, info)
+
+
+@dataclass(frozen=True, eq=False)
+class _Cell:
+    """One scored cell: a model's layer (``spec`` None: a reference row,
+    ``original`` or ``copy_synthesis``) under one condition."""
+
+    spec: ModelSpec | None
+    layer: str
+    condition: str
+    wavs: list
+    clean: list
+
+    @property
+    def owner(self) -> str:
+        return self.spec.name if self.spec else "_reference"
+
+    def path(self, study: Path) -> Path:
+        return study / "cells" / self.condition / self.owner / f"{self.layer}.json"
+
+    def rows(self, result: dict) -> tuple[list[MetricRow], list[Exclusion]]:
+        """The cell's rows of ``metrics.csv`` and ``excluded.csv``."""
+        spec = self.spec or ModelSpec("", "", "")
+        where = f"{self.owner}/{self.layer}/{self.condition}"
+        return [
+            MetricRow(
+                spec.name, spec.arch, spec.training, self.layer, self.condition, m, *v
+            )
+            for m, v in sorted(result["metrics"].items())
+        ], [
+            Exclusion(e["utt_id"], e["metric"], f"{where}: {e['reason']}")
+            for e in result["excluded"]
+        ]
+
+
+def _study_cells(study: Path, subset, models, loaded) -> list[_Cell]:
+    """Every cell, condition by condition: the references, then each model's
+    layers."""
+    cells = []
+    for condition, utterances in subset.items():
+        audio = functools.partial(_audio, study / "samples", condition, utterances)
+        clean = audio("original")
+        heard = audio("original" if condition == "clean" else "mixture")
+        cells.append(_Cell(None, "original", condition, heard, clean))
+        cells.append(
+            _Cell(None, "copy_synthesis", condition, audio("copy_synthesis"), clean)
+        )
+        for spec in models:
+            for layer in loaded[spec.name].layers:
+                cells.append(
+                    _Cell(spec, layer, condition, audio(spec.name, layer), clean)
+                )
+    return cells
+
+
+def _audio(samples: Path, condition, utterances, kind, layer=None) -> list[Path]:
+    return [sample_path(samples, condition, kind, u.utt_id, layer) for u in utterances]
+
+
+class _CellScorer:
+    """Scores the study's cells, or reads them where stored."""
+
+    def __init__(
+        self, study, subset, trials, verifiers, device, n_boot, seed, pesq_per_speaker
+    ):
+        self.study, self.subset, self.trials = study, subset, trials
+        self.sources, self.built, self.device = verifiers, {}, device
+        self.n_boot, self.seed = n_boot, seed
+        first = next(iter(subset.values()))
+        self.pesq_ids = first_per_speaker(first, pesq_per_speaker)
+        self.speaker_of = {u.utt_id: u.spk_id for u in first}
+
+    def score(self, cells: list[_Cell], pool):
+        """Metric rows and exclusions of every cell, scored where not stored
+        (a cell stored without per-item values, by an older version, too).
+
+        STOI/PESQ of every unfinished cell go to the workers at once; this
+        process embeds cell after cell meanwhile.
+        """
+        handles = {}
+        for cell in cells if pool is not None else []:
+            if load_cell(cell.path(self.study), require_items=True) is None:
+                ids = self._ids(cell)
+                handles[cell] = submit_quality(
+                    pool, ids, cell.wavs, cell.clean, self.pesq_ids
+                )
+        metric_rows, exclusions = [], []
+        for cell in tqdm(cells, desc="scoring cells"):
+            rows, excluded = cell.rows(self._result(cell, handles.pop(cell, None)))
+            metric_rows += rows
+            exclusions += excluded
+        return metric_rows, exclusions
+
+    def _ids(self, cell: _Cell) -> list[str]:
+        return [u.utt_id for u in self.subset[cell.condition]]
+
+    def _result(self, cell: _Cell, quality_handle) -> dict:
+        """A cell's result: stored (its intervals made current), or scored
+        and stored."""
+        path = cell.path(self.study)
+        result = load_cell(path, require_items=True)
+        if result is None:
+            result = score_cell(
+                self._ids(cell),
+                cell.wavs,
+                cell.clean,
+                self.trials,
+                self._verifiers(),
+                n_boot=self.n_boot,
+                seed=self.seed,
+                quality_handle=quality_handle,
+                pesq_ids=self.pesq_ids,
+                speaker_of=self.speaker_of,
+            )
+        elif result.get("intervals") != INTERVALS:
+            # an older version resampled trials and utterances: the intervals
+            # again from the cell's per-item values, no audio scored again
+            result["metrics"] = cell_metrics(
+                result, self.trials, self.speaker_of, self.n_boot, self.seed
+            )
+            result["intervals"] = INTERVALS
+        else:
+            return result
+        save_cell(path, result)
+        return result
+
+    def _verifiers(self) -> dict:
+        """The verifiers, built at the first cell that needs them."""
+        from speechbrain_probe.metrics.speaker import build_verifier
+
+        for name, source in self.sources.items():
+            if name not in self.built:
+                self.built[name] = build_verifier(name, source, self.device)
+        return self.built
+
+
+def _write_paired_results(study: Path, seed: int) -> None:
+    """``paired.csv`` and ``claims.csv`` (:func:`write_paired_results`), or a
+    note why the study has none."""
+    try:
+        write_paired_results(study, n_boot=PAIRED_N_BOOT, seed=seed)
+    except NoPerItemValues as error:
+        print(f"note: no paired.csv or claims.csv: {error}")

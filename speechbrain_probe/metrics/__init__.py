@@ -2,7 +2,9 @@
 
 * :mod:`~speechbrain_probe.metrics.trials`: seeded, balanced trial lists (CSV).
 * :mod:`~speechbrain_probe.metrics.eer`: sorted EER/minDCF (SpeechBrain's values)
-  with bootstrap intervals.
+  of trial lists with integer weights.
+* :mod:`~speechbrain_probe.metrics.bootstrap`: the speaker bootstrap of every
+  95% interval (a cell's EER, minDCF, mean STOI/PESQ; paired differences).
 * :mod:`~speechbrain_probe.metrics.speaker`: GE2E (resemblyzer) and ECAPA
   (SpeechBrain) verifiers, cosine scoring of trials.
 * :mod:`~speechbrain_probe.metrics.ecapa`: build/export an ECAPA-TDNN in

@@ -91,14 +91,7 @@ def build_ecapa(n_speakers: int, **arch):
     from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN, Classifier
 
     cfg = _arch(arch)
-    embedding = ECAPA_TDNN(
-        input_size=cfg["n_mels"],
-        channels=cfg["channels"],
-        kernel_sizes=cfg["kernel_sizes"],
-        dilations=cfg["dilations"],
-        attention_channels=cfg["attention_channels"],
-        lin_neurons=cfg["lin_neurons"],
-    )
+    embedding = ECAPA_TDNN(input_size=cfg.pop("n_mels"), **cfg)
     classifier = Classifier(input_size=cfg["lin_neurons"], out_neurons=n_speakers)
     return embedding, classifier
 

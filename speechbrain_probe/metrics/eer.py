@@ -1,98 +1,178 @@
-"""Equal error rate and minDCF by sorting, with bootstrap intervals.
+"""Equal error rate and minDCF by sorting, of trial lists with integer weights.
 
 The values are identical to :func:`speechbrain.utils.metric_stats.EER` and
 :func:`speechbrain.utils.metric_stats.minDCF`, which loop in Python over
-thresholds (EER) or build a thresholds x trials matrix (minDCF). Here every
-threshold is evaluated at once: the scores are sorted, false rejections and
-false acceptances are cumulative counts, and only the last position of each
-group of tied scores is a threshold (a score ``<=`` threshold is rejected, as
-in SpeechBrain). Rates are float32 like SpeechBrain's, so the numbers match
-bit for bit; ``benchmarks/bench_eer.py`` checks it on 10,000 trials.
+thresholds (EER) or build a thresholds x trials matrix (minDCF). Here the
+scores are sorted once (:class:`SortedTrials`), false rejections and false
+acceptances are cumulative counts, and only the last position of each group
+of tied scores is a threshold (a score ``<=`` threshold is rejected, as in
+SpeechBrain). Rates are float32 like SpeechBrain's, so the numbers match bit
+for bit; ``benchmarks/bench_eer.py`` checks it on 10,000 trials.
 
-The same sorted evaluation runs on a whole matrix of bootstrap resamples, so a
-95% interval of 1,000 resamples costs about as much as one sort of the matrix.
+A trial of integer weight k counts as k copies of it, and the counts of many
+weightings (rows) are evaluated at once: one cumulative sum per row, no sort.
+That is what the speaker bootstrap evaluates
+(:mod:`speechbrain_probe.metrics.bootstrap`).
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-__all__ = ["eer", "min_dcf", "bootstrap_ci", "verification_metrics"]
-
-
-def _as_tensor(scores) -> torch.Tensor:
-    t = torch.as_tensor(
-        np.asarray(scores, dtype=np.float64) if not torch.is_tensor(scores) else scores
-    )
-    if t.dim() != 1:
-        t = t.reshape(-1)
-    if not torch.isfinite(t).all():
-        raise ValueError(
-            "scores contain NaN or inf; drop the trials of excluded utterances first"
-        )
-    return t
+__all__ = ["SortedTrials", "ErrorCounts", "eer", "min_dcf"]
 
 
-def _check(pos: torch.Tensor, neg: torch.Tensor):
-    if pos.numel() == 0 or neg.numel() == 0:
-        raise ValueError(
-            f"need at least one positive and one negative score "
-            f"(got {pos.numel()} positive, {neg.numel()} negative)"
-        )
+class SortedTrials:
+    """A trial list sorted by score once, for the EER and minDCF of many
+    integer weightings of its trials (:meth:`errors`).
 
+    Arguments
+    ---------
+    scores : array-like ``[n]``
+        One finite score per trial.
+    labels : array-like ``[n]``
+        1 (or True) for a same-speaker trial.
 
-def _rates(scores: torch.Tensor, labels: torch.Tensor, n_pos: int, n_neg: int):
-    """FRR, FAR (float32) at every threshold of each row, and a validity mask.
+    Attributes
+    ----------
+    pos_at, neg_at : np.ndarray
+        The positive and the negative trials (their indices in ``scores``)
+        in score order: the order of the weights :meth:`errors` takes.
+    thresholds : np.ndarray
+        The candidate thresholds (the distinct scores, ascending).
 
-    ``scores`` and ``labels`` are ``[B, n]``; each row is one trial list.
+    Example
+    -------
+    >>> trials = SortedTrials([0.9, 0.2, 0.6, 0.5], [1, 1, 0, 0])
+    >>> trials.pos_at.tolist(), trials.neg_at.tolist()
+    ([1, 0], [3, 2])
+    >>> trials.errors().eer()[0].tolist()
+    [0.5]
+    >>> trials.errors([[1, 0], [0, 1]], [[1, 1], [1, 1]]).eer()[0].tolist()
+    [1.0, 0.0]
     """
-    order = torch.sort(scores, dim=1, stable=True)
-    s = order.values
-    lab = torch.gather(labels, 1, order.indices)
-    cpos = torch.cumsum(lab, dim=1)  # positives <= threshold
-    cneg = torch.cumsum(1 - lab, dim=1)  # negatives <= threshold
-    last = torch.ones_like(s, dtype=torch.bool)
-    last[:, :-1] = s[:, 1:] != s[:, :-1]
-    frr = cpos.float() / n_pos
-    far = (n_neg - cneg).float() / n_neg
-    return s, frr, far, last
+
+    def __init__(self, scores, labels):
+        s = np.asarray(scores, dtype=np.float64).reshape(-1)
+        positive = np.asarray(labels).astype(bool).reshape(-1)
+        if positive.shape != s.shape:
+            raise ValueError(f"{s.size} scores but {positive.size} labels")
+        if not np.isfinite(s).all():
+            raise ValueError(
+                "scores contain NaN or inf; drop the trials of excluded utterances first"
+            )
+        if not positive.any() or positive.all():
+            raise ValueError(
+                f"need at least one positive and one negative score (got "
+                f"{int(positive.sum())} positive, {int((~positive).sum())} negative)"
+            )
+        order = np.argsort(s, kind="stable")
+        s, pos = s[order], positive[order]
+        self.pos_at, self.neg_at = order[pos], order[~pos]
+        last = np.ones(s.size, dtype=bool)
+        last[:-1] = s[1:] != s[:-1]
+        at = np.flatnonzero(last)
+        self.thresholds = s[at]
+        #: positives and negatives with a score <= each threshold
+        self.pos_below = np.cumsum(pos)[at]
+        self.neg_below = at + 1 - self.pos_below
+
+    def errors(self, w_pos=None, w_neg=None) -> ErrorCounts:
+        """The error counts of weighted trials at every threshold.
+
+        Arguments
+        ---------
+        w_pos, w_neg : array-like ``[B, n_pos]`` and ``[B, n_neg]``, optional
+            Integer weights of the positive and negative trials in score
+            order (:attr:`pos_at`, :attr:`neg_at`), a row per weighting.
+            Default: one each (the trial list itself).
+        """
+        if w_pos is None:
+            w_pos = np.ones((1, self.pos_at.size), dtype=np.int32)
+            w_neg = np.ones((1, self.neg_at.size), dtype=np.int32)
+        return ErrorCounts(
+            self,
+            np.cumsum(np.atleast_2d(w_pos), axis=1, dtype=np.int32),
+            np.cumsum(np.atleast_2d(w_neg), axis=1, dtype=np.int32),
+        )
 
 
-def _eer_from_rates(s, frr, far, last):
-    gap = (far.double() - frr.double()).abs()
-    gap[~last] = float("inf")
-    idx = torch.argmin(gap, dim=1, keepdim=True)  # first minimum, as SpeechBrain
-    value = (far.gather(1, idx).double() + frr.gather(1, idx).double()) / 2
-    return value.squeeze(1), s.gather(1, idx).squeeze(1)
+class ErrorCounts:
+    """Cumulative weights of the positive and negative trials of
+    :class:`SortedTrials` in score order, a row per weighting: each row's
+    EER (:meth:`eer`) and minDCF (:meth:`min_dcf`).
+
+    A row without positive or negative weight has no rates: NaN.
+    """
+
+    def __init__(self, trials: SortedTrials, cpos: np.ndarray, cneg: np.ndarray):
+        self.trials, self.cpos, self.cneg = trials, cpos, cneg
+        self.n_pos, self.n_neg = cpos[:, -1:], cneg[:, -1:]
+
+    def rates(self, at: np.ndarray):
+        """FRR and FAR (float32) at threshold indices ``at`` ``[B, k]``."""
+        kp, kn = self.trials.pos_below[at], self.trials.neg_below[at]
+        rejected = np.where(kp > 0, _take(self.cpos, np.maximum(kp - 1, 0)), 0)
+        accepted = self.n_neg - np.where(
+            kn > 0, _take(self.cneg, np.maximum(kn - 1, 0)), 0
+        )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (
+                np.divide(rejected, self.n_pos, dtype=np.float32),
+                np.divide(accepted, self.n_neg, dtype=np.float32),
+            )
+
+    def eer(self):
+        """EER of each row, and its threshold index (``[B]`` each).
+
+        ``(FAR + FRR) / 2`` at the first threshold where ``|FAR - FRR|`` is
+        smallest. FRR only grows and FAR only falls along the thresholds, so
+        that threshold is the last with ``FAR > FRR`` or the next one, found
+        by bisection.
+        """
+        m, rows = self.trials.thresholds.size, self.cpos.shape[0]
+        lo, hi = np.zeros((rows, 1), dtype=np.int64), np.full((rows, 1), m)
+        while (lo < hi).any():
+            mid = (lo + hi) // 2
+            frr, far = self.rates(np.minimum(mid, m - 1))
+            up = far > frr
+            lo, hi = np.where((lo < hi) & up, mid + 1, lo), np.where(up, hi, mid)
+        at = np.hstack([np.maximum(lo - 1, 0), np.minimum(lo, m - 1)])
+        frr, far = (r.astype(np.float64) for r in self.rates(at))
+        gap = np.abs(far - frr)
+        gap[:, 0][lo[:, 0] == 0] = np.inf
+        gap[:, 1][lo[:, 0] == m] = np.inf
+        pick = (gap[:, 1] < gap[:, 0]).astype(int)[:, None]
+        value = np.take_along_axis((far + frr) / 2, pick, axis=1)[:, 0]
+        return self._valid(value), np.take_along_axis(at, pick, axis=1)[:, 0]
+
+    def min_dcf(self, c_miss=1.0, c_fa=1.0, p_target=0.01):
+        """Minimum detection cost of each row, and its threshold index."""
+        every = np.arange(self.trials.thresholds.size)[None, :]
+        p_miss, p_fa = self.rates(every)
+        cost = c_miss * p_miss * p_target + c_fa * p_fa * (1 - p_target)
+        at = np.argmin(cost, axis=1)
+        value = np.take_along_axis(cost, at[:, None], axis=1)[:, 0]
+        return self._valid(value.astype(np.float64)), at
+
+    def _valid(self, value: np.ndarray) -> np.ndarray:
+        value[(self.n_pos[:, 0] <= 0) | (self.n_neg[:, 0] <= 0)] = np.nan
+        return value
 
 
-def _dcf_from_rates(s, p_miss, p_fa, last, c_miss, c_fa, p_target):
-    c_det = c_miss * p_miss * p_target + c_fa * p_fa * (1 - p_target)
-    c_det[~last] = float("inf")
-    c_min, idx = torch.min(c_det, dim=1, keepdim=True)
-    return c_min.squeeze(1).double(), s.gather(1, idx).squeeze(1)
+def _take(cumulative: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """``cumulative[row, at[row, j]]`` for every row (``at`` of one row
+    broadcasts to all)."""
+    return np.take_along_axis(
+        cumulative, np.broadcast_to(at, (cumulative.shape[0], at.shape[1])), axis=1
+    )
 
 
-def _eer_rows(scores, labels, n_pos, n_neg):
-    return _eer_from_rates(*_rates(scores, labels, n_pos, n_neg))
-
-
-def _dcf_rows(scores, labels, n_pos, n_neg, c_miss, c_fa, p_target):
-    rates = _rates(scores, labels, n_pos, n_neg)
-    return _dcf_from_rates(*rates, c_miss, c_fa, p_target)
-
-
-def _stack(pos: torch.Tensor, neg: torch.Tensor):
-    dtype = torch.promote_types(pos.dtype, neg.dtype)
-    scores = torch.cat([pos.to(dtype), neg.to(dtype)]).unsqueeze(0)
-    labels = torch.cat(
-        [
-            torch.ones(pos.numel(), dtype=torch.long),
-            torch.zeros(neg.numel(), dtype=torch.long),
-        ]
-    ).unsqueeze(0)
-    return scores, labels
+def _trials(positive_scores, negative_scores) -> SortedTrials:
+    pos = np.asarray(positive_scores, dtype=np.float64).reshape(-1)
+    neg = np.asarray(negative_scores, dtype=np.float64).reshape(-1)
+    labels = np.r_[np.ones(pos.size, dtype=bool), np.zeros(neg.size, dtype=bool)]
+    return SortedTrials(np.r_[pos, neg], labels)
 
 
 def eer(positive_scores, negative_scores) -> tuple[float, float]:
@@ -112,10 +192,9 @@ def eer(positive_scores, negative_scores) -> tuple[float, float]:
     >>> eer([0.1, 0.9], [0.5, 0.5])[0]
     0.75
     """
-    pos, neg = _as_tensor(positive_scores), _as_tensor(negative_scores)
-    _check(pos, neg)
-    value, thr = _eer_rows(*_stack(pos, neg), pos.numel(), neg.numel())
-    return float(value[0]), float(thr[0])
+    trials = _trials(positive_scores, negative_scores)
+    value, at = trials.errors().eer()
+    return float(value[0]), float(trials.thresholds[at[0]])
 
 
 def min_dcf(
@@ -130,142 +209,6 @@ def min_dcf(
     >>> min_dcf([0.6, 0.7, 0.8, 0.5], [0.4, 0.3, 0.2, 0.1])
     (0.0, 0.4...)
     """
-    pos, neg = _as_tensor(positive_scores), _as_tensor(negative_scores)
-    _check(pos, neg)
-    value, thr = _dcf_rows(
-        *_stack(pos, neg), pos.numel(), neg.numel(), c_miss, c_fa, p_target
-    )
-    return float(value[0]), float(thr[0])
-
-
-def bootstrap_ci(
-    positive_scores,
-    negative_scores,
-    metric: str = "eer",
-    n_boot: int = 1000,
-    alpha: float = 0.05,
-    seed: int = 0,
-    chunk: int = 100,
-    **dcf_kwargs,
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of the EER or minDCF.
-
-    Positive and negative trials are resampled separately (with replacement),
-    so every resample keeps the trial list's balance.
-
-    Arguments
-    ---------
-    metric : str
-        ``"eer"`` or ``"mindcf"``.
-    n_boot : int
-        Number of resamples.
-    alpha : float
-        ``1 - alpha`` is the coverage (0.05: a 95% interval).
-    seed : int
-        Seed of the resampling (the interval is reproducible).
-    chunk : int
-        Resamples evaluated per batch (bounds memory).
-
-    Example
-    -------
-    >>> rng = np.random.default_rng(0)
-    >>> pos, neg = rng.normal(1, 1, 500), rng.normal(-1, 1, 500)
-    >>> lo, hi = bootstrap_ci(pos, neg, n_boot=200)
-    >>> bool(lo <= eer(pos, neg)[0] <= hi)
-    True
-    """
-    if metric not in ("eer", "mindcf"):
-        raise ValueError(f"unknown metric {metric!r}; use 'eer' or 'mindcf'")
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
-    pos, neg = _as_tensor(positive_scores), _as_tensor(negative_scores)
-    _check(pos, neg)
-    n_pos, n_neg = pos.numel(), neg.numel()
-    scores, labels = _stack(pos, neg)
-    # Sort once. A resample only re-weights the trials (how often each one is
-    # drawn), so its cumulative counts are weighted cumulative sums over the
-    # same order: no sort per resample.
-    order = torch.sort(scores[0], stable=True)
-    s = order.values.unsqueeze(0)
-    lab = labels[0][order.indices]
-    last = torch.ones_like(s, dtype=torch.bool)
-    last[:, :-1] = s[:, 1:] != s[:, :-1]
-    where = torch.empty_like(order.indices)
-    where[order.indices] = torch.arange(where.numel())
-    pos_at, neg_at = where[:n_pos], where[n_pos:]
-    dcf = _dcf_defaults(dcf_kwargs)
-    gen = torch.Generator().manual_seed(seed)
-    values = []
-    for start in range(0, n_boot, chunk):
-        b = min(chunk, n_boot - start)
-        weights = torch.zeros(b, n_pos + n_neg, dtype=torch.long)
-        for at, n in ((pos_at, n_pos), (neg_at, n_neg)):
-            draws = torch.randint(0, n, (b, n), generator=gen)
-            counts = torch.zeros(b, n, dtype=torch.long)
-            counts.scatter_add_(1, draws, torch.ones_like(draws))
-            weights[:, at] = counts
-        cpos = torch.cumsum(weights * lab, dim=1)
-        cneg = torch.cumsum(weights * (1 - lab), dim=1)
-        frr = cpos.float() / n_pos
-        far = (n_neg - cneg).float() / n_neg
-        rows = s.expand(b, -1), frr, far, last.expand(b, -1).clone()
-        if metric == "eer":
-            v, _ = _eer_from_rates(*rows)
-        else:
-            v, _ = _dcf_from_rates(*rows, **dcf)
-        values.append(v)
-    values = torch.cat(values).numpy()
-    low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
-    return float(low), float(high)
-
-
-def _dcf_defaults(kwargs: dict) -> dict:
-    out = {"c_miss": 1.0, "c_fa": 1.0, "p_target": 0.01}
-    unknown = set(kwargs) - set(out)
-    if unknown:
-        raise ValueError(
-            f"unknown minDCF setting(s) {sorted(unknown)}; known: {sorted(out)}"
-        )
-    out.update(kwargs)
-    return out
-
-
-def verification_metrics(
-    scores, labels, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05
-) -> dict:
-    """EER and minDCF with bootstrap intervals from trial scores and labels.
-
-    Arguments
-    ---------
-    scores : array-like
-        One score per trial.
-    labels : array-like
-        1 for a same-speaker trial, 0 otherwise.
-
-    Returns
-    -------
-    dict
-        ``{"eer": (value, low, high), "mindcf": (value, low, high), "n": trials}``
-        (EER as a fraction).
-
-    Example
-    -------
-    >>> out = verification_metrics([0.9, 0.8, 0.3, 0.1], [1, 1, 0, 0], n_boot=10)
-    >>> out["eer"][0], out["n"]
-    (0.0, 4)
-    """
-    scores = np.asarray(scores, dtype=np.float64)
-    labels = np.asarray(labels).astype(int)
-    if scores.shape != labels.shape:
-        raise ValueError(
-            f"{scores.shape[0]} scores but {labels.shape[0]} labels; one label per trial"
-        )
-    if not set(np.unique(labels)) <= {0, 1}:
-        raise ValueError("labels must be 1 (same speaker) or 0 (different speakers)")
-    pos, neg = scores[labels == 1], scores[labels == 0]
-    out = {"n": int(scores.shape[0])}
-    e, _ = eer(pos, neg)
-    out["eer"] = (e, *bootstrap_ci(pos, neg, "eer", n_boot, alpha, seed))
-    d, _ = min_dcf(pos, neg)
-    out["mindcf"] = (d, *bootstrap_ci(pos, neg, "mindcf", n_boot, alpha, seed))
-    return out
+    trials = _trials(positive_scores, negative_scores)
+    value, at = trials.errors().min_dcf(c_miss, c_fa, p_target)
+    return float(value[0]), float(trials.thresholds[at[0]])

@@ -191,18 +191,22 @@ def stoi(x, y, fs_sig: int) -> float:
 
 
 def _align(ref: np.ndarray, deg: np.ndarray, sample_rate: int, tolerance_s: float):
-    diff = abs(ref.shape[0] - deg.shape[0])
-    if diff > tolerance_s * sample_rate:
-        return (
-            None,
-            None,
-            (
-                f"length mismatch: reference {ref.shape[0]} samples, reconstruction "
-                f"{deg.shape[0]} samples (more than {tolerance_s} s apart)"
-            ),
+    """Both cut to the shorter's length, or why they are too far apart."""
+    if abs(ref.shape[0] - deg.shape[0]) > tolerance_s * sample_rate:
+        reason = (
+            f"length mismatch: reference {ref.shape[0]} samples, reconstruction "
+            f"{deg.shape[0]} samples (more than {tolerance_s} s apart)"
         )
+        return None, None, reason
     n = min(ref.shape[0], deg.shape[0])
     return ref[:n], deg[:n], None
+
+
+def _mono(wav) -> np.ndarray:
+    """1-D float64 audio (anything else is left for :func:`check_waveform`)."""
+    if np.ndim(wav) <= 1:
+        return np.asarray(wav, dtype=np.float64).reshape(-1)
+    return np.asarray(wav)
 
 
 def score_utterance(
@@ -235,16 +239,7 @@ def score_utterance(
     unknown = set(metrics) - set(METRICS)
     if unknown:
         raise ValueError(f"unknown metric(s) {sorted(unknown)}; available: {METRICS}")
-    ref = (
-        np.asarray(reference, dtype=np.float64).reshape(-1)
-        if np.ndim(reference) <= 1
-        else np.asarray(reference)
-    )
-    deg = (
-        np.asarray(degraded, dtype=np.float64).reshape(-1)
-        if np.ndim(degraded) <= 1
-        else np.asarray(degraded)
-    )
+    ref, deg = _mono(reference), _mono(degraded)
     scores, excluded = {}, []
 
     def exclude(metric, reason):
@@ -310,7 +305,7 @@ def score_utterance(
 
 
 def _worker(args):
-    utt_id, ref, deg, sr, metrics, tol = args
+    utt_id, ref, deg, sr, metrics = args
     if isinstance(deg, str):
         from speechbrain_probe.data.audio import read_checked
 
@@ -320,24 +315,18 @@ def _worker(args):
 
         ref, ref_sr = sf.read(ref, dtype="float64")
         if ref_sr != sr:
-            return {}, [
-                Exclusion(
-                    utt_id, m, f"clean reference is {ref_sr} Hz, reconstruction {sr} Hz"
-                )
-                for m in metrics
-            ]
-    return score_utterance(utt_id, ref, deg, sr, metrics, tol)
+            reason = f"clean reference is {ref_sr} Hz, reconstruction {sr} Hz"
+            return {}, [Exclusion(utt_id, m, reason) for m in metrics]
+    return score_utterance(utt_id, ref, deg, sr, metrics)
 
 
 def stoi_pesq(
     utt_ids,
     references,
     degraded,
-    sample_rate: int | list[int] = 16000,
+    sample_rate: int = 16000,
     metrics=METRICS,
     n_jobs: int | None = None,
-    length_tolerance_s: float = 0.1,
-    progress: bool = False,
 ):
     """STOI and PESQ of many utterances, in parallel across utterances.
 
@@ -349,8 +338,8 @@ def stoi_pesq(
         speech, not the mixture).
     degraded : list of arrays
         The reconstructions.
-    sample_rate : int or list of int
-        Rate of each reconstruction (references must share it).
+    sample_rate : int
+        Rate of the reconstructions (references must share it).
     metrics : tuple
         Any of ``("stoi", "pesq")``.
     n_jobs : int, optional
@@ -370,31 +359,19 @@ def stoi_pesq(
     >>> rows[0]["stoi"] > 0.99, rows[1]["stoi"], excl[0].utt_id
     (True, None, 'b')
     """
-    utt_ids, jobs = _jobs(
-        utt_ids, references, degraded, sample_rate, metrics, length_tolerance_s
-    )
-    n_jobs = n_jobs or os.cpu_count() or 1
-    if n_jobs == 1 or len(jobs) <= 1:
-        results = map(_worker, jobs)
-        results = _progress(results, len(jobs), progress)
-        results = list(results)
-    else:
-        with ProcessPoolExecutor(max_workers=min(n_jobs, len(jobs))) as pool:
-            chunk = max(1, len(jobs) // (4 * n_jobs))
-            results = list(
-                _progress(pool.map(_worker, jobs, chunksize=chunk), len(jobs), progress)
-            )
-    return _rows(utt_ids, results, metrics)
+    n_jobs = min(n_jobs or os.cpu_count() or 1, len(utt_ids))
+    if n_jobs <= 1:
+        ids, jobs = _jobs(utt_ids, references, degraded, sample_rate, metrics)
+        return _rows(ids, [_worker(job) for job in jobs], metrics)
+    with ProcessPoolExecutor(max_workers=n_jobs) as pool:
+        handle = submit_stoi_pesq(
+            pool, utt_ids, references, degraded, sample_rate, metrics
+        )
+        return collect_stoi_pesq(handle)
 
 
 def submit_stoi_pesq(
-    pool,
-    utt_ids,
-    references,
-    degraded,
-    sample_rate: int | list[int] = 16000,
-    metrics=METRICS,
-    length_tolerance_s: float = 0.1,
+    pool, utt_ids, references, degraded, sample_rate: int = 16000, metrics=METRICS
 ):
     """Start :func:`stoi_pesq` on a long-lived pool; returns a pending handle.
 
@@ -415,9 +392,7 @@ def submit_stoi_pesq(
     >>> rows[0]["stoi"] > 0.99, excl
     (True, [])
     """
-    utt_ids, jobs = _jobs(
-        utt_ids, references, degraded, sample_rate, metrics, length_tolerance_s
-    )
+    utt_ids, jobs = _jobs(utt_ids, references, degraded, sample_rate, metrics)
     return utt_ids, [pool.submit(_worker, job) for job in jobs], tuple(metrics)
 
 
@@ -435,38 +410,19 @@ def _rows(utt_ids, results, metrics):
     return rows, exclusions
 
 
-def _jobs(utt_ids, references, degraded, sample_rate, metrics, length_tolerance_s):
+def _jobs(utt_ids, references, degraded, sample_rate, metrics):
     utt_ids = [str(u) for u in utt_ids]
     if not (len(utt_ids) == len(references) == len(degraded)):
         raise ValueError(
             f"{len(utt_ids)} ids, {len(references)} references and {len(degraded)} "
             "reconstructions: give one of each per utterance"
         )
-    rates = (
-        sample_rate
-        if isinstance(sample_rate, list | tuple)
-        else [sample_rate] * len(utt_ids)
-    )
     jobs = [
-        (
-            u,
-            r,
-            np.asarray(d, dtype=np.float64) if not isinstance(d, str) else d,
-            int(sr),
-            tuple(metrics),
-            length_tolerance_s,
-        )
-        for u, r, d, sr in zip(utt_ids, references, degraded, rates)
+        (u, r, d if isinstance(d, str) else np.asarray(d, dtype=np.float64))
+        + (int(sample_rate), tuple(metrics))
+        for u, r, d in zip(utt_ids, references, degraded)
     ]
     return utt_ids, jobs
-
-
-def _progress(it, total, enabled):
-    if not enabled:
-        return it
-    from tqdm import tqdm
-
-    return tqdm(it, total=total, desc="STOI/PESQ")
 
 
 def write_exclusions(path, exclusions) -> None:
