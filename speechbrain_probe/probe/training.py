@@ -128,9 +128,9 @@ def train_probes(
     Arguments
     ---------
     asr : FrozenASR
-        The probed model.
+        The frozen model whose layers are probed.
     layers : list of str
-        Its layers to probe.
+        The layers, one probe each.
     hparams : dict
         The run's ``epoch_counter``, ``checkpointer`` (the probes are added
         to it as ``probes``) and ``train_logger``; the probes
@@ -180,6 +180,10 @@ def train_probes(
         asr,
         layers,
         modules=probes,
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
         add_noise=add_noise,
         cache=cache,
         prefetch=hparams["prefetch"],
@@ -188,10 +192,6 @@ def train_probes(
         early_stopping_patience=hparams["early_stopping_patience"],
         early_stopping_min_delta=hparams["early_stopping_min_delta"],
         valid_every_steps=hparams["valid_every_steps"],
-        opt_class=hparams["opt_class"],
-        hparams=hparams,
-        run_opts=run_opts,
-        checkpointer=hparams["checkpointer"],
     )
     brain.fit(
         hparams["epoch_counter"],
