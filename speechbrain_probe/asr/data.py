@@ -251,7 +251,6 @@ def make_noisy_copies(
     rows: list[dict],
     noise_bank: dict[str, list[str]],
     seed: int = 0,
-    snr_ranges: dict | None = None,
     sample_rate: int = 16000,
 ):
     """Rows of the noisy training copies and the function that makes their audio.
@@ -280,7 +279,6 @@ def make_noisy_copies(
     """
     from speechbrain_probe.data.noise import fit_length, mix_at_snr
 
-    snr_ranges = snr_ranges or NOISE_SNR_RANGES
     cats = [c for c in sorted(noise_bank) if noise_bank[c]]
     if not cats:
         raise ValueError("the noise bank is empty; noise-robust training needs noises")
@@ -288,7 +286,7 @@ def make_noisy_copies(
     noisy = []
     for r in rows:
         cat = cats[int(rng.integers(len(cats)))]
-        lo, hi = snr_ranges[cat]
+        lo, hi = NOISE_SNR_RANGES[cat]
         new = dict(r)
         new.update(
             ID=f"{r['ID']}_noisy",

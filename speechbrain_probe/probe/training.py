@@ -132,14 +132,10 @@ def train_probes(
     layers : list of str
         The layers, one probe each.
     hparams : dict
-        The run's ``epoch_counter``, ``checkpointer`` (the probes are added
-        to it as ``probes``) and ``train_logger``; the probes
-        (``n_highway``, ``gate_bias``, ``target_mel``); the noise mixed into
-        the training input when ``noisy_training`` (``noise_csv``,
-        ``noise_snr_ranges``, ``noise_prob``, ``seed``); early stopping,
-        ``valid_every_steps``, ``opt_class``, ``batch_size``,
-        ``num_workers``; ``cache_folder`` (hidden states of clean input) and
-        ``prefetch`` of :class:`~speechbrain_probe.probe.brain.ProbeBrain`.
+        The run's ``epoch_counter``, ``checkpointer`` (the probes join it as
+        ``probes``) and ``train_logger``, the probes' and
+        :class:`~speechbrain_probe.probe.brain.ProbeBrain`'s settings, and
+        the noise mixed into training input when ``noisy_training``.
     run_opts : dict
         SpeechBrain's run options.
     train_data, valid_data : DynamicItemDataset
