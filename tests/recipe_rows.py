@@ -225,6 +225,8 @@ LIBRISPEECH_DATA = (
     f"--librispeech_folder={LIBRISPEECH}/data/LibriSpeech "
     f"--musan_folder={LIBRISPEECH}/data/musan --num_babble=2"
 )
+#: the LibriSpeech study's models (arch, training): an ASR and its probes each
+LIBRISPEECH_MODELS = (("vgg_lstm", "baseline"), ("blstm", "robust"))
 
 
 @dataclass(frozen=True)
@@ -294,53 +296,36 @@ INPUTS: dict[str, Input] = {
         builder="librispeech_manifests",
         expect="test-clean.csv",
     ),
-    f"{LIBRISPEECH}/asr/vgg_lstm_baseline": Input(
-        needs=(f"{LIBRISPEECH}/data",),
-        recipe=(
-            "recipes/LibriSpeech/ASR/CTC/train_asr.py",
-            "hparams/vgg_lstm.yaml",
-            f"{LIBRISPEECH_DATA} --output_root={LIBRISPEECH}/asr "
-            "--output_folder={folder} --vocab_size=20 --batch_size=4 "
-            "--debug --debug_persistently",
-        ),
-        expect="export/hyperparams.yaml",
-    ),
-    f"{LIBRISPEECH}/asr/blstm_robust": Input(
-        needs=(f"{LIBRISPEECH}/data",),
-        recipe=(
-            "recipes/LibriSpeech/ASR/CTC/train_asr.py",
-            "hparams/blstm.yaml",
-            f"{LIBRISPEECH_DATA} --training=robust --output_root={LIBRISPEECH}/asr "
-            "--output_folder={folder} --vocab_size=20 --batch_size=4 "
-            "--debug --debug_persistently",
-        ),
-        expect="export/hyperparams.yaml",
-    ),
+    **{
+        f"{LIBRISPEECH}/asr/{arch}_{training}": Input(
+            needs=(f"{LIBRISPEECH}/data",),
+            recipe=(
+                "recipes/LibriSpeech/ASR/CTC/train_asr.py",
+                f"hparams/{arch}.yaml",
+                f"{LIBRISPEECH_DATA} --training={training} "
+                f"--output_root={LIBRISPEECH}/asr --output_folder={{folder}} "
+                "--vocab_size=20 --batch_size=4 --debug --debug_persistently",
+            ),
+            expect="export/hyperparams.yaml",
+        )
+        for arch, training in LIBRISPEECH_MODELS
+    },
     # every paper layer: tests/test_recipes_librispeech.py checks the study
-    f"{LIBRISPEECH}/probe/vgg_lstm_baseline/all_layers": Input(
-        needs=(f"{LIBRISPEECH}/csv", f"{LIBRISPEECH}/asr/vgg_lstm_baseline"),
-        recipe=(
-            "recipes/LibriSpeech/Probe/Highway/train_probe.py",
-            "hparams/all_layers.yaml",
-            f"{LIBRISPEECH_DATA} --asr_folder={LIBRISPEECH}/asr "
-            f"--csv_folder={LIBRISPEECH}/csv --output_folder={{folder}} "
-            "--num_workers=0 --num_threads=1 --debug --debug_epochs=1 "
-            "--debug_persistently",
-        ),
-        expect="valid_l1.csv",
-    ),
-    f"{LIBRISPEECH}/probe/blstm_robust/all_layers": Input(
-        needs=(f"{LIBRISPEECH}/csv", f"{LIBRISPEECH}/asr/blstm_robust"),
-        recipe=(
-            "recipes/LibriSpeech/Probe/Highway/train_probe.py",
-            "hparams/all_layers.yaml",
-            f"{LIBRISPEECH_DATA} --arch=blstm --training=robust "
-            f"--asr_folder={LIBRISPEECH}/asr --csv_folder={LIBRISPEECH}/csv "
-            "--output_folder={folder} --num_workers=0 --num_threads=1 "
-            "--debug --debug_epochs=1 --debug_persistently",
-        ),
-        expect="valid_l1.csv",
-    ),
+    **{
+        f"{LIBRISPEECH}/probe/{arch}_{training}/all_layers": Input(
+            needs=(f"{LIBRISPEECH}/csv", f"{LIBRISPEECH}/asr/{arch}_{training}"),
+            recipe=(
+                "recipes/LibriSpeech/Probe/Highway/train_probe.py",
+                "hparams/all_layers.yaml",
+                f"{LIBRISPEECH_DATA} --arch={arch} --training={training} "
+                f"--asr_folder={LIBRISPEECH}/asr --csv_folder={LIBRISPEECH}/csv "
+                "--output_folder={folder} --num_workers=0 --num_threads=1 "
+                "--debug --debug_epochs=1 --debug_persistently",
+            ),
+            expect="valid_l1.csv",
+        )
+        for arch, training in LIBRISPEECH_MODELS
+    },
     # --- AnyCorpus: what a user brings ---------------------------------------
     f"{ANY_CORPUS}/inputs": Input(builder="user_inputs", expect="models/wav2vec2"),
 }

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from speechbrain.inference.ASR import EncoderASR
 from speechbrain.processing.features import InputNormalization
 
-from speechbrain_probe.asr.export import export_asr, load_exported_asr
+from speechbrain_probe.asr.export import export_asr
 from speechbrain_probe.asr.models import VGGLSTM, PureBLSTM, build_encoder
 from speechbrain_probe.asr.tokenizer import train_tokenizer
 from speechbrain_probe.features import ASRFeatures, MelConfig
@@ -121,7 +122,7 @@ def test_export_reload_matches_live_model(tmp_path, arch):
         str(out_dir), model, ctc_lin, norm, tok.prefix_model_file + ".model", mel
     )
 
-    asr = load_exported_asr(str(out_dir))
+    asr = EncoderASR.from_hparams(source=str(out_dir), savedir=str(out_dir))
     with torch.no_grad():
         reloaded = asr.encode_batch(wav, ones)
     assert torch.allclose(reloaded, live, atol=1e-5)
@@ -140,8 +141,3 @@ def test_export_reload_matches_live_model(tmp_path, arch):
     ids = live.argmax(-1)[0].tolist()
     collapsed = [t for j, t in enumerate(ids) if t != 0 and (j == 0 or ids[j - 1] != t)]
     assert text == tok.sp.decode_ids(collapsed)
-
-
-def test_load_exported_refuses_missing_dir(tmp_path):
-    with pytest.raises(FileNotFoundError, match="not an exported ASR directory"):
-        load_exported_asr(str(tmp_path / "nope"))

@@ -116,9 +116,8 @@ def _log_epochs(path):
 
 @pytest.mark.slow
 def test_overfit_tiny_run_learns_and_exports(tiny, tmp_path):
+    from speechbrain.inference.ASR import EncoderASR
     from speechbrain.utils.edit_distance import accumulatable_wer_stats
-
-    from speechbrain_probe.asr.export import load_exported_asr
 
     main = _recipe().main
 
@@ -157,7 +156,8 @@ def test_overfit_tiny_run_learns_and_exports(tiny, tmp_path):
     assert float(table[0]["cer"]) < 90 and int(table[0]["n"]) == len(SENTENCES)
     assert (folder / "ctc_alignability.json").is_file()
     # the export loads offline and transcribes as well as the evaluated model
-    asr = load_exported_asr(str(folder / "export"))
+    export = str(folder / "export")
+    asr = EncoderASR.from_hparams(source=export, savedir=export)
     hyps = [asr.transcribe_file(r[2]) for r in tiny["rows"]]
     errors = sum(
         accumulatable_wer_stats([list(r[4])], [list(h)])["num_edits"]
@@ -272,12 +272,12 @@ def test_zero_length_utterance_is_skipped_with_warning(tiny, tmp_path, caplog):
 
 def test_noisy_copies_hit_their_snr(tiny):
     from speechbrain_probe.asr.data import (
-        ROBUST_SNR_RANGES,
         load_audio,
         make_noisy_copies,
         read_noise_bank,
     )
     from speechbrain_probe.data.noise import measure_snr
+    from speechbrain_probe.vocabulary import NOISE_SNR_RANGES
 
     rows = [
         dict(zip(("ID", "duration", "wav", "spk_id", "wrd"), r)) for r in tiny["rows"]
@@ -287,7 +287,7 @@ def test_noisy_copies_hit_their_snr(tiny):
     noisy, audio_fn = make_noisy_copies(rows, bank, seed=3)
     again, _ = make_noisy_copies(rows, bank, seed=3)
     assert [r["snr_db"] for r in noisy] == [r["snr_db"] for r in again]
-    lo, hi = ROBUST_SNR_RANGES["noise"]
+    lo, hi = NOISE_SNR_RANGES["noise"]
     for r in noisy:
         assert lo <= r["snr_db"] <= hi
         mix = audio_fn(r)

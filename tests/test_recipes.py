@@ -15,12 +15,13 @@ session, never the work tree. No row needs an earlier row: the set-ups build
 into ``tests/tmp/<Dataset>/setup/``, which no row writes to.
 
 Also checked for every row: every top-level key of the hparams file is used
-by its script (or referenced inside the file), and a mistyped override is
-refused.
+by its script or the library stages it imports (or referenced inside the
+file), and a mistyped override is refused.
 """
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 from pathlib import Path
@@ -176,10 +177,28 @@ def _unused_keys(yaml_text: str, script_text: str) -> list[str]:
     return unused
 
 
+def _script_and_stages(script: Path) -> str:
+    """The text of a recipe script and of the ``speechbrain_probe`` modules it
+    imports (``from speechbrain_probe.x import name`` or ``from
+    speechbrain_probe.x import module``): the library stages that read its
+    hparams."""
+    text = script.read_text(encoding="utf-8")
+    modules = []
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+            "speechbrain_probe."
+        ):
+            modules.append(node.module)
+            modules += [f"{node.module}.{alias.name}" for alias in node.names]
+    paths = [_source(m.replace(".", "/") + ".py") for m in modules]
+    texts = [p.read_text(encoding="utf-8") for p in paths if p.is_file()]
+    return "\n".join([text, *texts])
+
+
 @pytest.mark.parametrize("row", ROWS)
 def test_every_hparams_key_is_used_by_its_script(row):
     yaml_text = (REPO / row["Hparam_file"]).read_text(encoding="utf-8")
-    script_text = (REPO / row["Script_file"]).read_text(encoding="utf-8")
+    script_text = _script_and_stages(REPO / row["Script_file"])
     assert _unused_keys(yaml_text, script_text) == []
     includes = re.findall(r"!include:(\S+)", yaml_text)
     folder = (REPO / row["Hparam_file"]).parent.resolve()

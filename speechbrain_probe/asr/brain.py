@@ -16,16 +16,12 @@ import speechbrain as sb
 import torch
 from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.decoders import ctc_greedy_decode
-from speechbrain.utils.checkpoints import (
-    mark_as_loader,
-    mark_as_saver,
-    register_checkpoint_hooks,
-)
 from speechbrain.utils.metric_stats import ErrorRateStats
 
 from speechbrain_probe.checkpoints import KillSafeCheckpoints
 from speechbrain_probe.features import add_deltas
 
+from .schedule import CheckpointedNumber
 from .tokenizer import find_unalignable
 
 __all__ = [
@@ -38,8 +34,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-@register_checkpoint_hooks
-class TrainTimer:
+class TrainTimer(CheckpointedNumber):
     """Wall-clock seconds spent in training epochs, kept across resumes.
 
     Example
@@ -50,22 +45,14 @@ class TrainTimer:
     3.5
     """
 
+    field = "seconds"
+
     def __init__(self):
         self.seconds = 0.0
 
     def add(self, seconds: float):
         """Count ``seconds`` more of training."""
         self.seconds += float(seconds)
-
-    @mark_as_saver
-    def _save(self, path):
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(f"{self.seconds}\n")
-
-    @mark_as_loader
-    def _load(self, path, end_of_epoch=False):
-        with open(path, encoding="utf-8") as f:
-            self.seconds = float(f.read().strip())
 
 
 class SortaGradSampler(torch.utils.data.Sampler):

@@ -9,7 +9,8 @@ atomically and reused by every model trained on the same data.
 
 Noise-robust training (the paper's Kaldi x-vector style) adds, for every
 training utterance, one copy mixed with a training noise of a random category
-at a random SNR of that category's range (:data:`ROBUST_SNR_RANGES`), drawn
+at a random SNR of that category's range
+(:data:`~speechbrain_probe.vocabulary.NOISE_SNR_RANGES`), drawn
 reproducibly from a seed. Mixing uses the project's one rule,
 :func:`speechbrain_probe.data.noise.mix_at_snr`.
 """
@@ -29,9 +30,9 @@ from tqdm import tqdm
 
 from speechbrain_probe.atomic import atomic_output
 from speechbrain_probe.features import ASRFeatures, MelConfig
+from speechbrain_probe.vocabulary import NOISE_SNR_RANGES
 
 __all__ = [
-    "ROBUST_SNR_RANGES",
     "read_checked_manifest",
     "read_noise_bank",
     "load_audio",
@@ -40,9 +41,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: SNR ranges (dB) of the noise-robust training, per noise category (paper).
-ROBUST_SNR_RANGES = {"music": (5.0, 15.0), "noise": (0.0, 15.0), "speech": (13.0, 20.0)}
 
 _UTT_COLUMNS = ("ID", "duration", "wav", "wrd")
 
@@ -143,7 +141,7 @@ def read_noise_bank(folder: str, split: str = "train") -> dict[str, list[str]]:
     bank: dict[str, list[str]] = {}
     main = os.path.join(folder, f"noise_{split}.csv")
     per_category = [
-        os.path.join(folder, f"noise_{split}_{cat}.csv") for cat in ROBUST_SNR_RANGES
+        os.path.join(folder, f"noise_{split}_{cat}.csv") for cat in NOISE_SNR_RANGES
     ]
     paths = (
         [main]
@@ -160,7 +158,7 @@ def read_noise_bank(folder: str, split: str = "train") -> dict[str, list[str]]:
             for row in csv.DictReader(f):
                 cat = row.get("category") or os.path.basename(p)[:-4].rsplit("_", 1)[-1]
                 bank.setdefault(cat, []).append(row["wav"])
-    unknown = sorted(set(bank) - set(ROBUST_SNR_RANGES))
+    unknown = sorted(set(bank) - set(NOISE_SNR_RANGES))
     if unknown:
         raise ValueError(f"unknown noise categories {unknown} in {paths}")
     return {k: sorted(set(v)) for k, v in sorted(bank.items())}
@@ -253,7 +251,6 @@ def make_noisy_copies(
     rows: list[dict],
     noise_bank: dict[str, list[str]],
     seed: int = 0,
-    snr_ranges: dict | None = None,
     sample_rate: int = 16000,
 ):
     """Rows of the noisy training copies and the function that makes their audio.
@@ -282,7 +279,6 @@ def make_noisy_copies(
     """
     from speechbrain_probe.data.noise import fit_length, mix_at_snr
 
-    snr_ranges = snr_ranges or ROBUST_SNR_RANGES
     cats = [c for c in sorted(noise_bank) if noise_bank[c]]
     if not cats:
         raise ValueError("the noise bank is empty; noise-robust training needs noises")
@@ -290,7 +286,7 @@ def make_noisy_copies(
     noisy = []
     for r in rows:
         cat = cats[int(rng.integers(len(cats)))]
-        lo, hi = snr_ranges[cat]
+        lo, hi = NOISE_SNR_RANGES[cat]
         new = dict(r)
         new.update(
             ID=f"{r['ID']}_noisy",

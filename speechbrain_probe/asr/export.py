@@ -27,15 +27,7 @@ from speechbrain_probe.features import MelConfig
 
 from .models import CTCEncoder
 
-__all__ = ["export_asr", "load_exported_asr", "EXPORT_FILES"]
-
-EXPORT_FILES = (
-    "hyperparams.yaml",
-    "model.ckpt",
-    "ctc_lin.ckpt",
-    "normalize.ckpt",
-    "tokenizer.ckpt",
-)
+__all__ = ["export_asr"]
 
 _TEMPLATE = """\
 # Exported by speechbrain_probe.asr.export: a CTC encoder for
@@ -128,7 +120,7 @@ def export_asr(
 
     Example
     -------
-    See ``tests/test_asr_export.py`` (needs a trained tokenizer).
+    See ``tests/test_asr_models.py`` (needs a trained tokenizer).
     """
     if isinstance(mel_config, dict):
         mel_config = MelConfig.from_dict(mel_config)
@@ -177,31 +169,3 @@ def export_asr(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
-
-
-def load_exported_asr(path: str, device: str = "cpu"):
-    """Load an exported directory offline with ``EncoderASR.from_hparams``.
-
-    Checks that ``path`` is a local export first (``from_hparams`` would treat
-    a missing path as a Hugging Face id and go to the network).
-
-    Example
-    -------
-    >>> load_exported_asr("/nonexistent/asr")
-    Traceback (most recent call last):
-    ...
-    FileNotFoundError: /nonexistent/asr is not an exported ASR directory (missing hyperparams.yaml, ...
-    """
-    from speechbrain.inference.ASR import EncoderASR
-
-    missing = [f for f in EXPORT_FILES if not os.path.isfile(os.path.join(path, f))]
-    if missing:
-        raise FileNotFoundError(
-            f"{path} is not an exported ASR directory (missing {', '.join(missing)}); "
-            "export one with speechbrain_probe.asr.export.export_asr or "
-            "recipes/*/ASR/CTC/train_asr.py"
-        )
-    path = os.path.abspath(path)
-    return EncoderASR.from_hparams(
-        source=path, savedir=path, run_opts={"device": device}
-    )

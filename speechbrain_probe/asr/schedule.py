@@ -16,7 +16,7 @@ from speechbrain.utils.checkpoints import (
     register_checkpoint_hooks,
 )
 
-__all__ = ["WarmupLinearDecay", "planned_steps"]
+__all__ = ["CheckpointedNumber", "WarmupLinearDecay", "planned_steps"]
 
 
 def planned_steps(
@@ -36,7 +36,35 @@ def planned_steps(
 
 
 @register_checkpoint_hooks
-class WarmupLinearDecay:
+class CheckpointedNumber:
+    """A run's counter that its checkpoints keep: the attribute ``field``,
+    written as text and read back as ``kind``.
+
+    Example
+    -------
+    >>> class Steps(CheckpointedNumber):
+    ...     field, kind = "step", int
+    >>> saved, loaded, path = Steps(), Steps(), getfixture("tmp_path") / "steps"
+    >>> saved.step = 7
+    >>> saved._save(path); loaded._load(path)
+    >>> loaded.step, path.read_text().strip()
+    (7, '7')
+    """
+
+    field, kind = "value", float
+
+    @mark_as_saver
+    def _save(self, path):
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(f"{getattr(self, self.field)}\n")
+
+    @mark_as_loader
+    def _load(self, path, end_of_epoch=False):
+        with open(path, encoding="utf-8") as f:
+            setattr(self, self.field, self.kind(f.read().strip()))
+
+
+class WarmupLinearDecay(CheckpointedNumber):
     """Linear warm-up to ``lr`` over ``warmup_steps``, then a linear decay to
     ``final_ratio * lr`` at ``total_steps`` (held there afterwards).
 
@@ -61,6 +89,8 @@ class WarmupLinearDecay:
     >>> [round(s.lr_at(n), 2) for n in (0, 1, 2, 7, 12, 20)]
     [0.5, 1.0, 1.0, 0.5, 0.0, 0.0]
     """
+
+    field, kind = "step", int
 
     def __init__(
         self,
@@ -95,13 +125,3 @@ class WarmupLinearDecay:
             group["lr"] = lr
         self.step += 1
         return lr
-
-    @mark_as_saver
-    def _save(self, path):
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(f"{self.step}\n")
-
-    @mark_as_loader
-    def _load(self, path, end_of_epoch=False):
-        with open(path, encoding="utf-8") as f:
-            self.step = int(f.read().strip())

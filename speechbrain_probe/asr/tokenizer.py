@@ -15,33 +15,12 @@ import re
 from collections.abc import Iterable, Sequence
 
 __all__ = [
-    "suggest_vocab_size",
     "train_tokenizer",
     "ctc_min_frames",
     "find_unalignable",
 ]
 
 logger = logging.getLogger(__name__)
-
-
-def suggest_vocab_size(texts: Iterable[str], maximum: int = 1000) -> int:
-    """A subword vocabulary size sized to a corpus.
-
-    A quarter of the distinct words, but at least the number of distinct
-    characters plus 20 and at most ``maximum``: small corpora get short units
-    that still generalise to unseen words, large ones get longer units (fewer
-    CTC frames needed per second).
-
-    Example
-    -------
-    >>> suggest_vocab_size(["THE CAT SAT", "THE DOG RAN"])
-    32
-    """
-    words, chars = set(), set()
-    for text in texts:
-        words.update(text.split())
-        chars.update(text.replace(" ", ""))
-    return int(min(maximum, max(len(chars) + 21, len(words) // 4)))
 
 
 def _read_transcripts(csv_path: str, column: str) -> list[str]:
@@ -58,7 +37,7 @@ def _read_transcripts(csv_path: str, column: str) -> list[str]:
 def train_tokenizer(
     train_csv: str,
     out_dir: str,
-    vocab_size: int | None = None,
+    vocab_size: int,
     model_type: str = "unigram",
     column: str = "wrd",
 ):
@@ -73,8 +52,9 @@ def train_tokenizer(
         SpeechBrain CSV with a ``wrd`` column.
     out_dir : str
         Where ``<vocab>_<type>.model`` is written (reused if present).
-    vocab_size : int, optional
-        Defaults to :func:`suggest_vocab_size` of the transcripts.
+    vocab_size : int
+        Units, blank (``<unk>``) included; lowered to the largest the text
+        supports when SentencePiece refuses it.
     model_type : str
         ``unigram``, ``bpe`` or ``char``.
     column : str
@@ -106,8 +86,6 @@ def train_tokenizer(
     texts = _read_transcripts(train_csv, column)
     if not any(t.strip() for t in texts):
         raise ValueError(f"{train_csv} has no non-empty transcripts to train on")
-    if vocab_size is None:
-        vocab_size = suggest_vocab_size(texts)
     os.makedirs(out_dir, exist_ok=True)
 
     def build(size):

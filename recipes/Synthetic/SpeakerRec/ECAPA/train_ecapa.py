@@ -18,9 +18,10 @@ The first run builds the corpus into ``data_folder`` (about a minute).
 
 import json
 import random
-import sys
 import time
 from pathlib import Path
+
+from speechbrain_probe.environment import import_failure
 
 try:  # speechbrain imports torchaudio, which loads only with its own torch
     import speechbrain as sb
@@ -29,8 +30,6 @@ try:  # speechbrain imports torchaudio, which loads only with its own torch
     from speechbrain.dataio.dataio import read_audio
     from speechbrain.utils.distributed import run_on_main
 except (ImportError, OSError) as error:
-    from speechbrain_probe.environment import import_failure
-
     raise SystemExit(import_failure(error)) from None
 
 from speechbrain_probe.atomic import atomic_write_text
@@ -156,28 +155,16 @@ def evaluate(hparams, model_dir, device):
 
 def main(argv=None):
     """``train_ecapa.py hparams/ecapa.yaml [--key=value ...]``."""
-    hparams_file, run_opts, overrides = sb.parse_arguments(
-        sys.argv[1:] if argv is None else argv
-    )
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     # what the settings need beyond the core, before anything is written
     require_extra("corpus")
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
-    sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=hparams_file,
-        overrides=overrides,
-    )
+    sb.create_experiment_directory(hparams["output_folder"], hparams_file, overrides)
     # the built-in corpus: built once (seeded), reused afterwards
     if not hparams["skip_prep"]:
-        run_on_main(
-            build_corpus,
-            kwargs=dict(
-                out_dir=hparams["data_folder"],
-                seed=hparams["corpus_seed"],
-                preset=hparams["corpus_preset"],
-            ),
-        )
+        settings = {"seed": hparams["corpus_seed"], "preset": hparams["corpus_preset"]}
+        run_on_main(build_corpus, args=[hparams["data_folder"]], kwargs=settings)
     for key in ("train_annotation", "test_annotation"):
         if not Path(hparams[key]).is_file():
             raise FileNotFoundError(
