@@ -264,6 +264,57 @@ def _checkable(word: str) -> bool:
     return bool(word) and not word.startswith("/") and not UNCHECKABLE.search(word)
 
 
+def _missing_file(here: Path, cwd: Path, word: str, what: str) -> list[str]:
+    if _checkable(word) and not (here / word).is_file():
+        return [f"{what} {word!r} does not exist in {cwd.as_posix()}/"]
+    return []
+
+
+def _make_problems(root: Path, cwd: Path, words) -> list[str]:
+    """Targets of ``make`` that the Makefile of ``cwd`` does not define."""
+    makefile = root / cwd / "Makefile"
+    problems = []
+    for word in words[1:]:
+        if word.startswith("-") or ASSIGNMENT.match(word):
+            continue
+        if not makefile.is_file():
+            problems.append(f"make {word}: no Makefile in {cwd.as_posix()}/")
+        elif word not in make_targets(makefile):
+            problems.append(
+                f"make target {word!r} is not in {makefile.relative_to(root)}"
+            )
+    return problems
+
+
+def _python_problems(root: Path, args: list[str]) -> tuple[list[str], list[str]]:
+    """A missing ``-m speechbrain_probe...`` module; the arguments after it."""
+    if "-c" in args:  # inline code, not a file
+        args = args[: args.index("-c")]
+    if "-m" not in args:
+        return [], args
+    index = args.index("-m")
+    module = args[index + 1] if index + 1 < len(args) else ""
+    problems = []
+    if module.split(".")[0] == "speechbrain_probe" and not _module_exists(root, module):
+        problems.append(f"module {module!r} has no file in speechbrain_probe/")
+    return problems, args[index + 2 :]
+
+
+def _argument_problems(here: Path, cwd: Path, args: list[str]) -> list[str]:
+    """Input files among the arguments that do not exist (outputs are skipped)."""
+    problems = []
+    for index, word in enumerate(args):
+        value = word.split("=", 1)[1] if word.startswith("-") and "=" in word else word
+        previous = args[index - 1] if index else ""
+        if OUTPUT_OPTION.match(word) or OUTPUT_OPTION.match(previous):
+            continue  # what the command writes
+        if value.endswith(CHECKED_SUFFIXES):
+            problems += _missing_file(here, cwd, value, "file")
+        elif previous in FILE_OPTIONS:
+            problems += _missing_file(here, cwd, value, f"{previous} file")
+    return problems
+
+
 def command_problems(command: Command, root: Path = REPO) -> list[str]:
     """What a command names that does not exist in ``root``.
 
@@ -279,63 +330,22 @@ def command_problems(command: Command, root: Path = REPO) -> list[str]:
     list of str
         One message per missing file, folder, module or make target.
     """
-    if command.cwd is None:
-        return []
-    here = root / command.cwd
     words = _program(command.words)
-    if not words:
+    if command.cwd is None or not words:
         return []
-    problems = []
-
-    def missing_file(word: str, what: str) -> None:
-        if _checkable(word) and not (here / word).is_file():
-            problems.append(
-                f"{what} {word!r} does not exist in {command.cwd.as_posix()}/"
-            )
-
+    cwd, here = command.cwd, root / command.cwd
     program = Path(words[0]).name
     if program == "cd":
-        if not here.is_dir():
-            problems.append(f"folder {command.cwd.as_posix()!r} does not exist")
-        return problems
+        return [] if here.is_dir() else [f"folder {cwd.as_posix()!r} does not exist"]
     if program == "make":
-        makefile = here / "Makefile"
-        for word in words[1:]:
-            if word.startswith("-") or ASSIGNMENT.match(word):
-                continue
-            if not makefile.is_file():
-                problems.append(
-                    f"make {word}: no Makefile in {command.cwd.as_posix()}/"
-                )
-            elif word not in make_targets(makefile):
-                problems.append(
-                    f"make target {word!r} is not in {makefile.relative_to(root)}"
-                )
-        return problems
-    if program in ("bash", "sh") and len(words) > 1:
-        missing_file(words[1], "script")
-    args = list(words[1:])
+        return _make_problems(root, cwd, words)
+    problems, args = [], list(words[1:])
+    if program in ("bash", "sh") and args:
+        problems += _missing_file(here, cwd, args[0], "script")
     if program.startswith("python"):
-        if "-c" in args:  # inline code, not a file
-            args = args[: args.index("-c")]
-        if "-m" in args:
-            index = args.index("-m")
-            module = args[index + 1] if index + 1 < len(args) else ""
-            if module.split(".")[0] == "speechbrain_probe" and not _module_exists(
-                root, module
-            ):
-                problems.append(f"module {module!r} has no file in speechbrain_probe/")
-            args = args[index + 2 :]
-    for index, word in enumerate(args):
-        value = word.split("=", 1)[1] if word.startswith("-") and "=" in word else word
-        previous = args[index - 1] if index else ""
-        if OUTPUT_OPTION.match(word) or OUTPUT_OPTION.match(previous):
-            continue  # what the command writes
-        if value.endswith(CHECKED_SUFFIXES):
-            missing_file(value, "file")
-        elif index and args[index - 1] in FILE_OPTIONS:
-            missing_file(value, f"{args[index - 1]} file")
-    return problems
+        found, args = _python_problems(root, args)
+        problems += found
+    return problems + _argument_problems(here, cwd, args)
 
 
 def document_problems(markdown: str, name: str, root: Path = REPO) -> list[str]:
