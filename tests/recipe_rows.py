@@ -14,9 +14,10 @@ temporary folder for ``tests/test_recipes.py``):
 Every path in the CSVs is relative to the working folder, under
 ``tests/tmp/<Dataset>/``. What a row needs before it runs (an exported ASR,
 an ECAPA model, probes, a LibriSpeech + MUSAN tree, a user's corpus and
-models) is built by its set-up script, with this file run as a program::
+models) is built by its set-up script, with this module run as a program (the
+repository root on PYTHONPATH, as the set-up scripts put it)::
 
-    python tests/recipe_rows.py tests/tmp/Synthetic/setup/asr/vgg_lstm_baseline
+    python -m tests.recipe_rows tests/tmp/Synthetic/setup/asr/vgg_lstm_baseline
 
 which builds that folder (and what it needs) under the current folder: by
 running the recipe that makes it, in ``--debug`` mode, or by a builder below
