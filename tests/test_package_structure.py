@@ -134,7 +134,9 @@ def test_package_has_no_import_cycle():
     graph = import_graph()
     # the reader really reads the package: known edges are there
     assert "speechbrain_probe.hooks" in graph["speechbrain_probe.frozen.interface"]
-    assert "speechbrain_probe.frozen.hf_encoder" in graph["speechbrain_probe.frozen.load"]
+    assert (
+        "speechbrain_probe.frozen.hf_encoder" in graph["speechbrain_probe.frozen.load"]
+    )
     assert sum(map(len, graph.values())) > 50
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
@@ -142,6 +144,10 @@ def test_package_has_no_import_cycle():
 
 def test_list_layers_entry_point_is_imported_by_no_module():
     graph = import_graph()
-    assert "speechbrain_probe.frozen.load" in graph["speechbrain_probe.frozen.list_layers"]
-    users = [m for m, deps in graph.items() if "speechbrain_probe.frozen.list_layers" in deps]
+    assert (
+        "speechbrain_probe.frozen.load" in graph["speechbrain_probe.frozen.list_layers"]
+    )
+    users = [
+        m for m, deps in graph.items() if "speechbrain_probe.frozen.list_layers" in deps
+    ]
     assert users == []

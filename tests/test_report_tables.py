@@ -10,7 +10,8 @@ import csv
 import pytest
 
 from speechbrain_probe.report.example import EXAMPLE_MODELS, make_example_results
-from speechbrain_probe.report.tables import MISSING, layer_tables, table1, table2
+from speechbrain_probe.report.result_tables import layer_tables, table1, table2
+from speechbrain_probe.report.table import MISSING
 from speechbrain_probe.result_rows import (
     AsrResult,
     MetricRow,

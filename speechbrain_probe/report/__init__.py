@@ -16,13 +16,8 @@ from speechbrain_probe.report.figures import (
     plot_robust_vs_baseline,
 )
 from speechbrain_probe.report.html import write_listening_page
-from speechbrain_probe.report.tables import (
-    MISSING,
-    Table,
-    layer_tables,
-    table1,
-    table2,
-)
+from speechbrain_probe.report.result_tables import layer_tables, table1, table2
+from speechbrain_probe.report.table import MISSING, Table
 
 __all__ = [
     "build_report",
