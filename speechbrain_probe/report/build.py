@@ -161,12 +161,13 @@ def build_report(
 
     Example
     -------
-    >>> from speechbrain_probe.report.example import make_example_results
+    >>> from speechbrain_probe.result_rows import MetricRow, write_metrics
     >>> tmp = getfixture("tmp_path")
-    >>> _ = make_example_results(tmp, n_utts=1, conditions=("clean", "snr0"), seconds=0.2)
+    >>> _ = write_metrics(tmp / "metrics.csv", [MetricRow(
+    ...     "w", "", "", layer, "clean", "stoi", 0.9) for layer in ("cnn", "l1")])
     >>> page = build_report(tmp, verbose=False)
-    >>> page.name, (tmp / "tables" / "table2_stoi.md").is_file()
-    ('report.html', True)
+    >>> page.name, sorted(p.name for p in (tmp / "tables").iterdir())
+    ('report.html', ['layers_stoi.csv', 'layers_stoi.md'])
     """
     results_dir = Path(results_dir)
     # matplotlib logs every font it scores at DEBUG level (into an experiment log)

@@ -85,9 +85,9 @@ def _difference_cells(r: PairedRow) -> tuple[list, list]:
     """A, B and ``B - A [low, high]`` (``*`` where the interval excludes 0)
     of one row, as text and as numbers (an EER in %)."""
     digits, scale = metric_spec(r.metric).digits, display_scale(r.metric)
+    diff = format_cell(r.diff, r.ci_low, r.ci_high, digits, scale)
+    texts = [format_cell(x, digits=digits, scale=scale) for x in (r.value_a, r.value_b)]
     numbers = scaled(scale, r.value_a, r.value_b, r.diff)
-    diff = format_cell(*scaled(scale, r.diff, r.ci_low, r.ci_high), digits)
-    texts = [format_cell(x, digits=digits) for x in numbers[:2]]
     return texts + [diff + (" *" if r.excludes_zero else "")], list(numbers)
 
 
@@ -157,7 +157,7 @@ def comparison_table(rows: list[PairedRow], n_boot: int | None = None) -> Table:
 def _plot_panel(ax, rows, metric, labels, conditions):
     """One model's ``metric`` against layer: a line per condition and study."""
     layers = list(dict.fromkeys(r.layer for r in rows))
-    scale = 100.0 if metric.startswith("eer") else 1.0
+    scale = display_scale(metric)
     for k, condition in enumerate(conditions):
         got = {
             r.layer: r for r in rows if (r.condition, r.metric) == (condition, metric)

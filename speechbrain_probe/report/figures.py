@@ -186,6 +186,32 @@ def _vs_layer_title(label: str, chance: bool) -> str:
     )
 
 
+def _condition_line(ax, condition, colour, series, ref) -> bool:
+    """A condition's values against layer with their intervals (``series``:
+    xs, ys, [lows, highs]) and its copy-synthesis reference ``ref`` (dotted);
+    whether there were values."""
+    xs, ys, err = series
+    if xs:
+        ax.errorbar(
+            xs,
+            ys,
+            yerr=err,
+            color=colour,
+            marker="o",
+            markersize=4,
+            capsize=2,
+            label=condition_label(condition),
+        )
+    if ref is not None:
+        ax.axhline(ref, color=colour, linestyle=":", linewidth=1)
+    return bool(xs)
+
+
+def _chance(ax):
+    """The EER of chance, 50%."""
+    ax.axhline(50.0, color="0.5", linestyle="--", linewidth=0.8)
+
+
 def _no_data(ax, text="no data"):
     ax.text(
         0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4"
@@ -244,25 +270,15 @@ def plot_metric_vs_layer(
             ax = axes[i][j]
             drawn = False
             for k, condition in enumerate(conditions):
-                colour = _CONDITION_COLOURS.get(condition, f"C{k}")
-                xs, ys, err = _series(rows, arch, training, condition, layers, scale)
-                if xs:
-                    drawn = True
-                    ax.errorbar(
-                        xs,
-                        ys,
-                        yerr=err,
-                        color=colour,
-                        marker="o",
-                        markersize=4,
-                        capsize=2,
-                        label=condition_label(condition),
-                    )
-                ref = _copy_synthesis(rows, condition, training, scale)
-                if ref is not None:
-                    ax.axhline(ref, color=colour, linestyle=":", linewidth=1)
+                drawn |= _condition_line(
+                    ax,
+                    condition,
+                    _CONDITION_COLOURS.get(condition, f"C{k}"),
+                    _series(rows, arch, training, condition, layers, scale),
+                    _copy_synthesis(rows, condition, training, scale),
+                )
             if is_eer and spec.percent:
-                ax.axhline(50.0, color="0.5", linestyle="--", linewidth=0.8)
+                _chance(ax)
             if not drawn:
                 _no_data(ax)
             ax.set_xticks(range(len(layers)))
@@ -408,23 +424,11 @@ def plot_layer_curves(
             continue
         panel = panels[index]
         model, layers = panel["model"], panel["layers"]
-        for condition, (xs, ys, err) in panel["lines"].items():
-            colour = colour_of[condition]
-            ax.errorbar(
-                xs,
-                ys,
-                yerr=err,
-                color=colour,
-                marker="o",
-                markersize=4,
-                capsize=2,
-                label=condition_label(condition),
-            )
+        for condition, series in panel["lines"].items():
             ref = panel["copy_synthesis"].get(condition)
-            if ref is not None:
-                ax.axhline(ref, color=colour, linestyle=":", linewidth=1)
+            _condition_line(ax, condition, colour_of[condition], series, ref)
         if is_eer:
-            ax.axhline(50.0, color="0.5", linestyle="--", linewidth=0.8)
+            _chance(ax)
         ax.set_xticks(range(len(layers)))
         ax.set_xticklabels(layers, rotation=30 if widest > 6 else 0, fontsize=8)
         title = model.label

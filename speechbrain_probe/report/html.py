@@ -62,23 +62,6 @@ def relative_url(target: str | os.PathLike, page_dir: str | os.PathLike) -> str:
     return "/".join(quote(part) for part in Path(rel).parts)
 
 
-def _describe_models(model_info) -> dict:
-    """model -> StudyModel from a :class:`StudyInfo`, a dict of StudyModel or
-    a dict of ``(arch, training)``."""
-    if model_info is None:
-        return {}
-    if isinstance(model_info, StudyInfo):
-        return {m.name: m for m in model_info.models}
-    described = {}
-    for name, value in dict(model_info).items():
-        if isinstance(value, StudyModel):
-            described[name] = value
-        else:
-            arch, training = value
-            described[name] = StudyModel(name, (), arch or "", training or "")
-    return described
-
-
 def page_data(
     sample_rows: list[Sample],
     page_dir: str | os.PathLike,
@@ -96,12 +79,12 @@ def page_data(
     page_dir : path
         Folder of the HTML page (audio URLs are relative to it).
     model_info : StudyInfo or dict, optional
-        What the study ran (a :class:`StudyInfo`, or model -> StudyModel, or
-        model -> ``(arch, training)``). A model of the paper (architecture and
-        training) is shown in its architecture's table with the other
-        training; any other model in its own table, under its label and
-        source, with its layers in the model's order. A model not described
-        is guessed from an id ``<arch>_<training>``.
+        What the study ran (a :class:`StudyInfo`, or model -> StudyModel).
+        A model of the paper (architecture and training) is shown in its
+        architecture's table with the other training; any other model in its
+        own table, under its label and source, with its layers in the model's
+        order. A model not described is guessed from an id
+        ``<arch>_<training>``.
     conditions : sequence of str, optional
         The study's condition order (default: clean, then falling SNR).
     groups : dict, optional
@@ -136,7 +119,9 @@ def page_data(
     condition_order = preferred + sorted(
         set(found) - set(preferred), key=condition_sort_key
     )
-    model_list = _model_entries(models, _describe_models(model_info), groups)
+    if isinstance(model_info, StudyInfo):
+        model_info = {m.name: m for m in model_info.models}
+    model_list = _model_entries(models, dict(model_info or {}), groups)
     utterances = [dict(id=u, spk=speakers[u]) for u in sorted(audio)]
     data = dict(
         utterances=utterances,

@@ -22,7 +22,6 @@ from speechbrain_probe.report.table import (
     format_cell,
     metric_scale,
     metric_spec,
-    scaled,
     span,
 )
 from speechbrain_probe.result_rows import (
@@ -188,7 +187,9 @@ def _paired_table(rows) -> Table:
     for i, key in enumerate(keys):
         line = [by_cell.get((*key, condition)) for condition in conditions]
         cells.append([_difference(r, spec.digits, scale) for r in line])
-        values.append([None if r is None else scaled(scale, r.diff)[0] for r in line])
+        values.append(
+            [r.diff * scale if r and r.diff is not None else None for r in line]
+        )
         marked += [(i, j) for j, text in enumerate(cells[-1]) if text.endswith(" *")]
     unit = " (percentage points)" if scale != 1.0 else ""
     speakers = sorted({r.n_speakers for r in rows if r.n_speakers is not None})
@@ -221,7 +222,7 @@ def _difference(row, digits: int, scale: float) -> str:
     where the interval excludes 0."""
     if row is None or row.diff is None:
         return MISSING
-    text = format_cell(*scaled(scale, row.diff, row.ci_low, row.ci_high), digits)
+    text = format_cell(row.diff, row.ci_low, row.ci_high, digits, scale)
     return text + " *" if row.excludes_zero else text
 
 
@@ -320,7 +321,7 @@ def claim_cells_table(claim_rows) -> Table:
         label = condition_label(r.condition) if r.condition else ""
         labels.append([r.claim, subject, spec.label, label, compared])
         scale = metric_scale(r.metric)
-        text = format_cell(*scaled(scale, r.diff, r.ci_low, r.ci_high), spec.digits)
+        text = format_cell(r.diff, r.ci_low, r.ci_high, spec.digits, scale)
         verdict = f"{r.verdict}: {r.note}" if r.note else r.verdict
         cells.append([text, verdict])
         values.append([r.diff, None])

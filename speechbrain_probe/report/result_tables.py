@@ -73,10 +73,8 @@ def table1(
     -------
     >>> rows = [AsrResult("v", "vgg_lstm", "baseline", "clean", 29.02, 12.5, 100)]
     >>> t = table1(rows, conditions=["clean", "snr0"])
-    >>> t.cell(("VGG-LSTM", "baseline", "v"), ("clean", "WER"))
-    '29.02'
-    >>> t.cell(("VGG-LSTM", "baseline", "v"), ("0 dB", "CER"))
-    '-'
+    >>> t.row_labels, t.columns[:2], t.cells
+    ([['VGG-LSTM', 'baseline', 'v']], [('clean', 'WER'), ('clean', 'CER')], [['29.02', '12.50', '-', '-']])
     >>> info = StudyInfo([StudyModel("w", ("cnn",), label="Whisper")], ["clean"])
     >>> t = table1([AsrResult("w", "", "", "snr5", 40.0, 20.0)], info=info)
     >>> t.row_labels, t.columns
@@ -211,10 +209,8 @@ def table2(
     >>> rows = [MetricRow("v", "vgg_lstm", "robust", "cnn1", "snr0", "stoi",
     ...                   0.71, 0.69, 0.73, 20)]
     >>> t = table2(rows, "stoi")
-    >>> t.cell(("0 dB", "robust"), ("VGG-LSTM", "cnn1"))
-    '0.710 [0.690, 0.730]'
-    >>> t.cell(("0 dB", "baseline"), ("VGG-LSTM", "cnn1"))
-    '-'
+    >>> t.row_labels[-2:], t.columns[0], [line[0] for line in t.cells[-2:]]
+    ([['0 dB', 'robust'], ['0 dB', 'baseline']], ('VGG-LSTM', 'cnn1'), ['0.710 [0.690, 0.730]', '-'])
     >>> len(t.row_labels) == 2 * len(PAPER_CONDITIONS), len(t.columns)
     (True, 13)
     """

@@ -98,18 +98,20 @@ def span(values) -> str:
     return str(values[0]) if len(values) == 1 else f"{values[0]} to {values[-1]}"
 
 
-def format_cell(value, ci_low=None, ci_high=None, digits: int = 2) -> str:
-    """Format a value with its 95% interval; ``None`` gives :data:`MISSING`.
+def format_cell(value, ci_low=None, ci_high=None, digits: int = 2, scale=1.0) -> str:
+    """Format a value with its 95% interval, all times ``scale``; ``None``
+    gives :data:`MISSING`.
 
     Example
     -------
-    >>> format_cell(4.4712, 3.9, 5.1)
-    '4.47 [3.90, 5.10]'
+    >>> format_cell(4.4712, 3.9, 5.1), format_cell(0.25, 0.2, None, scale=100.0)
+    ('4.47 [3.90, 5.10]', '25.00')
     >>> format_cell(0.9, digits=3), format_cell(None, 1.0, 2.0)
     ('0.900', '-')
     """
     if value is None:
         return MISSING
+    value, ci_low, ci_high = scaled(scale, value, ci_low, ci_high)
     text = f"{value:.{digits}f}"
     if ci_low is not None and ci_high is not None:
         text += f" [{ci_low:.{digits}f}, {ci_high:.{digits}f}]"
@@ -165,19 +167,6 @@ class Table:
         """Flat header: label columns, then ``"group name"`` per value column."""
         flat = [f"{group} {name}".strip() for group, name in self.columns]
         return list(self.row_header) + flat
-
-    def cell(self, row_label, column) -> str:
-        """The cell at a row (tuple of labels) and a ``(group, name)`` column.
-
-        Example
-        -------
-        >>> t = Table("T", ["m"], [["a"]], [("g", "x")], [["1.0"]], [[1.0]])
-        >>> t.cell(("a",), ("g", "x"))
-        '1.0'
-        """
-        i = [tuple(r) for r in self.row_labels].index(tuple(row_label))
-        j = [tuple(c) for c in self.columns].index(tuple(column))
-        return self.cells[i][j]
 
     def to_csv(self) -> str:
         """The table as CSV text (formatted cells, flat header)."""

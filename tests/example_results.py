@@ -1,15 +1,14 @@
 """Generate a small, well-formed but *made-up* results folder.
 
-Used by the tests and to preview the report's layout before an evaluation has
-run. The files are written through :mod:`speechbrain_probe.result_rows` in the
-layout :func:`~speechbrain_probe.evaluation.study.run_study` writes
-(``metrics.csv`` with model-independent reference rows, ``asr_results.csv``,
-``samples.csv`` with wavs under ``samples/``, ``figure3_mels.npz``,
-``study.json``). By default the study is the paper's four models; ``models``
-makes any other (e.g. one Whisper-like model with layers cnn, layer1..layer4).
-Every
-number is random (shaped only so that plots look like plots); the wavs are
-short tones in noise. Nothing here is a result.
+The report's tests build their reports from it. The files are written through
+:mod:`speechbrain_probe.result_rows` in the layout
+:func:`~speechbrain_probe.evaluation.study.run_study` writes (``metrics.csv``
+with model-independent reference rows, ``asr_results.csv``, ``samples.csv``
+with wavs under ``samples/``, ``figure3_mels.npz``, ``study.json``). By
+default the study is the paper's four models; ``models`` makes any other
+(e.g. one Whisper-like model with layers cnn, layer1..layer4). Every number
+is random (shaped only so that plots look like plots); the wavs are short
+tones in noise. Nothing here is a result.
 """
 
 from __future__ import annotations
