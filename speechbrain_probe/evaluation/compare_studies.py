@@ -202,18 +202,8 @@ def compare_studies(
             d = items_a.compare(cell_a, cell_b, metric, n_boot, seed, alpha)
             if d is None:
                 continue
-            rows.append(
-                paired_row(
-                    d,
-                    condition=condition,
-                    layer=layer,
-                    metric=metric,
-                    model_a=model_a,
-                    model_b=model_b,
-                    label_a=label_a,
-                    label_b=label_b,
-                )
-            )
+            cell = (condition, layer, metric, model_a, model_b)
+            rows.append(paired_row(cell, d, label_a=label_a, label_b=label_b))
 
     for condition in conditions:
         for layer in REFERENCE_LAYERS:

@@ -543,20 +543,12 @@ class StudyItems:
         return [f"eer_{v}" for v in self.info.verifiers] + ["stoi", "pesq"]
 
 
-def paired_row(diff, **context) -> PairedRow:
-    """A :class:`~speechbrain_probe.result_rows.PairedRow` of a paired
-    difference (:meth:`StudyItems.compare`) and its cell (``condition``,
-    ``layer``, ``metric``, ``model_a``, ``model_b`` and any other field)."""
-    return PairedRow(
-        value_a=diff.a,
-        value_b=diff.b,
-        diff=diff.diff,
-        ci_low=diff.low,
-        ci_high=diff.high,
-        n_speakers=diff.n_speakers,
-        n_items=diff.n_items,
-        **context,
-    )
+def paired_row(cell: tuple, diff, **context) -> PairedRow:
+    """A :class:`~speechbrain_probe.result_rows.PairedRow` of a cell
+    (condition, layer, metric, model_a, model_b), its paired difference
+    (:meth:`StudyItems.compare`) and any other field (``context``)."""
+    numbers = (diff.a, diff.b, diff.diff, diff.low, diff.high)
+    return PairedRow(*cell, *numbers, diff.n_speakers, diff.n_items, **context)
 
 
 def paired_table(
@@ -580,17 +572,8 @@ def paired_table(
                 for metric in items.metrics():
                     out = items.compare(cell_a, cell_b, metric, n_boot, seed, alpha)
                     if out is not None:
-                        rows.append(
-                            paired_row(
-                                out,
-                                condition=condition,
-                                layer=layer,
-                                metric=metric,
-                                model_a=base.name,
-                                model_b=robust.name,
-                                arch=arch,
-                            )
-                        )
+                        cell = (condition, layer, metric, base.name, robust.name)
+                        rows.append(paired_row(cell, out, arch=arch))
     return rows
 
 
