@@ -207,6 +207,22 @@ def _condition_line(ax, condition, colour, series, ref) -> bool:
     return bool(xs)
 
 
+def _layer_axis(ax, layers, title: str, ylabel: str = "", **ticks):
+    """A panel's layer ticks (``ticks``: their rotation, font size), title,
+    grid and, in the first column, ``ylabel``."""
+    ax.set_xticks(range(len(layers)))
+    ax.set_xticklabels(layers, **ticks)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+
+
+def _band(ax, xs, lows, highs, colour):
+    """A shaded 95% interval."""
+    ax.fill_between(xs, lows, highs, color=colour, alpha=0.15, linewidth=0)
+
+
 def _chance(ax):
     """The EER of chance, 50%."""
     ax.axhline(50.0, color="0.5", linestyle="--", linewidth=0.8)
@@ -281,12 +297,8 @@ def plot_metric_vs_layer(
                 _chance(ax)
             if not drawn:
                 _no_data(ax)
-            ax.set_xticks(range(len(layers)))
-            ax.set_xticklabels(layers, rotation=30)
-            ax.set_title(f"{ARCH_NAMES.get(arch, arch)}, {training}", fontsize=10)
-            ax.grid(alpha=0.3)
-            if j == 0:
-                ax.set_ylabel(spec.label)
+            title = f"{ARCH_NAMES.get(arch, arch)}, {training}"
+            _layer_axis(ax, layers, title, spec.label if j == 0 else "", rotation=30)
     title = _vs_layer_title(spec.label, is_eer and spec.percent)
     return save_figure(_finish(fig, axes, title, note), path)
 
@@ -429,16 +441,14 @@ def plot_layer_curves(
             _condition_line(ax, condition, colour_of[condition], series, ref)
         if is_eer:
             _chance(ax)
-        ax.set_xticks(range(len(layers)))
-        ax.set_xticklabels(layers, rotation=30 if widest > 6 else 0, fontsize=8)
         title = model.label
         if model.source and model.source != model.label:
             title += f"\n({model.source})"
-        ax.set_title(title, fontsize=10)
+        ylabel = spec.label if index % n_cols == 0 else ""
+        _layer_axis(
+            ax, layers, title, ylabel, rotation=30 if widest > 6 else 0, fontsize=8
+        )
         ax.set_xlabel("layer (input side first)", fontsize=8)
-        ax.grid(alpha=0.3)
-        if index % n_cols == 0:
-            ax.set_ylabel(spec.label)
     return save_figure(
         _finish(fig, axes, _vs_layer_title(spec.label, is_eer), note), path
     )
@@ -499,26 +509,16 @@ def plot_robust_vs_baseline(
                 drawn = True
                 ax.plot(xs, ys, label=training, markersize=4, **style)
                 if any(lows) or any(highs):
-                    ax.fill_between(
-                        xs,
-                        np.subtract(ys, lows),
-                        np.add(ys, highs),
-                        color=style["color"],
-                        alpha=0.15,
-                        linewidth=0,
-                    )
+                    lows, highs = np.subtract(ys, lows), np.add(ys, highs)
+                    _band(ax, xs, lows, highs, style["color"])
             ref = _copy_synthesis(rows, condition, "", scale)
             if ref is not None:
                 ax.axhline(ref, color="0.4", linestyle=":", linewidth=1)
             if not drawn:
                 _no_data(ax)
-            ax.set_xticks(range(len(arch_layers)))
-            ax.set_xticklabels(arch_layers, rotation=30)
-            cond = condition_label(condition)
-            ax.set_title(f"{ARCH_NAMES.get(arch, arch)}, {cond} input", fontsize=10)
-            ax.grid(alpha=0.3)
-            if j == 0:
-                ax.set_ylabel(spec.label)
+            title = f"{ARCH_NAMES.get(arch, arch)}, {condition_label(condition)} input"
+            ylabel = spec.label if j == 0 else ""
+            _layer_axis(ax, arch_layers, title, ylabel, rotation=30)
     title = (
         f"{spec.label} vs layer: noise-robust vs baseline ASR (dotted: copy synthesis)"
     )
@@ -593,27 +593,21 @@ def plot_paired_eer(paired_rows, path: str | os.PathLike, note: str = "") -> Pat
                 )
                 known = [r.ci_low is not None and r.ci_high is not None for r in chosen]
                 if all(known):
-                    ax.fill_between(
-                        xs,
-                        [r.ci_low * scale for r in chosen],
-                        [r.ci_high * scale for r in chosen],
-                        color=colour,
-                        alpha=0.15,
-                        linewidth=0,
-                    )
+                    lows = [r.ci_low * scale for r in chosen]
+                    _band(ax, xs, lows, [r.ci_high * scale for r in chosen], colour)
             ax.axhline(0.0, color="0.4", linestyle="--", linewidth=0.8)
             if not drawn:
                 _no_data(ax)
-            ax.set_xticks(range(len(layers)))
-            ax.set_xticklabels(
-                layers, rotation=30 if len(layers) > 6 else 0, fontsize=8
-            )
             verifier = metric.partition("_")[2] or metric
-            ax.set_title(f"{ARCH_NAMES.get(arch, arch)}, {verifier}", fontsize=10)
-            ax.grid(alpha=0.3)
-            if j == 0:
-                unit = " (points)" if scale != 1.0 else ""
-                ax.set_ylabel(f"EER robust - baseline{unit}")
+            unit = " (points)" if scale != 1.0 else ""
+            _layer_axis(
+                ax,
+                layers,
+                f"{ARCH_NAMES.get(arch, arch)}, {verifier}",
+                f"EER robust - baseline{unit}" if j == 0 else "",
+                rotation=30 if len(layers) > 6 else 0,
+                fontsize=8,
+            )
     title = (
         "Speaker EER of the reconstructions, robust - baseline\n(paired, same "
         "trials; band: 95% interval, speakers resampled; below 0: robust keeps more)"
