@@ -335,7 +335,7 @@ def read_metrics(path: str | os.PathLike) -> list[MetricRow]:
     >>> rows[0].value, rows[0].n, rows[1].value
     (0.9, 32, None)
     """
-    return _read_rows(path, MetricRow, "metrics file", _METRIC_PARSERS)
+    return _read_rows(path, MetricRow, "metrics file")
 
 
 def _rate(value) -> str:
@@ -369,7 +369,7 @@ def read_asr_results(path: str | os.PathLike) -> list[AsrResult]:
     >>> row.wer, row.cer, row.n
     (25.5, 10.25, 100)
     """
-    return _read_rows(path, AsrResult, "ASR results file", _ASR_PARSERS)
+    return _read_rows(path, AsrResult, "ASR results file")
 
 
 def sample_path(root, condition: str, kind: str, utt_id: str, layer=None) -> Path:
@@ -401,42 +401,31 @@ def write_samples(path: str | os.PathLike, rows) -> Path:
     return _write_rows(path, Sample, rows)
 
 
-#: How the number columns of the result rows are read (others stay text).
-_METRIC_PARSERS = {
-    "value": parse_number,
-    "ci_low": parse_number,
-    "ci_high": parse_number,
-    "n": _count,
+#: How the number attributes of the result rows are read (others stay text).
+_PARSERS = {
+    **dict.fromkeys(("value", "ci_low", "ci_high", "wer", "cer"), parse_number),
+    **dict.fromkeys(("value_a", "value_b", "diff"), parse_number),
+    **dict.fromkeys(("n", "n_speakers", "n_items"), _count),
 }
-_ASR_PARSERS = {"wer": parse_number, "cer": parse_number, "n": _count}
 
 
-def _read_rows(path, cls, what: str, parsers: dict, columns=None) -> list:
+def _read_rows(path, cls, what: str, columns=None) -> list:
     """Rows of a result CSV as ``cls`` objects (``columns`` as in
-    :func:`_write_rows`), numbers parsed by ``parsers`` (by attribute); a
-    value that does not parse raises a ``ValueError`` naming the line."""
+    :func:`_write_rows`), numbers parsed by :data:`_PARSERS`; a value that
+    does not parse raises a ``ValueError`` naming the line."""
     columns = columns or {c: c for c in _columns(cls)}
     path, raw = _read(path, list(columns), what)
     rows = []
     for line, r in raw:
         try:
             rows.append(
-                cls(**{a: parsers.get(a, str)(r[c]) for c, a in columns.items()})
+                cls(**{a: _PARSERS.get(a, str)(r[c]) for c, a in columns.items()})
             )
         except ValueError as err:
             raise ValueError(f"{path}, line {line}: {err}") from None
     return rows
 
 
-_DIFF_PARSERS = {
-    "value_a": parse_number,
-    "value_b": parse_number,
-    "diff": parse_number,
-    "ci_low": parse_number,
-    "ci_high": parse_number,
-    "n_speakers": _count,
-    "n_items": _count,
-}
 _DIFF_COLUMNS = ("diff", "ci_low", "ci_high", "n_speakers", "n_items")
 #: ``paired.csv``'s columns -> :class:`PairedRow`'s attributes (A: baseline).
 _PAIRED_COLUMNS = {
@@ -475,7 +464,7 @@ def read_paired(path: str | os.PathLike) -> list[PairedRow]:
     >>> read_paired(p) == [row], row.excludes_zero
     (True, True)
     """
-    return _read_rows(path, PairedRow, "paired results", _DIFF_PARSERS, _PAIRED_COLUMNS)
+    return _read_rows(path, PairedRow, "paired results", _PAIRED_COLUMNS)
 
 
 def write_comparison(path: str | os.PathLike, rows) -> Path:
@@ -496,7 +485,7 @@ def read_comparison(path: str | os.PathLike) -> list[PairedRow]:
     >>> read_comparison(p) == [row]
     True
     """
-    return _read_rows(path, PairedRow, "comparison", _DIFF_PARSERS, _COMPARISON_COLUMNS)
+    return _read_rows(path, PairedRow, "comparison", _COMPARISON_COLUMNS)
 
 
 def write_claims(path: str | os.PathLike, rows) -> Path:
@@ -516,7 +505,7 @@ def read_claims(path: str | os.PathLike) -> list[ClaimRow]:
     >>> read_claims(write_claims(p, rows)) == rows
     True
     """
-    return _read_rows(path, ClaimRow, "claims", _DIFF_PARSERS)
+    return _read_rows(path, ClaimRow, "claims")
 
 
 def read_samples(path: str | os.PathLike) -> list[Sample]:
