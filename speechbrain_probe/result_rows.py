@@ -3,9 +3,12 @@
 The evaluation writes through this module; the report, the listening test and
 the demo read through it. ``metrics.csv``: :class:`MetricRow` (long format:
 one number per row with its 95% interval). ``asr_results.csv``:
-:class:`AsrResult`. ``samples.csv``: :class:`Sample`. ``figure3_mels.npz``:
-the probe mels of Figure 3 (:func:`save_figure3_mels`). Numbers use the units
-of :mod:`speechbrain_probe.vocabulary`; a file that lacks a column raises a
+:class:`AsrResult`. ``samples.csv``: :class:`Sample`. ``paired.csv`` (robust
+minus baseline) and ``vocoder_comparison.csv`` (study B minus study A):
+:class:`PairedRow`. ``claims.csv``: :class:`ClaimRow`, verdicts on
+:data:`CLAIMS`. ``figure3_mels.npz``: the probe mels of Figure 3
+(:func:`save_figure3_mels`). Numbers use the units of
+:mod:`speechbrain_probe.vocabulary`; a file that lacks a column raises a
 ``ValueError`` naming the file and the missing columns.
 """
 
@@ -24,6 +27,8 @@ __all__ = [
     "MetricRow",
     "AsrResult",
     "Sample",
+    "PairedRow",
+    "ClaimRow",
     "METRICS_FIELDS",
     "ASR_FIELDS",
     "SAMPLES_FIELDS",
@@ -34,6 +39,19 @@ __all__ = [
     "sample_path",
     "write_samples",
     "read_samples",
+    "PAIRED_CSV",
+    "COMPARISON_CSV",
+    "CLAIMS_CSV",
+    "CLAIMS",
+    "CLAIM_TESTS",
+    "VERDICTS",
+    "NOT_APPLICABLE",
+    "write_paired",
+    "read_paired",
+    "write_comparison",
+    "read_comparison",
+    "write_claims",
+    "read_claims",
     "FIGURE3_MELS",
     "save_figure3_mels",
     "load_figure3_mels",
@@ -128,6 +146,114 @@ class Sample:
     file: Path | None = field(default=None, compare=False)
 
 
+@dataclass(frozen=True)
+class PairedRow:
+    """A metric of two cells, A and B, on the same items: both values, and the
+    paired difference ``B - A`` with its 95% interval (a bootstrap that
+    resamples speakers).
+
+    ``paired.csv`` (:func:`write_paired`): A is an architecture's baseline
+    model, B its robust model, in one layer and condition.
+    ``vocoder_comparison.csv`` (:func:`write_comparison`): A and B are one
+    cell of two studies that differ in the vocoder.
+
+    Attributes
+    ----------
+    condition, layer, metric : str
+        The cell (``layer`` also ``original`` or ``copy_synthesis``) and the
+        metric (``eer_<verifier>``, a fraction; ``stoi``; ``pesq``).
+    model_a, model_b : str
+        The model of each cell (empty for a reference row).
+    value_a, value_b : float or None
+        The metric of each cell on the items both have.
+    diff, ci_low, ci_high : float or None
+        ``value_b - value_a`` and its interval.
+    n_speakers, n_items : int or None
+        Speakers, and trials (EER) or utterances (STOI/PESQ), behind it.
+    arch : str
+        The architecture (``paired.csv``).
+    label_a, label_b : str
+        The names of the two studies (``vocoder_comparison.csv``).
+    """
+
+    condition: str
+    layer: str
+    metric: str
+    model_a: str
+    model_b: str
+    value_a: float | None
+    value_b: float | None
+    diff: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n_speakers: int | None
+    n_items: int | None
+    arch: str = ""
+    label_a: str = ""
+    label_b: str = ""
+
+    @property
+    def excludes_zero(self) -> bool:
+        """The interval lies entirely above or below 0."""
+        return self.ci_low is not None and (self.ci_low > 0 or self.ci_high < 0)
+
+
+@dataclass(frozen=True)
+class ClaimRow:
+    """One row of ``claims.csv``: a claim of :data:`CLAIMS` tested on one cell.
+
+    ``diff`` is ``metric`` of (``model_b``, ``layer_b``) minus that of
+    (``model_a``, ``layer_a``) in ``condition``: for C1 one model's deepest
+    minus its shallowest layer, for C2 and C3 robust minus baseline at one
+    layer. ``verdict`` is one of :data:`VERDICTS`; a claim the study cannot
+    test has one row with ``verdict`` :data:`NOT_APPLICABLE` and the reason
+    in ``note``.
+    """
+
+    claim: str
+    verdict: str
+    arch: str = ""
+    model_a: str = ""
+    layer_a: str = ""
+    model_b: str = ""
+    layer_b: str = ""
+    metric: str = ""
+    condition: str = ""
+    diff: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n_speakers: int | None = None
+    n_items: int | None = None
+    note: str = ""
+
+
+#: File names of the paired results in a study folder, and of a comparison.
+PAIRED_CSV = "paired.csv"
+CLAIMS_CSV = "claims.csv"
+COMPARISON_CSV = "vocoder_comparison.csv"
+#: Verdicts of a claim on one cell, and of a claim the study cannot test.
+VERDICTS = ("holds", "reversed", "cannot tell")
+NOT_APPLICABLE = "not applicable"
+#: The paper's claims, as ``claims.csv`` tests them.
+CLAIMS = {
+    "C1": "Speaker EER grows with depth",
+    "C2": "The noise-robust model keeps more speaker information in the middle "
+    "layers under noise",
+    "C3": "The STOI gap between robust and baseline opens from blstm1 upward",
+}
+#: How each claim is tested (the difference, and where it must lie).
+CLAIM_TESTS = {
+    "C1": "per model and verifier, clean input: EER(deepest probed layer) - "
+    "EER(shallowest), same trials; holds if the interval is above 0",
+    "C2": "per architecture, verifier, input at 10 dB SNR or less and middle layer "
+    "(all but the first and last): robust - baseline EER; holds if the interval "
+    "is below 0",
+    "C3": "per architecture and input at 10 dB SNR or less, each layer from the "
+    "first blstm layer upward (other models: the second half of the layers): "
+    "robust - baseline STOI; holds if the interval is above 0",
+}
+
+
 def _columns(cls) -> tuple[str, ...]:
     return tuple(f.name for f in fields(cls) if f.name != "file")
 
@@ -141,16 +267,18 @@ def _cell(value) -> str:
     return "" if value is None else str(value)
 
 
-def _write_rows(path, cls, rows, formatters=None) -> Path:
-    """Rows of ``cls`` as a result CSV (header: its fields), atomically;
-    ``formatters`` turn a column's values into text (default: ``str``, empty
-    for None)."""
+def _write_rows(path, cls, rows, formatters=None, columns=None) -> Path:
+    """Rows of ``cls`` as a result CSV, atomically; ``columns`` maps each
+    file column to its attribute (default: the fields, same names);
+    ``formatters`` turn an attribute's values into text (default: ``str``,
+    empty for None)."""
     formatters = formatters or {}
-    columns = _columns(cls)
+    columns = columns or {c: c for c in _columns(cls)}
     table = (
-        {c: formatters.get(c, _cell)(getattr(r, c)) for c in columns} for r in rows
+        {c: formatters.get(a, _cell)(getattr(r, a)) for c, a in columns.items()}
+        for r in rows
     )
-    return write_csv(path, table, columns)
+    return write_csv(path, table, list(columns))
 
 
 def _read(path, columns, what):
@@ -207,7 +335,7 @@ def read_metrics(path: str | os.PathLike) -> list[MetricRow]:
     >>> rows[0].value, rows[0].n, rows[1].value
     (0.9, 32, None)
     """
-    return _read_rows(path, MetricRow, "metrics file", _METRIC_PARSERS)
+    return _read_rows(path, MetricRow, "metrics file")
 
 
 def _rate(value) -> str:
@@ -241,7 +369,7 @@ def read_asr_results(path: str | os.PathLike) -> list[AsrResult]:
     >>> row.wer, row.cer, row.n
     (25.5, 10.25, 100)
     """
-    return _read_rows(path, AsrResult, "ASR results file", _ASR_PARSERS)
+    return _read_rows(path, AsrResult, "ASR results file")
 
 
 def sample_path(root, condition: str, kind: str, utt_id: str, layer=None) -> Path:
@@ -273,28 +401,111 @@ def write_samples(path: str | os.PathLike, rows) -> Path:
     return _write_rows(path, Sample, rows)
 
 
-#: How the number columns of the result rows are read (others stay text).
-_METRIC_PARSERS = {
-    "value": parse_number,
-    "ci_low": parse_number,
-    "ci_high": parse_number,
-    "n": _count,
+#: How the number attributes of the result rows are read (others stay text).
+_PARSERS = {
+    **dict.fromkeys(("value", "ci_low", "ci_high", "wer", "cer"), parse_number),
+    **dict.fromkeys(("value_a", "value_b", "diff"), parse_number),
+    **dict.fromkeys(("n", "n_speakers", "n_items"), _count),
 }
-_ASR_PARSERS = {"wer": parse_number, "cer": parse_number, "n": _count}
 
 
-def _read_rows(path, cls, what: str, parsers: dict) -> list:
-    """Rows of a result CSV as ``cls`` objects, numbers parsed by ``parsers``;
-    a value that does not parse raises a ``ValueError`` naming the line."""
-    columns = _columns(cls)
-    path, raw = _read(path, columns, what)
+def _read_rows(path, cls, what: str, columns=None) -> list:
+    """Rows of a result CSV as ``cls`` objects (``columns`` as in
+    :func:`_write_rows`), numbers parsed by :data:`_PARSERS`; a value that
+    does not parse raises a ``ValueError`` naming the line."""
+    columns = columns or {c: c for c in _columns(cls)}
+    path, raw = _read(path, list(columns), what)
     rows = []
     for line, r in raw:
         try:
-            rows.append(cls(*(parsers.get(c, str)(r[c]) for c in columns)))
+            rows.append(
+                cls(**{a: _PARSERS.get(a, str)(r[c]) for c, a in columns.items()})
+            )
         except ValueError as err:
             raise ValueError(f"{path}, line {line}: {err}") from None
     return rows
+
+
+_DIFF_COLUMNS = ("diff", "ci_low", "ci_high", "n_speakers", "n_items")
+#: ``paired.csv``'s columns -> :class:`PairedRow`'s attributes (A: baseline).
+_PAIRED_COLUMNS = {
+    "arch": "arch",
+    "layer": "layer",
+    "condition": "condition",
+    "metric": "metric",
+    "baseline_model": "model_a",
+    "robust_model": "model_b",
+    "baseline": "value_a",
+    "robust": "value_b",
+    **{c: c for c in _DIFF_COLUMNS},
+}
+_COMPARISON_COLUMNS = {
+    c: c
+    for c in ("label_a", "label_b", "condition", "model_a", "model_b", "layer")
+    + ("metric", "value_a", "value_b", *_DIFF_COLUMNS)
+}
+
+
+def write_paired(path: str | os.PathLike, rows) -> Path:
+    """Write :class:`PairedRow` rows as ``paired.csv`` (see :func:`read_paired`)."""
+    return _write_rows(path, PairedRow, rows, columns=_PAIRED_COLUMNS)
+
+
+def read_paired(path: str | os.PathLike) -> list[PairedRow]:
+    """Read ``paired.csv``: robust (B) minus baseline (A) per cell and metric.
+
+    Example
+    -------
+    >>> p = getfixture("tmp_path") / PAIRED_CSV
+    >>> row = PairedRow("snr0", "blstm1", "stoi", "b", "r", 0.6, 0.7, 0.1, 0.05,
+    ...                 0.15, 8, 32, arch="blstm")
+    >>> write_paired(p, [row]).read_text().splitlines()[1]
+    'blstm,blstm1,snr0,stoi,b,r,0.6,0.7,0.1,0.05,0.15,8,32'
+    >>> read_paired(p) == [row], row.excludes_zero
+    (True, True)
+    """
+    return _read_rows(path, PairedRow, "paired results", _PAIRED_COLUMNS)
+
+
+def write_comparison(path: str | os.PathLike, rows) -> Path:
+    """Write :class:`PairedRow` rows as ``vocoder_comparison.csv``."""
+    return _write_rows(path, PairedRow, rows, columns=_COMPARISON_COLUMNS)
+
+
+def read_comparison(path: str | os.PathLike) -> list[PairedRow]:
+    """Read ``vocoder_comparison.csv``: study B minus study A per cell and metric.
+
+    Example
+    -------
+    >>> p = getfixture("tmp_path") / COMPARISON_CSV
+    >>> row = PairedRow("clean", "cnn1", "stoi", "m", "m", 0.8, 0.9, 0.1, None,
+    ...                 None, 10, 40, label_a="gl", label_b="hifi")
+    >>> write_comparison(p, [row]).read_text().splitlines()[1]
+    'gl,hifi,clean,m,m,cnn1,stoi,0.8,0.9,0.1,,,10,40'
+    >>> read_comparison(p) == [row]
+    True
+    """
+    return _read_rows(path, PairedRow, "comparison", _COMPARISON_COLUMNS)
+
+
+def write_claims(path: str | os.PathLike, rows) -> Path:
+    """Write :class:`ClaimRow` rows as ``claims.csv``."""
+    return _write_rows(path, ClaimRow, rows)
+
+
+def read_claims(path: str | os.PathLike) -> list[ClaimRow]:
+    """Read ``claims.csv``.
+
+    Example
+    -------
+    >>> p = getfixture("tmp_path") / CLAIMS_CSV
+    >>> rows = [ClaimRow("C1", "holds", "", "m", "l1", "m", "l5", "eer_ge2e",
+    ...                  "clean", 0.3, 0.2, 0.4, 8, 96),
+    ...         ClaimRow("C2", NOT_APPLICABLE, note="no pair")]
+    >>> read_claims(write_claims(p, rows)) == rows
+    True
+    """
+    return _read_rows(path, ClaimRow, "claims")
 
 
 def read_samples(path: str | os.PathLike) -> list[Sample]:

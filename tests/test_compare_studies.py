@@ -11,20 +11,18 @@ from urllib.parse import unquote
 import numpy as np
 import pytest
 
+from speechbrain_probe.compare import main
 from speechbrain_probe.data.audio import write_wav
 from speechbrain_probe.data.manifest import write_manifest
-from speechbrain_probe.evaluation.compare_studies import (
-    COMPARISON_CSV,
-    compare_studies,
-    main,
-    read_comparison,
-)
+from speechbrain_probe.evaluation.compare_studies import compare_studies
 from speechbrain_probe.evaluation.scoring import save_cell
 from speechbrain_probe.metrics.bootstrap import paired_eer, paired_mean
 from speechbrain_probe.metrics.trials import load_trials, make_trials, save_trials
 from speechbrain_probe.result_rows import (
+    COMPARISON_CSV,
     MetricRow,
     Sample,
+    read_comparison,
     sample_path,
     write_metrics,
     write_samples,

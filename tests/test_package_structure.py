@@ -134,7 +134,9 @@ def test_package_has_no_import_cycle():
     graph = import_graph()
     # the reader really reads the package: known edges are there
     assert "speechbrain_probe.hooks" in graph["speechbrain_probe.frozen.interface"]
-    assert "speechbrain_probe.frozen.hf_encoder" in graph["speechbrain_probe.frozen.load"]
+    assert (
+        "speechbrain_probe.frozen.hf_encoder" in graph["speechbrain_probe.frozen.load"]
+    )
     assert sum(map(len, graph.values())) > 50
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
@@ -142,6 +144,126 @@ def test_package_has_no_import_cycle():
 
 def test_list_layers_entry_point_is_imported_by_no_module():
     graph = import_graph()
-    assert "speechbrain_probe.frozen.load" in graph["speechbrain_probe.frozen.list_layers"]
-    users = [m for m, deps in graph.items() if "speechbrain_probe.frozen.list_layers" in deps]
+    assert (
+        "speechbrain_probe.frozen.load" in graph["speechbrain_probe.frozen.list_layers"]
+    )
+    users = [
+        m for m, deps in graph.items() if "speechbrain_probe.frozen.list_layers" in deps
+    ]
     assert users == []
+
+
+#: Package-level layers of ``speechbrain_probe`` (a top-level module counts as
+#: a package): a package imports only packages of lower layers, so data flows
+#: one way: waveform (``data``) -> features -> the frozen ASR and its hooks ->
+#: probes -> mel -> vocoder -> metrics -> result rows -> report. The evaluation
+#: runs that chain and writes every result file through ``result_rows``; the
+#: report and the listening test only read the files; the commands that run
+#: several stages sit on top.
+LAYERS = {
+    # leaves: file writing, optional packages, devices, names and units, and
+    # the pieces of the model that read nothing else of the package
+    "atomic": 0,
+    "extras": 0,
+    "devices": 0,
+    "vocabulary": 0,
+    "features": 0,
+    "hooks": 0,
+    # what a study reads and writes; checkpoints; the corpora
+    "result_rows": 1,
+    "study_info": 1,
+    "checkpoints": 1,
+    "data": 1,
+    # the frozen ASR (features, hooks); the corpus environment
+    "frozen": 2,
+    "environment": 2,
+    # what consumes a frozen ASR's layers or the corpora
+    "probe": 3,
+    "vocoder": 3,
+    "metrics": 3,
+    "asr": 3,
+    "hifigan": 4,
+    # the evaluation writes the results; the report and the listening test
+    # read them (and never one another)
+    "evaluation": 5,
+    "report": 5,
+    "listening": 5,
+    # commands that run several stages
+    "compare": 6,
+    "pipeline": 6,
+    "demo": 7,
+    "": 8,  # speechbrain_probe/__init__.py
+}
+
+
+def package_of(module: str) -> str:
+    """``speechbrain_probe.report.html`` -> ``report`` (``""`` for the root)."""
+    return module.split(".")[1] if "." in module else ""
+
+
+def layer_violations(graph: dict[str, set[str]], layers=LAYERS) -> list[str]:
+    """Every import of a package of the same or a higher layer, as a message."""
+    found = []
+    for module, targets in sorted(graph.items()):
+        own = package_of(module)
+        for target in sorted(targets):
+            other = package_of(target)
+            if other != own and layers[other] >= layers[own]:
+                found.append(
+                    f"{module} imports {target}: {own} (layer {layers[own]}) may "
+                    f"import only packages of lower layers, {other} is layer "
+                    f"{layers[other]}"
+                )
+    return found
+
+
+def imports_between(graph: dict[str, set[str]], source: str, target: str) -> list:
+    """(module, imported module) of package ``source`` importing package ``target``."""
+    return sorted(
+        (module, imported)
+        for module, imports in graph.items()
+        if package_of(module) == source
+        for imported in imports
+        if package_of(imported) == target
+    )
+
+
+def test_every_package_has_a_layer():
+    packages = {package_of(m) for m in module_files()}
+    assert packages <= set(LAYERS), (
+        f"place the new package(s) {sorted(packages - set(LAYERS))} in LAYERS"
+    )
+
+
+def test_report_and_evaluation_never_import_one_another():
+    graph = import_graph()
+    assert imports_between(graph, "report", "evaluation") == []
+    assert imports_between(graph, "evaluation", "report") == []
+
+
+def test_packages_import_only_lower_layers():
+    violations = layer_violations(import_graph())
+    assert violations == [], "\n".join(violations)
+
+
+def test_a_lazy_import_of_the_evaluation_in_the_report_is_caught():
+    known = {
+        "speechbrain_probe.report.section",
+        "speechbrain_probe.evaluation",
+        "speechbrain_probe.evaluation.paired",
+        "speechbrain_probe.result_rows",
+    }
+    source = (
+        "from speechbrain_probe.result_rows import read_paired\n"
+        "def f():\n"
+        "    from speechbrain_probe.evaluation import paired\n"
+    )
+    module = "speechbrain_probe.report.section"
+    graph = {module: imported_modules(module, source, False, known)}
+    assert imports_between(graph, "report", "evaluation") == [
+        (module, "speechbrain_probe.evaluation.paired")
+    ]
+    assert layer_violations(graph) == [
+        f"{module} imports speechbrain_probe.evaluation.paired: report (layer 5) "
+        "may import only packages of lower layers, evaluation is layer 5"
+    ]

@@ -5,6 +5,7 @@ tests/test_metrics.py)."""
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -13,13 +14,7 @@ import torch
 
 from speechbrain_probe.data.manifest import write_manifest
 from speechbrain_probe.evaluation.paired import (
-    CLAIMS_CSV,
-    PAIRED_CSV,
     NoPerItemValues,
-    StudyItems,
-    claim_summaries,
-    read_claims,
-    read_paired,
     write_paired_results,
 )
 from speechbrain_probe.evaluation.scoring import (
@@ -31,7 +26,14 @@ from speechbrain_probe.evaluation.scoring import (
 from speechbrain_probe.metrics.quality import Exclusion
 from speechbrain_probe.metrics.trials import Trial, make_trials, save_trials
 from speechbrain_probe.report.build import build_report
-from speechbrain_probe.result_rows import write_samples
+from speechbrain_probe.report.paired_section import claim_summaries
+from speechbrain_probe.result_rows import (
+    CLAIMS_CSV,
+    PAIRED_CSV,
+    read_claims,
+    read_paired,
+    write_samples,
+)
 from speechbrain_probe.study_info import StudyInfo, StudyModel, write_study_info
 
 LAYERS = ("cnn1", "cnn2", "blstm1", "blstm3")
@@ -220,6 +222,7 @@ def test_claims_reversed_or_not_applicable(tmp_path):
 
 def test_report_shows_the_paired_section_and_the_claims(tmp_path):
     study = _write_study(tmp_path / "study", PAIR, conditions=("clean", "snr0"))
+    write_paired_results(study)
     page = build_report(study, verbose=False).read_text()
     assert "Robust - baseline, paired, and the paper&#x27;s claims" in page
     assert "<caption>The paper&#x27;s claims</caption>" in page
@@ -233,13 +236,21 @@ def test_report_shows_the_paired_section_and_the_claims(tmp_path):
     assert rows[3]["architecture"] == "VGG-LSTM" and rows[3]["layer"] == "blstm3"
     assert rows[3]["robust - baseline 0 dB"].endswith("*")
 
-    # an older study folder: a one-line note, no failure
+    # the report reads the files, never computes them: the same page again
+    # from the files alone
+    shutil.rmtree(study / "cells")
+    assert build_report(study, verbose=False).read_text() == page
+
+    # an older study folder: no files, a one-line note how to make them
     old = _write_study(tmp_path / "old", PAIR, ("clean", "snr0"), old_cells=True)
     with pytest.raises(NoPerItemValues, match="run the evaluation again"):
-        StudyItems(old)
-    page = build_report(old, verbose=False).read_text()
-    assert "no cell keeps per-item values" in page
+        write_paired_results(old)
     assert not (old / PAIRED_CSV).exists()
+    page = build_report(old, verbose=False).read_text()
+    assert (
+        "Not available: the study folder has no paired.csv or claims.csv; run "
+        "the evaluation again to write them"
+    ) in page
     assert (
         json.loads((old / "study.json").read_text())["models"][0]["name"] == "vgg_base"
     )

@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 from speechbrain_probe.report.build import build_report
-from speechbrain_probe.report.example import make_example_results
+from tests.example_results import make_example_results
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [

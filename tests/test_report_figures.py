@@ -5,7 +5,6 @@ import pytest
 from matplotlib.image import imread
 
 from speechbrain_probe.report.build import build_report
-from speechbrain_probe.report.example import make_example_results
 from speechbrain_probe.report.figures import (
     layer_curves,
     plot_layer_curves,
@@ -20,6 +19,7 @@ from speechbrain_probe.result_rows import (
     save_figure3_mels,
 )
 from speechbrain_probe.study_info import StudyInfo, StudyModel
+from tests.example_results import make_example_results
 
 #: Line colours of the figures (report/figures.py): conditions, trainings.
 CLEAN, SNR20, SNR10, SNR0 = "#1b7837", "#2166ac", "#b35806", "#b2182b"
@@ -173,9 +173,9 @@ def test_generic_models_are_drawn_in_their_own_layer_order(tmp_path):
 def test_a_paper_study_without_a_robust_model_still_plots_stoi_and_pesq(tmp_path):
     # the quick demo's study: one baseline model, so no Figure 4 to carry them
     from speechbrain_probe.report import build_report
-    from speechbrain_probe.report.example import make_example_results
     from speechbrain_probe.study_info import StudyModel
     from speechbrain_probe.vocabulary import ARCH_LAYERS
+    from tests.example_results import make_example_results
 
     only = StudyModel(
         "vgg_lstm_baseline", ARCH_LAYERS["vgg_lstm"], "vgg_lstm", "baseline"

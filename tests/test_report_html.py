@@ -12,8 +12,8 @@ import pytest
 
 from speechbrain_probe.report.__main__ import main
 from speechbrain_probe.report.build import build_report
-from speechbrain_probe.report.example import make_example_results
 from speechbrain_probe.study_info import StudyModel
+from tests.example_results import make_example_results
 
 VOID = {"meta", "link", "img", "br", "hr", "input", "source", "col", "wbr"}
 EVIL = '<script>alert("x")</script>&amp;"\''

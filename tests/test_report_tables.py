@@ -2,15 +2,15 @@
 
 Expected cells are literal strings (not built with the formatter under test);
 the study-shaped files are written through :mod:`speechbrain_probe.result_rows`
-in the layout ``run_study`` writes (see ``report/example.py``).
+in the layout ``run_study`` writes (see ``tests/example_results.py``).
 """
 
 import csv
 
 import pytest
 
-from speechbrain_probe.report.example import EXAMPLE_MODELS, make_example_results
-from speechbrain_probe.report.tables import MISSING, layer_tables, table1, table2
+from speechbrain_probe.report.result_tables import layer_tables, table1, table2
+from speechbrain_probe.report.table import MISSING
 from speechbrain_probe.result_rows import (
     AsrResult,
     MetricRow,
@@ -21,6 +21,7 @@ from speechbrain_probe.result_rows import (
 )
 from speechbrain_probe.study_info import StudyInfo, StudyModel
 from speechbrain_probe.vocabulary import CONDITIONS, condition_label
+from tests.example_results import EXAMPLE_MODELS, make_example_results
 
 PAPER_COLUMNS = [
     ("VGG-LSTM", "cnn1"),
@@ -77,6 +78,13 @@ def _row(layer, value, low=None, high=None, metric="eer_ge2e", **kw):
     )
 
 
+def cell(table, row_label, column) -> str:
+    """The cell of ``table`` at a row (tuple of labels) and a ``(group, name)`` column."""
+    i = [tuple(r) for r in table.row_labels].index(tuple(row_label))
+    j = [tuple(c) for c in table.columns].index(tuple(column))
+    return table.cells[i][j]
+
+
 def _number(cell):
     """The value a cell shows (its first number), parsed back."""
     return float(cell.split()[0])
@@ -102,13 +110,13 @@ def test_table2_cells_from_a_written_metrics_file(tmp_path):
     ]
     metrics = read_metrics(write_metrics(tmp_path / "metrics.csv", rows))
     eer = table2(metrics, "eer_ge2e")
-    assert eer.cell(("clean", "baseline"), ("VGG-LSTM", "cnn1")) == "4.47 [3.90, 5.10]"
+    assert cell(eer, ("clean", "baseline"), ("VGG-LSTM", "cnn1")) == "4.47 [3.90, 5.10]"
     assert (
-        eer.cell(("clean", "baseline"), ("VGG-LSTM", "blstm3"))
+        cell(eer, ("clean", "baseline"), ("VGG-LSTM", "blstm3"))
         == "32.87 [30.10, 35.52]"
     )
-    assert eer.cell(("clean", "baseline"), ("VGG-LSTM", "blstm5")) == "48.13"
-    assert eer.cell(("clean", "robust"), ("VGG-LSTM", "cnn1")) == MISSING
+    assert cell(eer, ("clean", "baseline"), ("VGG-LSTM", "blstm5")) == "48.13"
+    assert cell(eer, ("clean", "robust"), ("VGG-LSTM", "cnn1")) == MISSING
     assert eer.title == (
         "Table 2 layout: EER (%), GE2E verifier of speech reconstructed from each layer"
     )
@@ -116,13 +124,13 @@ def test_table2_cells_from_a_written_metrics_file(tmp_path):
     assert "n per cell: 60." in eer.notes
     stoi = table2(metrics, "stoi")
     assert (
-        stoi.cell(("0 dB", "baseline"), ("VGG-LSTM", "cnn1")) == "0.710 [0.690, 0.730]"
+        cell(stoi, ("0 dB", "baseline"), ("VGG-LSTM", "cnn1")) == "0.710 [0.690, 0.730]"
     )
     assert not any("x100" in note for note in stoi.notes)
     pesq = table2(metrics, "pesq")
-    assert pesq.cell(("clean", "robust"), ("VGG-LSTM", "cnn1")) == "1.23"
+    assert cell(pesq, ("clean", "robust"), ("VGG-LSTM", "cnn1")) == "1.23"
     mindcf = table2(metrics, "mindcf_ge2e")
-    assert mindcf.cell(("clean", "baseline"), ("VGG-LSTM", "cnn1")) == "0.512"
+    assert cell(mindcf, ("clean", "baseline"), ("VGG-LSTM", "cnn1")) == "0.512"
     assert mindcf.to_csv().splitlines()[2].split(",")[:3] == [
         "clean",
         "baseline",
@@ -144,7 +152,7 @@ def test_table2_shows_5_db_only_where_a_study_ran_it():
         "5 dB",
         "0 dB",
     ]
-    assert with_5.cell(("5 dB", "baseline"), ("VGG-LSTM", "cnn1")) == "0.600"
+    assert cell(with_5, ("5 dB", "baseline"), ("VGG-LSTM", "cnn1")) == "0.600"
 
 
 @pytest.mark.parametrize("metric", ["eer_ge2e", "eer_ecapa", "stoi", "pesq"])
@@ -166,14 +174,14 @@ def test_table2_shows_every_value_of_the_study_files(results, metric):
             column = (ARCH_LABEL[raw["arch"]], raw["layer"])
             rows = [(CONDITION_LABEL[raw["condition"]], raw["training"])]
         for row in rows:
-            cell = table.cell(row, column)
+            shown = cell(table, row, column)
             if raw["value"] == "":
-                assert cell == MISSING
+                assert shown == MISSING
                 continue
-            assert _number(cell) == pytest.approx(
+            assert _number(shown) == pytest.approx(
                 float(raw["value"]) * scale, abs=0.006
             )
-            low, high = cell.split("[")[1].rstrip("]").split(", ")
+            low, high = shown.split("[")[1].rstrip("]").split(", ")
             assert float(low) == pytest.approx(float(raw["ci_low"]) * scale, abs=0.006)
             assert float(high) == pytest.approx(
                 float(raw["ci_high"]) * scale, abs=0.006
@@ -187,9 +195,9 @@ def test_missing_and_empty_cells_are_an_explicit_dash(results):
     table = table2(read_metrics(folder / "metrics.csv"), "eer_ge2e")
     # make_example_results leaves vgg_lstm_robust/cnn2/snr10 out, writes no value
     # for blstm_baseline/blstm4/snr20.
-    assert table.cell(("10 dB", "robust"), ("VGG-LSTM", "cnn2")) == MISSING
-    assert table.cell(("20 dB", "baseline"), ("pure-LSTM", "blstm4")) == MISSING
-    assert table.cell(("10 dB", "baseline"), ("VGG-LSTM", "cnn2")) != MISSING
+    assert cell(table, ("10 dB", "robust"), ("VGG-LSTM", "cnn2")) == MISSING
+    assert cell(table, ("20 dB", "baseline"), ("pure-LSTM", "blstm4")) == MISSING
+    assert cell(table, ("10 dB", "baseline"), ("VGG-LSTM", "cnn2")) != MISSING
     for text in (table.to_csv(), table.to_markdown(), table.to_html()):
         assert "nan" not in text.lower()
     rows = list(csv.reader(table.to_csv().splitlines()))
@@ -216,12 +224,12 @@ def test_model_independent_reference_rows_fill_every_training():
     table = table2(rows, "stoi")
     for training in ("robust", "baseline"):
         assert (
-            table.cell(("clean", training), ("reference", "copy synthesis")) == "0.910"
+            cell(table, ("clean", training), ("reference", "copy synthesis")) == "0.910"
         )
-    assert table.cell(("clean", "robust"), ("reference", "original")) == "-"
+    assert cell(table, ("clean", "robust"), ("reference", "original")) == "-"
     eer = table2(rows, "eer_ge2e")
     assert (
-        eer.cell(("clean", "baseline"), ("reference", "original"))
+        cell(eer, ("clean", "baseline"), ("reference", "original"))
         == "2.12 [1.00, 3.00]"
     )
 
@@ -229,8 +237,8 @@ def test_model_independent_reference_rows_fill_every_training():
 def test_an_eer_is_a_fraction_shown_in_percent():
     rows = [_row("cnn1", 0.0447), _row("blstm5", 0.4812)]
     table = table2(rows, "eer_ge2e")
-    assert table.cell(("clean", "baseline"), ("VGG-LSTM", "cnn1")) == "4.47"
-    assert table.cell(("clean", "baseline"), ("VGG-LSTM", "blstm5")) == "48.12"
+    assert cell(table, ("clean", "baseline"), ("VGG-LSTM", "cnn1")) == "4.47"
+    assert cell(table, ("clean", "baseline"), ("VGG-LSTM", "blstm5")) == "48.12"
     assert table.values[1][0] == pytest.approx(4.47)
 
 
@@ -243,7 +251,7 @@ def test_layers_outside_the_layout_are_named_not_dropped_silently():
     table = table2(rows, "stoi")
     assert any("vgg_lstm/cnn3" in note for note in table.notes)
     assert table.columns[-4:-2] == [("crdnn", "cnn1"), ("crdnn", "blstm2")]
-    assert table.cell(("clean", "robust"), ("crdnn", "blstm2")) == "0.700"
+    assert cell(table, ("clean", "robust"), ("crdnn", "blstm2")) == "0.700"
 
 
 def test_two_models_for_one_cell_is_a_clear_error():
@@ -255,7 +263,7 @@ def test_two_models_for_one_cell_is_a_clear_error():
         table2(rows, "stoi")
     assert "'a'" in str(err.value) and "'b'" in str(err.value)
     table = table2(rows, "stoi", models=["b"])
-    assert table.cell(("clean", "robust"), ("VGG-LSTM", "cnn1")) == "0.600"
+    assert cell(table, ("clean", "robust"), ("VGG-LSTM", "cnn1")) == "0.600"
 
 
 def test_table1_from_a_written_asr_results_file(tmp_path):
@@ -350,7 +358,7 @@ def test_a_generic_study_has_no_empty_row_or_column(tmp_path):
     for j in range(len(table.columns)):
         assert any(row[j] != MISSING for row in table.cells), table.columns[j]
     assert all(set(row) != {MISSING} for row in table.cells)
-    assert table.cell(("Whisper tiny", "5 dB"), ("Whisper tiny", "cnn")) != MISSING
+    assert cell(table, ("Whisper tiny", "5 dB"), ("Whisper tiny", "cnn")) != MISSING
     assert any("openai/whisper-tiny" in note for note in table.notes)
     t1 = table1(read_asr_results(out["asr"]), info=out["info"])
     assert t1.row_labels == [["Whisper tiny", "whisper_tiny"]]

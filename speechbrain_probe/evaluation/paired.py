@@ -1,4 +1,4 @@
-"""Paired robust-minus-baseline statistics, and verdicts on the paper's claims.
+"""Paired robust-minus-baseline statistics of a study (``paired.csv``).
 
 Each cell of a study stores per-item values (one score per trial of the
 study's trial list for every verifier, one STOI and PESQ per utterance;
@@ -13,108 +13,47 @@ The bootstrap resamples **speakers**, not trials: trials of one speaker are
 correlated (one hard speaker makes many errors), and only resampling the
 speakers carries that into the interval (:mod:`speechbrain_probe.metrics.bootstrap`).
 
-Study level (:func:`write_paired_results` writes both files):
-
-``paired.csv`` (:func:`paired_table`, :class:`PairedRow`)
-    For every architecture with a baseline and a robust model, every layer
-    they share, every condition and every metric (``eer_<verifier>``,
-    ``stoi``, ``pesq``): robust minus baseline with its interval.
-``claims.csv`` (:func:`paired_claims`, :class:`ClaimRow`)
-    Verdicts on the paper's three claims (:data:`CLAIMS`), one row per
-    tested cell: ``holds``, ``reversed`` or ``cannot tell`` (the interval
-    contains 0), or one ``not applicable`` row when the study cannot test a
-    claim; :func:`claim_summaries` sums them up in one line per claim.
-
-EER differences are fractions (as stored), like the EERs themselves.
+:func:`write_paired_results` writes two files into the study folder
+(:mod:`speechbrain_probe.result_rows`): ``paired.csv`` (:func:`paired_table`),
+for every architecture with a baseline and a robust model, every layer they
+share, every condition and every metric (``eer_<verifier>``, ``stoi``,
+``pesq``), robust minus baseline with its interval (EER differences are
+fractions, like the EERs); and ``claims.csv``, the verdicts on the paper's
+claims (:mod:`speechbrain_probe.evaluation.claims`).
 """
 
 from __future__ import annotations
 
 import csv
-import os
-from dataclasses import asdict, astuple, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
-from speechbrain_probe.atomic import write_csv
+from speechbrain_probe.evaluation.claims import (
+    paired_claims,
+    robust_baseline_pairs,
+    shared_layers,
+)
 from speechbrain_probe.evaluation.scoring import load_cell
 from speechbrain_probe.metrics.bootstrap import PairedDiff, paired_eer, paired_mean
 from speechbrain_probe.metrics.trials import load_trials
+from speechbrain_probe.result_rows import (
+    CLAIMS_CSV,
+    PAIRED_CSV,
+    ClaimRow,
+    PairedRow,
+    write_claims,
+    write_paired,
+)
 from speechbrain_probe.study_info import STUDY_INFO, StudyInfo, read_study_info
-from speechbrain_probe.vocabulary import condition_snr_db, parse_number
 
 __all__ = [
-    "verdict",
     "StudyItems",
     "NoPerItemValues",
-    "PairedRow",
-    "ClaimRow",
-    "CLAIMS",
-    "CLAIM_TESTS",
-    "PAIRED_CSV",
-    "CLAIMS_CSV",
-    "robust_baseline_pairs",
+    "paired_row",
     "paired_table",
-    "paired_claims",
-    "claim_summaries",
     "write_paired_results",
-    "read_paired",
-    "read_claims",
 ]
-
-#: File names in a study folder.
-PAIRED_CSV = "paired.csv"
-CLAIMS_CSV = "claims.csv"
-#: Verdicts of a claim on one cell (and for a claim the study cannot test).
-VERDICTS = ("holds", "reversed", "cannot tell")
-NOT_APPLICABLE = "not applicable"
-#: Noisy conditions of claims C2 and C3: ``snr<N>`` with N at most this (dB).
-NOISY_MAX_SNR_DB = 10.0
-#: The paper's claims, as tested here.
-CLAIMS = {
-    "C1": "Speaker EER grows with depth",
-    "C2": "The noise-robust model keeps more speaker information in the middle "
-    "layers under noise",
-    "C3": "The STOI gap between robust and baseline opens from blstm1 upward",
-}
-#: How each claim is tested (the difference, and where it must lie).
-CLAIM_TESTS = {
-    "C1": "per model and verifier, clean input: EER(deepest probed layer) - "
-    "EER(shallowest), same trials; holds if the interval is above 0",
-    "C2": "per architecture, verifier, input at 10 dB SNR or less and middle layer "
-    "(all but the first and last): robust - baseline EER; holds if the interval "
-    "is below 0",
-    "C3": "per architecture and input at 10 dB SNR or less, each layer from the "
-    "first blstm layer upward (other models: the second half of the layers): "
-    "robust - baseline STOI; holds if the interval is above 0",
-}
-
-
-# --- the verdict on an interval ------------------------------------------------
-
-
-def verdict(low, high, expect: str) -> str:
-    """``holds`` when the interval lies on the expected side of 0 (``above``
-    or ``below``), ``reversed`` when it lies on the other side, else
-    ``cannot tell`` (it contains 0, or is unknown).
-
-    Example
-    -------
-    >>> verdict(0.01, 0.05, "above"), verdict(0.01, 0.05, "below")
-    ('holds', 'reversed')
-    >>> verdict(-0.01, 0.05, "above"), verdict(0.0, 0.0, "below"), verdict(None, None, "above")
-    ('cannot tell', 'cannot tell', 'cannot tell')
-    """
-    if expect not in ("above", "below"):
-        raise ValueError(f"expect must be 'above' or 'below', got {expect!r}")
-    if low is None or high is None:
-        return "cannot tell"
-    if low > 0:
-        return "holds" if expect == "above" else "reversed"
-    if high < 0:
-        return "holds" if expect == "below" else "reversed"
-    return "cannot tell"
 
 
 # --- a study's per-item values -----------------------------------------------
@@ -243,105 +182,27 @@ class StudyItems:
         return [f"eer_{v}" for v in self.info.verifiers] + ["stoi", "pesq"]
 
 
-def robust_baseline_pairs(info: StudyInfo) -> dict:
-    """arch -> (baseline model, robust model), for each architecture with
-    both (the first of each in the study's order).
-
-    Example
-    -------
-    >>> from speechbrain_probe.study_info import StudyModel
-    >>> info = StudyInfo([StudyModel("r", ("l1",), "blstm", "robust"),
-    ...                   StudyModel("b", ("l1",), "blstm", "baseline"),
-    ...                   StudyModel("w", ("l1",))], ["clean"])
-    >>> {arch: (b.name, r.name) for arch, (b, r) in robust_baseline_pairs(info).items()}
-    {'blstm': ('b', 'r')}
-    """
-    found = {}
-    for m in info.models:
-        if m.arch and m.training in ("baseline", "robust"):
-            found.setdefault(m.arch, {}).setdefault(m.training, m)
-    return {
-        arch: (models["baseline"], models["robust"])
-        for arch, models in found.items()
-        if len(models) == 2
-    }
-
-
-def _shared_layers(baseline, robust) -> list[str]:
-    return [x for x in baseline.layers if x in set(robust.layers)]
-
-
-# --- paired.csv ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PairedRow:
-    """One row of ``paired.csv``: robust minus baseline in one cell.
-
-    Attributes
-    ----------
-    arch, layer, condition, metric : str
-    baseline_model, robust_model : str
-    baseline, robust : float
-        The metric of each model on the items both have (EER a fraction).
-    diff, ci_low, ci_high : float or None
-        ``robust - baseline`` and its 95% interval (speakers resampled).
-    n_speakers, n_items : int
-        Speakers, and trials (EER) or utterances (STOI/PESQ), behind it.
-    """
-
-    arch: str
-    layer: str
-    condition: str
-    metric: str
-    baseline_model: str
-    robust_model: str
-    baseline: float | None
-    robust: float | None
-    diff: float | None
-    ci_low: float | None
-    ci_high: float | None
-    n_speakers: int | None
-    n_items: int | None
-
-    @property
-    def excludes_zero(self) -> bool:
-        """The interval lies entirely above or below 0."""
-        return self.ci_low is not None and (self.ci_low > 0 or self.ci_high < 0)
+def paired_row(cell: tuple, diff, **context) -> PairedRow:
+    """A :class:`~speechbrain_probe.result_rows.PairedRow` of a cell
+    (condition, layer, metric, model_a, model_b), its paired difference
+    (:meth:`StudyItems.compare`) and any other field (``context``)."""
+    numbers = (diff.a, diff.b, diff.diff, diff.low, diff.high)
+    return PairedRow(*cell, *numbers, diff.n_speakers, diff.n_items, **context)
 
 
 def paired_table(
-    study_folder,
-    n_boot: int = 2000,
-    seed: int = 0,
-    alpha: float = 0.05,
-    write: bool = True,
-    items: StudyItems | None = None,
+    items: StudyItems, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05
 ) -> list[PairedRow]:
-    """Robust minus baseline for every architecture with both models, every
-    layer they share (the baseline's order), condition and metric.
+    """Robust (B) minus baseline (A) for every architecture with both models,
+    every layer they share (the baseline's order), condition and metric.
 
     Cells without per-item values, and metrics without common items, have no
-    row. Written as ``<study>/paired.csv`` (with ``write``).
-
-    Arguments
-    ---------
-    study_folder : path
-        What :func:`~speechbrain_probe.evaluation.run_study` wrote.
-    n_boot, seed, alpha
-        The paired bootstrap's resamples, seed and ``1 - coverage``.
-    items : StudyItems, optional
-        The folder already read.
-
-    Raises
-    ------
-    NoPerItemValues
-        When no cell keeps per-item values.
+    row. ``n_boot``, ``seed`` and ``alpha`` are the paired bootstrap's
+    resamples, seed and ``1 - coverage``.
     """
-    items = items or StudyItems(study_folder)
     rows = []
     for arch, (base, robust) in robust_baseline_pairs(items.info).items():
-        for layer in _shared_layers(base, robust):
+        for layer in shared_layers(base, robust):
             for condition in items.info.conditions:
                 cell_a = items.cell(base.name, layer, condition)
                 cell_b = items.cell(robust.name, layer, condition)
@@ -349,239 +210,18 @@ def paired_table(
                     continue
                 for metric in items.metrics():
                     out = items.compare(cell_a, cell_b, metric, n_boot, seed, alpha)
-                    if out is None:
-                        continue
-                    rows.append(
-                        PairedRow(
-                            arch,
-                            layer,
-                            condition,
-                            metric,
-                            base.name,
-                            robust.name,
-                            *astuple(out),
-                        )
-                    )
-    if write:
-        _write(Path(items.folder) / PAIRED_CSV, PairedRow, rows)
+                    if out is not None:
+                        cell = (condition, layer, metric, base.name, robust.name)
+                        rows.append(paired_row(cell, out, arch=arch))
     return rows
-
-
-# --- claims.csv ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ClaimRow:
-    """One row of ``claims.csv``: a claim tested on one cell.
-
-    ``diff`` is ``metric`` of (``model_b``, ``layer_b``) minus that of
-    (``model_a``, ``layer_a``) in ``condition``: for C1 one model's deepest
-    minus its shallowest layer, for C2 and C3 robust minus baseline at one
-    layer. A claim the study cannot test has one row with ``verdict``
-    ``not applicable`` and the reason in ``note``.
-    """
-
-    claim: str
-    verdict: str
-    arch: str = ""
-    model_a: str = ""
-    layer_a: str = ""
-    model_b: str = ""
-    layer_b: str = ""
-    metric: str = ""
-    condition: str = ""
-    diff: float | None = None
-    ci_low: float | None = None
-    ci_high: float | None = None
-    n_speakers: int | None = None
-    n_items: int | None = None
-    note: str = ""
-
-
-def _noisy_conditions(info: StudyInfo) -> list[str]:
-    out = []
-    for condition in info.conditions:
-        snr = condition_snr_db(condition)
-        if snr is not None and snr <= NOISY_MAX_SNR_DB:
-            out.append(condition)
-    return out
-
-
-def _upper_layers(layers: list[str]) -> list[str]:
-    """C3's layers: from the first ``blstm*`` layer upward; without one, the
-    second half (``layers[len // 2:]``)."""
-    for i, layer in enumerate(layers):
-        if layer.startswith("blstm"):
-            return layers[i:]
-    return layers[len(layers) // 2 :]
-
-
-def _from_paired(claim, row: PairedRow, expect: str) -> ClaimRow:
-    return ClaimRow(
-        claim,
-        verdict(row.ci_low, row.ci_high, expect),
-        row.arch,
-        row.baseline_model,
-        row.layer,
-        row.robust_model,
-        row.layer,
-        row.metric,
-        row.condition,
-        row.diff,
-        row.ci_low,
-        row.ci_high,
-        row.n_speakers,
-        row.n_items,
-    )
-
-
-def _claim_c1(items: StudyItems, n_boot, seed, alpha) -> list[ClaimRow]:
-    if "clean" not in items.info.conditions:
-        return [ClaimRow("C1", NOT_APPLICABLE, note="the study has no clean input")]
-    rows = []
-    for model in items.info.models:
-        scored = [
-            x for x in model.layers if items.cell(model.name, x, "clean") is not None
-        ]
-        if len(scored) < 2:
-            continue
-        first, last = scored[0], scored[-1]
-        cell_a = items.cell(model.name, first, "clean")
-        cell_b = items.cell(model.name, last, "clean")
-        for verifier in items.info.verifiers:
-            metric = f"eer_{verifier}"
-            out = items.compare(cell_a, cell_b, metric, n_boot, seed, alpha)
-            if out is None:
-                continue
-            rows.append(
-                ClaimRow(
-                    "C1",
-                    verdict(out.low, out.high, "above"),
-                    model.arch,
-                    model.name,
-                    first,
-                    model.name,
-                    last,
-                    metric,
-                    "clean",
-                    *astuple(out)[2:],
-                )
-            )
-    if not rows:
-        return [
-            ClaimRow(
-                "C1",
-                NOT_APPLICABLE,
-                note="no model has two probed layers with per-item EER values on "
-                "clean input",
-            )
-        ]
-    return rows
-
-
-def _claims_c2_c3(info: StudyInfo, paired_rows, verifiers) -> list[ClaimRow]:
-    pairs = robust_baseline_pairs(info)
-    if not pairs:
-        note = "the study has no robust and baseline model of one architecture"
-        return [ClaimRow(c, NOT_APPLICABLE, note=note) for c in ("C2", "C3")]
-    noisy = _noisy_conditions(info)
-    if not noisy:
-        note = f"the study has no input at {NOISY_MAX_SNR_DB:g} dB SNR or less"
-        return [ClaimRow(c, NOT_APPLICABLE, note=note) for c in ("C2", "C3")]
-    lookup = {(r.arch, r.layer, r.condition, r.metric): r for r in paired_rows}
-    c2, c3 = [], []
-    for arch, (base, robust) in pairs.items():
-        layers = _shared_layers(base, robust)
-        for verifier in verifiers:
-            for condition in noisy:
-                for layer in layers[1:-1]:
-                    row = lookup.get((arch, layer, condition, f"eer_{verifier}"))
-                    if row is not None:
-                        c2.append(_from_paired("C2", row, "below"))
-        for condition in noisy:
-            for layer in _upper_layers(layers):
-                row = lookup.get((arch, layer, condition, "stoi"))
-                if row is not None:
-                    c3.append(_from_paired("C3", row, "above"))
-    out = []
-    for claim, rows, what in (
-        ("C2", c2, "no middle layer (all but the first and last) has a paired EER"),
-        ("C3", c3, "no upper layer has a paired STOI"),
-    ):
-        out += rows or [ClaimRow(claim, NOT_APPLICABLE, note=f"{what} under noise")]
-    return out
-
-
-def paired_claims(
-    study_folder,
-    n_boot: int = 2000,
-    seed: int = 0,
-    alpha: float = 0.05,
-    write: bool = True,
-    paired_rows: list[PairedRow] | None = None,
-    items: StudyItems | None = None,
-) -> list[ClaimRow]:
-    """Verdicts on the paper's claims (:data:`CLAIMS`, :data:`CLAIM_TESTS`).
-
-    C1 compares each model's deepest and shallowest probed layers on clean
-    input (any model). C2 (EER, middle layers) and C3 (STOI, from the first
-    ``blstm`` layer upward) compare robust with baseline under input at
-    10 dB SNR or less, from the paired table; a study without a
-    robust/baseline pair gets a ``not applicable`` row for each. Written as
-    ``<study>/claims.csv`` (with ``write``).
-
-    Arguments
-    ---------
-    paired_rows : list of PairedRow, optional
-        :func:`paired_table`'s rows, if already computed (same settings).
-    """
-    items = items or StudyItems(study_folder)
-    if paired_rows is None:
-        paired_rows = paired_table(
-            items.folder, n_boot, seed, alpha, write=False, items=items
-        )
-    rows = _claim_c1(items, n_boot, seed, alpha)
-    rows += _claims_c2_c3(items.info, paired_rows, items.info.verifiers)
-    if write:
-        _write(Path(items.folder) / CLAIMS_CSV, ClaimRow, rows)
-    return rows
-
-
-def claim_summaries(rows) -> dict:
-    """One line per claim of :data:`CLAIMS`, from its rows.
-
-    Example
-    -------
-    >>> rows = [ClaimRow("C1", "holds"), ClaimRow("C1", "cannot tell"),
-    ...         ClaimRow("C2", "not applicable", note="no pair")]
-    >>> claim_summaries(rows)["C1"]
-    'holds in 1 of 2 cells, reversed in 0, cannot tell in 1'
-    >>> claim_summaries(rows)["C2"], claim_summaries(rows)["C3"]
-    ('not applicable: no pair', 'not tested')
-    """
-    out = {}
-    for claim in CLAIMS:
-        own = [r for r in rows if r.claim == claim]
-        judged = [r for r in own if r.verdict in VERDICTS]
-        if judged:
-            count = {v: sum(r.verdict == v for r in judged) for v in VERDICTS}
-            out[claim] = (
-                f"holds in {count['holds']} of {len(judged)} cells, reversed in "
-                f"{count['reversed']}, cannot tell in {count['cannot tell']}"
-            )
-        elif own:
-            notes = sorted({r.note for r in own if r.note})
-            out[claim] = NOT_APPLICABLE + (f": {'; '.join(notes)}" if notes else "")
-        else:
-            out[claim] = "not tested"
-    return out
 
 
 def write_paired_results(
     study_folder, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05
 ) -> tuple[list[PairedRow], list[ClaimRow]]:
-    """Write ``paired.csv`` and ``claims.csv`` into the study folder; return
-    their rows (:func:`paired_table`, :func:`paired_claims`).
+    """Write ``paired.csv`` (:func:`paired_table`) and ``claims.csv``
+    (:func:`~speechbrain_probe.evaluation.claims.paired_claims`) into the
+    study folder; return their rows.
 
     Raises
     ------
@@ -590,84 +230,8 @@ def write_paired_results(
         per-item values.
     """
     items = StudyItems(study_folder)
-    paired = paired_table(items.folder, n_boot, seed, alpha, items=items)
-    claims = paired_claims(
-        items.folder, n_boot, seed, alpha, paired_rows=paired, items=items
-    )
+    paired = paired_table(items, n_boot, seed, alpha)
+    claims = paired_claims(items, paired, n_boot, seed, alpha)
+    write_paired(items.folder / PAIRED_CSV, paired)
+    write_claims(items.folder / CLAIMS_CSV, claims)
     return paired, claims
-
-
-# --- files --------------------------------------------------------------------
-
-
-def _text(value) -> str:
-    if value is None:
-        return ""
-    return repr(value) if isinstance(value, float) else str(value)
-
-
-def _write(path: Path, cls, rows) -> Path:
-    columns = [f.name for f in fields(cls)]
-    table = ({k: _text(v) for k, v in asdict(r).items()} for r in rows)
-    return write_csv(path, table, columns)
-
-
-def _read(path, cls) -> list:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} not found; write it with write_paired_results(<study folder>)"
-        )
-    numbers = {"diff", "ci_low", "ci_high", "baseline", "robust"}
-    counts = {"n_speakers", "n_items"}
-    columns = [f.name for f in fields(cls)]
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in columns if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path} lacks column(s) {','.join(missing)}")
-        rows = []
-        for raw in reader:
-            values = {}
-            for c in columns:
-                text = raw[c]
-                if c in numbers:
-                    values[c] = parse_number(text)
-                elif c in counts:
-                    number = parse_number(text)
-                    values[c] = None if number is None else int(number)
-                else:
-                    values[c] = text
-            rows.append(cls(**values))
-    return rows
-
-
-def read_paired(path: str | os.PathLike) -> list[PairedRow]:
-    """Read ``paired.csv`` (:func:`paired_table`'s rows).
-
-    Example
-    -------
-    >>> p = getfixture("tmp_path") / PAIRED_CSV
-    >>> row = PairedRow("blstm", "blstm1", "snr0", "stoi", "b", "r", 0.6, 0.7,
-    ...                 0.1, 0.05, 0.15, 8, 32)
-    >>> _ = _write(p, PairedRow, [row])
-    >>> read_paired(p) == [row], row.excludes_zero
-    (True, True)
-    """
-    return _read(path, PairedRow)
-
-
-def read_claims(path: str | os.PathLike) -> list[ClaimRow]:
-    """Read ``claims.csv`` (:func:`paired_claims`' rows).
-
-    Example
-    -------
-    >>> p = getfixture("tmp_path") / CLAIMS_CSV
-    >>> rows = [ClaimRow("C1", "holds", "", "m", "l1", "m", "l5", "eer_ge2e",
-    ...                  "clean", 0.3, 0.2, 0.4, 8, 96),
-    ...         ClaimRow("C2", NOT_APPLICABLE, note="no pair")]
-    >>> _ = _write(p, ClaimRow, rows)
-    >>> read_claims(p) == rows
-    True
-    """
-    return _read(path, ClaimRow)

@@ -536,7 +536,7 @@ def _one_vocoder(models, loaded: dict[str, _Loaded]):
                 f"{models[0].name} the mel {target_mel_name(first.target)!r} "
                 f"({kind}); a study turns every reconstruction into audio "
                 "with one vocoder: evaluate them in separate studies (and "
-                "compare the two with speechbrain_probe.evaluation.compare_studies)"
+                "compare the two with python -m speechbrain_probe.compare)"
             )
         if model.asr.mel_config.sample_rate != rate:
             raise ValueError(

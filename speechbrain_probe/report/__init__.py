@@ -9,31 +9,5 @@ and conditions.
 """
 
 from speechbrain_probe.report.build import build_report
-from speechbrain_probe.report.figures import (
-    plot_layer_curves,
-    plot_mel_grid,
-    plot_metric_vs_layer,
-    plot_robust_vs_baseline,
-)
-from speechbrain_probe.report.html import write_listening_page
-from speechbrain_probe.report.tables import (
-    MISSING,
-    Table,
-    layer_tables,
-    table1,
-    table2,
-)
 
-__all__ = [
-    "build_report",
-    "plot_layer_curves",
-    "plot_mel_grid",
-    "plot_metric_vs_layer",
-    "plot_robust_vs_baseline",
-    "write_listening_page",
-    "MISSING",
-    "Table",
-    "table1",
-    "table2",
-    "layer_tables",
-]
+__all__ = ["build_report"]

@@ -11,7 +11,7 @@ and writes, inside the same folder:
   (:meth:`~speechbrain_probe.study_info.StudyInfo.is_paper_layout`)
   ``tables/table2_<metric>.{csv,md}`` in the paper's Table 2 layout, for any
   other study ``tables/layers_<metric>[_<model>].{csv,md}``
-  (:func:`~speechbrain_probe.report.tables.layer_tables`: only the models,
+  (:func:`~speechbrain_probe.report.result_tables.layer_tables`: only the models,
   layers and conditions it has, layers in each model's order); and
   ``tables/excluded.{csv,md}``, counts of the exclusion record
   ``excluded.csv`` (``utt_id,metric,reason``) when the evaluation wrote one;
@@ -20,13 +20,12 @@ and writes, inside the same folder:
   ``figures/fig4_<metric>_robust_vs_baseline.png`` (only with robust and
   baseline models of one architecture) and ``figures/fig3_mel_grid.png``
   (from ``figure3_mels.npz``);
-* from the per-item values of the study's cells (when it has them), the
-  paired robust - baseline statistics and the verdicts on the paper's
-  claims: ``paired.csv`` and ``claims.csv`` in the folder,
-  ``tables/claims*.{csv,md}``, ``tables/paired_<metric>.{csv,md}`` and
-  ``figures/paired_eer_robust_minus_baseline.png``
-  (:mod:`speechbrain_probe.report.paired_section`); an older folder gets a
-  one-line note instead;
+* from ``paired.csv`` and ``claims.csv`` (the paired robust - baseline
+  statistics and the verdicts on the paper's claims, which the evaluation
+  writes), ``tables/claims*.{csv,md}``, ``tables/paired_<metric>.{csv,md}``
+  and ``figures/paired_eer_robust_minus_baseline.png``
+  (:mod:`speechbrain_probe.report.paired_section`); a folder without them
+  gets a one-line note instead;
 * ``report.html``, the listening page with the tables and figures, which
   links every file relative to itself (the folder can be moved).
 
@@ -48,13 +47,13 @@ from pathlib import Path
 from speechbrain_probe.report import figures as figs
 from speechbrain_probe.report.html import write_listening_page
 from speechbrain_probe.report.paired_section import paired_section
-from speechbrain_probe.report.tables import (
-    METRIC_SPECS,
+from speechbrain_probe.report.result_tables import (
     exclusions_table,
     layer_tables,
     table1,
     table2,
 )
+from speechbrain_probe.report.table import METRIC_SPECS
 from speechbrain_probe.result_rows import (
     FIGURE3_MELS,
     load_figure3_mels,
@@ -162,47 +161,79 @@ def build_report(
 
     Example
     -------
-    >>> from speechbrain_probe.report.example import make_example_results
+    >>> from speechbrain_probe.result_rows import MetricRow, write_metrics
     >>> tmp = getfixture("tmp_path")
-    >>> _ = make_example_results(tmp, n_utts=1, conditions=("clean", "snr0"), seconds=0.2)
+    >>> _ = write_metrics(tmp / "metrics.csv", [MetricRow(
+    ...     "w", "", "", layer, "clean", "stoi", 0.9) for layer in ("cnn", "l1")])
     >>> page = build_report(tmp, verbose=False)
-    >>> page.name, (tmp / "tables" / "table2_stoi.md").is_file()
-    ('report.html', True)
+    >>> page.name, sorted(p.name for p in (tmp / "tables").iterdir())
+    ('report.html', ['layers_stoi.csv', 'layers_stoi.md'])
     """
     results_dir = Path(results_dir)
     # matplotlib logs every font it scores at DEBUG level (into an experiment log)
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
-    if not results_dir.is_dir():
-        raise FileNotFoundError(
-            f"results folder {results_dir} does not exist; pass the folder the "
-            "evaluation wrote metrics.csv / asr_results.csv / samples.csv into"
-        )
-    paths = {
-        name: results_dir / f"{name}.csv"
-        for name in ("metrics", "asr_results", "samples")
-    }
-    if not any(p.is_file() for p in paths.values()):
-        raise FileNotFoundError(
-            f"no result files in {results_dir}: expected metrics.csv, asr_results.csv "
-            "and/or samples.csv (run the evaluation recipe first)"
-        )
-    metrics = read_metrics(paths["metrics"]) if paths["metrics"].is_file() else []
-    asr = (
-        read_asr_results(paths["asr_results"]) if paths["asr_results"].is_file() else []
-    )
-    samples = read_samples(paths["samples"]) if paths["samples"].is_file() else []
+    metrics, asr, samples = _read_results(results_dir)
     info = study_info(results_dir, metrics, samples)
     paper = _paper_layout(info)
     # absolute: the page links each figure relative to itself, wherever the
     # caller's current folder is
     table_dir, figure_dir = results_dir / "tables", results_dir.resolve() / "figures"
-
-    tables = []
-    if asr:
-        tables.append(("table1_asr", table1(asr, info=info)))
     present = {r.metric for r in metrics}
     metric_names = [m for m in METRIC_SPECS if m in present and m not in ("wer", "cer")]
     metric_names += sorted(present - set(METRIC_SPECS))
+    tables = _tables(results_dir, metrics, asr, info, paper, metric_names)
+    for stem, table in tables:
+        table.write(table_dir, stem)
+    figure_list = _layer_figures(metrics, info, paper, metric_names, figure_dir, note)
+    sections, paired_figures = paired_section(results_dir, table_dir, figure_dir, note)
+    figure_list += paired_figures
+    figure_list += _mel_grid(results_dir, info, paper, figure_dir)
+    page, _ = write_listening_page(
+        results_dir / "report.html",
+        samples,
+        tables_html=[table.to_html() for _, table in tables],
+        figures=figure_list,
+        model_info=info,
+        title=title,
+        notes=_page_notes(info, paper, note),
+        metric_rows=metrics,
+        conditions=info.conditions,
+        sections=sections,
+    )
+    if verbose:
+        print(
+            f"report: {page.resolve()}  (open it in a browser: file://{page.resolve()})"
+        )
+    return page
+
+
+def _read_results(results_dir: Path) -> tuple[list, list, list]:
+    """The rows of ``metrics.csv``, ``asr_results.csv`` and ``samples.csv``
+    (none for a file that does not exist; at least one must)."""
+    if not results_dir.is_dir():
+        raise FileNotFoundError(
+            f"results folder {results_dir} does not exist; pass the folder the "
+            "evaluation wrote metrics.csv / asr_results.csv / samples.csv into"
+        )
+    readers = {
+        "metrics.csv": read_metrics,
+        "asr_results.csv": read_asr_results,
+        "samples.csv": read_samples,
+    }
+    if not any((results_dir / name).is_file() for name in readers):
+        raise FileNotFoundError(
+            f"no result files in {results_dir}: expected metrics.csv, asr_results.csv "
+            "and/or samples.csv (run the evaluation recipe first)"
+        )
+    return tuple(
+        read(results_dir / name) if (results_dir / name).is_file() else []
+        for name, read in readers.items()
+    )
+
+
+def _tables(results_dir, metrics, asr, info, paper, metric_names) -> list:
+    """(file stem, Table) of Table 1, each metric's layout and the exclusions."""
+    tables = [("table1_asr", table1(asr, info=info))] if asr else []
     for metric in metric_names:
         if paper:
             tables.append((f"table2_{metric}", table2(metrics, metric)))
@@ -213,9 +244,12 @@ def build_report(
     if excluded.is_file():
         with open(excluded, newline="", encoding="utf-8") as handle:
             tables.append(("excluded", exclusions_table(list(csv.DictReader(handle)))))
-    for stem, table in tables:
-        table.write(table_dir, stem)
+    return tables
 
+
+def _layer_figures(metrics, info, paper, metric_names, figure_dir, note) -> list:
+    """(caption, PNG) of each metric against layer, and of Figure 4 where the
+    study has robust and baseline models of one architecture."""
     figure_list = []
     pairs = _robust_baseline_pairs(info)
     for metric in metric_names:
@@ -231,48 +265,48 @@ def build_report(
         else:
             out = figs.plot_layer_curves(metrics, metric, figure_dir / name, info, note)
         figure_list.append((f"{METRIC_SPECS[metric].label} vs layer", out))
-    if pairs:
-        names = {m.name for models in pairs.values() for m in models}
-        pair_rows = (
-            metrics
-            if paper
-            else [r for r in metrics if r.model in names or not r.model]
-        )
-        order = None if paper else {a: models[0].layers for a, models in pairs.items()}
-        for metric in ("stoi", "pesq"):
-            if metric in present:
-                out = figs.plot_robust_vs_baseline(
-                    pair_rows,
-                    figure_dir / f"fig4_{metric}_robust_vs_baseline.png",
-                    metric=metric,
-                    note=note,
-                    layers=order,
-                )
-                label = "Figure 4: " if metric == "stoi" else ""
-                figure_list.append(
-                    (
-                        f"{label}{METRIC_SPECS[metric].label} vs layer, robust vs baseline",
-                        out,
-                    )
-                )
-    sections, paired_figures = paired_section(results_dir, table_dir, figure_dir, note)
-    figure_list += paired_figures
-    fig3 = figure_dir / "fig3_mel_grid.png"
-    if (results_dir / FIGURE3_MELS).is_file():
-        mels, refs, fig_title = load_figure3_mels(results_dir / FIGURE3_MELS)
-        order = None
-        if not paper:
-            order = [
-                key
-                for m in info.models
-                for layer in m.layers
-                for key in (f"{m.arch}:{layer}", f"{m.name}:{layer}", layer)
-            ]
-        out = figs.plot_mel_grid(mels, fig3, refs, fig_title, order=order)
-        figure_list.append(
-            ("Figure 3: mel spectrograms reconstructed from each layer", out)
-        )
+    if not pairs:
+        return figure_list
+    names = {m.name for models in pairs.values() for m in models}
+    pair_rows = (
+        metrics if paper else [r for r in metrics if r.model in names or not r.model]
+    )
+    order = None if paper else {a: models[0].layers for a, models in pairs.items()}
+    for metric in ("stoi", "pesq"):
+        if metric in metric_names:
+            out = figs.plot_robust_vs_baseline(
+                pair_rows,
+                figure_dir / f"fig4_{metric}_robust_vs_baseline.png",
+                metric=metric,
+                note=note,
+                layers=order,
+            )
+            label = "Figure 4: " if metric == "stoi" else ""
+            caption = f"{METRIC_SPECS[metric].label} vs layer, robust vs baseline"
+            figure_list.append((label + caption, out))
+    return figure_list
 
+
+def _mel_grid(results_dir, info, paper, figure_dir) -> list:
+    """(caption, PNG) of Figure 3, from ``figure3_mels.npz`` (if any)."""
+    if not (results_dir / FIGURE3_MELS).is_file():
+        return []
+    mels, refs, fig_title = load_figure3_mels(results_dir / FIGURE3_MELS)
+    order = None
+    if not paper:
+        order = [
+            key
+            for m in info.models
+            for layer in m.layers
+            for key in (f"{m.arch}:{layer}", f"{m.name}:{layer}", layer)
+        ]
+    out = figs.plot_mel_grid(
+        mels, figure_dir / "fig3_mel_grid.png", refs, fig_title, order=order
+    )
+    return [("Figure 3: mel spectrograms reconstructed from each layer", out)]
+
+
+def _page_notes(info, paper, note) -> list[str]:
     notes = [note] if note else []
     if not paper and info.models:
         notes.append(
@@ -294,20 +328,4 @@ def build_report(
         "Tables as CSV and Markdown are in tables/, figures in figures/. "
         "A dash marks a result that is missing."
     )
-    page, _ = write_listening_page(
-        results_dir / "report.html",
-        samples,
-        tables_html=[table.to_html() for _, table in tables],
-        figures=figure_list,
-        model_info=info,
-        title=title,
-        notes=notes,
-        metric_rows=metrics,
-        conditions=info.conditions,
-        sections=sections,
-    )
-    if verbose:
-        print(
-            f"report: {page.resolve()}  (open it in a browser: file://{page.resolve()})"
-        )
-    return page
+    return notes

@@ -29,7 +29,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from speechbrain_probe.atomic import atomic_write_bytes
-from speechbrain_probe.report.tables import METRIC_SPECS, MetricSpec
+from speechbrain_probe.report.table import metric_scale, metric_spec
 from speechbrain_probe.result_rows import MetricRow
 from speechbrain_probe.study_info import StudyInfo, StudyModel
 from speechbrain_probe.vocabulary import (
@@ -40,7 +40,6 @@ from speechbrain_probe.vocabulary import (
     TRAININGS,
     condition_label,
     condition_sort_key,
-    display_scale,
     layer_sort_key,
     ordered,
 )
@@ -53,6 +52,8 @@ __all__ = [
     "plot_mel_grid",
     "plot_paired_eer",
     "save_figure",
+    "condition_colour",
+    "condition_colours",
 ]
 
 _CONDITION_COLOURS = {
@@ -108,9 +109,8 @@ def _arch_layers(rows, arch, order=None):
 
 
 def _prepare(metric_rows, metric):
-    spec = METRIC_SPECS.get(metric, MetricSpec(metric, 3))
+    spec, scale = metric_spec(metric), metric_scale(metric)
     rows = [r for r in metric_rows if r.metric == metric]
-    scale = display_scale(metric) if spec.percent else 1.0
     archs = ordered(
         [r.arch for r in rows if r.layer not in REFERENCE_LAYERS and r.arch],
         tuple(ARCH_LAYERS),
@@ -173,6 +173,61 @@ def _figure_legend(fig, axes):
         )
 
 
+def _finish(fig, axes, title, note="", fontsize=11) -> Figure:
+    """The title (and ``note`` under it) and one legend under the panels."""
+    fig.suptitle(f"{title}\n{note}" if note else title, fontsize=fontsize)
+    _figure_legend(fig, axes)
+    return fig
+
+
+def _vs_layer_title(label: str, chance: bool) -> str:
+    return f"{label} of reconstructed speech vs layer (dotted: copy synthesis" + (
+        ", dashed grey: chance)" if chance else ")"
+    )
+
+
+def _condition_line(ax, condition, colour, series, ref) -> bool:
+    """A condition's values against layer with their intervals (``series``:
+    xs, ys, [lows, highs]) and its copy-synthesis reference ``ref`` (dotted);
+    whether there were values."""
+    xs, ys, err = series
+    if xs:
+        ax.errorbar(
+            xs,
+            ys,
+            yerr=err,
+            color=colour,
+            marker="o",
+            markersize=4,
+            capsize=2,
+            label=condition_label(condition),
+        )
+    if ref is not None:
+        ax.axhline(ref, color=colour, linestyle=":", linewidth=1)
+    return bool(xs)
+
+
+def _layer_axis(ax, layers, title: str, ylabel: str = "", **ticks):
+    """A panel's layer ticks (``ticks``: their rotation, font size), title,
+    grid and, in the first column, ``ylabel``."""
+    ax.set_xticks(range(len(layers)))
+    ax.set_xticklabels(layers, **ticks)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+
+
+def _band(ax, xs, lows, highs, colour):
+    """A shaded 95% interval."""
+    ax.fill_between(xs, lows, highs, color=colour, alpha=0.15, linewidth=0)
+
+
+def _chance(ax):
+    """The EER of chance, 50%."""
+    ax.axhline(50.0, color="0.5", linestyle="--", linewidth=0.8)
+
+
 def _no_data(ax, text="no data"):
     ax.text(
         0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4"
@@ -231,47 +286,51 @@ def plot_metric_vs_layer(
             ax = axes[i][j]
             drawn = False
             for k, condition in enumerate(conditions):
-                colour = _CONDITION_COLOURS.get(condition, f"C{k}")
-                xs, ys, err = _series(rows, arch, training, condition, layers, scale)
-                if xs:
-                    drawn = True
-                    ax.errorbar(
-                        xs,
-                        ys,
-                        yerr=err,
-                        color=colour,
-                        marker="o",
-                        markersize=4,
-                        capsize=2,
-                        label=condition_label(condition),
-                    )
-                ref = _copy_synthesis(rows, condition, training, scale)
-                if ref is not None:
-                    ax.axhline(ref, color=colour, linestyle=":", linewidth=1)
+                drawn |= _condition_line(
+                    ax,
+                    condition,
+                    _CONDITION_COLOURS.get(condition, f"C{k}"),
+                    _series(rows, arch, training, condition, layers, scale),
+                    _copy_synthesis(rows, condition, training, scale),
+                )
             if is_eer and spec.percent:
-                ax.axhline(50.0, color="0.5", linestyle="--", linewidth=0.8)
+                _chance(ax)
             if not drawn:
                 _no_data(ax)
-            ax.set_xticks(range(len(layers)))
-            ax.set_xticklabels(layers, rotation=30)
-            ax.set_title(f"{ARCH_NAMES.get(arch, arch)}, {training}", fontsize=10)
-            ax.grid(alpha=0.3)
-            if j == 0:
-                ax.set_ylabel(spec.label)
-    title = f"{spec.label} of reconstructed speech vs layer"
-    title += " (dotted: copy synthesis"
-    title += ", dashed grey: chance)" if is_eer and spec.percent else ")"
-    if note:
-        title += f"\n{note}"
-    fig.suptitle(title, fontsize=11)
-    _figure_legend(fig, axes)
-    return save_figure(fig, path)
+            title = f"{ARCH_NAMES.get(arch, arch)}, {training}"
+            _layer_axis(ax, layers, title, spec.label if j == 0 else "", rotation=30)
+    title = _vs_layer_title(spec.label, is_eer and spec.percent)
+    return save_figure(_finish(fig, axes, title, note), path)
 
 
-def _condition_colour(condition: str, k: int) -> str:
+def condition_colour(condition: str, k: int) -> str:
+    """The colour of a condition: the paper's own, else the ``k``-th of the
+    others.
+
+    Example
+    -------
+    >>> condition_colour("clean", 3), condition_colour("snr5", 0)
+    ('#1b7837', '#762a83')
+    """
     if condition in _CONDITION_COLOURS:
         return _CONDITION_COLOURS[condition]
     return _MORE_COLOURS[k % len(_MORE_COLOURS)]
+
+
+def condition_colours(conditions) -> dict:
+    """condition -> colour, the conditions without one of their own taking
+    the others in turn.
+
+    Example
+    -------
+    >>> condition_colours(["snr5", "clean", "snr3"])
+    {'snr5': '#762a83', 'clean': '#1b7837', 'snr3': '#e08214'}
+    """
+    colours = {}
+    for condition in dict.fromkeys(conditions):
+        others = [c for c in colours if c not in _CONDITION_COLOURS]
+        colours[condition] = condition_colour(condition, len(others))
+    return colours
 
 
 def layer_curves(metric_rows: list[MetricRow], metric: str, info: StudyInfo) -> list:
@@ -355,7 +414,7 @@ def plot_layer_curves(
     >>> plot_layer_curves(rows, "stoi", tmp / "s.png", info).stat().st_size > 0
     True
     """
-    spec = METRIC_SPECS.get(metric, MetricSpec(metric, 3))
+    spec = metric_spec(metric)
     panels = layer_curves(metric_rows, metric, info)
     n = max(len(panels), 1)
     n_cols = min(n, 3)
@@ -367,16 +426,7 @@ def plot_layer_curves(
     )
     axes = fig.subplots(n_rows, n_cols, squeeze=False, sharey=True)
     is_eer = metric.startswith("eer") and spec.percent
-    colour_of = {}
-    for panel in panels:
-        for condition in panel["lines"]:
-            colour_of.setdefault(
-                condition,
-                _condition_colour(
-                    condition,
-                    len([c for c in colour_of if c not in _CONDITION_COLOURS]),
-                ),
-            )
+    colour_of = condition_colours(c for panel in panels for c in panel["lines"])
     for index, ax in enumerate(np.ravel(axes)):
         if index >= len(panels):
             if panels:
@@ -386,41 +436,22 @@ def plot_layer_curves(
             continue
         panel = panels[index]
         model, layers = panel["model"], panel["layers"]
-        for condition, (xs, ys, err) in panel["lines"].items():
-            colour = colour_of[condition]
-            ax.errorbar(
-                xs,
-                ys,
-                yerr=err,
-                color=colour,
-                marker="o",
-                markersize=4,
-                capsize=2,
-                label=condition_label(condition),
-            )
+        for condition, series in panel["lines"].items():
             ref = panel["copy_synthesis"].get(condition)
-            if ref is not None:
-                ax.axhline(ref, color=colour, linestyle=":", linewidth=1)
+            _condition_line(ax, condition, colour_of[condition], series, ref)
         if is_eer:
-            ax.axhline(50.0, color="0.5", linestyle="--", linewidth=0.8)
-        ax.set_xticks(range(len(layers)))
-        ax.set_xticklabels(layers, rotation=30 if widest > 6 else 0, fontsize=8)
+            _chance(ax)
         title = model.label
         if model.source and model.source != model.label:
             title += f"\n({model.source})"
-        ax.set_title(title, fontsize=10)
+        ylabel = spec.label if index % n_cols == 0 else ""
+        _layer_axis(
+            ax, layers, title, ylabel, rotation=30 if widest > 6 else 0, fontsize=8
+        )
         ax.set_xlabel("layer (input side first)", fontsize=8)
-        ax.grid(alpha=0.3)
-        if index % n_cols == 0:
-            ax.set_ylabel(spec.label)
-    title = f"{spec.label} of reconstructed speech vs layer"
-    title += " (dotted: copy synthesis"
-    title += ", dashed grey: chance)" if is_eer else ")"
-    if note:
-        title += f"\n{note}"
-    fig.suptitle(title, fontsize=11)
-    _figure_legend(fig, axes)
-    return save_figure(fig, path)
+    return save_figure(
+        _finish(fig, axes, _vs_layer_title(spec.label, is_eer), note), path
+    )
 
 
 def plot_robust_vs_baseline(
@@ -478,34 +509,20 @@ def plot_robust_vs_baseline(
                 drawn = True
                 ax.plot(xs, ys, label=training, markersize=4, **style)
                 if any(lows) or any(highs):
-                    ax.fill_between(
-                        xs,
-                        np.subtract(ys, lows),
-                        np.add(ys, highs),
-                        color=style["color"],
-                        alpha=0.15,
-                        linewidth=0,
-                    )
+                    lows, highs = np.subtract(ys, lows), np.add(ys, highs)
+                    _band(ax, xs, lows, highs, style["color"])
             ref = _copy_synthesis(rows, condition, "", scale)
             if ref is not None:
                 ax.axhline(ref, color="0.4", linestyle=":", linewidth=1)
             if not drawn:
                 _no_data(ax)
-            ax.set_xticks(range(len(arch_layers)))
-            ax.set_xticklabels(arch_layers, rotation=30)
-            cond = condition_label(condition)
-            ax.set_title(f"{ARCH_NAMES.get(arch, arch)}, {cond} input", fontsize=10)
-            ax.grid(alpha=0.3)
-            if j == 0:
-                ax.set_ylabel(spec.label)
+            title = f"{ARCH_NAMES.get(arch, arch)}, {condition_label(condition)} input"
+            ylabel = spec.label if j == 0 else ""
+            _layer_axis(ax, arch_layers, title, ylabel, rotation=30)
     title = (
         f"{spec.label} vs layer: noise-robust vs baseline ASR (dotted: copy synthesis)"
     )
-    if note:
-        title += f"\n{note}"
-    fig.suptitle(title, fontsize=11)
-    _figure_legend(fig, axes)
-    return save_figure(fig, path)
+    return save_figure(_finish(fig, axes, title, note), path)
 
 
 def plot_paired_eer(paired_rows, path: str | os.PathLike, note: str = "") -> Path:
@@ -513,7 +530,7 @@ def plot_paired_eer(paired_rows, path: str | os.PathLike, note: str = "") -> Pat
 
     One panel per architecture (rows) and verifier (columns), one line per
     condition with its 95% interval as a band (a paired bootstrap over
-    speakers, :mod:`speechbrain_probe.evaluation.paired`); below the dashed
+    speakers); below the dashed
     zero line the robust model keeps more speaker information. Layers in the
     order of ``paired_rows`` (the baseline model's order).
 
@@ -529,10 +546,10 @@ def plot_paired_eer(paired_rows, path: str | os.PathLike, note: str = "") -> Pat
 
     Example
     -------
-    >>> from speechbrain_probe.evaluation.paired import PairedRow
+    >>> from speechbrain_probe.result_rows import PairedRow
     >>> tmp = getfixture("tmp_path")
-    >>> rows = [PairedRow("blstm", l, "snr0", "eer_ge2e", "b", "r", .3, .3 + d, d,
-    ...                   d - .02, d + .02, 8, 96)
+    >>> rows = [PairedRow("snr0", l, "eer_ge2e", "b", "r", .3, .3 + d, d,
+    ...                   d - .02, d + .02, 8, 96, arch="blstm")
     ...         for l, d in (("blstm1", -0.05), ("blstm2", -0.01))]
     >>> plot_paired_eer(rows, tmp / "paired.png").stat().st_size > 0
     True
@@ -541,10 +558,7 @@ def plot_paired_eer(paired_rows, path: str | os.PathLike, note: str = "") -> Pat
     archs = list(dict.fromkeys(r.arch for r in rows)) or [""]
     verifiers = list(dict.fromkeys(r.metric for r in rows)) or ["eer"]
     conditions = sorted({r.condition for r in rows}, key=condition_sort_key)
-    colour_of = {}
-    for condition in conditions:
-        others = len([c for c in colour_of if c not in _CONDITION_COLOURS])
-        colour_of[condition] = _condition_colour(condition, others)
+    colour_of = condition_colours(conditions)
     fig = Figure(
         figsize=(max(6.0, 4.4 * len(verifiers)), 3.0 * len(archs) + 1.1),
         layout="constrained",
@@ -554,8 +568,7 @@ def plot_paired_eer(paired_rows, path: str | os.PathLike, note: str = "") -> Pat
         layers = list(dict.fromkeys(r.layer for r in rows if r.arch == arch))
         for j, metric in enumerate(verifiers):
             ax = axes[i][j]
-            spec = METRIC_SPECS.get(metric, MetricSpec(metric, 3))
-            scale = display_scale(metric) if spec.percent else 1.0
+            scale = metric_scale(metric)
             drawn = False
             for condition in conditions:
                 line = {
@@ -580,36 +593,26 @@ def plot_paired_eer(paired_rows, path: str | os.PathLike, note: str = "") -> Pat
                 )
                 known = [r.ci_low is not None and r.ci_high is not None for r in chosen]
                 if all(known):
-                    ax.fill_between(
-                        xs,
-                        [r.ci_low * scale for r in chosen],
-                        [r.ci_high * scale for r in chosen],
-                        color=colour,
-                        alpha=0.15,
-                        linewidth=0,
-                    )
+                    lows = [r.ci_low * scale for r in chosen]
+                    _band(ax, xs, lows, [r.ci_high * scale for r in chosen], colour)
             ax.axhline(0.0, color="0.4", linestyle="--", linewidth=0.8)
             if not drawn:
                 _no_data(ax)
-            ax.set_xticks(range(len(layers)))
-            ax.set_xticklabels(
-                layers, rotation=30 if len(layers) > 6 else 0, fontsize=8
-            )
             verifier = metric.partition("_")[2] or metric
-            ax.set_title(f"{ARCH_NAMES.get(arch, arch)}, {verifier}", fontsize=10)
-            ax.grid(alpha=0.3)
-            if j == 0:
-                unit = " (points)" if scale != 1.0 else ""
-                ax.set_ylabel(f"EER robust - baseline{unit}")
+            unit = " (points)" if scale != 1.0 else ""
+            _layer_axis(
+                ax,
+                layers,
+                f"{ARCH_NAMES.get(arch, arch)}, {verifier}",
+                f"EER robust - baseline{unit}" if j == 0 else "",
+                rotation=30 if len(layers) > 6 else 0,
+                fontsize=8,
+            )
     title = (
         "Speaker EER of the reconstructions, robust - baseline\n(paired, same "
         "trials; band: 95% interval, speakers resampled; below 0: robust keeps more)"
     )
-    if note:
-        title += f"\n{note}"
-    fig.suptitle(title, fontsize=10)
-    _figure_legend(fig, axes)
-    return save_figure(fig, path)
+    return save_figure(_finish(fig, axes, title, note, fontsize=10), path)
 
 
 def _check_mel(name, mel):
@@ -624,6 +627,27 @@ def _check_mel(name, mel):
     if not np.isfinite(array).all():
         raise ValueError(f"mel {name!r} contains NaN or infinite values")
     return array
+
+
+def _grid_rows(checked: dict, order) -> tuple[list, dict]:
+    """Figure 3's rows (baseline, robust, or the models named in ``order``
+    in that order) and each row's column keys."""
+    trainings = ordered(list(checked), ("baseline", "robust"))
+    if order:  # rows named in order (e.g. models) come in that order
+        named = [k.split(":", 1)[0] for k in order]
+        trainings = sorted(
+            trainings, key=lambda t: named.index(t) if t in named else len(named)
+        )
+    every = {layer for by_layer in checked.values() for layer in by_layer}
+    first = [k for k in dict.fromkeys(order or ()) if k in every]
+    layers = first + sorted(every - set(first), key=_grid_key)
+    # rows without a layer in common (models with their own layers): each
+    # row shows its own layers from the left
+    own_columns = len(checked) > 1 and sum(map(len, checked.values())) == len(every)
+    return trainings, {
+        t: [k for k in layers if k in checked[t]] if own_columns else layers
+        for t in trainings
+    }
 
 
 def plot_mel_grid(
@@ -678,24 +702,7 @@ def plot_mel_grid(
         for training, by_layer in mels.items()
     }
     refs = {name: _check_mel(name, mel) for name, mel in (references or {}).items()}
-    trainings = ordered(list(checked), ("baseline", "robust"))
-    if order:  # rows named in order (e.g. models) come in that order
-        named = [k.split(":", 1)[0] for k in order]
-        trainings = sorted(
-            trainings, key=lambda t: named.index(t) if t in named else len(named)
-        )
-    every = {layer for by_layer in checked.values() for layer in by_layer}
-    first = [k for k in dict.fromkeys(order or ()) if k in every]
-    layers = first + sorted(every - set(first), key=_grid_key)
-    # rows without a layer in common (models with their own layers): each
-    # row shows its own layers from the left
-    own_columns = len(checked) > 1 and sum(len(by) for by in checked.values()) == len(
-        every
-    )
-    row_layers = {
-        t: [k for k in layers if k in checked[t]] if own_columns else layers
-        for t in trainings
-    }
+    trainings, row_layers = _grid_rows(checked, order)
     everything = [m for by in checked.values() for m in by.values()] + list(
         refs.values()
     )

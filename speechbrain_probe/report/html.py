@@ -22,7 +22,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from speechbrain_probe.atomic import atomic_write_text
-from speechbrain_probe.report.tables import METRIC_SPECS
+from speechbrain_probe.report.table import METRIC_SPECS
 from speechbrain_probe.result_rows import MetricRow, Sample
 from speechbrain_probe.study_info import StudyInfo, StudyModel
 from speechbrain_probe.vocabulary import (
@@ -62,23 +62,6 @@ def relative_url(target: str | os.PathLike, page_dir: str | os.PathLike) -> str:
     return "/".join(quote(part) for part in Path(rel).parts)
 
 
-def _describe_models(model_info) -> dict:
-    """model -> StudyModel from a :class:`StudyInfo`, a dict of StudyModel or
-    a dict of ``(arch, training)``."""
-    if model_info is None:
-        return {}
-    if isinstance(model_info, StudyInfo):
-        return {m.name: m for m in model_info.models}
-    described = {}
-    for name, value in dict(model_info).items():
-        if isinstance(value, StudyModel):
-            described[name] = value
-        else:
-            arch, training = value
-            described[name] = StudyModel(name, (), arch or "", training or "")
-    return described
-
-
 def page_data(
     sample_rows: list[Sample],
     page_dir: str | os.PathLike,
@@ -96,19 +79,19 @@ def page_data(
     page_dir : path
         Folder of the HTML page (audio URLs are relative to it).
     model_info : StudyInfo or dict, optional
-        What the study ran (a :class:`StudyInfo`, or model -> StudyModel, or
-        model -> ``(arch, training)``). A model of the paper (architecture and
-        training) is shown in its architecture's table with the other
-        training; any other model in its own table, under its label and
-        source, with its layers in the model's order. A model not described
-        is guessed from an id ``<arch>_<training>``.
+        What the study ran (a :class:`StudyInfo`, or model -> StudyModel).
+        A model of the paper (architecture and training) is shown in its
+        architecture's table with the other training; any other model in its
+        own table, under its label and source, with its layers in the model's
+        order. A model not described is guessed from an id
+        ``<arch>_<training>``.
     conditions : sequence of str, optional
         The study's condition order (default: clean, then falling SNR).
     groups : dict, optional
         model -> ``{"group": id, "group_label": caption, "row_header": ...,
         "row_label": ...}``: puts models in one table of their own, a row
         each, tables and rows in this mapping's order (e.g. one model heard
-        through two vocoders, :mod:`~speechbrain_probe.evaluation.compare_studies`).
+        through two vocoders, :mod:`~speechbrain_probe.report.comparison`).
 
     Returns
     -------
@@ -130,28 +113,42 @@ def page_data(
     >>> data["audio"]["u"]["clean"]["original"], [Path(m).name for m in missing]
     ('a.wav', ['b.wav'])
     """
-    described = _describe_models(model_info)
-    audio, missing = {}, []
-    speakers, models, found_conditions = {}, {}, []
+    audio, missing, speakers, models = _audio(sample_rows, page_dir)
+    found = [c for by_condition in audio.values() for c in by_condition]
+    preferred = [c for c in (conditions or ()) if c in found]
+    condition_order = preferred + sorted(
+        set(found) - set(preferred), key=condition_sort_key
+    )
+    if isinstance(model_info, StudyInfo):
+        model_info = {m.name: m for m in model_info.models}
+    model_list = _model_entries(models, dict(model_info or {}), groups)
+    utterances = [dict(id=u, spk=speakers[u]) for u in sorted(audio)]
+    data = dict(
+        utterances=utterances,
+        conditions=[dict(id=c, label=condition_label(c)) for c in condition_order],
+        models=model_list,
+        audio=audio,
+    )
+    return data, missing
+
+
+def _audio(sample_rows, page_dir) -> tuple[dict, list, dict, dict]:
+    """``audio`` (see :func:`page_data`), the missing files, utt -> speaker
+    and model -> {layer: None} (layers in first-seen order)."""
+    audio, missing, speakers, models = {}, [], {}, {}
     for row in sample_rows:
         file = Path(row.file)
         if not file.is_file():
             missing.append(str(file))
             continue
-        utt, condition = row.utt_id, row.condition or "clean"
-        speakers.setdefault(utt, row.spk_id)
-        found_conditions.append(condition)
+        speakers.setdefault(row.utt_id, row.spk_id)
         url = relative_url(file, page_dir)
-        slot = audio.setdefault(utt, {}).setdefault(condition, {})
+        slot = audio.setdefault(row.utt_id, {}).setdefault(row.condition or "clean", {})
         if row.kind == "reconstruction":
             slot.setdefault("layers", {}).setdefault(row.model, {})[row.layer] = url
-            models.setdefault(row.model, {})[row.layer] = None  # first-seen order
+            models.setdefault(row.model, {})[row.layer] = None
         else:
             slot[row.kind] = url
-    preferred = [c for c in (conditions or ()) if c in found_conditions]
-    condition_order = preferred + sorted(
-        set(found_conditions) - set(preferred), key=condition_sort_key
-    )
     # The clean input is the same for every condition: fill it in where absent.
     for by_condition in audio.values():
         clean = next(
@@ -165,16 +162,37 @@ def page_data(
         for slot in by_condition.values():
             if clean is not None:
                 slot.setdefault("original", clean)
+    return audio, missing, speakers, models
 
-    def describe(model):
-        if model in described:
-            return described[model]
-        try:
-            found = ModelId.parse(model)
-        except ValueError:
-            return StudyModel(model, ())
-        return StudyModel(model, (), found.arch, found.training)
 
+def _describe(model: str, described: dict) -> StudyModel:
+    """A model as the study describes it, else guessed from its id."""
+    if model in described:
+        return described[model]
+    try:
+        found = ModelId.parse(model)
+    except ValueError:
+        return StudyModel(model, ())
+    return StudyModel(model, (), found.arch, found.training)
+
+
+def _layer_order(info: StudyModel, found: dict) -> list[str]:
+    """A model's layers with audio: the paper's order, the study's, or
+    sorted (:func:`layer_sort_key`)."""
+    layers = set(found)
+    if info.arch in ARCH_LAYERS and info.training in TRAININGS:
+        order = ARCH_LAYERS[info.arch]
+        return [x for x in order if x in layers] + sorted(
+            layers - set(order), key=layer_sort_key
+        )
+    if info.layers:
+        own = [x for x in info.layers if x in layers]
+        return own + [x for x in found if x not in own]
+    return sorted(layers, key=layer_sort_key)
+
+
+def _model_entries(models: dict, described: dict, groups) -> list[dict]:
+    """The page's models, in the order of their tables and rows."""
     study_rank = {name: i for i, name in enumerate(described)}
     arch_rank = {a: i for i, a in enumerate(ARCH_LAYERS)}
     train_rank = {t: i for i, t in enumerate(("baseline", "robust"))}
@@ -185,29 +203,18 @@ def page_data(
     row_rank = {model: i for i, model in enumerate(groups)}
     model_list = []
     for model, found in models.items():
-        info = describe(model)
-        layers = set(found)
-        paper = info.arch in ARCH_LAYERS and info.training in TRAININGS
-        if paper:
-            order = ARCH_LAYERS[info.arch]
-            layer_order = [x for x in order if x in layers]
-            layer_order += sorted(layers - set(order), key=layer_sort_key)
-        elif info.layers:
-            layer_order = [x for x in info.layers if x in layers]
-            layer_order += [x for x in found if x not in layer_order]
-        else:
-            layer_order = sorted(layers, key=layer_sort_key)
+        info = _describe(model, described)
         arch_label = ARCH_NAMES.get(info.arch, info.arch or info.label)
         entry = dict(
             id=model,
             arch=info.arch or model,
             arch_label=arch_label,
             training=info.training or model,
-            layers=layer_order,
+            layers=_layer_order(info, found),
             label=info.label,
             source=info.source,
         )
-        if paper:
+        if info.arch in ARCH_LAYERS and info.training in TRAININGS:
             entry.update(
                 group=info.arch,
                 group_label=arch_label,
@@ -243,14 +250,7 @@ def page_data(
     model_list.sort(key=lambda m: m["rank"])
     for entry in model_list:
         del entry["rank"]
-    utterances = [dict(id=u, spk=speakers[u]) for u in sorted(audio)]
-    data = dict(
-        utterances=utterances,
-        conditions=[dict(id=c, label=condition_label(c)) for c in condition_order],
-        models=model_list,
-        audio=audio,
-    )
-    return data, missing
+    return model_list
 
 
 _SHORT_NAMES = {

@@ -1,15 +1,14 @@
 """Generate a small, well-formed but *made-up* results folder.
 
-Used by the tests and to preview the report's layout before an evaluation has
-run. The files are written through :mod:`speechbrain_probe.result_rows` in the
-layout :func:`~speechbrain_probe.evaluation.study.run_study` writes
-(``metrics.csv`` with model-independent reference rows, ``asr_results.csv``,
-``samples.csv`` with wavs under ``samples/``, ``figure3_mels.npz``,
-``study.json``). By default the study is the paper's four models; ``models``
-makes any other (e.g. one Whisper-like model with layers cnn, layer1..layer4).
-Every
-number is random (shaped only so that plots look like plots); the wavs are
-short tones in noise. Nothing here is a result.
+The report's tests build their reports from it. The files are written through
+:mod:`speechbrain_probe.result_rows` in the layout
+:func:`~speechbrain_probe.evaluation.study.run_study` writes (``metrics.csv``
+with model-independent reference rows, ``asr_results.csv``, ``samples.csv``
+with wavs under ``samples/``, ``figure3_mels.npz``, ``study.json``). By
+default the study is the paper's four models; ``models`` makes any other
+(e.g. one Whisper-like model with layers cnn, layer1..layer4). Every number
+is random (shaped only so that plots look like plots); the wavs are short
+tones in noise. Nothing here is a result.
 """
 
 from __future__ import annotations
@@ -20,16 +19,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from speechbrain_probe.result_rows import (
-    AsrResult,
-    MetricRow,
-    Sample,
-    sample_path,
-    save_figure3_mels,
-    write_asr_results,
-    write_metrics,
-    write_samples,
-)
+from speechbrain_probe import result_rows
 from speechbrain_probe.study_info import (
     STUDY_INFO,
     StudyInfo,
@@ -134,33 +124,50 @@ def make_example_results(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    missing, nan_cells = set(map(tuple, missing)), set(map(tuple, nan_cells))
-    snr_penalty = {"clean": 0.0, "snr20": 0.2, "snr10": 0.5, "snr5": 0.7, "snr0": 1.0}
-    metric_rows = []
+    skipped = {tuple(x): "nan" for x in nan_cells}
+    skipped.update({tuple(x): "missing" for x in missing})
+    metric_rows = _metric_rows(rng, study_models, conditions, skipped)
+    result_rows.write_metrics(out_dir / "metrics.csv", metric_rows)
+    asr_rows = [
+        result_rows.AsrResult(m.name, m.arch, m.training, condition, wer, wer / 2.5, 40)
+        for m in study_models
+        for condition in conditions
+        for wer in [25 + 20 * _SNR_PENALTY.get(condition, 0.5) + rng.normal(0, 2)]
+    ]
+    result_rows.write_asr_results(out_dir / "asr_results.csv", asr_rows)
+    _write_samples(out_dir, rng, n_utts, conditions, study_models, seconds)
+    _write_figure3_mels(out_dir, study_models, models is None, conditions, seconds)
+    write_study_info(out_dir / STUDY_INFO, info)
+    return {
+        "metrics": out_dir / "metrics.csv",
+        "asr": out_dir / "asr_results.csv",
+        "samples": out_dir / "samples.csv",
+        "study": out_dir / STUDY_INFO,
+        "info": info,
+        "rows": metric_rows,
+    }
+
+
+_SNR_PENALTY = {"clean": 0.0, "snr20": 0.2, "snr10": 0.5, "snr5": 0.7, "snr0": 1.0}
+
+
+def _metric_rows(rng, study_models, conditions, skipped: dict) -> list:
+    """``metrics.csv``'s rows: references, then each model's layers; a cell in
+    ``skipped`` is left out (``missing``) or has no value (``nan``)."""
+    rows = []
 
     def add(model, arch, training, layer, condition, depth, robust):
         for metric in _METRICS:
             value, half = _metric_value(
-                rng, metric, depth, snr_penalty.get(condition, 0.5), robust
+                rng, metric, depth, _SNR_PENALTY.get(condition, 0.5), robust
             )
             value = round(value, 6)
-            row = MetricRow(
-                model,
-                arch,
-                training,
-                layer,
-                condition,
-                metric,
-                value,
-                round(max(value - half, 0.0), 6),
-                round(value + half, 6),
-                40,
-            )
-            if (model, layer, condition) in missing:
-                continue
-            if (model, layer, condition) in nan_cells:
-                row = MetricRow(model, arch, training, layer, condition, metric, None)
-            metric_rows.append(row)
+            numbers = (value, round(max(value - half, 0.0), 6), round(value + half, 6))
+            cell = (model, arch, training, layer, condition, metric)
+            kind = skipped.get((model, layer, condition))
+            if kind != "missing":
+                n = (None,) * 3 if kind == "nan" else (*numbers, 40)
+                rows.append(result_rows.MetricRow(*cell, *n))
 
     for condition in conditions:
         # the references do not depend on the model: one row each, no model
@@ -168,39 +175,28 @@ def make_example_results(
             add("", "", "", layer, condition, 0.0, False)
         for m in study_models:
             for i, layer in enumerate(m.layers):
+                robust = m.training == "robust"
                 depth = (i + 1) / len(m.layers)
-                add(
-                    m.name,
-                    m.arch,
-                    m.training,
-                    layer,
-                    condition,
-                    depth,
-                    m.training == "robust",
-                )
-    write_metrics(out_dir / "metrics.csv", metric_rows)
+                add(m.name, m.arch, m.training, layer, condition, depth, robust)
+    return rows
 
-    asr_rows = []
-    for m in study_models:
-        for condition in conditions:
-            wer = 25 + 20 * snr_penalty.get(condition, 0.5) + rng.normal(0, 2)
-            asr_rows.append(
-                AsrResult(m.name, m.arch, m.training, condition, wer, wer / 2.5, 40)
-            )
-    write_asr_results(out_dir / "asr_results.csv", asr_rows)
 
+def _write_samples(out_dir, rng, n_utts, conditions, study_models, seconds):
+    """Short tones in noise for every clip, and ``samples.csv``."""
     sr = 16000
     t = np.arange(int(seconds * sr)) / sr
-    sample_rows = []
+    rows = []
 
     def wav(utt, spk, condition, kind, freq, model="", layer=""):
-        rel = sample_path("samples", condition, model or kind, utt, layer or None)
+        rel = result_rows.sample_path(
+            "samples", condition, model or kind, utt, layer or None
+        )
         path = out_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         signal = 0.2 * np.sin(2 * np.pi * freq * t) + 0.01 * rng.standard_normal(t.size)
         sf.write(path, signal.astype(np.float32), sr)
-        sample_rows.append(
-            Sample(utt, spk, model, layer, condition, kind, rel.as_posix())
+        rows.append(
+            result_rows.Sample(utt, spk, model, layer, condition, kind, rel.as_posix())
         )
 
     for u in range(n_utts):
@@ -213,49 +209,36 @@ def make_example_results(
                 wav(utt, spk, condition, "noise", 900)
             for m in study_models:
                 for i, layer in enumerate(m.layers):
-                    wav(
-                        utt,
-                        spk,
-                        condition,
-                        "reconstruction",
-                        240 + 20 * i + c,
-                        m.name,
-                        layer,
-                    )
-    write_samples(out_dir / "samples.csv", sample_rows)
+                    freq = 240 + 20 * i + c
+                    wav(utt, spk, condition, "reconstruction", freq, m.name, layer)
+    result_rows.write_samples(out_dir / "samples.csv", rows)
 
-    # Figure 3's probe mels, as the evaluation saves them (smooth made-up images)
+
+def _write_figure3_mels(out_dir, study_models, paper: bool, conditions, seconds):
+    """Figure 3's probe mels, as the evaluation saves them (smooth made-up
+    images): baseline and robust rows of the paper's layers, else one row per
+    model, its layers in model order."""
     frames = max(int(seconds / 0.0125), 2)
     grid = np.linspace(0.0, 1.0, 80)[None, :] * np.linspace(1.0, 0.2, frames)[:, None]
-    if models is None:
+
+    def mel(i):
+        return np.clip(grid * (1 - 0.1 * i), 0, 1)
+
+    if paper:
+        keys = [
+            (f"{arch}:{layer}", i)
+            for arch in ARCH_LAYERS
+            for i, layer in enumerate(ARCH_LAYERS[arch])
+        ]
+        fig3 = {t: {k: mel(i) for k, i in keys} for t in ("baseline", "robust")}
+    else:
         fig3 = {
-            training: {
-                f"{arch}:{layer}": np.clip(grid * (1 - 0.1 * i), 0, 1)
-                for arch in ARCH_LAYERS
-                for i, layer in enumerate(ARCH_LAYERS[arch])
-            }
-            for training in ("baseline", "robust")
-        }
-    else:  # one row per model, its layers in model order
-        fig3 = {
-            m.name: {
-                f"{m.name}:{layer}": np.clip(grid * (1 - 0.1 * i), 0, 1)
-                for i, layer in enumerate(m.layers)
-            }
+            m.name: {f"{m.name}:{layer}": mel(i) for i, layer in enumerate(m.layers)}
             for m in study_models
         }
-    save_figure3_mels(
+    result_rows.save_figure3_mels(
         out_dir / "figure3_mels.npz",
         fig3,
         {"clean": grid, "mixture": np.clip(grid + 0.2, 0, 1)},
         f"Made-up probe mels of spk0-utt0 at {conditions[-1]}",
     )
-    write_study_info(out_dir / STUDY_INFO, info)
-    return {
-        "metrics": out_dir / "metrics.csv",
-        "asr": out_dir / "asr_results.csv",
-        "samples": out_dir / "samples.csv",
-        "study": out_dir / STUDY_INFO,
-        "info": info,
-        "rows": metric_rows,
-    }
