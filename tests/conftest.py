@@ -2,6 +2,8 @@
 
 import pytest
 
+from tests.chromium import CHROMIUM
+
 # what the recipe rows of test_recipes.py write (SpeechBrain copies each
 # recipe script into its output folder): outputs, not tests
 collect_ignore = ["tmp"]
@@ -26,9 +28,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -17,16 +17,8 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from benchmarks.listening_load import ServerProcess, demo_samples
+from tests.chromium import ARGS, CHROMIUM
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TOKEN = "browser-test-admin-token-42"
 
 pytestmark = [

@@ -10,23 +10,15 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 from speechbrain_probe.report.build import build_report
+from tests.chromium import ARGS, CHROMIUM
 from tests.example_results import make_example_results
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 EVIL_UTT = 'u2 <img src=x onerror=alert(1)> "&amp;'
 
 
 @pytest.mark.browser
 @pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt install chromium)"
+    not Path(CHROMIUM).exists(), reason="needs /usr/bin/chromium (apt install chromium)"
 )
 def test_listening_page_in_chromium(tmp_path):
     from playwright.sync_api import sync_playwright
@@ -49,7 +41,7 @@ def test_listening_page_in_chromium(tmp_path):
     page_path = build_report(tmp_path, verbose=False)
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
             page = browser.new_page()
             problems, requests = [], []
@@ -131,7 +123,7 @@ def test_listening_page_in_chromium(tmp_path):
 
 @pytest.mark.browser
 @pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt install chromium)"
+    not Path(CHROMIUM).exists(), reason="needs /usr/bin/chromium (apt install chromium)"
 )
 def test_generic_report_shows_every_figure_in_chromium(tmp_path, monkeypatch):
     """A study of one Whisper-like model, built from a relative folder: in the
@@ -151,7 +143,7 @@ def test_generic_report_shows_every_figure_in_chromium(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     page_path = build_report("study", verbose=False).resolve()
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
             page = browser.new_page(viewport={"width": 1500, "height": 1000})
             problems = []
