@@ -190,6 +190,7 @@ LAYERS = {
     "listening": 5,
     # commands that run several stages
     "compare": 6,
+    "study_recipe": 6,
     "pipeline": 6,
     "demo": 7,
     "": 8,  # speechbrain_probe/__init__.py
