@@ -35,20 +35,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
-
-from speechbrain_probe.data.audio import read_checked, write_wav  # noqa: E402
-from speechbrain_probe.features import LogMelSpectrogram  # noqa: E402
-from speechbrain_probe.vocoder import GriffinLimVocoder  # noqa: E402
+from speechbrain_probe.data.audio import read_checked, write_wav
+from speechbrain_probe.features import LogMelSpectrogram
+from speechbrain_probe.vocoder import GriffinLimVocoder
 
 TEXT = "a large red boat sailed slowly across the quiet harbour at night and then"
 
