@@ -184,6 +184,29 @@ class StudyInfo:
         """
         return all(m.is_paper_model for m in self.models)
 
+    def robust_baseline_archs(self) -> dict[str, tuple[StudyModel, ...]]:
+        """arch -> its models (study order), for each architecture with a
+        robust and a baseline model: what paired robust - baseline can compare.
+
+        Example
+        -------
+        >>> info = StudyInfo([StudyModel("r", ("l1",), "blstm", "robust"),
+        ...                   StudyModel("b", ("l1",), "blstm", "baseline"),
+        ...                   StudyModel("v", ("l1",), "vgg_lstm", "robust"),
+        ...                   StudyModel("w", ("l1",))], ["clean"])
+        >>> {a: [m.name for m in ms] for a, ms in info.robust_baseline_archs().items()}
+        {'blstm': ['r', 'b']}
+        """
+        by_arch: dict[str, list[StudyModel]] = {}
+        for m in self.models:
+            if m.arch:
+                by_arch.setdefault(m.arch, []).append(m)
+        return {
+            arch: tuple(models)
+            for arch, models in by_arch.items()
+            if {"robust", "baseline"} <= {m.training for m in models}
+        }
+
     def model(self, name: str) -> StudyModel:
         """The model called ``name`` (``KeyError`` if the study has none)."""
         for m in self.models:

@@ -67,14 +67,11 @@ def robust_baseline_pairs(info: StudyInfo) -> dict:
     >>> {arch: (b.name, r.name) for arch, (b, r) in robust_baseline_pairs(info).items()}
     {'blstm': ('b', 'r')}
     """
-    found = {}
-    for m in info.models:
-        if m.arch and m.training in ("baseline", "robust"):
-            found.setdefault(m.arch, {}).setdefault(m.training, m)
     return {
-        arch: (models["baseline"], models["robust"])
-        for arch, models in found.items()
-        if len(models) == 2
+        arch: tuple(
+            next(m for m in ms if m.training == t) for t in ("baseline", "robust")
+        )
+        for arch, ms in info.robust_baseline_archs().items()
     }
 
 

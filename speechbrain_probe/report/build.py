@@ -122,19 +122,6 @@ def _paper_layout(info: StudyInfo) -> bool:
     return info.is_paper_layout() and len(pairs) == len(set(pairs))
 
 
-def _robust_baseline_pairs(info: StudyInfo) -> dict:
-    """arch -> its models, for each architecture with a robust and a baseline model."""
-    by_arch = {}
-    for m in info.models:
-        if m.arch:
-            by_arch.setdefault(m.arch, []).append(m)
-    return {
-        arch: models
-        for arch, models in by_arch.items()
-        if {"robust", "baseline"} <= {m.training for m in models}
-    }
-
-
 def build_report(
     results_dir: str | os.PathLike,
     title: str = "What does each layer hear?",
@@ -251,7 +238,7 @@ def _layer_figures(metrics, info, paper, metric_names, figure_dir, note) -> list
     """(caption, PNG) of each metric against layer, and of Figure 4 where the
     study has robust and baseline models of one architecture."""
     figure_list = []
-    pairs = _robust_baseline_pairs(info)
+    pairs = info.robust_baseline_archs()
     for metric in metric_names:
         is_eer = metric.startswith("eer")
         # STOI/PESQ vs layer: Figure 4 shows them where robust/baseline pairs exist
