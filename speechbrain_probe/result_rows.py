@@ -234,6 +234,10 @@ COMPARISON_CSV = "vocoder_comparison.csv"
 #: Verdicts of a claim on one cell, and of a claim the study cannot test.
 VERDICTS = ("holds", "reversed", "cannot tell")
 NOT_APPLICABLE = "not applicable"
+#: Bootstrap resamples (of the speakers) behind every interval of the paired files.
+PAIRED_N_BOOT = 2000
+#: Noisy conditions of claims C2 and C3: ``snr<N>`` with N at most this (dB).
+NOISY_MAX_SNR_DB = 10.0
 #: The paper's claims, as ``claims.csv`` tests them.
 CLAIMS = {
     "C1": "Speaker EER grows with depth",
@@ -245,10 +249,12 @@ CLAIMS = {
 CLAIM_TESTS = {
     "C1": "per model and verifier, clean input: EER(deepest probed layer) - "
     "EER(shallowest), same trials; holds if the interval is above 0",
-    "C2": "per architecture, verifier, input at 10 dB SNR or less and middle layer "
+    "C2": f"per architecture, verifier, input at {NOISY_MAX_SNR_DB:g} dB SNR or less "
+    "and middle layer "
     "(all but the first and last): robust - baseline EER; holds if the interval "
     "is below 0",
-    "C3": "per architecture and input at 10 dB SNR or less, each layer from the "
+    "C3": f"per architecture and input at {NOISY_MAX_SNR_DB:g} dB SNR or less, each "
+    "layer from the "
     "first blstm layer upward (other models: the second half of the layers): "
     "robust - baseline STOI; holds if the interval is above 0",
 }

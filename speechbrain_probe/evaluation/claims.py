@@ -7,7 +7,8 @@ and its interval, judged by :func:`verdict`. C1 compares each model's
 deepest and shallowest probed layers on clean input; C2 (EER, middle layers)
 and C3 (STOI, from the first ``blstm`` layer upward) compare robust with
 baseline (:func:`robust_baseline_pairs`) under input at
-:data:`NOISY_MAX_SNR_DB` or less, from ``paired.csv``'s rows. A claim the
+:data:`~speechbrain_probe.result_rows.NOISY_MAX_SNR_DB` or less, from ``paired.csv``'s
+rows. A claim the
 study cannot test gets one ``not applicable`` row with the reason.
 """
 
@@ -15,20 +16,21 @@ from __future__ import annotations
 
 from dataclasses import astuple
 
-from speechbrain_probe.result_rows import NOT_APPLICABLE, ClaimRow, PairedRow
+from speechbrain_probe.result_rows import (
+    NOISY_MAX_SNR_DB,
+    NOT_APPLICABLE,
+    ClaimRow,
+    PairedRow,
+)
 from speechbrain_probe.study_info import StudyInfo
 from speechbrain_probe.vocabulary import condition_snr_db
 
 __all__ = [
-    "NOISY_MAX_SNR_DB",
     "verdict",
     "robust_baseline_pairs",
     "shared_layers",
     "paired_claims",
 ]
-
-#: Noisy conditions of claims C2 and C3: ``snr<N>`` with N at most this (dB).
-NOISY_MAX_SNR_DB = 10.0
 
 
 def verdict(low, high, expect: str) -> str:

@@ -72,6 +72,7 @@ from speechbrain_probe.features import HIFIGAN_MEL, LogMelSpectrogram
 from speechbrain_probe.metrics.quality import Exclusion, write_exclusions
 from speechbrain_probe.metrics.trials import load_trials, make_trials, save_trials
 from speechbrain_probe.result_rows import (
+    PAIRED_N_BOOT,
     MetricRow,
     Sample,
     read_asr_results,
@@ -83,11 +84,7 @@ from speechbrain_probe.result_rows import (
 )
 from speechbrain_probe.vocabulary import CONDITIONS
 
-__all__ = ["ModelSpec", "PAIRED_N_BOOT", "model_order", "run_study", "study_vocoder"]
-
-#: Resamples of the paired differences of ``paired.csv`` and ``claims.csv``
-#: (:func:`~speechbrain_probe.evaluation.paired.write_paired_results`).
-PAIRED_N_BOOT = 2000
+__all__ = ["ModelSpec", "model_order", "run_study", "study_vocoder"]
 
 
 @dataclass(frozen=True)
@@ -369,7 +366,7 @@ def run_study(
     n_boot : int
         Resamples of each cell's 95% intervals (``metrics.csv``; speakers
         resampled, :mod:`speechbrain_probe.metrics.bootstrap`); the paired
-        differences take :data:`PAIRED_N_BOOT`.
+        differences take :data:`~speechbrain_probe.result_rows.PAIRED_N_BOOT`.
     n_jobs : int, optional
         Worker processes for the vocoder and STOI/PESQ (default: all cores;
         1: everything runs in this process).

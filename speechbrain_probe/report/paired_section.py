@@ -30,6 +30,7 @@ from speechbrain_probe.result_rows import (
     CLAIMS_CSV,
     NOT_APPLICABLE,
     PAIRED_CSV,
+    PAIRED_N_BOOT,
     VERDICTS,
     read_claims,
     read_paired,
@@ -59,8 +60,6 @@ def paired_section(
     table_dir,
     figure_dir,
     note: str = "",
-    n_boot: int = 2000,
-    seed: int = 0,
 ):
     """Sections and figures of the paired comparison for the report.
 
@@ -72,9 +71,6 @@ def paired_section(
         Where the tables (CSV, Markdown) and the figure go.
     note : str
         Added to the figure's title.
-    n_boot, seed : int
-        The resamples and seed the evaluation's paired bootstrap used (its
-        defaults), as the page states them.
 
     Returns
     -------
@@ -121,7 +117,8 @@ def paired_section(
     fragments.append(
         _note(
             f"All numbers: {PAIRED_CSV} and {CLAIMS_CSV} in the study folder "
-            f"({n_boot} bootstrap resamples of the speakers, seed {seed})."
+            f"({PAIRED_N_BOOT} bootstrap resamples of the speakers, seeded with the "
+            "study's seed)."
         )
     )
     figures = []
