@@ -70,14 +70,48 @@ def format_sizes(sizes: dict) -> str:
     return "\n".join(lines)
 
 
-def default_lanes() -> int:
-    """Stages run side by side: two on a machine with two or more cores.
+#: Resident memory of the largest demo stage (the robust VGG-LSTM training
+#: under mimalloc, 1.66 GB measured), with room to spare: a lane per this much
+#: available memory.
+STAGE_MEMORY_BYTES = int(1.8 * 2**30)
+
+
+def default_lanes(cores: int | None = None, available_bytes: int | None = None) -> int:
+    """Stages run side by side: one per core up to the demo's four models,
+    and no more than the available memory holds.
 
     Two one-thread ASR trainings side by side did 1.2x the work of one
     two-thread training in the same time (measured on 2 cores: a VGG-LSTM
     step 0.35 s at one thread with a second training running, 0.205 s at
-    two threads alone)."""
-    return 2 if (os.cpu_count() or 1) >= 2 else 1
+    two threads alone): a small LSTM's sequential time steps leave extra
+    threads idle, so a machine with more cores runs more stages at once
+    (the demo has four ASRs, then four probe trainings) before it gives a
+    stage more threads (:func:`stage_threads`).
+
+    Example
+    -------
+    >>> default_lanes(2, 24 * 2**30), default_lanes(16, 64 * 2**30), default_lanes(16, 4 * 2**30)
+    (2, 4, 2)
+    >>> default_lanes(1, 24 * 2**30)
+    1
+    """
+    cores = cores or os.cpu_count() or 1
+    if available_bytes is None:
+        available_bytes = _available_memory()
+    by_memory = max(1, available_bytes // STAGE_MEMORY_BYTES)
+    return int(max(1, min(4, cores, by_memory)))
+
+
+def _available_memory() -> int:
+    """``MemAvailable`` of ``/proc/meminfo`` in bytes (elsewhere: assume 8 GB)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 * 2**30
 
 
 def stage_threads(lanes: int) -> int:
@@ -522,11 +556,14 @@ def _run_demo(args, settings: DemoSettings) -> int:
             "are kept and a stopped one resumes from its last checkpoint."
         ) from None
     for name, minutes in summary.minutes.items():
-        print(f"  {name}: {minutes:.1f} min")
+        start, end = summary.spans[name]
+        print(f"  {name}: {minutes:.1f} min (from {start:.1f} to {end:.1f})")
     if summary.peak_rss_bytes:
         print(
             f"peak memory of the stages, all processes together: "
-            f"{summary.peak_rss_bytes / 2**30:.2f} GiB"
+            f"{summary.peak_rss_bytes / 2**30:.2f} GiB, while "
+            + " and ".join(summary.peak_during)
+            + " ran"
         )
     report = stages[-1].done_marker.resolve()
     print(f"\nReport: {report}\n(open it in a browser: file://{report})")

@@ -28,7 +28,7 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["Stage", "StageFailed", "RunSummary", "run_stages", "tree_rss_bytes"]
@@ -67,11 +67,16 @@ class StageFailed(RuntimeError):
 
 @dataclass
 class RunSummary:
-    """What :func:`run_stages` measured: minutes per stage that ran, and the
-    peak resident memory of all stage processes together (None off Linux)."""
+    """What :func:`run_stages` measured: minutes per stage that ran, the peak
+    resident memory of all stage processes together (None off Linux), the
+    stages running at that peak, and each stage's start and end in minutes
+    from the start of the run (where the cores idled, and what the critical
+    path was)."""
 
     minutes: dict
     peak_rss_bytes: int | None
+    peak_during: tuple = ()
+    spans: dict = field(default_factory=dict)
 
 
 def _children_of() -> dict[int, list[int]]:
@@ -203,7 +208,9 @@ class _Runner:
         self.failures: list[str] = []
         self.minutes: dict[str, float] = {}
         self.peak = 0 if os.path.isdir("/proc") else None  # memory is read from /proc
-        self.last_status = time.time()
+        self.peak_during: tuple = ()
+        self.spans: dict[str, tuple[float, float]] = {}
+        self.t0 = self.last_status = time.time()
 
     def start(self, stage: Stage) -> None:
         self.echo(f"\n[start] {stage.name}\n$ {shlex.join(stage.command)}")
@@ -239,6 +246,10 @@ class _Runner:
         code = run.proc.returncode
         if code == 0 and run.stage.done():
             self.minutes[run.stage.name] = took / 60
+            self.spans[run.stage.name] = (
+                (run.started - self.t0) / 60,
+                (time.time() - self.t0) / 60,
+            )
             self.finished.add(run.stage.name)
             self.echo(f"[finished] {run.stage.name} in {took / 60:.1f} min")
             return
@@ -255,7 +266,10 @@ class _Runner:
         """Sample the memory, then finish the stages that have ended."""
         if self.peak is not None:
             pids = [r.proc.pid for r in self.running]
-            self.peak = max(self.peak, tree_rss_bytes(pids) or 0)
+            rss = tree_rss_bytes(pids) or 0
+            if rss > self.peak:
+                self.peak = rss
+                self.peak_during = tuple(r.stage.name for r in self.running)
         for run in list(self.running):
             if run.proc.poll() is not None:
                 self.running.remove(run)
@@ -333,6 +347,8 @@ def run_stages(
     ...                  echo=lambda *a: None)
     >>> sorted(out.minutes), (tmp / "b").exists()
     (['a', 'b'], True)
+    >>> out.spans["a"][1] <= out.spans["b"][0]  # b started after a ended
+    True
     """
     _check_stages(stages, lanes, log_dir)
     runner = _Runner(stages, lanes, log_dir, env, cwd, echo or _say)
@@ -352,4 +368,4 @@ def run_stages(
         raise
     if runner.failures:
         raise StageFailed("\n\n".join(runner.failures))
-    return RunSummary(runner.minutes, runner.peak)
+    return RunSummary(runner.minutes, runner.peak, runner.peak_during, runner.spans)

@@ -95,6 +95,11 @@ def test_peak_memory_counts_all_stage_processes_together(tmp_path):
     )
     if sys.platform.startswith("linux"):
         assert summary.peak_rss_bytes > 300 * 2**20
+        # the peak names the stages that ran side by side at that moment
+        assert sorted(summary.peak_during) == ["one", "two"]
+    # both ran at once: each started before the other ended
+    (a0, a1), (b0, b1) = summary.spans["one"], summary.spans["two"]
+    assert a0 < b1 and b0 < a1 and min(a1 - a0, b1 - b0) > 0.04
 
 
 def test_bad_plans_are_refused(tmp_path):
