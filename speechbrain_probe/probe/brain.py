@@ -25,6 +25,12 @@ at the epoch limit, and the final checkpoint holds each probe's best state.
 Validation can run every ``valid_every_steps`` training steps as well as at
 the end of each epoch.
 
+With a ``state_store`` (:mod:`~speechbrain_probe.probe.state_store`), each
+training utterance keeps one input for the whole run (clean, or one noise
+draw fixed by the mixer's seed and its id): its hidden states and mel target
+are computed once, in the first epoch, and later epochs read them instead of
+running the ASR. Validation always runs the ASR on clean input.
+
 Every checkpoint holds the probes' :class:`~speechbrain_probe.probe.identity.ProbeIdentity`,
 loaded first, so a checkpoint of another ASR, layer or target mel is refused
 before any weight is loaded. The probes themselves come from
@@ -169,6 +175,12 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
         ``AddNoise``); the target is then the noisy input's own mel.
     cache : HiddenStateCache, optional
         Reuse hidden states of clean input across epochs.
+    state_store : StateStore, optional
+        Store each training utterance's hidden states (of every probed layer)
+        and mel target in the first epoch and read them in later ones
+        (:mod:`~speechbrain_probe.probe.state_store`). ``add_noise`` must then
+        have ``mix_utterances(wavs, lens, ids)`` (one draw per utterance for
+        the whole run, as :class:`~speechbrain_probe.probe.noise_mixer.NoiseMixer`).
     prefetch : bool
         Compute the next training batch's mel target and ASR forward on a
         second thread while the probes train on this one
@@ -205,6 +217,7 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
         modules,
         add_noise=None,
         cache=None,
+        state_store=None,
         prefetch=False,
         train_logger=None,
         target_mel=None,
@@ -226,6 +239,7 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
             raise ValueError(
                 "a hidden-state cache holds clean input only; turn off add_noise or the cache"
             )
+        self._check_state_store(state_store, add_noise)
         built_for = getattr(modules, "target_mel", None)
         self.target_mel = resolve_target_mel(
             built_for if target_mel is None else target_mel, asr
@@ -250,6 +264,7 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
             )
         self.add_noise = add_noise
         self.cache = cache
+        self.state_store = state_store
         super().__init__(modules=modules, **kwargs)
         self.mel = LogMelSpectrogram(self.target_mel).to(self.device)
         self.asr.to(self.device).freeze()
@@ -279,6 +294,18 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
                 "probe_identity": rec.pop("probe_identity"),
                 **rec,
             }
+
+    def _check_state_store(self, store, add_noise) -> None:
+        if store is None:
+            return
+        missing = [n for n in self.layers if n not in store.layers]
+        if missing:
+            raise ValueError(f"the state store holds no layer(s) {missing}")
+        if add_noise is not None and not hasattr(add_noise, "mix_utterances"):
+            raise ValueError(
+                "stored states need one noise draw per utterance for the whole run: "
+                "add_noise must have mix_utterances(wavs, lens, ids) (NoiseMixer)"
+            )
 
     def _probe_kwargs(self) -> dict:
         probe = self.modules[self.layers[0]]
@@ -337,11 +364,31 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
         """
         batch = batch.to(self.device)
         wavs, lens = batch.sig
+        if stage == sb.Stage.TRAIN and self.state_store is not None:
+            return self.stored_inputs(batch.id, wavs, lens, self.stage_layers(stage))
         if stage == sb.Stage.TRAIN and self.add_noise is not None:
             wavs = self.add_noise(wavs, lens)
         target = self.target(wavs)
         states = self.hidden_states(batch.id, wavs, lens, self.stage_layers(stage))
         return states, target
+
+    def stored_inputs(self, ids, wavs, lens, layers):
+        """Training inputs from the state store: read back when every
+        utterance of the batch is stored; else its one noise draw per
+        utterance, the mel target and one ASR forward of every stored layer,
+        written to the store."""
+        stored = self.state_store.get(ids, self.device)
+        if stored is None:
+            if self.add_noise is not None:
+                wavs = self.add_noise.mix_utterances(wavs, lens, ids)
+            target = self.target(wavs)
+            with self._asr_lock, torch.no_grad():
+                self.asr.root.eval()
+                states = self.asr.hidden_states(wavs, lens, self.state_store.layers)
+            self.state_store.put(ids, states, target, lens)
+            stored = states, target
+        states, target = stored
+        return {n: states[n] for n in layers}, target
 
     def predict(self, name, states, num_target):
         """Probe ``name``'s prediction ``[B, num_target, n_mels]``."""

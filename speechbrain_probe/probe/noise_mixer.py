@@ -6,11 +6,18 @@ the noisy test sets of :mod:`speechbrain_probe.data.noisy`). SpeechBrain's
 ``AddNoise`` takes one SNR range for all noise; the paper's Kaldi x-vector
 style ranges differ per category (noise 0-15 dB, music 5-15 dB, babble 13-20
 dB), which is why the project keeps this mixer.
+
+A batch's draws come from the mixer's running generator (fresh each time an
+utterance is seen), or, with :meth:`NoiseMixer.mix_utterances`, from the
+mixer's seed and each utterance's id: one draw per utterance for the whole
+run, the same in a resumed run (what storing hidden states across epochs
+needs, :mod:`~speechbrain_probe.probe.state_store`).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 from pathlib import Path
 
 import torch
@@ -55,6 +62,10 @@ class NoiseMixer:
     >>> snr = 10 * torch.log10(clean[0].pow(2).mean() / (noisy[0] - clean[0]).pow(2).mean())
     >>> 0.0 <= float(snr) <= 15.0, torch.equal(noisy[1, 4000:], clean[1, 4000:])
     (True, True)
+    >>> a = mixer.mix_utterances(clean, torch.tensor([1.0, 0.5]), ["u1", "u2"])
+    >>> b = mixer.mix_utterances(clean[:1], torch.tensor([1.0]), ["u1"])
+    >>> torch.equal(a[:1], b), torch.equal(a[0], a[1])
+    (True, False)
     """
 
     def __init__(self, csv_file, snr_ranges=None, prob=0.5, seed=0):
@@ -67,7 +78,8 @@ class NoiseMixer:
             )
         self.snr = dict(NOISE_SNR_RANGES if snr_ranges is None else snr_ranges)
         self.prob = prob
-        self.gen = torch.Generator().manual_seed(seed)
+        self.seed = int(seed)
+        self.gen = torch.Generator().manual_seed(self.seed)
         self.noises, self.categories = [], []
         with open(csv_file, newline="", encoding="utf-8") as fin:
             for row in csv.DictReader(fin):
@@ -79,26 +91,47 @@ class NoiseMixer:
         if not self.noises:
             raise ValueError(f"noise_csv {csv_file} lists no noise files")
 
-    def _segment(self, index: int, length: int) -> torch.Tensor:
+    def _segment(self, index: int, length: int, gen) -> torch.Tensor:
         noise = self.noises[index]
         if len(noise) < length:
             noise = noise.repeat(length // len(noise) + 1)
-        start = int(torch.randint(0, len(noise) - length + 1, (1,), generator=self.gen))
+        start = int(torch.randint(0, len(noise) - length + 1, (1,), generator=gen))
         return noise[start : start + length]
 
-    def __call__(self, wavs, lens):
-        """Noisy copy of ``wavs`` for a random share ``prob`` of the batch."""
+    def _mix_one(self, wav: torch.Tensor, n: int, gen) -> torch.Tensor | None:
+        """Noisy copy of the ``n`` valid samples of ``wav``, or None (clean)."""
+        if float(torch.rand(1, generator=gen)) >= self.prob:
+            return None
+        k = int(torch.randint(0, len(self.noises), (1,), generator=gen))
+        low, high = self.snr.get(
+            self.categories[k], self.snr.get("default", (0.0, 20.0))
+        )
+        snr = low + (high - low) * float(torch.rand(1, generator=gen))
+        noise = self._segment(k, n, gen).to(wav.device, wav.dtype)
+        return mix_at_snr(wav[:n], noise, snr)
+
+    def _mix(self, wavs, lens, generators):
         out = wavs.clone()
         total = wavs.shape[1]
-        for i in range(wavs.shape[0]):
-            if float(torch.rand(1, generator=self.gen)) >= self.prob:
-                continue
+        for i, gen in enumerate(generators):
             n = max(1, int(round(float(lens[i]) * total)))
-            k = int(torch.randint(0, len(self.noises), (1,), generator=self.gen))
-            low, high = self.snr.get(
-                self.categories[k], self.snr.get("default", (0.0, 20.0))
-            )
-            snr = low + (high - low) * float(torch.rand(1, generator=self.gen))
-            noise = self._segment(k, n).to(wavs.device, wavs.dtype)
-            out[i, :n] = mix_at_snr(wavs[i, :n], noise, snr)
+            noisy = self._mix_one(wavs[i], n, gen)
+            if noisy is not None:
+                out[i, :n] = noisy
         return out
+
+    def __call__(self, wavs, lens):
+        """Noisy copy of ``wavs`` for a random share ``prob`` of the batch
+        (fresh draws from the mixer's running generator)."""
+        return self._mix(wavs, lens, [self.gen] * wavs.shape[0])
+
+    def utterance_generator(self, utt_id: str) -> torch.Generator:
+        """A generator seeded by the mixer's seed and ``utt_id`` alone."""
+        digest = hashlib.sha256(f"{self.seed}:{utt_id}".encode()).digest()
+        return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+
+    def mix_utterances(self, wavs, lens, ids):
+        """Like calling the mixer, but each utterance's draw (clean or not,
+        file, segment, SNR) depends only on the seed and its id, not on the
+        batch or on what was drawn before."""
+        return self._mix(wavs, lens, [self.utterance_generator(i) for i in ids])

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
@@ -21,9 +22,17 @@ from speechbrain_probe.frozen.load import load_asr
 from .brain import HiddenStateCache, ProbeBrain
 from .model import build_probes
 from .noise_mixer import NoiseMixer
+from .state_store import StateStore
+from .target import resolve_target_mel
 from .valid_l1 import write_valid_l1
 
-__all__ = ["dataio_prepare", "load_frozen_asr", "probe_layers", "train_probes"]
+__all__ = [
+    "dataio_prepare",
+    "load_frozen_asr",
+    "probe_layers",
+    "state_store_for",
+    "train_probes",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +129,46 @@ def probe_layers(hparams, asr):
     return asr.check_layers(layers)
 
 
+def state_store_for(hparams, asr, layers) -> StateStore | None:
+    """The :class:`~speechbrain_probe.probe.state_store.StateStore` of
+    ``reuse_states`` (None when it is off or absent from the hparams): in
+    ``states_folder``, ``states_dtype``, keyed by the ASR's weights, the
+    layers, the target mel and, with ``noisy_training``, the noise mixer's
+    settings and noise list.
+
+    Example
+    -------
+    >>> from speechbrain_probe.frozen.interface import ModuleASR
+    >>> asr = ModuleASR(torch.nn.Conv1d(1, 4, 400, stride=200), {"c": ""}, takes_lengths=False)
+    >>> tmp = getfixture("tmp_path")
+    >>> hp = {"reuse_states": True, "states_folder": tmp, "noisy_training": False,
+    ...       "target_mel": "paper", "seed": 0}
+    >>> store = state_store_for(hp, asr, ["c"])
+    >>> store.dtype, store.folder.parent.name == asr.fingerprint[:16]
+    (torch.float16, True)
+    >>> state_store_for({"reuse_states": False}, asr, ["c"]) is None
+    True
+    """
+    if not hparams.get("reuse_states", False):
+        return None
+    key = {"target_mel": resolve_target_mel(hparams["target_mel"], asr).to_dict()}
+    if hparams["noisy_training"]:
+        noise_list = Path(hparams["noise_csv"]).read_bytes()
+        key["noise"] = {
+            "csv": hashlib.sha256(noise_list).hexdigest(),
+            "snr_ranges": hparams["noise_snr_ranges"],
+            "prob": hparams["noise_prob"],
+            "seed": hparams["seed"],
+        }
+    return StateStore(
+        hparams["states_folder"],
+        asr.fingerprint,
+        layers,
+        key=key,
+        dtype=hparams.get("states_dtype", "float16"),
+    )
+
+
 def train_probes(
     asr, layers, hparams, run_opts, train_data, valid_data, folder, model=None
 ):
@@ -136,7 +185,10 @@ def train_probes(
         The run's ``epoch_counter``, ``checkpointer`` (the probes join it as
         ``probes``) and ``train_logger``, the probes' and
         :class:`~speechbrain_probe.probe.brain.ProbeBrain`'s settings, and
-        the noise mixed into training input when ``noisy_training``.
+        the noise mixed into training input when ``noisy_training``; with
+        ``reuse_states``, each training utterance's hidden states are stored
+        in the first epoch and read in later ones (:func:`state_store_for`;
+        removed once training is over unless ``keep_states``).
     run_opts : dict
         SpeechBrain's run options.
     train_data, valid_data : DynamicItemDataset
@@ -173,6 +225,7 @@ def train_probes(
         )
     if hparams["cache_folder"]:
         cache = HiddenStateCache(hparams["cache_folder"], asr.fingerprint)
+    store = state_store_for(hparams, asr, layers)
     brain = ProbeBrain(
         asr,
         layers,
@@ -183,6 +236,7 @@ def train_probes(
         checkpointer=hparams["checkpointer"],
         add_noise=add_noise,
         cache=cache,
+        state_store=store,
         prefetch=hparams["prefetch"],
         train_logger=hparams["train_logger"],
         target_mel=hparams["target_mel"],
@@ -200,6 +254,8 @@ def train_probes(
     brain.evaluate(valid_data, min_key="loss", test_loader_kwargs=loader)
     losses, best = brain.layer_losses(), brain.best_validation()
     if if_main_process():
+        if store is not None and not hparams.get("keep_states", False):
+            store.clear()
         write_valid_l1(
             Path(folder) / "valid_l1.csv",
             asr,
