@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -122,6 +123,20 @@ def test_demo_plan_runs_probes_after_their_asr_and_evaluation_last(tmp_path):
         stage_env(1, base={"SBPROBE_MALLOC": str(tmp_path / "none.so")})
     env, _ = stage_env(1, base={"SBPROBE_MALLOC": "glibc"})
     assert "LD_PRELOAD" not in env and env["OMP_NUM_THREADS"] == "1"
+
+
+def test_quick_asr_overrides_name_keys_of_its_hparams_file():
+    # a misspelt override would fail only minutes into a demo
+    stage = plan_stages(DemoSettings.make(True, "d", "r"))[0]
+    yaml_file = Path(stage.command[2])
+    keys = {
+        line.split(":")[0]
+        for line in yaml_file.read_text().splitlines()
+        if line and line[0].isalpha()
+    }
+    overrides = [a[2:].split("=")[0] for a in stage.command[3:]]
+    assert {"batch_size", "inter_ctc_layer"} <= set(overrides)
+    assert set(overrides) <= keys
 
 
 def test_full_preset_reuses_the_demo_and_evaluates_everything():
