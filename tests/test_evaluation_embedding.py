@@ -36,18 +36,18 @@ def test_each_cell_is_embedded_once_and_the_same_in_a_worker_or_here(tmp_path):
     cells = {k: ([f"u{k}", f"v{k}"], [paths[k], paths[(k + 1) % 6]]) for k in range(6)}
     with _one_thread():
         expected = {k: from_job(embed_files({"ge2e": None}, *cells[k])) for k in cells}
-    with EvaluationPool(1) as pool, _one_thread():
+    with EvaluationPool(1, share=True) as pool, _one_thread():
         shared = CellEmbeddings(pool, {"ge2e": None})
         for k, (ids, wavs) in cells.items():
             shared.submit(k, ids, wavs)
-        futures = [shared.jobs[k][2] for k in cells]
+        jobs = list(pool._queued)
         got = {k: shared.get(k) for k in cells}
-    in_workers = sum(not f.cancelled() for f in futures)
+    in_workers = sum(not inner.cancelled() for inner, _, _, _ in jobs)
     # the one worker starts slowly (spawn, imports): this process embeds the
-    # cells it has not started, and no cell is embedded twice
-    assert shared.in_process >= 1
-    assert shared.in_process + in_workers == len(cells)
-    assert not shared.jobs and not shared.done
+    # cells it has not started (cancelled there), and no cell is embedded twice
+    assert pool.ran_here >= 1
+    assert pool.ran_here + in_workers == len(cells)
+    assert not shared.jobs
     for k in cells:
         emb, excluded = got[k]["ge2e"]
         assert excluded == [] and list(emb) == cells[k][0]
@@ -60,4 +60,4 @@ def test_without_a_pool_every_cell_is_embedded_here(tmp_path):
     shared = CellEmbeddings(None, {"ge2e": None})
     shared.submit("a", ["x", "y"], paths)
     (emb, excluded), = shared.get("a").values()
-    assert shared.in_process == 1 and sorted(emb) == ["x", "y"] and excluded == []
+    assert sorted(emb) == ["x", "y"] and excluded == [] and not shared.jobs

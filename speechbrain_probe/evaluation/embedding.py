@@ -9,13 +9,12 @@ study``, once the workers had finished the STOI/PESQ, one of two cores
 idled while it embedded the rest).
 
 :class:`CellEmbeddings` puts every cell's embedding on the pool as a job
-too, queued in cell order ahead of its STOI/PESQ, and lets the study's
-process take work back: a cell's embedding that no worker has started yet
-is cancelled and computed in this process, and while it waits for a cell
-that a worker is embedding it computes the last still queued one. Both
+too, queued in cell order ahead of its STOI/PESQ, and the study's process
+takes work back while it waits (``EvaluationPool(..., share=True)``): the
+newest job no worker has started is cancelled there and run here. Both
 sides run the same code on one thread (:func:`embed_files`), so an
 embedding is the same wherever it ran, and no CPU is left idle as long as
-any embedding is queued.
+any job is queued.
 """
 
 from __future__ import annotations
@@ -86,7 +85,11 @@ def from_job(result: dict) -> dict:
 
 class CellEmbeddings:
     """Every cell's speaker embeddings, queued on ``pool`` (None: computed in
-    this process when asked for) and shared with this process.
+    this process when asked for).
+
+    On a pool that shares its jobs (``EvaluationPool(..., share=True)``, as
+    ``run_study`` makes it) this process, while it waits for a cell, runs
+    the newest jobs no worker has started, embeddings and STOI/PESQ alike.
 
     Arguments
     ---------
@@ -105,14 +108,14 @@ class CellEmbeddings:
     >>> for k in range(3):
     ...     paths.append(str(getfixture("tmp_path") / f"{k}.wav"))
     ...     _ = write_wav(paths[-1], (0.1 * np.sin(2 * np.pi * 90 * (k + 1) * t)).astype("float32"))
-    >>> with EvaluationPool(1) as pool:
+    >>> with EvaluationPool(1, share=True) as pool:
     ...     shared = CellEmbeddings(pool, {"ge2e": None})
     ...     for k, p in enumerate(paths):
     ...         shared.submit(k, [str(k)], [p])
     ...     cells = [shared.get(k)["ge2e"] for k in range(3)]
     >>> [(list(emb), excluded) for emb, excluded in cells]
     [(['0'], []), (['1'], []), (['2'], [])]
-    >>> 1 <= shared.in_process <= 3  # the cells no worker had started yet
+    >>> 1 <= pool.ran_here <= 3  # the cells no worker had started yet
     True
 
     Where it runs does not change an embedding on one thread, as the study's
@@ -122,8 +125,6 @@ class CellEmbeddings:
     def __init__(self, pool, sources: dict):
         self.pool, self.sources = pool, dict(sources)
         self.jobs: dict = {}  # key -> (utt_ids, paths, future or None)
-        self.done: dict = {}  # key -> result computed in this process
-        self.in_process = 0  # embeddings computed here (tests, benchmarks)
 
     def submit(self, key, utt_ids, wav_paths) -> None:
         """Queue the embedding of one cell's audio (``key`` names the cell)."""
@@ -134,26 +135,9 @@ class CellEmbeddings:
         self.jobs[key] = (ids, paths, future)
 
     def get(self, key) -> dict:
-        """The embeddings of cell ``key`` (``{name: (embeddings, exclusions)}``);
-        while a worker computes them, this process embeds a queued cell."""
+        """The embeddings of cell ``key``: ``{name: (embeddings, exclusions)}``."""
         ids, paths, future = self.jobs.pop(key)
-        if key in self.done:
-            return self.done.pop(key)
-        if future is None or future.cancel():  # no worker has started it
-            return self._here(ids, paths)
-        while not future.done() and self._steal():
-            pass
-        return from_job(future.result())
-
-    def _here(self, ids, paths) -> dict:
-        self.in_process += 1
-        return from_job(embed_files(self.sources, ids, paths))
-
-    def _steal(self) -> bool:
-        """Embed here the last queued cell that no worker has started."""
-        for key in reversed(list(self.jobs)):
-            ids, paths, future = self.jobs[key]
-            if key not in self.done and future is not None and future.cancel():
-                self.done[key] = self._here(ids, paths)
-                return True
-        return False
+        if future is None:
+            return from_job(embed_files(self.sources, ids, paths))
+        (result,) = self.pool.wait([future])
+        return from_job(result)

@@ -29,10 +29,13 @@ second run on a finished study rewrites the same result files.
 Speed: this process runs on ``num_threads`` torch threads (default one) and
 one pool of ``n_jobs`` single-threaded worker processes lives for the whole
 study (:mod:`~speechbrain_probe.evaluation.pool`): the workers run every
-synthesis (Griffin-Lim, or HiFi-GAN with its weights loaded once per worker)
-and every STOI/PESQ, while this process runs the ASR and probe
-forwards and the speaker embeddings. The STOI/PESQ jobs of all unfinished
-cells are queued at once, so the workers never wait for the embeddings.
+synthesis (Griffin-Lim, or HiFi-GAN with its weights loaded once per worker),
+every STOI/PESQ and (on a CPU) every cell's speaker embeddings
+(:mod:`~speechbrain_probe.evaluation.embedding`), while this process runs
+the ASR and probe forwards. The scoring jobs of all unfinished cells are
+queued at once, and whenever this process waits for a job it runs the newest
+one no worker has started (on one thread, as the workers: the same results),
+so no core idles while any job is queued.
 """
 
 from __future__ import annotations
@@ -312,7 +315,10 @@ def _study_workers(n_jobs, num_threads):
     # 982 CPU-ms instead of 27 (benchmarks/bench_evaluation.py)
     blas = threadpool_limits(num_threads) if num_threads else contextlib.nullcontext()
     with torch_threads(num_threads), blas:
-        pool = EvaluationPool(n_jobs) if n_jobs > 1 else None
+        # this process runs queued jobs while it waits, where it computes as
+        # the workers do (one thread: the same results wherever a job ran)
+        share = num_threads == 1
+        pool = EvaluationPool(n_jobs, share=share) if n_jobs > 1 else None
         finished = False
         try:
             yield pool
@@ -681,7 +687,7 @@ class _CellScorer:
         first = next(iter(subset.values()))
         self.pesq_ids = first_per_speaker(first, pesq_per_speaker)
         self.speaker_of = {u.utt_id: u.spk_id for u in first}
-        self.embeddings = None
+        self.embeddings, self.pool = None, None
 
     def score(self, cells: list[_Cell], pool):
         """Metric rows and exclusions of every cell, scored where not stored
@@ -689,10 +695,11 @@ class _CellScorer:
 
         The jobs of every unfinished cell go to the workers at once, in cell
         order: its speaker embeddings (on a CPU study), then its STOI/PESQ.
-        This process takes back the embeddings no worker has started
-        (:class:`CellEmbeddings`), so both sides work until the last cell.
+        While this process waits for a cell, it runs the newest jobs no
+        worker has started (a sharing pool: :class:`EvaluationPool`), so
+        both sides work until the last cell.
         """
-        handles = {}
+        handles, self.pool = {}, pool
         shared = self.embed_in_workers and torch.device(self.device).type == "cpu"
         self.embeddings = CellEmbeddings(pool, self.sources) if shared else None
         for cell in cells if pool is not None else []:
@@ -729,6 +736,8 @@ class _CellScorer:
         result = load_cell(path, require_items=True)
         if result is None:
             embedded = self._embedded(cell)
+            if quality_handle is not None:  # this process helps meanwhile
+                self.pool.wait([f for _, futures, _ in quality_handle for f in futures])
             result = score_cell(
                 self._ids(cell),
                 cell.wavs,
