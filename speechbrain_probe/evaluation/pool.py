@@ -18,7 +18,6 @@ already ran is not safe).
 
 from __future__ import annotations
 
-import functools
 import multiprocessing
 import os
 from collections import deque
@@ -223,31 +222,18 @@ class EvaluationPool:
     ---------
     n_jobs : int
         Worker processes (each on one thread).
-    share : bool
-        Let the caller run queued jobs too (:meth:`wait`, :meth:`run_one_here`):
-        a job that no worker has started is cancelled there and run in this
-        process. Only where this process runs on one thread as the workers
-        do (``run_study``'s ``num_threads=1``), so a job's result does not
-        depend on where it ran.
 
     Example
     -------
     >>> with EvaluationPool(1) as pool:
     ...     pool.submit(abs, -3).result()
     3
-    >>> with EvaluationPool(1, share=True) as pool:
-    ...     jobs = [pool.submit(abs, -k) for k in range(4)]
-    ...     pool.wait(jobs), pool.ran_here >= 1  # the worker starts slowly
-    ([0, 1, 2, 3], True)
     """
 
-    def __init__(self, n_jobs: int, share: bool = False):
+    def __init__(self, n_jobs: int):
         if n_jobs < 1:
             raise ValueError(f"n_jobs must be >= 1, got {n_jobs}")
         self.n_jobs = n_jobs
-        self.share = share
-        self.ran_here = 0  # jobs run in this process
-        self._queued: deque = deque()  # (worker's future, caller's, fn, args)
         self.executor = ProcessPoolExecutor(
             max_workers=n_jobs,
             mp_context=multiprocessing.get_context("spawn"),
@@ -255,41 +241,8 @@ class EvaluationPool:
         )
 
     def submit(self, fn, *args) -> Future:
-        """Run ``fn(*args)`` in a worker (with ``share``: or in this process)."""
-        inner = self.executor.submit(fn, *args)
-        if not self.share:
-            return inner
-        outer: Future = Future()
-        inner.add_done_callback(functools.partial(_forward, outer))
-        while self._queued and self._queued[0][0].done():
-            self._queued.popleft()  # finished in a worker
-        self._queued.append((inner, outer, fn, args))
-        return outer
-
-    def run_one_here(self) -> bool:
-        """Run in this process the newest job no worker has started (workers
-        take the oldest); False when there is none (or without ``share``)."""
-        while self._queued:
-            inner, outer, fn, args = self._queued.pop()
-            outer.here = True
-            if not inner.cancel():  # started or finished in a worker
-                outer.here = False
-                continue
-            self.ran_here += 1
-            try:
-                outer.set_result(fn(*args))
-            except Exception as error:  # raised by result(), as from a worker
-                outer.set_exception(error)
-            return True
-        return False
-
-    def wait(self, futures) -> list:
-        """The results of ``futures`` (this pool's), in order; with ``share``
-        this process runs queued jobs while they are not done."""
-        for future in futures:
-            while not future.done() and self.run_one_here():
-                pass
-        return [future.result() for future in futures]
+        """Run ``fn(*args)`` in a worker."""
+        return self.executor.submit(fn, *args)
 
     def close(self, cancel: bool = False) -> None:
         """Stop the workers after the submitted jobs (``cancel``: after the
@@ -301,18 +254,6 @@ class EvaluationPool:
 
     def __exit__(self, *exc):
         self.close(cancel=exc[0] is not None)
-
-
-def _forward(outer: Future, inner: Future) -> None:
-    """A worker's outcome of ``inner`` to the caller's ``outer`` (unless the
-    job was taken back to run in the caller's process)."""
-    if inner.cancelled():
-        if not getattr(outer, "here", False):
-            outer.cancel()
-    elif inner.exception() is not None:
-        outer.set_exception(inner.exception())
-    else:
-        outer.set_result(inner.result())
 
 
 class JobQueue:
@@ -346,7 +287,7 @@ class JobQueue:
         self.pending.append(self.pool.submit(fn, *args))
 
     def _pop(self) -> None:
-        (result,) = self.pool.wait([self.pending.popleft()])
+        result = self.pending.popleft().result()
         if self.on_done is not None:
             self.on_done(result)
 

@@ -66,7 +66,6 @@ def score_cell(
     quality_handle=None,
     pesq_ids=None,
     speaker_of: dict | None = None,
-    embeddings: dict | None = None,
 ) -> dict:
     """Verification EER/minDCF with every verifier, and STOI/PESQ.
 
@@ -93,12 +92,6 @@ def score_cell(
     speaker_of : dict, optional
         utt_id -> speaker, for the intervals of STOI and PESQ (needed with
         ``quality``).
-    embeddings : dict, optional
-        The cell's embeddings already computed (``{name: (embeddings,
-        exclusions)}`` per verifier, as
-        :meth:`~speechbrain_probe.metrics.speaker.SpeakerVerifier.embed`
-        returns them; :class:`~speechbrain_probe.evaluation.embedding.CellEmbeddings`):
-        ``verifiers`` then only names them, in order.
 
     Returns
     -------
@@ -109,15 +102,10 @@ def score_cell(
         "intervals": "speakers"}`` (EER as a fraction; see the module's
         description of the per-item values).
     """
-    in_process = quality and quality_handle is None
-    read = in_process or embeddings is None
-    audio = [read_checked(p) for p in wav_paths] if read else []
+    audio = [read_checked(p) for p in wav_paths]
     trial_scores, excluded = {}, []
     for name, verifier in verifiers.items():
-        if embeddings is None:
-            emb, excl = verifier.embed(audio, utt_ids)
-        else:
-            emb, excl = embeddings[name]
+        emb, excl = verifier.embed(audio, utt_ids)
         excluded.extend(excl)
         scores, labels, dropped = score_trials(emb, trials, f"eer_{name}")
         excluded.extend(dropped)
@@ -129,7 +117,7 @@ def score_cell(
     utt_scores = {}
     if quality:
         parts = [collect_stoi_pesq(handle) for handle in quality_handle or []]
-        if in_process:
+        if quality_handle is None:  # in this process
             clean = [str(p) for p in clean_paths]
             parts = [
                 stoi_pesq(*_pick(keep, utt_ids, clean, audio), metrics=m, n_jobs=1)

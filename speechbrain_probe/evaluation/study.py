@@ -29,13 +29,10 @@ second run on a finished study rewrites the same result files.
 Speed: this process runs on ``num_threads`` torch threads (default one) and
 one pool of ``n_jobs`` single-threaded worker processes lives for the whole
 study (:mod:`~speechbrain_probe.evaluation.pool`): the workers run every
-synthesis (Griffin-Lim, or HiFi-GAN with its weights loaded once per worker),
-every STOI/PESQ and (on a CPU) every cell's speaker embeddings
-(:mod:`~speechbrain_probe.evaluation.embedding`), while this process runs
-the ASR and probe forwards. The scoring jobs of all unfinished cells are
-queued at once, and whenever this process waits for a job it runs the newest
-one no worker has started (on one thread, as the workers: the same results),
-so no core idles while any job is queued.
+synthesis (Griffin-Lim, or HiFi-GAN with its weights loaded once per worker)
+and every STOI/PESQ, while this process runs the ASR and probe
+forwards and the speaker embeddings. The STOI/PESQ jobs of all unfinished
+cells are queued at once, so the workers never wait for the embeddings.
 """
 
 from __future__ import annotations
@@ -56,7 +53,6 @@ from speechbrain_probe import study_info
 from speechbrain_probe.atomic import atomic_write_text
 from speechbrain_probe.data.audio import read_checked
 from speechbrain_probe.data.manifest import write_manifest
-from speechbrain_probe.evaluation.embedding import CellEmbeddings
 from speechbrain_probe.evaluation.paired import NoPerItemValues, write_paired_results
 from speechbrain_probe.evaluation.pool import EvaluationPool, vocoder_kind
 from speechbrain_probe.evaluation.scoring import (
@@ -315,10 +311,7 @@ def _study_workers(n_jobs, num_threads):
     # 982 CPU-ms instead of 27 (benchmarks/bench_evaluation.py)
     blas = threadpool_limits(num_threads) if num_threads else contextlib.nullcontext()
     with torch_threads(num_threads), blas:
-        # this process runs queued jobs while it waits, where it computes as
-        # the workers do (one thread: the same results wherever a job ran)
-        share = num_threads == 1
-        pool = EvaluationPool(n_jobs, share=share) if n_jobs > 1 else None
+        pool = EvaluationPool(n_jobs) if n_jobs > 1 else None
         finished = False
         try:
             yield pool
@@ -674,10 +667,6 @@ def _audio(samples: Path, condition, utterances, kind, layer=None) -> list[Path]
 class _CellScorer:
     """Scores the study's cells, or reads them where stored."""
 
-    #: Embed on the workers too (:class:`CellEmbeddings`); False: every
-    #: embedding in this process, as before (``benchmarks/bench_eval_stage.py``).
-    embed_in_workers = True
-
     def __init__(
         self, study, subset, trials, verifiers, device, n_boot, seed, pesq_per_speaker
     ):
@@ -687,26 +676,18 @@ class _CellScorer:
         first = next(iter(subset.values()))
         self.pesq_ids = first_per_speaker(first, pesq_per_speaker)
         self.speaker_of = {u.utt_id: u.spk_id for u in first}
-        self.embeddings, self.pool = None, None
 
     def score(self, cells: list[_Cell], pool):
         """Metric rows and exclusions of every cell, scored where not stored
         (a cell stored without per-item values, by an older version, too).
 
-        The jobs of every unfinished cell go to the workers at once, in cell
-        order: its speaker embeddings (on a CPU study), then its STOI/PESQ.
-        While this process waits for a cell, it runs the newest jobs no
-        worker has started (a sharing pool: :class:`EvaluationPool`), so
-        both sides work until the last cell.
+        STOI/PESQ of every unfinished cell go to the workers at once; this
+        process embeds cell after cell meanwhile.
         """
-        handles, self.pool = {}, pool
-        shared = self.embed_in_workers and torch.device(self.device).type == "cpu"
-        self.embeddings = CellEmbeddings(pool, self.sources) if shared else None
+        handles = {}
         for cell in cells if pool is not None else []:
             if load_cell(cell.path(self.study), require_items=True) is None:
                 ids = self._ids(cell)
-                if self.embeddings is not None:
-                    self.embeddings.submit(cell, ids, cell.wavs)
                 handles[cell] = submit_quality(
                     pool, ids, cell.wavs, cell.clean, self.pesq_ids
                 )
@@ -717,15 +698,6 @@ class _CellScorer:
             exclusions += excluded
         return metric_rows, exclusions
 
-    def _embedded(self, cell: _Cell):
-        """The cell's embeddings when shared (queued by :meth:`score`, or
-        computed now), else None: :func:`score_cell` embeds."""
-        if self.embeddings is None:
-            return None
-        if cell not in self.embeddings.jobs:  # no pool: nothing queued
-            self.embeddings.submit(cell, self._ids(cell), cell.wavs)
-        return self.embeddings.get(cell)
-
     def _ids(self, cell: _Cell) -> list[str]:
         return [u.utt_id for u in self.subset[cell.condition]]
 
@@ -735,21 +707,17 @@ class _CellScorer:
         path = cell.path(self.study)
         result = load_cell(path, require_items=True)
         if result is None:
-            embedded = self._embedded(cell)
-            if quality_handle is not None:  # this process helps meanwhile
-                self.pool.wait([f for _, futures, _ in quality_handle for f in futures])
             result = score_cell(
                 self._ids(cell),
                 cell.wavs,
                 cell.clean,
                 self.trials,
-                self._verifiers() if embedded is None else self.sources,
+                self._verifiers(),
                 n_boot=self.n_boot,
                 seed=self.seed,
                 quality_handle=quality_handle,
                 pesq_ids=self.pesq_ids,
                 speaker_of=self.speaker_of,
-                embeddings=embedded,
             )
         elif result.get("intervals") != INTERVALS:
             # an older version resampled trials and utterances: the intervals
