@@ -47,19 +47,24 @@ def store_for(asr, folder, dtype="float16"):
     return StateStore(folder, asr.fingerprint, LAYERS, key={"seed": 3}, dtype=dtype)
 
 
+def noisy_brain(asr, tmp_path, store, noise_csv, epochs, prob):
+    """A ProbeBrain on ``store`` with noise mixed into a ``prob`` share."""
+    return make_brain(
+        asr,
+        LAYERS,
+        tmp_path / "ckpt",
+        epochs=epochs,
+        add_noise=NoiseMixer(noise_csv, prob=prob, seed=3),
+        state_store=store,
+    )
+
+
 def test_later_epochs_run_no_asr_forward(tmp_path, noise_csv):
     data = make_data(6)
     asr = make_asr()
     calls = counted(asr)
     store = store_for(asr, tmp_path / "states")
-    brain, counter = make_brain(
-        asr,
-        LAYERS,
-        tmp_path / "ckpt",
-        epochs=3,
-        add_noise=NoiseMixer(noise_csv, prob=0.5, seed=3),
-        state_store=store,
-    )
+    brain, counter = noisy_brain(asr, tmp_path, store, noise_csv, 3, 0.5)
     calls.clear()  # geometry was measured while building
     per_epoch = {}
     fit_batch = brain.fit_batch
@@ -87,14 +92,7 @@ def test_stored_states_equal_a_fresh_forward_on_the_same_noisy_input(
     data = make_data(6)
     asr = make_asr()
     store = store_for(asr, tmp_path / "states")
-    brain, counter = make_brain(
-        asr,
-        LAYERS,
-        tmp_path / "ckpt",
-        epochs=1,
-        add_noise=NoiseMixer(noise_csv, prob=1.0, seed=3),
-        state_store=store,
-    )
+    brain, counter = noisy_brain(asr, tmp_path, store, noise_csv, 1, 1.0)
     brain.fit(counter, loader(data), loader(data))
     batch = PaddedBatch(data[3:])
     wavs, lens = batch.sig
