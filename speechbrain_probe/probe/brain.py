@@ -62,6 +62,7 @@ from speechbrain_probe.probe.early_stopping import LayerEarlyStopping
 from speechbrain_probe.probe.identity import ProbeIdentity
 from speechbrain_probe.probe.model import aligner_for
 from speechbrain_probe.probe.prefetch import PrefetchedBatches
+from speechbrain_probe.probe.state_store import valid_frames
 from speechbrain_probe.probe.target import (
     resolve_target_mel,
     target_mel_name,
@@ -115,10 +116,6 @@ class HiddenStateCache:
             torch.save(frames.detach().to("cpu", torch.float16).clone(), tmp)
 
 
-def _valid(rel_lens: torch.Tensor, total: int) -> torch.Tensor:
-    return torch.round(rel_lens.float() * total).long().clamp(1, total)
-
-
 def masked_l1(pred: torch.Tensor, target: torch.Tensor, rel_lens: torch.Tensor):
     """Mean absolute error over the valid frames of each utterance.
 
@@ -135,7 +132,7 @@ def masked_l1(pred: torch.Tensor, target: torch.Tensor, rel_lens: torch.Tensor):
     frames = target.shape[1]
     mask = (
         torch.arange(frames, device=target.device)[None, :]
-        < _valid(rel_lens, frames).to(target.device)[:, None]
+        < valid_frames(rel_lens, frames).to(target.device)[:, None]
     )
     err = (pred.float() - target.float()).abs() * mask[..., None]
     return err.sum(), mask.sum() * target.shape[-1]
@@ -338,7 +335,7 @@ class ProbeBrain(KillSafeCheckpoints, sb.Brain):
             states = self.asr.hidden_states(wavs, lens, layers)
         if self.cache is not None:
             for name, h in states.items():
-                valid = _valid(lens.cpu(), h.shape[1])
+                valid = valid_frames(lens.cpu(), h.shape[1])
                 for i, utt in enumerate(ids):
                     self.cache.put(utt, name, h[i, : valid[i]])
         return states

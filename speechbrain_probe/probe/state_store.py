@@ -41,8 +41,9 @@ __all__ = ["StateStore"]
 logger = logging.getLogger(__name__)
 
 
-def _valid_frames(rel_lens: torch.Tensor, total: int) -> torch.Tensor:
-    # the rounding of ProbeBrain's masked L1 (brain._valid)
+def valid_frames(rel_lens: torch.Tensor, total: int) -> torch.Tensor:
+    """Valid frames of each item from SpeechBrain's relative lengths (>= 1);
+    the one rounding of the stored records and of ProbeBrain's masked L1."""
     return torch.round(rel_lens.float() * total).long().clamp(1, total)
 
 
@@ -145,8 +146,8 @@ class StateStore:
         batch's relative lengths."""
         lens = lens.detach().cpu()
         self._write_key()
-        valid = {n: _valid_frames(lens, h.shape[1]) for n, h in states.items()}
-        valid_target = _valid_frames(lens, target.shape[1])
+        valid = {n: valid_frames(lens, h.shape[1]) for n, h in states.items()}
+        valid_target = valid_frames(lens, target.shape[1])
         for i, utt_id in enumerate(ids):
             record = {
                 "key": self.digest,
