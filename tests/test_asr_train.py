@@ -315,3 +315,50 @@ def test_intermediate_head_gets_its_own_units(tiny):
     assert item["tokens"].tolist() == top.sp.encode_as_ids(rows[0]["wrd"])
     assert item["inter_tokens"].tolist() == low.sp.encode_as_ids(rows[0]["wrd"])
     assert len(item["inter_tokens"]) > len(item["tokens"])
+
+
+@pytest.mark.parametrize("world_size", [1, 2, 3])
+def test_sortagrad_batches_stay_bucketed_under_ddp(world_size):
+    """Each DDP process reads items ``rank::world_size`` of the sampler's order
+    (SpeechBrain's DistributedSamplerWrapper): with groups of batch x world
+    utterances, every process's batches hold neighbours in duration, as in a
+    one-process run, instead of lengths from two unrelated groups."""
+    import torch
+    from speechbrain.dataio.dataset import DynamicItemDataset
+    from speechbrain.dataio.sampler import DistributedSamplerWrapper
+
+    from speechbrain_probe.asr.training import train_order
+
+    rng = np.random.default_rng(0)
+    durations = rng.uniform(1.0, 8.0, size=240)
+    data = {f"u{i}": {"duration": float(d)} for i, d in enumerate(durations)}
+    batch = 4
+    _, opts, sampler = train_order(
+        DynamicItemDataset(data),
+        {"batch_size": batch},
+        "sortagrad",
+        world_size=world_size,
+    )
+    sampler.set_epoch(2)  # a shuffled epoch (epoch 1 is sorted)
+    ranks = [
+        list(
+            DistributedSamplerWrapper(
+                sampler, num_replicas=world_size, rank=r, shuffle=False
+            )
+        )
+        for r in range(world_size)
+    ]
+    spread = [
+        np.ptp(durations[order[k : k + batch]])
+        for order in ranks
+        for k in range(0, len(order) - batch + 1, batch)
+    ]
+    random_spread = [
+        np.ptp(durations[torch.randperm(240)[:batch].numpy()]) for _ in range(200)
+    ]
+    assert sorted(i for order in ranks for i in order) == list(range(240))
+    # pools of 50 groups over 7 s of durations: neighbours differ by ~0.1 s
+    assert np.median(spread) < 0.2 * np.median(random_spread), (
+        np.median(spread),
+        np.median(random_spread),
+    )

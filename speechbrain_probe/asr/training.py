@@ -105,12 +105,19 @@ def prepare_features(
     return out
 
 
-def train_order(train_set, loader_opts: dict, sorting: str, sortagrad_epochs=1, seed=0):
+def train_order(
+    train_set, loader_opts: dict, sorting: str, sortagrad_epochs=1, seed=0, world_size=1
+):
     """The training set and loader options for an ordering of the utterances.
 
     ``random`` (shuffled), ``ascending`` / ``descending`` (by duration) or
     ``sortagrad`` (shortest first for ``sortagrad_epochs`` epochs, then
     shuffled batches of similar length).
+
+    Under DDP with ``world_size`` processes, SpeechBrain hands process ``r``
+    the items ``r, r + world_size, ...`` of the sampler's order, so the
+    SortaGrad sampler groups ``batch_size * world_size`` utterances of similar
+    length: every process then gets a batch of similar lengths from each group.
 
     Returns
     -------
@@ -139,7 +146,7 @@ def train_order(train_set, loader_opts: dict, sorting: str, sortagrad_epochs=1, 
             [train_set.data[i]["duration"] for i in train_set.data_ids],
             sorted_epochs=int(sortagrad_epochs),
             seed=int(seed),
-            batch_size=int(opts.get("batch_size", 1)),
+            batch_size=int(opts.get("batch_size", 1)) * max(1, int(world_size)),
         )
         opts["sampler"] = sampler
         return train_set, opts, sampler
@@ -306,12 +313,14 @@ def fit_ctc_brain(hparams, run_opts, tokenizer, datasets) -> CTCBrain:
     """A :class:`~speechbrain_probe.asr.brain.CTCBrain` of the hparams, fit on
     the ``train`` and ``valid`` datasets in the hparams' order (``sorting``);
     a per-step ``lr_schedule`` is sized to the planned updates."""
+    world_size = int(os.environ.get("WORLD_SIZE", 1))
     train_set, train_opts, sortagrad = train_order(
         datasets["train"],
         hparams["train_dataloader_opts"],
         hparams["sorting"],
         sortagrad_epochs=hparams["sortagrad_epochs"],
         seed=hparams["seed"],
+        world_size=world_size,
     )
     valid_set = datasets["valid"].filtered_sorted(sort_key="duration")
     if hparams["lr_schedule"] is not None:
@@ -319,7 +328,7 @@ def fit_ctc_brain(hparams, run_opts, tokenizer, datasets) -> CTCBrain:
             len(train_set),
             int(train_opts.get("batch_size", 1)),
             int(hparams["number_of_epochs"]),
-            world_size=int(os.environ.get("WORLD_SIZE", 1)),
+            world_size=world_size,
         )
         hparams["checkpointer"].add_recoverable("lr_schedule", hparams["lr_schedule"])
     asr_brain = CTCBrain(
