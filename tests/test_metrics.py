@@ -363,3 +363,24 @@ def test_more_negatives_per_positive_for_the_full_study():
     )
     with pytest.raises(ValueError, match="negatives_per_positive"):
         make_trials(utts, negatives_per_positive=0)
+
+
+def test_ge2e_quiets_numbas_compilation_log():
+    """A recipe logs DEBUG records to its log.txt; librosa's numba functions
+    (inside GE2E's preprocessing) would add every compilation step (5.5 MB
+    in the ECAPA stage). Building the verifier raises numba's logger
+    to WARNING, while the recipe's own DEBUG records still reach the file."""
+    import logging
+
+    numba_log, root = logging.getLogger("numba"), logging.getLogger()
+    saved = numba_log.level, root.level
+    try:  # setLevel (not a plain attribute patch) also clears logging's cache
+        numba_log.setLevel(logging.NOTSET)
+        root.setLevel(logging.DEBUG)
+        assert numba_log.getEffectiveLevel() == logging.DEBUG
+        build_verifier("ge2e", device="cpu")
+        assert numba_log.getEffectiveLevel() == logging.WARNING
+        assert logging.getLogger("speechbrain").isEnabledFor(logging.DEBUG)
+    finally:
+        numba_log.setLevel(saved[0])
+        root.setLevel(saved[1])

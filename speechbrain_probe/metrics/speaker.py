@@ -12,6 +12,8 @@ drop because an utterance could not be embedded (NaN, silence, wrong rate).
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
 from speechbrain.utils.data_utils import batch_pad_right
@@ -122,6 +124,13 @@ class GE2EVerifier(SpeakerVerifier):
     def __init__(self, device=None):
         from resemblyzer import VoiceEncoder
 
+        # resemblyzer's preprocessing calls librosa, whose numba functions
+        # compile on first use and log every compilation step at DEBUG: 4.5-5.5
+        # MB of a recipe's log.txt (the ECAPA stage's), and 1.07x the time of
+        # the first embeddings (benchmarks/bench_numba_logging.py)
+        numba_log = logging.getLogger("numba")
+        if numba_log.getEffectiveLevel() < logging.WARNING:
+            numba_log.setLevel(logging.WARNING)
         self.device = torch.device(
             device or ("cuda" if torch.cuda.is_available() else "cpu")
         )
