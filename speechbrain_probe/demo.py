@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata as metadata
+import json
 import os
 import sys
 import time
@@ -30,8 +31,9 @@ from pathlib import Path
 
 from speechbrain_probe.vocabulary import ModelId
 
+from .atomic import atomic_write_text
 from .data.locks import FolderBusy, folder_lock
-from .data.synthetic import build_corpus
+from .data.synthetic import build_corpus, preset_settings
 from .environment import check_environment
 from .extras import require_extra
 from .pipeline import Stage, StageFailed, run_stages
@@ -284,12 +286,12 @@ class DemoSettings:
                 # one model: a robust model trained for the quick budget does
                 # not learn (96.6% CER after 3 epochs, measured)
                 models=["vgg_lstm_baseline"],
-                asr_epochs={"vgg_lstm_baseline": 6},
-                # 576 utterances x 6 epochs: at batch 8 (432 updates, 200 of
-                # them warm-up) the model left the blank plateau in its last
-                # epoch (test CER 80.5%); batch 4 costs about as much per epoch
-                # and makes twice the updates, and an intermediate CTC loss on
-                # blstm1 shortens the gradient path (47.2%, measured)
+                # 2304 short utterances x 2 epochs (see the quick corpus in
+                # speechbrain_probe.data.synthetic.PRESETS); batch 4 costs
+                # about as much per epoch as 8 and makes twice the updates, and
+                # an intermediate CTC loss on blstm1 shortens the gradient path
+                # out of CTC's blank plateau
+                asr_epochs={"vgg_lstm_baseline": 2},
                 asr_overrides=[
                     "--batch_size=4",
                     "--inter_ctc_layer=blstm1",
@@ -521,6 +523,50 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{busy}; this demo did nothing") from None
 
 
+def demo_corpus(settings: DemoSettings, seed: int = 0) -> dict:
+    """Build (or reuse) the demo's corpus; return its ``corpus.json``.
+
+    The results folder keeps the corpus' seed and settings that its models
+    were trained on (``corpus.json`` there): a corpus built with other settings
+    (e.g. by an earlier version's preset) stops the demo, with the folders to
+    delete, before any stage reuses models trained on other data.
+
+    Example
+    -------
+    >>> tmp = getfixture("tmp_path")
+    >>> s = DemoSettings.make(quick=True, data_dir=tmp / "d", results_dir=tmp / "r")
+    >>> (s.results / "corpus.json").parent.mkdir(parents=True)
+    >>> _ = (s.results / "corpus.json").write_text('{"seed": 0, "settings": {}}')
+    >>> demo_corpus(s)
+    Traceback (most recent call last):
+    SystemExit: ...results in .../r/demo_quick were made from another corpus...
+    """
+    record = settings.results / "corpus.json"
+    redo = (
+        f"delete {settings.corpus} and {settings.results} (its models and "
+        "results were trained on it) and run the demo again"
+    )
+    wanted = _corpus_identity(seed, settings.preset)
+    if record.is_file() and json.loads(record.read_text()) != wanted:
+        raise SystemExit(
+            f"the results in {settings.results} were made from another corpus "
+            f"than the {settings.preset} preset builds now (an earlier version's "
+            f"settings?): {redo}"
+        )
+    try:
+        info = build_corpus(settings.corpus, seed=seed, preset=settings.preset)
+    except ValueError as err:
+        raise SystemExit(f"{err}.\nFor the demo: {redo}") from None
+    settings.results.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(record, json.dumps(wanted, indent=1))
+    return info
+
+
+def _corpus_identity(seed: int, preset: str) -> dict:
+    """The seed and settings that ``build_corpus`` records for a preset."""
+    return {"seed": seed, "settings": preset_settings(preset)}
+
+
 def _run_demo(args, settings: DemoSettings) -> int:
     stages = (
         []
@@ -529,7 +575,7 @@ def _run_demo(args, settings: DemoSettings) -> int:
     )
     started = time.time()
     print(f"built-in corpus ({settings.preset}) in {settings.corpus.resolve()}")
-    info = build_corpus(settings.corpus, seed=args.seed, preset=settings.preset)
+    info = demo_corpus(settings, seed=args.seed)
     print(format_sizes(info["sizes"]))
     noise = info["sizes"].get("noise", {})
     for split, counts in noise.items():
