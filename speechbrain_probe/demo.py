@@ -546,7 +546,7 @@ def demo_corpus(settings: DemoSettings, seed: int = 0) -> dict:
         f"delete {settings.corpus} and {settings.results} (its models and "
         "results were trained on it) and run the demo again"
     )
-    wanted = _corpus_identity(seed, settings.preset)
+    wanted = {"seed": seed, "settings": preset_settings(settings.preset)}
     if record.is_file() and json.loads(record.read_text()) != wanted:
         raise SystemExit(
             f"the results in {settings.results} were made from another corpus "
@@ -560,11 +560,6 @@ def demo_corpus(settings: DemoSettings, seed: int = 0) -> dict:
     settings.results.mkdir(parents=True, exist_ok=True)
     atomic_write_text(record, json.dumps(wanted, indent=1))
     return info
-
-
-def _corpus_identity(seed: int, preset: str) -> dict:
-    """The seed and settings that ``build_corpus`` records for a preset."""
-    return {"seed": seed, "settings": preset_settings(preset)}
 
 
 def _run_demo(args, settings: DemoSettings) -> int:
