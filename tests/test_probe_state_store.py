@@ -276,3 +276,39 @@ def test_recipe_stores_states_in_epoch_one_and_removes_them_at_the_end(
     assert reads == [False, False, True, True] and len(puts) == 2
     assert sorted(i for ids in puts for i in ids) == [f"train{i}" for i in range(4)]
     assert not list((out / "states").rglob("*.pt"))  # removed (keep_states: False)
+
+
+def test_a_full_disk_stops_after_one_batch_keeping_its_records(tmp_path, monkeypatch):
+    from speechbrain_probe.probe import state_store
+
+    data = make_data(6)
+    asr = make_asr()
+    store = store_for(asr, tmp_path / "states")
+    store.expect(len(data))
+    brain, counter = make_brain(
+        asr, LAYERS, tmp_path / "ckpt", epochs=2, state_store=store
+    )
+    real = shutil.disk_usage
+    monkeypatch.setattr(
+        state_store.shutil,
+        "disk_usage",
+        lambda path: real(path)._replace(free=state_store.HEADROOM_BYTES),
+    )
+    with pytest.raises(state_store.StoreSpaceError) as err:
+        brain.fit(counter, loader(data), loader(data))
+    assert "--reuse_states=False" in str(err.value)
+    assert "3 utterances" in str(err.value)  # 6 planned, one batch of 3 stored
+    kept = {p: p.stat().st_mtime_ns for p in store.folder.glob("*.pt")}
+    assert len(kept) == 3
+    assert store_for(asr, tmp_path / "states").get([d["id"] for d in data[:3]])
+
+    monkeypatch.setattr(state_store.shutil, "disk_usage", real)
+    again = store_for(asr, tmp_path / "states")
+    again.expect(len(data))
+    brain, counter = make_brain(
+        asr, LAYERS, tmp_path / "ckpt2", epochs=2, state_store=again
+    )
+    brain.fit(counter, loader(data), loader(data))
+    assert len(list(again.folder.glob("*.pt"))) == 6
+    # the next run read the first batch's records instead of writing them again
+    assert all(p.stat().st_mtime_ns == t for p, t in kept.items())

@@ -36,9 +36,16 @@ from torch import nn
 
 from speechbrain_probe.atomic import atomic_output, atomic_write_text
 
-__all__ = ["StateStore"]
+__all__ = ["StateStore", "StoreSpaceError"]
 
 logger = logging.getLogger(__name__)
+
+#: Room left free on the disk besides the planned records (logs, checkpoints).
+HEADROOM_BYTES = 256 * 2**20
+
+
+class StoreSpaceError(RuntimeError):
+    """The disk cannot hold the records a training run will write."""
 
 
 def valid_frames(rel_lens: torch.Tensor, total: int) -> torch.Tensor:
@@ -100,6 +107,41 @@ class StateStore:
         self.digest = hashlib.sha256(text.encode()).hexdigest()
         self.folder = Path(folder) / str(fingerprint)[:16] / self.digest[:16]
         self._text = text
+        self._expected = None
+
+    def expect(self, utterances: int) -> None:
+        """Check, once the next batch is written, that the disk holds the
+        records of ``utterances`` in all (its records' size times those not
+        stored yet, plus :data:`HEADROOM_BYTES`); else :meth:`put` raises
+        :class:`StoreSpaceError`, keeping the records written so far.
+
+        Example
+        -------
+        >>> store = StateStore(getfixture("tmp_path"), "abc", ["l1"])
+        >>> store.expect(10**12)  # a trillion utterances of 2 x 3 float16 states
+        >>> store.put(["a"], {"l1": torch.randn(1, 2, 3)}, torch.randn(1, 4, 5), torch.ones(1))
+        Traceback (most recent call last):
+        ...
+        speechbrain_probe.probe.state_store.StoreSpaceError: the stored hidden states need about ...
+        """
+        self._expected = int(utterances)
+
+    def _check_room(self, written: list[Path]) -> None:
+        expected, self._expected = self._expected, None
+        per_record = sum(p.stat().st_size for p in written) / len(written)
+        stored = sum(1 for _ in self.folder.glob("*.pt"))
+        need = per_record * max(0, expected - stored)
+        free = shutil.disk_usage(self.folder).free
+        if need + HEADROOM_BYTES > free:
+            raise StoreSpaceError(
+                f"the stored hidden states need about {need / 1e9:.1f} GB more in "
+                f"{self.folder} ({expected - stored} utterances x "
+                f"{per_record / 1e6:.2f} MB), but {free / 1e9:.1f} GB is free: free "
+                "space there, store them on a disk with room (--states_folder=PATH), "
+                "or do not store them (--reuse_states=False: every epoch then runs "
+                f"the frozen ASR, as the first does). The {stored} records written "
+                "so far are kept and read by the next run."
+            )
 
     def _path(self, utt_id: str) -> Path:
         utt_id = str(utt_id)
@@ -148,6 +190,7 @@ class StateStore:
         self._write_key()
         valid = {n: valid_frames(lens, h.shape[1]) for n, h in states.items()}
         valid_target = valid_frames(lens, target.shape[1])
+        written = []
         for i, utt_id in enumerate(ids):
             record = {
                 "key": self.digest,
@@ -162,6 +205,9 @@ class StateStore:
             }
             with atomic_output(self._path(utt_id), suffix=".pt") as tmp:
                 torch.save(record, tmp)
+            written.append(self._path(utt_id))
+        if self._expected is not None:
+            self._check_room(written)
 
     def _write_key(self) -> None:
         """``key.json`` beside the records (what they depend on, for a reader)."""

@@ -226,6 +226,8 @@ def train_probes(
     if hparams["cache_folder"]:
         cache = HiddenStateCache(hparams["cache_folder"], asr.fingerprint)
     store = state_store_for(hparams, asr, layers)
+    if store is not None:
+        store.expect(len(train_data))
     brain = ProbeBrain(
         asr,
         layers,
