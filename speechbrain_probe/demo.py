@@ -620,9 +620,11 @@ def _run_demo(args, settings: DemoSettings) -> int:
     if summary.peak_rss_bytes:
         print(
             f"peak memory of the stages, all processes together: "
-            f"{summary.peak_rss_bytes / 2**30:.2f} GiB, while "
+            f"{summary.peak_rss_bytes / 2**30:.2f} GiB resident, while "
             + " and ".join(summary.peak_during)
-            + " ran"
+            + " ran; "
+            f"{summary.peak_pss_bytes / 2**30:.2f} GiB counting each shared page "
+            "once (proportional set size)"
         )
     report = stages[-1].done_marker.resolve()
     print(f"\nReport: {report}\n(open it in a browser: file://{report})")

@@ -61,6 +61,10 @@ class Stage:
         return re.sub(r"[^A-Za-z0-9_.-]+", "_", self.name).strip("_")
 
 
+#: Seconds between samples of the proportional set sizes between RSS peaks.
+PSS_EVERY_S = 5.0
+
+
 class StageFailed(RuntimeError):
     """A stage exited with an error or without writing its done marker."""
 
@@ -68,7 +72,8 @@ class StageFailed(RuntimeError):
 @dataclass
 class RunSummary:
     """What :func:`run_stages` measured: minutes per stage that ran, the peak
-    resident memory of all stage processes together (None off Linux), the
+    resident memory of all stage processes together (None off Linux; RSS
+    sum, and the sum with shared pages counted once), the
     stages running at that peak, and each stage's start and end in minutes
     from the start of the run (where the cores idled, and what the critical
     path was)."""
@@ -77,6 +82,8 @@ class RunSummary:
     peak_rss_bytes: int | None
     peak_during: tuple = ()
     spans: dict = field(default_factory=dict)
+    #: the peak of the proportional set sizes' sum (shared pages counted once)
+    peak_pss_bytes: int | None = None
 
 
 def _children_of() -> dict[int, list[int]]:
@@ -95,13 +102,35 @@ def _children_of() -> dict[int, list[int]]:
     return tree
 
 
-def tree_rss_bytes(pids) -> int | None:
+def _resident_bytes(pid: int, page: int, proportional: bool) -> int:
+    """One process's resident memory: its RSS, or (``proportional``) its
+    proportional set size, where a page shared by n processes counts 1/n
+    (RSS where the kernel has no ``smaps_rollup``)."""
+    if proportional:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as handle:
+                for line in handle:
+                    if line.startswith("Pss:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    with open(f"/proc/{pid}/statm") as handle:
+        return int(handle.read().split()[1]) * page
+
+
+def tree_rss_bytes(pids, proportional: bool = False) -> int | None:
     """Resident memory of ``pids`` and all their descendants (Linux; else None).
+
+    The plain sum of RSS counts every shared page (torch's libraries, a
+    forked worker's inherited heap) once per process; ``proportional`` sums
+    the proportional set sizes instead, which count each page once in all.
 
     Example
     -------
     >>> rss = tree_rss_bytes([os.getpid()])
     >>> rss is None or rss > 10_000_000
+    True
+    >>> rss is None or 0 < tree_rss_bytes([os.getpid()], proportional=True) <= rss
     True
     """
     if not os.path.isdir("/proc"):
@@ -115,8 +144,7 @@ def tree_rss_bytes(pids) -> int | None:
             continue
         seen.add(pid)
         try:
-            with open(f"/proc/{pid}/statm") as handle:
-                total += int(handle.read().split()[1]) * page
+            total += _resident_bytes(pid, page, proportional)
         except (OSError, ValueError, IndexError):
             continue
         todo.extend(tree.get(pid, []))
@@ -208,6 +236,7 @@ class _Runner:
         self.failures: list[str] = []
         self.minutes: dict[str, float] = {}
         self.peak = 0 if os.path.isdir("/proc") else None  # memory is read from /proc
+        self.peak_pss, self.pss_read = self.peak, 0.0
         self.peak_during: tuple = ()
         self.spans: dict[str, tuple[float, float]] = {}
         self.t0 = self.last_status = time.time()
@@ -267,9 +296,16 @@ class _Runner:
         if self.peak is not None:
             pids = [r.proc.pid for r in self.running]
             rss = tree_rss_bytes(pids) or 0
-            if rss > self.peak:
+            new_peak = rss > self.peak
+            if new_peak:
                 self.peak = rss
                 self.peak_during = tuple(r.stage.name for r in self.running)
+            # reading smaps_rollup walks the page tables (~23 ms for 2 GB):
+            # at each new RSS peak, else every PSS_EVERY_S
+            if new_peak or time.time() - self.pss_read >= PSS_EVERY_S:
+                self.pss_read = time.time()
+                pss = tree_rss_bytes(pids, proportional=True) or 0
+                self.peak_pss = max(self.peak_pss, pss)
         for run in list(self.running):
             if run.proc.poll() is not None:
                 self.running.remove(run)
@@ -368,4 +404,6 @@ def run_stages(
         raise
     if runner.failures:
         raise StageFailed("\n\n".join(runner.failures))
-    return RunSummary(runner.minutes, runner.peak, runner.peak_during, runner.spans)
+    return RunSummary(
+        runner.minutes, runner.peak, runner.peak_during, runner.spans, runner.peak_pss
+    )

@@ -103,6 +103,31 @@ def test_peak_memory_counts_all_stage_processes_together(tmp_path):
     assert a0 < b1 and b0 < a1 and min(a1 - a0, b1 - b0) > 0.04
 
 
+FORKED = """
+import os, sys, time
+ballast = bytearray(200 * 2**20)
+ballast[::4096] = b"x" * len(ballast[::4096])
+if os.fork() == 0:  # the child shares the parent's 200 MB until either writes
+    time.sleep(3.0)
+    os._exit(0)
+time.sleep(3.0)
+os.wait()
+open(sys.argv[1], "w").close()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_shared_pages_count_once_in_the_proportional_peak(tmp_path):
+    script = tmp_path / "forked.py"
+    script.write_text(FORKED)
+    done = tmp_path / "forked.done"
+    stage = Stage("forked", [sys.executable, str(script), str(done)], done)
+    summary = run_stages([stage], echo=lambda *a: None)
+    # the parent and its forked child: 200 MB each by RSS, 200 MB in all by PSS
+    assert summary.peak_rss_bytes > 400 * 2**20
+    assert 200 * 2**20 < summary.peak_pss_bytes < 300 * 2**20
+
+
 def test_bad_plans_are_refused(tmp_path):
     with pytest.raises(ValueError, match="needs unknown stage"):
         run_stages([_stage(tmp_path, "a", needs=("nope",))])
