@@ -130,12 +130,13 @@ class StateStore:
         expected, self._expected = self._expected, None
         per_record = sum(p.stat().st_size for p in written) / len(written)
         stored = sum(1 for _ in self.folder.glob("*.pt"))
-        need = per_record * max(0, expected - stored)
+        remaining = max(0, expected - stored)
+        need = per_record * remaining
         free = shutil.disk_usage(self.folder).free
         if need + HEADROOM_BYTES > free:
             raise StoreSpaceError(
                 f"the stored hidden states need about {need / 1e9:.1f} GB more in "
-                f"{self.folder} ({expected - stored} utterances x "
+                f"{self.folder} ({remaining} utterances x "
                 f"{per_record / 1e6:.2f} MB), but {free / 1e9:.1f} GB is free: free "
                 "space there, store them on a disk with room (--states_folder=PATH), "
                 "or do not store them (--reuse_states=False: every epoch then runs "
@@ -203,9 +204,10 @@ class StateStore:
                 .to("cpu", torch.float32)
                 .clone(),
             }
-            with atomic_output(self._path(utt_id), suffix=".pt") as tmp:
+            path = self._path(utt_id)
+            with atomic_output(path, suffix=".pt") as tmp:
                 torch.save(record, tmp)
-            written.append(self._path(utt_id))
+            written.append(path)
         if self._expected is not None:
             self._check_room(written)
 
