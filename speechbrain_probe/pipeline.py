@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Stage", "StageFailed", "RunSummary", "run_stages", "tree_rss_bytes"]
+__all__ = ["Stage", "StageFailed", "RunSummary", "run_stages"]
 
 
 @dataclass
@@ -102,53 +102,45 @@ def _children_of() -> dict[int, list[int]]:
     return tree
 
 
-def _resident_bytes(pid: int, page: int, proportional: bool) -> int:
-    """One process's resident memory: its RSS, or (``proportional``) its
-    proportional set size, where a page shared by n processes counts 1/n
-    (RSS where the kernel has no ``smaps_rollup``)."""
-    if proportional:
-        try:
-            with open(f"/proc/{pid}/smaps_rollup") as handle:
-                for line in handle:
-                    if line.startswith("Pss:"):
-                        return int(line.split()[1]) * 1024
-        except OSError:
-            pass
-    with open(f"/proc/{pid}/statm") as handle:
-        return int(handle.read().split()[1]) * page
+def _process_tree(pids) -> list[int]:
+    """``pids`` and all their descendants (one scan of ``/proc``)."""
+    tree = _children_of()
+    found, todo, seen = [], list(pids), set()
+    while todo:
+        pid = todo.pop()
+        if pid not in seen:
+            seen.add(pid)
+            found.append(pid)
+            todo.extend(tree.get(pid, []))
+    return found
 
 
-def tree_rss_bytes(pids, proportional: bool = False) -> int | None:
-    """Resident memory of ``pids`` and all their descendants (Linux; else None).
-
-    The plain sum of RSS counts every shared page (torch's libraries, a
-    forked worker's inherited heap) once per process; ``proportional`` sums
-    the proportional set sizes instead, which count each page once in all.
+def _resident_bytes(pid: int, proportional: bool) -> int:
+    """One process's resident memory (0 once it has ended, or off Linux): its
+    RSS, or (``proportional``) its proportional set size, where a page shared
+    by n processes counts 1/n (RSS where the kernel has no ``smaps_rollup``).
+    A sum of RSS counts every shared page (torch's libraries, a forked
+    worker's inherited heap) once per process; a sum of PSS once in all.
 
     Example
     -------
-    >>> rss = tree_rss_bytes([os.getpid()])
-    >>> rss is None or rss > 10_000_000
-    True
-    >>> rss is None or 0 < tree_rss_bytes([os.getpid()], proportional=True) <= rss
+    >>> rss = _resident_bytes(os.getpid(), proportional=False)
+    >>> not os.path.isdir("/proc") or 0 < _resident_bytes(os.getpid(), True) <= rss
     True
     """
-    if not os.path.isdir("/proc"):
-        return None
-    tree = _children_of()
-    page = os.sysconf("SC_PAGE_SIZE")
-    total, todo, seen = 0, list(pids), set()
-    while todo:
-        pid = todo.pop()
-        if pid in seen:
-            continue
-        seen.add(pid)
-        try:
-            total += _resident_bytes(pid, page, proportional)
-        except (OSError, ValueError, IndexError):
-            continue
-        todo.extend(tree.get(pid, []))
-    return total
+    try:
+        if proportional:
+            try:
+                with open(f"/proc/{pid}/smaps_rollup") as handle:
+                    for line in handle:
+                        if line.startswith("Pss:"):
+                            return int(line.split()[1]) * 1024
+            except OSError:
+                pass
+        with open(f"/proc/{pid}/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _say(*args) -> None:
@@ -294,8 +286,8 @@ class _Runner:
     def poll(self) -> None:
         """Sample the memory, then finish the stages that have ended."""
         if self.peak is not None:
-            pids = [r.proc.pid for r in self.running]
-            rss = tree_rss_bytes(pids) or 0
+            tree = _process_tree(r.proc.pid for r in self.running)
+            rss = sum(_resident_bytes(pid, False) for pid in tree)
             new_peak = rss > self.peak
             if new_peak:
                 self.peak = rss
@@ -304,7 +296,7 @@ class _Runner:
             # at each new RSS peak, else every PSS_EVERY_S
             if new_peak or time.time() - self.pss_read >= PSS_EVERY_S:
                 self.pss_read = time.time()
-                pss = tree_rss_bytes(pids, proportional=True) or 0
+                pss = sum(_resident_bytes(pid, True) for pid in tree)
                 self.peak_pss = max(self.peak_pss, pss)
         for run in list(self.running):
             if run.proc.poll() is not None:
