@@ -18,7 +18,7 @@ from scipy.signal import resample_poly
 
 from ..extras import require_extra
 
-__all__ = ["Voice", "ESpeak", "get_espeak", "synthesize"]
+__all__ = ["Voice", "ESpeak", "get_espeak", "synthesize", "to_rate"]
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _POS_CHARACTER = 1
@@ -156,6 +156,21 @@ class ESpeak:
         >>> wav.dtype.name, 0.3 < len(wav) / 16000 < 3
         ('float32', True)
         """
+        return to_rate(self.speak(text, voice), self.native_rate, sample_rate)
+
+    def speak(self, text: str, voice: Voice) -> np.ndarray:
+        """Speak ``text`` with ``voice`` at eSpeak's own rate
+        (:attr:`native_rate`), as int16 samples. :func:`to_rate` makes the
+        float audio of :meth:`synthesize` from it: the two steps apart let
+        a caller resample one utterance while eSpeak speaks the next.
+
+        Example
+        -------
+        >>> es = get_espeak()
+        >>> native = es.speak("hello world", Voice("en-us", "m3"))
+        >>> native.dtype.name, 0.3 < len(native) / es.native_rate < 3
+        ('int16', True)
+        """
         if not text.strip():
             raise ValueError("nothing to say: the text is empty")
         data = text.encode("utf-8")
@@ -179,11 +194,23 @@ class ESpeak:
             chunks, self._chunks = self._chunks, []
         if not chunks:
             raise RuntimeError(f"eSpeak produced no audio for {text!r} ({voice.name})")
-        wav = np.concatenate(chunks).astype(np.float32) / 32768.0
-        if sample_rate != self.native_rate:
-            g = np.gcd(int(sample_rate), self.native_rate)
-            wav = resample_poly(wav, sample_rate // g, self.native_rate // g)
-        return wav.astype(np.float32)
+        return np.concatenate(chunks)
+
+
+def to_rate(native: np.ndarray, native_rate: int, sample_rate: int) -> np.ndarray:
+    """eSpeak's int16 samples as float32 in [-1, 1] at ``sample_rate``
+    (polyphase resampling).
+
+    Example
+    -------
+    >>> to_rate(np.full(441, 16384, np.int16), 22050, 16000).shape
+    (320,)
+    """
+    wav = native.astype(np.float32) / 32768.0
+    if sample_rate != native_rate:
+        g = np.gcd(int(sample_rate), native_rate)
+        wav = resample_poly(wav, sample_rate // g, native_rate // g)
+    return wav.astype(np.float32)
 
 
 _INSTANCE: ESpeak | None = None
