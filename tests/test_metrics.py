@@ -25,6 +25,7 @@ from speechbrain_probe.metrics.quality import (
 from speechbrain_probe.metrics.speaker import (
     ECAPAVerifier,
     build_verifier,
+    ge2e_mel,
     score_trials,
 )
 from speechbrain_probe.metrics.trials import load_trials, make_trials, save_trials
@@ -365,22 +366,37 @@ def test_more_negatives_per_positive_for_the_full_study():
         make_trials(utts, negatives_per_positive=0)
 
 
-def test_ge2e_quiets_numbas_compilation_log():
-    """A recipe logs DEBUG records to its log.txt; librosa's numba functions
-    (inside GE2E's preprocessing) would add every compilation step (5.5 MB
-    in the ECAPA stage). Building the verifier raises numba's logger
-    to WARNING, while the recipe's own DEBUG records still reach the file."""
-    import logging
+def test_ge2e_mel_equals_resemblyzers_librosa_mel():
+    """GE2E reads the mel that resemblyzer computes with librosa; ours is
+    the same spectrogram (frames, bands, values) on speech-like audio of
+    several lengths, silence included."""
+    from resemblyzer.audio import wav_to_mel_spectrogram
 
-    numba_log, root = logging.getLogger("numba"), logging.getLogger()
-    saved = numba_log.level, root.level
-    try:  # setLevel (not a plain attribute patch) also clears logging's cache
-        numba_log.setLevel(logging.NOTSET)
-        root.setLevel(logging.DEBUG)
-        assert numba_log.getEffectiveLevel() == logging.DEBUG
-        build_verifier("ge2e", device="cpu")
-        assert numba_log.getEffectiveLevel() == logging.WARNING
-        assert logging.getLogger("speechbrain").isEnabledFor(logging.DEBUG)
-    finally:
-        numba_log.setLevel(saved[0])
-        root.setLevel(saved[1])
+    for seconds in (0.3, 1.0, 2.37):
+        wav = _speechlike(seconds, seed=3).astype(np.float32)
+        ours, theirs = ge2e_mel(wav), wav_to_mel_spectrogram(wav)
+        assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5 * theirs.max())
+    silence = np.zeros(4000, np.float32)
+    np.testing.assert_array_equal(ge2e_mel(silence), wav_to_mel_spectrogram(silence))
+
+
+def test_ge2e_embeds_without_compiling_librosas_numba_functions():
+    """A fresh process that builds GE2E and embeds audio never imports
+    librosa's utilities, whose numba functions compile on import (about 20 s
+    in a fresh install, with every compilation step in a recipe's DEBUG
+    log)."""
+    import subprocess
+    import sys
+
+    child = (
+        "import sys, numpy as np\n"
+        "from speechbrain_probe.metrics.speaker import GE2EVerifier\n"
+        "t = np.arange(24000) / 16000\n"
+        "emb, _ = GE2EVerifier(device='cpu').embed([0.1 * np.sin(2 * np.pi * 200 * t)])\n"
+        "print(len(emb), 'librosa.util.utils' in sys.modules, 'numba' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", child], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["1", "False", "False"]

@@ -12,7 +12,7 @@ drop because an utterance could not be embedded (NaN, silence, wrong rate).
 
 from __future__ import annotations
 
-import logging
+import functools
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ from speechbrain_probe.metrics.quality import Exclusion, check_waveform
 __all__ = [
     "SpeakerVerifier",
     "GE2EVerifier",
+    "ge2e_mel",
     "ECAPAVerifier",
     "build_verifier",
     "cosine_scores",
@@ -99,6 +100,51 @@ class SpeakerVerifier:
         return out, exclusions
 
 
+@functools.cache
+def _ge2e_mel_setup() -> tuple[int, int, np.ndarray, np.ndarray]:
+    """FFT size, hop, periodic Hann window and ``[freq, mel]`` Slaney
+    filterbank of resemblyzer's mel (its ``hparams``: 25 ms every 10 ms at
+    16 kHz, 40 bands)."""
+    import torchaudio
+    from resemblyzer import hparams
+    from scipy.signal import get_window
+
+    rate = hparams.sampling_rate
+    n_fft = int(rate * hparams.mel_window_length / 1000)
+    hop = int(rate * hparams.mel_window_step / 1000)
+    basis = torchaudio.functional.melscale_fbanks(
+        n_fft // 2 + 1,
+        0.0,
+        rate / 2,
+        hparams.mel_n_channels,
+        rate,
+        norm="slaney",
+        mel_scale="slaney",
+    )
+    window = get_window("hann", n_fft, fftbins=True)
+    return n_fft, hop, window, basis.numpy().astype(np.float32)
+
+
+def ge2e_mel(wav: np.ndarray) -> np.ndarray:
+    """The ``[frames, 40]`` mel spectrogram GE2E's encoder reads, as
+    ``resemblyzer.audio.wav_to_mel_spectrogram`` computes it with librosa
+    (centred frames with zero padding, power spectrum, Slaney mel bands),
+    equal to it within 1e-5 relative, without librosa: importing librosa's
+    utilities compiles its numba functions, about 20 s once per fresh
+    install (benchmarks/bench_ge2e_mel.py).
+
+    Example
+    -------
+    >>> ge2e_mel(np.zeros(16000, np.float32)).shape
+    (101, 40)
+    """
+    n_fft, hop, window, basis = _ge2e_mel_setup()
+    padded = np.pad(np.asarray(wav, np.float32), n_fft // 2)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]
+    spectrum = np.fft.rfft(frames * window, axis=-1).astype(np.complex64)
+    return (np.abs(spectrum) ** 2 @ basis).astype(np.float32)
+
+
 class GE2EVerifier(SpeakerVerifier):
     """LSTM GE2E encoder (resemblyzer's shipped pretrained weights).
 
@@ -124,13 +170,6 @@ class GE2EVerifier(SpeakerVerifier):
     def __init__(self, device=None):
         from resemblyzer import VoiceEncoder
 
-        # resemblyzer's preprocessing calls librosa, whose numba functions
-        # compile on first use and log every compilation step at DEBUG: 4.5-5.5
-        # MB of a recipe's log.txt (the ECAPA stage's), and 1.07x the time of
-        # the first embeddings (benchmarks/bench_numba_logging.py)
-        numba_log = logging.getLogger("numba")
-        if numba_log.getEffectiveLevel() < logging.WARNING:
-            numba_log.setLevel(logging.WARNING)
         self.device = torch.device(
             device or ("cuda" if torch.cuda.is_available() else "cpu")
         )
@@ -140,7 +179,6 @@ class GE2EVerifier(SpeakerVerifier):
         import inspect
 
         from resemblyzer import VoiceEncoder, preprocess_wav
-        from resemblyzer.audio import wav_to_mel_spectrogram
 
         # embed_utterance's own defaults: partials per second, last-partial coverage
         defaults = inspect.signature(VoiceEncoder.embed_utterance).parameters
@@ -156,7 +194,7 @@ class GE2EVerifier(SpeakerVerifier):
             longest = wav_slices[-1].stop
             if longest >= len(pre):
                 pre = np.pad(pre, (0, longest - len(pre)), "constant")
-            mel = wav_to_mel_spectrogram(pre)
+            mel = ge2e_mel(pre)
             partials.extend(mel[s] for s in mel_slices)
             owner.extend([k] * len(mel_slices))
         with torch.no_grad():
