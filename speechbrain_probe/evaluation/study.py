@@ -400,8 +400,9 @@ def run_study(
     from speechbrain_probe.devices import resolve_device
 
     device = resolve_device(device)
-    # numba (librosa, inside resemblyzer's GE2E) logs every compilation step at
-    # DEBUG level, which SpeechBrain's experiment log would keep
+    # numba (the CPU Griffin-Lim's loops, compiled here when the study runs
+    # without workers) logs every compilation step at DEBUG level, which
+    # SpeechBrain's experiment log would keep
     logging.getLogger("numba").setLevel(logging.WARNING)
     names = [m.name for m in models]
     if len(set(names)) != len(names):
