@@ -60,12 +60,12 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 demo: install
-	$(PY) -m speechbrain_probe.demo $(if $(QUICK),--quick,)
+	SBPROBE_STACK_LOADED=1 $(PY) -m speechbrain_probe.demo $(if $(QUICK),--quick,)
 
 # The default demo's four models at full power: every test utterance, five
 # conditions, paired robust-vs-baseline intervals (reuses a finished demo).
 study: install
-	$(PY) -m speechbrain_probe.demo --full
+	SBPROBE_STACK_LOADED=1 $(PY) -m speechbrain_probe.demo --full
 
 # Refresh the lock: the newest releases that setup.py allows, resolved in a
 # throwaway venv; then run `make test` (and `make demo QUICK=1`) before committing.

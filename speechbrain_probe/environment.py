@@ -58,6 +58,11 @@ PROJECT = "speechbrain-probe"
 
 _NOTED = "SBPROBE_ENV_NOTED"
 
+#: Set by ``make demo`` / ``make study``, whose ``install`` target has just
+#: loaded the stack in its own check: the demo's check skips loading it again
+#: (about 3 s of imports).
+STACK_LOADED = "SBPROBE_STACK_LOADED"
+
 
 @dataclass
 class Problem:
@@ -414,7 +419,8 @@ def check_environment(lock=None, strict: bool = False, loads: bool = True) -> li
     strict : bool
         A package off the lock is a problem, not a note.
     loads : bool
-        Also import the stack and load its libraries and weights (a few seconds).
+        Also import the stack and load its libraries and weights (a few
+        seconds), unless :data:`STACK_LOADED` is set.
 
     Returns
     -------
@@ -429,7 +435,7 @@ def check_environment(lock=None, strict: bool = False, loads: bool = True) -> li
     problems = version_problems()
     notes, more = _notes(lock, strict)
     problems.extend(more)
-    if loads:
+    if loads and not os.environ.get(STACK_LOADED):
         problems.extend(load_problems())
     if problems:
         seen, lines = set(), []

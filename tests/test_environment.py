@@ -388,3 +388,23 @@ def test_the_listening_server_without_its_extra_is_one_line_and_no_database(tmp_
         "'speechbrain-probe[listening]'"
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["samples.csv"]
+
+
+def test_make_demo_loads_the_stack_once(monkeypatch):
+    """`make demo` runs its install target's check (which loads the stack)
+    right before the demo, so the demo's own check skips loading it again
+    when make says so; run by hand, the demo loads it and stops on a
+    broken library."""
+    import speechbrain_probe.environment as environment
+
+    broken = [environment.Problem("torchaudio", "2.11.0", None, "does not load")]
+    monkeypatch.setattr(environment, "load_problems", lambda: broken)
+    monkeypatch.delenv(environment.STACK_LOADED, raising=False)
+    with pytest.raises(SystemExit, match="torchaudio 2.11.0"):
+        check_environment()
+    make = (REPO / "Makefile").read_text()
+    for target in ("demo: install\n\t", "study: install\n\t"):
+        recipe_line = make.split(target, 1)[1].split("\n", 1)[0]
+        assert recipe_line.startswith(f"{environment.STACK_LOADED}=1 "), recipe_line
+    monkeypatch.setenv(environment.STACK_LOADED, "1")
+    assert check_environment() == []
