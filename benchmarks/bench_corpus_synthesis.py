@@ -22,14 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
-from speechbrain_probe.data.audio import write_wav
 from speechbrain_probe.data.espeak import Voice, get_espeak
 from speechbrain_probe.data.synthetic import (
     SentenceGenerator,
+    _finish_utterance,
     _Job,
-    _postprocess,
     _synthesis_worker,
 )
 
@@ -49,9 +46,8 @@ def one_thread(jobs) -> None:
     """The synthesis loop before: speak, resample, level, write, in turn."""
     espeak = get_espeak()
     for job in jobs:
-        wav = espeak.synthesize(job.text, job.voice, RATE)
-        rng = np.random.default_rng(list(job.level_seed))
-        write_wav(job.path, _postprocess(wav, rng, RATE), RATE)
+        native = espeak.speak(job.text, job.voice)
+        _finish_utterance(native, espeak.native_rate, job, RATE)
 
 
 def digest(folder: Path) -> str:

@@ -197,6 +197,10 @@ class _Job(NamedTuple):
     path: str
 
 
+#: Utterances spoken ahead of the writing thread (bounds the memory held).
+_PENDING = 32
+
+
 def _finish_utterance(native, rate: int, job: _Job, sample_rate: int) -> None:
     """Resample eSpeak's samples, trim and level them, write the file."""
     wav = to_rate(native, rate, sample_rate)
@@ -234,10 +238,6 @@ def _synthesis_worker(jobs: list[_Job], sample_rate: int, progress: bool) -> Non
                 pending.popleft().result()  # raises a failed write here
         for future in pending:
             future.result()
-
-
-#: Utterances spoken ahead of the writing thread (bounds the memory held).
-_PENDING = 32
 
 
 def _run_synthesis(jobs: list[_Job], sample_rate: int, progress: bool) -> None:
