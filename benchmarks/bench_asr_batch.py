@@ -39,24 +39,30 @@ def batches(utts: list[torch.Tensor], size: int) -> list[list[torch.Tensor]]:
     return [ordered[k : k + size] for k in range(0, len(ordered), size)]
 
 
+def train_step(model, head, opt, batch: list[torch.Tensor]) -> None:
+    """One CTC training step on ``batch`` (``[T, 240]`` tensors, random targets):
+    forward, loss, backward and an optimiser step."""
+    lens = torch.tensor([len(u) for u in batch])
+    x = torch.nn.utils.rnn.pad_sequence(batch, batch_first=True)
+    rel = lens.float() / x.shape[1]
+    h = model(x, rel)
+    logp = torch.log_softmax(head(h), dim=-1).transpose(0, 1)
+    out_lens = (rel * h.shape[1]).round().long().clamp(1, h.shape[1])
+    target_lens = (out_lens // 2).clamp(min=1)
+    targets = torch.randint(1, head.out_features, (int(target_lens.sum()),))
+    loss = torch.nn.functional.ctc_loss(
+        logp, targets, out_lens, target_lens, zero_infinity=True
+    )
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+
+
 def epoch_seconds(model, head, opt, utts, size: int) -> float:
     """Wall seconds of one training epoch over ``utts`` at batch ``size``."""
-    ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
     start = time.perf_counter()
     for batch in batches(utts, size):
-        lens = torch.tensor([len(u) for u in batch])
-        x = torch.nn.utils.rnn.pad_sequence(batch, batch_first=True)
-        rel = lens.float() / x.shape[1]
-        h = model(x, rel)
-        logp = torch.log_softmax(head(h), dim=-1).transpose(0, 1)
-        out_lens = (rel * h.shape[1]).round().long().clamp(1, h.shape[1])
-        targets = torch.randint(1, 40, (int(out_lens.sum() // 2),))
-        target_lens = (out_lens // 2).clamp(min=1)
-        targets = targets[: int(target_lens.sum())]
-        loss = ctc(logp, targets, out_lens, target_lens[: len(batch)])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        train_step(model, head, opt, batch)
     return time.perf_counter() - start
 
 
