@@ -31,10 +31,12 @@ import argparse
 import time
 
 import torch
-from bench_asr_batch import batches, make_utterances, train_step
+from bench_asr_batch import epoch_seconds, make_utterances, train_step
 from torch.utils.flop_counter import FlopCounterMode
 
 from speechbrain_probe.asr.models import VGGLSTM, PureBLSTM
+
+BATCH = 8  # the recipes' batch size
 
 
 def demo_models() -> dict:
@@ -52,7 +54,7 @@ def demo_models() -> dict:
     }
 
 
-def matrix_flops(model, head, opt, batches_) -> float:
+def matrix_flops(model, head, opt, utts) -> float:
     """Matrix FLOPs of one epoch: counted products plus the LSTMs' by formula."""
     lstm_flops = [0.0]
 
@@ -70,20 +72,11 @@ def matrix_flops(model, head, opt, batches_) -> float:
     counter = FlopCounterMode(display=False)
     try:
         with counter:
-            for batch in batches_:
-                train_step(model, head, opt, batch)
+            epoch_seconds(model, head, opt, utts, BATCH)
     finally:
         for hook in hooks:
             hook.remove()
     return counter.get_total_flops() + lstm_flops[0]
-
-
-def timed_epoch(model, head, opt, batches_) -> float:
-    """Wall seconds of one pass of training steps over ``batches_``."""
-    start = time.perf_counter()
-    for batch in batches_:
-        train_step(model, head, opt, batch)
-    return time.perf_counter() - start
 
 
 def gemm_rate(m: int, k: int, n: int, repeats: int, rounds: int) -> float:
@@ -106,25 +99,27 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    epoch = batches(make_utterances(args.utts), 8)
+    utts = make_utterances(args.utts)
     runs = {}
     for name, (model, head) in demo_models().items():
         params = list(model.parameters()) + list(head.parameters())
         opt = torch.optim.Adam(params, lr=1e-4)
-        train_step(model, head, opt, epoch[0])  # first-call allocations
-        runs[name] = (model, head, opt, matrix_flops(model, head, opt, epoch))
+        train_step(model, head, opt, utts[:BATCH])  # first-call allocations
+        runs[name] = (model, head, opt, matrix_flops(model, head, opt, utts))
     best = {name: float("inf") for name in runs}
     plain = dict(best)  # the same epoch without oneDNN (PyTorch's own kernels)
     for r in range(args.rounds):
         for name, (model, head, opt, _) in runs.items():
-            best[name] = min(best[name], timed_epoch(model, head, opt, epoch))
+            best[name] = min(best[name], epoch_seconds(model, head, opt, utts, BATCH))
             with torch.backends.mkldnn.flags(enabled=False):
-                plain[name] = min(plain[name], timed_epoch(model, head, opt, epoch))
+                plain[name] = min(
+                    plain[name], epoch_seconds(model, head, opt, utts, BATCH)
+                )
         print(f"round {r + 1}: " + ", ".join(f"{n} {s:.2f} s" for n, s in best.items()))
     peak = gemm_rate(2048, 2048, 2048, 3, args.rounds)
     step = gemm_rate(8, 128 + 128, 4 * 128, 2000, args.rounds)
     print(
-        f"\n{args.utts} utterances (1.5-5 s), batch 8, {args.threads} thread(s), "
+        f"\n{args.utts} utterances (1.5-5 s), batch {BATCH}, {args.threads} thread(s), "
         f"best of {args.rounds}"
     )
     print(f"matrix product 2048x2048x2048: {peak:.1f} GFLOP/s (practical peak)")
