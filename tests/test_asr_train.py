@@ -168,13 +168,14 @@ def test_overfit_tiny_run_learns_and_exports(tiny, tmp_path):
 
 
 def _intra_epoch_ckpts(save):
-    """Intra-epoch checkpoints written in full (SpeechBrain writes CKPT.yaml first)."""
+    """Intra-epoch checkpoints written in full (SpeechBrain writes CKPT.yaml
+    first), oldest first: their names sort by time (``CKPT+date+time+NN``)."""
     found = []
     for meta in glob.glob(str(save / "CKPT+*" / "CKPT.yaml")):
         folder = Path(meta).parent
         if "intra_epoch" in Path(meta).read_text() and checkpoint_is_complete(folder):
             found.append(folder)
-    return found
+    return sorted(found)
 
 
 def test_resume_after_kill_mid_epoch(tiny, tmp_path):
@@ -205,9 +206,11 @@ def test_resume_after_kill_mid_epoch(tiny, tmp_path):
     killed = proc.poll() is None
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    # the kill can land after a newer checkpoint is saved and before the older
+    # one is deleted: the run resumes from the newest
     ckpts = _intra_epoch_ckpts(save)
     assert killed and ckpts, "training ended before an intra-epoch checkpoint"
-    brain_state = (ckpts[0] / "brain.ckpt").read_text()
+    brain_state = (ckpts[-1] / "brain.ckpt").read_text()
     step = int(re.search(r"step: (\d+)", brain_state).group(1))
     assert 0 < step < len(rows)
     assert not (out / "resume" / "train_log.txt").exists() or not _log_epochs(
@@ -217,7 +220,7 @@ def test_resume_after_kill_mid_epoch(tiny, tmp_path):
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     log = rerun.stdout + rerun.stderr
-    assert f"Loading a checkpoint from {ckpts[0]}" in log
+    assert f"Loading a checkpoint from {ckpts[-1]}" in log
     assert len(_log_epochs(out / "resume" / "train_log.txt")) == 1
 
 
